@@ -1,0 +1,1 @@
+"""Leaderboard (filled by a later issue)."""

@@ -1,0 +1,71 @@
+"""Named choices (blocks, upsampling, attention, datasets, ...) looked up by string.
+
+Adding a choice is one function plus one ``@REGISTRY.register("name")`` line; the YAML
+language, the CLI and the tests all read the valid names from the registry itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownChoiceError(KeyError):
+    """A name that is not in a registry; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def closest(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    matches = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
+    match = closest(name, candidates)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+class Registry(Generic[T]):
+    """A name -> entry mapping where duplicates raise and unknown names explain themselves."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(entry: T) -> T:
+            self.add(name, entry)
+            return entry
+
+        return decorator
+
+    def add(self, name: str, entry: T) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownChoiceError(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                f"valid: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)

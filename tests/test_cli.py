@@ -1,0 +1,67 @@
+"""The command line, driven as a user would through typer's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from nasfcn import __version__
+from nasfcn.cli import app
+
+runner = CliRunner()
+TINY = "search_spaces/fcn_tiny.yaml"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.stdout
+
+
+def test_validate_shipped_spaces() -> None:
+    paths = sorted(str(p) for p in Path("search_spaces").glob("*.yaml"))
+    result = runner.invoke(app, ["spaces", "validate", *paths])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(": ok (") == len(paths)
+
+
+def test_validate_bad_space_exits_2_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nencoder: {kernel_size: {choices: [3, 4]}}\nupsample: nearest\n")
+    result = runner.invoke(app, ["spaces", "validate", TINY, str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: 2 errors in the search space" in result.stderr
+    assert "encoder.kernel_size.choices[1]: 4 is not allowed" in result.stderr
+    assert "upsample: nearest is not allowed" in result.stderr
+    assert "Traceback" not in result.output
+    assert "fcn_tiny" in result.stdout  # the good file is still reported
+
+
+def test_show_lists_knobs_conditions_and_size() -> None:
+    result = runner.invoke(app, ["spaces", "show", "search_spaces/fcn_small.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "encoder.kernel_size" in result.stdout
+    assert "per stage" in result.stdout
+    assert "encoder.downsample == strided_conv" in result.stdout
+    assert "distinct architectures: 7,665,600" in result.stdout
+
+
+def test_show_missing_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["spaces", "show", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "file not found" in result.stderr
+
+
+def test_sample_prints_a_cost_table() -> None:
+    result = runner.invoke(
+        app, ["spaces", "sample", TINY, "--n", "3", "--seed", "5", "--classes", "6"]
+    )
+    assert result.exit_code == 0, result.output
+    from nasfcn.space import load_space
+
+    space = load_space(TINY)
+    for seed in (5, 6, 7):
+        assert space.sample(seed).arch_id in result.stdout
+    assert "FLOPs" in result.stdout
+    assert "latency ms" in result.stdout
