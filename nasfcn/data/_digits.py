@@ -1,0 +1,135 @@
+"""``digits``: scenes of real handwritten digits (scikit-learn's bundled 8x8 scans).
+
+Each scene places a few upscaled digits, each in a random colour, on a dark random
+texture. Label = digit + 1, background 0 (11 classes). Val scenes are built only from
+digit scans held out of train scenes (every fifth scan of each digit), so val measures
+reading unseen handwriting.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nasfcn.data._core import DataConfig, Source, register_dataset
+from nasfcn.data._synthetic import (
+    Texture,
+    generate,
+    interp_matrix,
+    noise,
+    render_textures,
+    to_uint8,
+)
+
+CLASS_NAMES = ("background", *(f"digit_{d}" for d in range(10)))
+MAX_DIGITS = 4  # per scene; at least 2
+NOISE_SIGMA = 0.05
+_SALT = 0xD161757  # separates this dataset's random streams from other generators
+_STROKE = 0.5  # a pixel belongs to a digit where its ink (0..1) is above this
+_BACKGROUND_LEVEL = 0.5  # backgrounds are darkened textures; ink colours are bright
+_HELD_OUT_EVERY = 5  # every fifth scan of each digit is kept for val scenes
+
+
+@functools.lru_cache(maxsize=1)
+def _scans() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Digit scans as ink in [0, 1] padded to 10x10, their labels, and the split pools."""
+    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
+
+    bunch = load_digits()
+    ink = np.pad(bunch.images.astype(np.float32) / 16.0, ((0, 0), (1, 1), (1, 1)))
+    labels = bunch.target.astype(np.int64)
+    held_out = np.zeros(len(labels), dtype=bool)
+    for digit in range(10):
+        held_out[np.flatnonzero(labels == digit)[_HELD_OUT_EVERY - 1 :: _HELD_OUT_EVERY]] = True
+    pools = {"train": np.flatnonzero(~held_out), "val": np.flatnonzero(held_out)}
+    return ink, labels, pools
+
+
+@dataclass(frozen=True)
+class _Digit:
+    scan: int  # index into the bundled scans
+    size: int  # side in pixels
+    top_left: tuple[int, int]
+    colour: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Scene:
+    background: Texture
+    digits: tuple[_Digit, ...]  # painted in order: later digits occlude earlier ones
+    noise: np.ndarray
+
+
+def _overlap(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """Intersection of two squares (top, left, side) over the smaller one's area."""
+    dy = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    dx = min(a[1] + a[2], b[1] + b[2]) - max(a[1], b[1])
+    return max(dy, 0) * max(dx, 0) / min(a[2], b[2]) ** 2
+
+
+def _draw_scene(rng: np.random.Generator, height: int, width: int, *, pool: np.ndarray) -> _Scene:
+    background = Texture.draw(rng)
+    side = min(height, width)
+    placed: list[_Digit] = []
+    for _ in range(int(rng.integers(2, MAX_DIGITS + 1))):
+        scan = int(pool[rng.integers(len(pool))])
+        size = min(side, max(8, round(rng.uniform(0.3, 0.55) * side)))
+        colour = (0.55 + 0.45 * rng.random(3)).astype(np.float32)
+        for _attempt in range(10):  # keep digits apart so they stay readable; else skip it
+            top = int(rng.integers(0, height - size + 1))
+            left = int(rng.integers(0, width - size + 1))
+            if all(_overlap((top, left, size), (*d.top_left, d.size)) < 0.1 for d in placed):
+                placed.append(_Digit(scan, size, (top, left), colour))
+                break
+    return _Scene(background, tuple(placed), noise(rng, height, width, NOISE_SIGMA))
+
+
+def render_scenes(scenes: list[_Scene], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Paint scenes: uint8 B x 3 x H x W images and B x H x W masks."""
+    ink, labels, _ = _scans()
+    image = render_textures([s.background for s in scenes], height, width)
+    image *= _BACKGROUND_LEVEL
+    mask = np.zeros((len(scenes), height, width), dtype=np.uint8)
+    for b, scene in enumerate(scenes):
+        for digit in scene.digits:
+            stretch = interp_matrix(digit.size, ink.shape[1])
+            alpha = (stretch @ ink[digit.scan] @ stretch.T)[..., None]
+            (top, left), size = digit.top_left, digit.size
+            region = image[b, top : top + size, left : left + size]
+            region += alpha * (digit.colour - region)
+            stroke = alpha[..., 0] > _STROKE
+            mask[b, top : top + size, left : left + size][stroke] = labels[digit.scan] + 1
+    image += np.stack([s.noise for s in scenes])
+    return to_uint8(image), mask
+
+
+def generate_digits(
+    seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples ``start .. start + count - 1`` of ``split`` for ``seed``."""
+    pool = _scans()[2][split]
+    return generate(
+        functools.partial(_draw_scene, pool=pool),
+        render_scenes,
+        salt=_SALT,
+        seed=seed,
+        split=split,
+        count=count,
+        size=size,
+        start=start,
+    )
+
+
+@register_dataset(
+    "digits",
+    takes_path=False,
+    help="scenes of real handwritten digits from scikit-learn (11 classes, no download)",
+)
+def load_digits_scenes(argument: str | None, config: DataConfig) -> Source:
+    del argument  # takes none; checked by load_dataset
+    train = generate_digits(config.seed, "train", config.train_samples, config.size)
+    val = generate_digits(config.seed, "val", config.val_samples, config.size)
+    return Source(*train, *val, class_names=CLASS_NAMES)
