@@ -1,0 +1,278 @@
+"""Reads: pandas frames for the CLI, the leaderboard and the export (never ORM objects)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Select, case, func, select
+
+from nasfcn.store._engine import Store, StoreError
+from nasfcn.store._schema import Architecture, Epoch, Search, Trial
+
+#: Columns of the leaderboard frame, in order.
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "trial_id",
+    "number",
+    "arch_id",
+    "status",
+    "best_miou",
+    "best_pixel_accuracy",
+    "final_miou",
+    "params",
+    "flops",
+    "latency_ms",
+    "peak_memory_mb",
+    "epochs_trained",
+    "seconds",
+    "stages",
+    "width",
+    "kernels",
+    "skip",
+    "upsample",
+    "attention",
+    "downsample",
+    "lr",
+    "seed",
+    "cached_from",
+    "error",
+    "checkpoint",
+    "genotype_json",
+)
+#: name -> (column, direction) for Pareto fronts and sorting.
+OBJECTIVES = {
+    "miou": ("best_miou", "max"),
+    "pixel_accuracy": ("best_pixel_accuracy", "max"),
+    "latency_ms": ("latency_ms", "min"),
+    "params": ("params", "min"),
+    "flops": ("flops", "min"),
+    "peak_memory_mb": ("peak_memory_mb", "min"),
+}
+
+
+class NoSuchSearchError(StoreError):
+    """The named search is not in the database (the message lists the ones that are)."""
+
+
+def _frame(store: Store, statement: Select) -> pd.DataFrame:
+    with store.engine.connect() as connection:
+        return pd.read_sql(statement, connection)
+
+
+def _count_status(status: str):
+    return func.sum(case((Trial.status == status, 1), else_=0))
+
+
+def searches_frame(store: Store) -> pd.DataFrame:
+    """One row per search: counts by status and the best val mIoU so far."""
+    trials = (
+        select(
+            Trial.search_id,
+            func.count(Trial.id).label("trials"),
+            _count_status("completed").label("completed"),
+            _count_status("stopped_early").label("stopped_early"),
+            _count_status("failed").label("failed"),
+            _count_status("rejected_by_constraint").label("rejected"),
+            _count_status("cached").label("cached"),
+            func.max(Trial.best_miou).label("best_miou"),
+        )
+        .group_by(Trial.search_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            Search.id.label("search_id"),
+            Search.name,
+            Search.kind,
+            Search.space_name,
+            Search.dataset,
+            Search.status,
+            Search.created_at,
+            Search.finished_at,
+            trials.c.trials,
+            trials.c.completed,
+            trials.c.stopped_early,
+            trials.c.failed,
+            trials.c.rejected,
+            trials.c.cached,
+            trials.c.best_miou,
+        )
+        .outerjoin(trials, trials.c.search_id == Search.id)
+        .order_by(Search.created_at.desc(), Search.id.desc())
+    )
+    frame = _frame(store, statement)
+    counts = ["trials", "completed", "stopped_early", "failed", "rejected", "cached"]
+    frame[counts] = frame[counts].fillna(0).astype(int)
+    return frame
+
+
+def search_id(store: Store, name: str | None = None) -> int:
+    """The id of the named search, or of the latest one when ``name`` is None."""
+    with store.session_scope() as session:
+        if name is None:
+            found = session.execute(
+                select(Search.id).order_by(Search.created_at.desc(), Search.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            if found is None:
+                raise NoSuchSearchError(
+                    f"no searches in {store.masked_url} yet: start one with `nasfcn search`"
+                )
+            return found
+        found = session.execute(select(Search.id).where(Search.name == name)).scalar_one_or_none()
+        if found is None:
+            names = session.execute(select(Search.name).order_by(Search.id)).scalars().all()
+            known = ", ".join(names[-10:]) if names else "none yet"
+            raise NoSuchSearchError(f"no search named {name!r} in {store.masked_url}; searches: {known}")
+        return found
+
+
+def leaderboard_frame(store: Store, search: str | None = None) -> pd.DataFrame:
+    """One row per trial of a search, ranked by best val mIoU (rank is NaN without a result)."""
+    sid = search_id(store, search)
+    statement = (
+        select(
+            Trial.id.label("trial_id"),
+            Trial.number,
+            Trial.arch_id,
+            Trial.status,
+            Trial.best_miou,
+            Trial.best_pixel_accuracy,
+            Trial.final_miou,
+            Architecture.params,
+            Architecture.flops,
+            Architecture.latency_ms,
+            Architecture.peak_memory_mb,
+            Trial.epochs_trained,
+            Trial.started_at,
+            Trial.finished_at,
+            Trial.seed,
+            Trial.cached_from,
+            Trial.error,
+            Trial.checkpoint,
+            Trial.genotype_json,
+        )
+        .join(Architecture, Architecture.arch_id == Trial.arch_id)
+        .where(Trial.search_id == sid)
+    )
+    frame = _frame(store, statement)
+    return _rank(_with_knobs(frame))
+
+
+def _with_knobs(frame: pd.DataFrame) -> pd.DataFrame:
+    genotypes = [json.loads(text) for text in frame["genotype_json"]]
+    frame["stages"] = [g["encoder"]["stages"] for g in genotypes]
+    frame["width"] = [g["encoder"]["width"] for g in genotypes]
+    frame["kernels"] = ["/".join(map(str, g["encoder"]["kernel_size"])) for g in genotypes]
+    frame["skip"] = [g["skip"] for g in genotypes]
+    frame["upsample"] = [g["upsample"] for g in genotypes]
+    frame["downsample"] = [g["encoder"]["downsample"] for g in genotypes]
+    frame["attention"] = [
+        g["attention"]["type"]
+        if g["attention"]["type"] == "none"
+        else f"{g['attention']['type']}@{g['attention']['where']}"
+        for g in genotypes
+    ]
+    frame["lr"] = [g.get("train", {}).get("lr", np.nan) for g in genotypes]
+    started = pd.to_datetime(frame["started_at"], utc=True)
+    finished = pd.to_datetime(frame["finished_at"], utc=True)
+    frame["seconds"] = (finished - started).dt.total_seconds()
+    return frame
+
+
+def _rank(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.sort_values(
+        ["best_miou", "latency_ms", "number"], ascending=[False, True, True], na_position="last"
+    ).reset_index(drop=True)
+    frame["rank"] = frame["best_miou"].rank(ascending=False, method="min")
+    return frame.loc[:, list(LEADERBOARD_COLUMNS)]
+
+
+def epochs_frame(
+    store: Store, search: str | None = None, trial_ids: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Per-epoch history of a search's trials (or of the given trials)."""
+    statement = select(
+        Epoch.trial_id,
+        Trial.number,
+        Trial.arch_id,
+        Trial.status,
+        Epoch.epoch,
+        Epoch.train_loss,
+        Epoch.val_miou,
+        Epoch.val_pixel_accuracy,
+        Epoch.per_class_iou_json,
+        Epoch.seconds,
+        Epoch.lr,
+        Epoch.images_per_s,
+    ).join(Trial, Trial.id == Epoch.trial_id)
+    if trial_ids is not None:
+        statement = statement.where(Trial.id.in_(list(trial_ids)))
+    else:
+        statement = statement.where(Trial.search_id == search_id(store, search))
+    return _frame(store, statement.order_by(Epoch.trial_id, Epoch.epoch))
+
+
+def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] = ("miou", "latency_ms")) -> pd.Series:
+    """Boolean mask of the rows no other row beats on every objective (NaN rows never count)."""
+    columns, signs = [], []
+    for name in objectives:
+        if name not in OBJECTIVES:
+            raise ValueError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")
+        column, direction = OBJECTIVES[name]
+        columns.append(column)
+        signs.append(1.0 if direction == "min" else -1.0)
+    values = frame[columns].astype(float).to_numpy() * np.array(signs)  # all minimized now
+    valid = ~np.isnan(values).any(axis=1)
+    mask = np.zeros(len(frame), dtype=bool)
+    candidates = np.flatnonzero(valid)
+    for i in candidates:
+        others = values[candidates]
+        dominated = np.any(np.all(others <= values[i], axis=1) & np.any(others < values[i], axis=1))
+        mask[i] = not dominated
+    return pd.Series(mask, index=frame.index, name="pareto")
+
+
+def pareto_frame(
+    store: Store, search: str | None = None, objectives: Sequence[str] = ("miou", "latency_ms")
+) -> pd.DataFrame:
+    """The Pareto-optimal trials of a search for the chosen objectives."""
+    frame = leaderboard_frame(store, search)
+    return frame[pareto_front(frame, objectives)].reset_index(drop=True)
+
+
+def best_per_architecture(store: Store, dataset: str) -> pd.DataFrame:
+    """Across all searches on ``dataset``: the best trial of every arch_id."""
+    statement = (
+        select(
+            Trial.arch_id,
+            Trial.id.label("trial_id"),
+            Search.name.label("search"),
+            Trial.best_miou,
+            Trial.best_pixel_accuracy,
+            Trial.epochs_trained,
+            Architecture.params,
+            Architecture.flops,
+            Architecture.latency_ms,
+            Trial.genotype_json,
+        )
+        .join(Search, Search.id == Trial.search_id)
+        .join(Architecture, Architecture.arch_id == Trial.arch_id)
+        .where(Trial.dataset == dataset, Trial.best_miou.is_not(None))
+    )
+    frame = _frame(store, statement)
+    if frame.empty:
+        return frame.assign(runs=pd.Series(dtype=int))
+    runs = frame.groupby("arch_id").size().rename("runs")
+    best = frame.sort_values(["best_miou", "trial_id"], ascending=[False, True]).drop_duplicates("arch_id")
+    return best.join(runs, on="arch_id").reset_index(drop=True)
+
+
+def counts(store: Store) -> dict[str, int]:
+    with store.session_scope() as session:
+        return {
+            model.__tablename__: session.execute(select(func.count()).select_from(model)).scalar_one()
+            for model in (Search, Architecture, Trial, Epoch)
+        }

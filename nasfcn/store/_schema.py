@@ -1,0 +1,137 @@
+"""The tables: searches, architectures, trials and per-epoch results.
+
+Narrow tables with foreign keys and unique constraints; JSON in text columns. Migrations
+live in ``migrations/versions``; a change here needs a new revision there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Trial states, in the order a trial can move through them.
+TRIAL_STATUSES = (
+    "pending",
+    "running",
+    "completed",
+    "stopped_early",
+    "failed",
+    "rejected_by_constraint",
+    "cached",
+    "interrupted",
+)
+#: States that will not change again: a resumed search does not re-run these.
+FINISHED_STATUSES = ("completed", "stopped_early", "failed", "rejected_by_constraint", "cached")
+SEARCH_STATUSES = ("created", "running", "completed", "interrupted", "failed")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Search(Base):
+    __tablename__ = "searches"
+    __table_args__ = (UniqueConstraint("name", name="uq_searches_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="search")  # search | benchmark
+    space_name: Mapped[str | None] = mapped_column(String(200))
+    space_yaml: Mapped[str | None] = mapped_column(Text)  # the space file as written
+    dataset: Mapped[str] = mapped_column(String(500))  # dataset spec, e.g. shapes, folder:/data
+    config_json: Mapped[str] = mapped_column(Text, default="{}")  # the full search config
+    recipe_json: Mapped[str] = mapped_column(Text, default="{}")  # the training recipe
+    versions_json: Mapped[str] = mapped_column(Text, default="{}")  # nasfcn, torch, ray, ...
+    status: Mapped[str] = mapped_column(String(20), default="created")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    trials: Mapped[list[Trial]] = relationship(back_populates="search", cascade="all, delete-orphan")
+
+
+class Architecture(Base):
+    """One distinct network, shared by every trial (of any search) that built it."""
+
+    __tablename__ = "architectures"
+
+    arch_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    genotype_json: Mapped[str] = mapped_column(Text)  # canonical architecture JSON
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    flops: Mapped[int | None] = mapped_column(BigInteger)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float)
+    cost_device: Mapped[str | None] = mapped_column(String(200))  # where latency was measured
+    cost_input: Mapped[str | None] = mapped_column(String(50))  # e.g. 1x3x64x64
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("search_id", "number", name="uq_trials_search_number"),
+        Index("ix_trials_search_status", "search_id", "status"),
+        Index("ix_trials_search_best", "search_id", "best_miou"),
+        Index("ix_trials_cache", "trial_key", "dataset", "recipe_key"),
+        Index("ix_trials_arch", "arch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 0, 1, 2, ... within the search
+    ray_trial_id: Mapped[str | None] = mapped_column(String(100))
+    arch_id: Mapped[str] = mapped_column(ForeignKey("architectures.arch_id"))
+    trial_key: Mapped[str] = mapped_column(String(32))  # hash of network + training knobs
+    genotype_json: Mapped[str] = mapped_column(Text)  # with training knobs
+    params_json: Mapped[str | None] = mapped_column(Text)  # the optimizer's parameters (replayable)
+    dataset: Mapped[str] = mapped_column(String(500))
+    recipe_key: Mapped[str] = mapped_column(String(32))  # hash of the training recipe
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(30), default="pending")
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    best_miou: Mapped[float | None] = mapped_column(Float)
+    best_pixel_accuracy: Mapped[float | None] = mapped_column(Float)
+    final_miou: Mapped[float | None] = mapped_column(Float)
+    epochs_trained: Mapped[int] = mapped_column(Integer, default=0)
+    best_metrics_json: Mapped[str | None] = mapped_column(Text)
+    final_metrics_json: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)  # an excerpt: the last lines
+    checkpoint: Mapped[str | None] = mapped_column(Text)  # folder or URI of the best checkpoint
+    cached_from: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    search: Mapped[Search] = relationship(back_populates="trials")
+    architecture: Mapped[Architecture] = relationship()
+    epochs: Mapped[list[Epoch]] = relationship(back_populates="trial", cascade="all, delete-orphan")
+
+
+class Epoch(Base):
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("trial_id", "epoch", name="uq_epochs_trial_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)  # 1-based
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    val_miou: Mapped[float | None] = mapped_column(Float)
+    val_pixel_accuracy: Mapped[float | None] = mapped_column(Float)
+    per_class_iou_json: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    images_per_s: Mapped[float | None] = mapped_column(Float)
+
+    trial: Mapped[Trial] = relationship(back_populates="epochs")

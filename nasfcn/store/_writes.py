@@ -1,0 +1,410 @@
+"""Writes. Every one is idempotent: writing the same epoch or result twice (as a resumed
+search does) updates the row instead of adding another (unique constraints + upserts)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from nasfcn.genotype import Genotype, canonical_json
+from nasfcn.store._engine import Store, StoreError
+from nasfcn.store._schema import (
+    FINISHED_STATUSES,
+    SEARCH_STATUSES,
+    TRIAL_STATUSES,
+    Architecture,
+    Epoch,
+    Search,
+    Trial,
+)
+
+TRACEBACK_LINES = 40  # the excerpt of a failed trial's traceback that is kept
+
+
+class SearchExistsError(StoreError):
+    """A search of that name is already in the database."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def recipe_key(recipe: Mapping[str, Any]) -> str:
+    """Hash of a training recipe: results are only reused under the same recipe."""
+    return hashlib.sha256(canonical_json(dict(recipe)).encode()).hexdigest()[:16]
+
+
+def software_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("nasfcn", "torch", "ray", "optuna", "sqlalchemy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_finite(value), sort_keys=True, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf become None so every JSON column is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _upsert(
+    session: Session, model: type, values: dict[str, Any], keys: Sequence[str], overwrite: bool = True
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL; returns the row id.
+
+    ``created_at`` keeps its first value; with ``overwrite=False`` an existing row is left as is.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+    table = model.__table__  # type: ignore[attr-defined]
+    primary = next(iter(table.primary_key.columns))
+    if insert is None:  # another backend: a read-then-write under the session's transaction
+        row = session.execute(select(model).filter_by(**{k: values[k] for k in keys})).scalar_one_or_none()
+        if row is None:
+            row = model(**values)
+            session.add(row)
+        elif overwrite:
+            for name, value in values.items():
+                if name != "created_at":
+                    setattr(row, name, value)
+        session.flush()
+        return getattr(row, primary.name)
+    statement = insert(table).values(**values)
+    changes = {k: statement.excluded[k] for k in values if k not in keys and k != "created_at"}
+    changes = changes if overwrite else {}
+    if changes:
+        statement = statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    result = session.execute(statement.returning(primary))
+    found = result.scalar_one_or_none()
+    if found is None:  # DO NOTHING returns no row: look it up
+        found = session.execute(select(primary).where(*(table.c[k] == values[k] for k in keys))).scalar_one()
+    return found
+
+
+def create_search(
+    store: Store,
+    name: str,
+    dataset: str,
+    *,
+    space_name: str | None = None,
+    space_yaml: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    kind: str = "search",
+    resume: bool = False,
+) -> int:
+    """Register a search; with ``resume`` continue the existing one of that name."""
+    with store.session_scope() as session:
+        existing = session.execute(select(Search).where(Search.name == name)).scalar_one_or_none()
+        if existing is not None:
+            if not resume:
+                raise SearchExistsError(
+                    f"a search named {name!r} already exists in {store.masked_url}: "
+                    "continue it with --resume, or choose another --name"
+                )
+            existing.status = "running"
+            existing.finished_at = None
+            return existing.id
+        search = Search(
+            name=name,
+            kind=kind,
+            space_name=space_name,
+            space_yaml=space_yaml,
+            dataset=dataset,
+            config_json=_json(dict(config or {})),
+            recipe_json=_json(dict(recipe or {})),
+            versions_json=_json(software_versions()),
+            status="running",
+            created_at=now(),
+            started_at=now(),
+        )
+        session.add(search)
+        session.flush()
+        return search.id
+
+
+def set_search_status(store: Store, search_id: int, status: str) -> None:
+    if status not in SEARCH_STATUSES:
+        raise ValueError(f"unknown search status {status!r}; valid: {', '.join(SEARCH_STATUSES)}")
+    finished = now() if status in ("completed", "interrupted", "failed") else None
+    with store.session_scope() as session:
+        session.execute(
+            update(Search).where(Search.id == search_id).values(status=status, finished_at=finished)
+        )
+
+
+def upsert_architecture(store: Store, genotype: Genotype, cost: Mapping[str, Any] | None = None) -> str:
+    """One row per distinct network; cost figures are filled in (or refreshed) when given."""
+    values: dict[str, Any] = {
+        "arch_id": genotype.arch_id,
+        "genotype_json": genotype.arch_json(),
+        "created_at": now(),
+    }
+    if cost:
+        shape = cost.get("input_shape")
+        values.update(
+            params=cost.get("params"),
+            flops=cost.get("flops"),
+            latency_ms=_number(cost.get("latency_ms")),
+            peak_memory_mb=_number(cost.get("peak_memory_mb")),
+            cost_device=cost.get("device"),
+            cost_input="x".join(str(s) for s in shape) if shape else None,
+        )
+    with store.session_scope() as session:
+        # Without cost figures this only makes sure the row exists (never erases measured costs).
+        _upsert(session, Architecture, values, ["arch_id"], overwrite=bool(cost))
+    return genotype.arch_id
+
+
+def upsert_trial(
+    store: Store,
+    search_id: int,
+    number: int,
+    genotype: Genotype,
+    *,
+    dataset: str,
+    recipe: Mapping[str, Any],
+    status: str = "pending",
+    seed: int = 0,
+    ray_trial_id: str | None = None,
+    checkpoint: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """Create the trial row (or update its status/ids when it exists); returns its id."""
+    _check_status(status)
+    upsert_architecture(store, genotype)
+    values: dict[str, Any] = {
+        "search_id": search_id,
+        "number": number,
+        "arch_id": genotype.arch_id,
+        "trial_key": genotype.trial_key,
+        "genotype_json": genotype.to_json(),
+        "params_json": _json(dict(params)) if params is not None else None,
+        "dataset": dataset,
+        "recipe_key": recipe_key(recipe),
+        "seed": seed,
+        "status": status,
+        "epochs_trained": 0,
+    }
+    if status == "running":
+        values["started_at"] = now()
+    with store.session_scope() as session:
+        existing = session.execute(
+            select(Trial).where(Trial.search_id == search_id, Trial.number == number)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if existing.status in FINISHED_STATUSES and status not in FINISHED_STATUSES:
+                return existing.id  # a finished trial is never reopened (resume safety)
+            existing.status = status
+            existing.ray_trial_id = ray_trial_id or existing.ray_trial_id
+            existing.checkpoint = checkpoint or existing.checkpoint
+            if status == "running" and existing.started_at is None:
+                existing.started_at = now()
+            return existing.id
+        values["ray_trial_id"] = ray_trial_id
+        values["checkpoint"] = checkpoint
+        return int(_upsert(session, Trial, values, ["search_id", "number"]))
+
+
+def record_epoch(store: Store, trial_id: int, epoch: int, metrics: Mapping[str, Any]) -> None:
+    """Store one epoch's results (metrics as ``fit`` reports them); rewriting it updates it."""
+    per_class = metrics.get("val_per_class_iou")
+    values = {
+        "trial_id": trial_id,
+        "epoch": int(epoch),
+        "train_loss": _number(metrics.get("train_loss")),
+        "val_miou": _number(metrics.get("val_miou")),
+        "val_pixel_accuracy": _number(metrics.get("val_pixel_accuracy")),
+        "per_class_iou_json": _json(list(per_class)) if per_class is not None else None,
+        "seconds": _number(metrics.get("seconds")),
+        "lr": _number(metrics.get("lr")),
+        "images_per_s": _number(metrics.get("images_per_s")),
+    }
+    with store.session_scope() as session:
+        _upsert(session, Epoch, values, ["trial_id", "epoch"])
+        trial = session.get(Trial, trial_id)
+        if trial is None:
+            raise StoreError(f"no trial with id {trial_id}")
+        trial.epochs_trained = max(trial.epochs_trained or 0, int(epoch))
+        miou = values["val_miou"]
+        if miou is not None and (trial.best_miou is None or miou > trial.best_miou):
+            trial.best_miou = miou
+            trial.best_epoch = int(epoch)
+            trial.best_pixel_accuracy = values["val_pixel_accuracy"]
+            trial.best_metrics_json = _json(dict(metrics))
+        trial.final_miou = miou
+        trial.final_metrics_json = _json(dict(metrics))
+        if trial.status == "pending":
+            trial.status = "running"
+
+
+def finish_trial(
+    store: Store,
+    trial_id: int,
+    status: str,
+    *,
+    error: str | None = None,
+    traceback: str | None = None,
+    checkpoint: str | None = None,
+    cached_from: int | None = None,
+) -> None:
+    """Mark a trial finished (or interrupted); its best/final metrics come from its epochs."""
+    _check_status(status)
+    with store.session_scope() as session:
+        trial = session.get(Trial, trial_id)
+        if trial is None:
+            raise StoreError(f"no trial with id {trial_id}")
+        trial.status = status
+        trial.finished_at = now()
+        if error is not None:
+            trial.error = error
+        if traceback is not None:
+            trial.traceback = "\n".join(traceback.rstrip().splitlines()[-TRACEBACK_LINES:])
+        if checkpoint is not None:
+            trial.checkpoint = checkpoint
+        if cached_from is not None:
+            source = session.get(Trial, cached_from)
+            if source is None:
+                raise StoreError(f"no trial with id {cached_from} to reuse")
+            trial.cached_from = cached_from
+            for name in (
+                "best_epoch",
+                "best_miou",
+                "best_pixel_accuracy",
+                "final_miou",
+                "epochs_trained",
+                "best_metrics_json",
+                "final_metrics_json",
+                "checkpoint",
+            ):
+                setattr(trial, name, getattr(source, name))
+
+
+def find_reusable(store: Store, genotype: Genotype, dataset: str, recipe: Mapping[str, Any]) -> int | None:
+    """The best finished trial of the same network, training knobs, dataset and recipe."""
+    with store.session_scope() as session:
+        row = session.execute(
+            select(Trial.id)
+            .where(
+                Trial.trial_key == genotype.trial_key,
+                Trial.dataset == dataset,
+                Trial.recipe_key == recipe_key(recipe),
+                Trial.status.in_(("completed",)),
+                Trial.cached_from.is_(None),
+            )
+            .order_by(Trial.best_miou.desc().nulls_last(), Trial.id)
+            .limit(1)
+        ).scalar_one_or_none()
+    return row
+
+
+def _check_status(status: str) -> None:
+    if status not in TRIAL_STATUSES:
+        raise ValueError(f"unknown trial status {status!r}; valid: {', '.join(TRIAL_STATUSES)}")
+
+
+def interrupt_unfinished(store: Store, search_id: int) -> int:
+    """Mark the search's pending/running trials as interrupted (after Ctrl-C or a crash)."""
+    with store.session_scope() as session:
+        result = session.execute(
+            update(Trial)
+            .where(Trial.search_id == search_id, Trial.status.in_(("pending", "running")))
+            .values(status="interrupted", finished_at=now())
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
+    """The finished trials of a search, oldest first, as the resume logic needs them."""
+    with store.session_scope() as session:
+        rows = session.execute(
+            select(Trial, Architecture)
+            .join(Architecture, Architecture.arch_id == Trial.arch_id)
+            .where(Trial.search_id == search_id, Trial.status.in_(FINISHED_STATUSES))
+            .order_by(Trial.number)
+        ).all()
+        return [
+            {
+                "number": trial.number,
+                "status": trial.status,
+                "genotype_json": trial.genotype_json,
+                "params": json.loads(trial.params_json) if trial.params_json else None,
+                "best_miou": trial.best_miou,
+                "latency_ms": arch.latency_ms,
+                "params_count": arch.params,
+                "flops": arch.flops,
+            }
+            for trial, arch in rows
+        ]
+
+
+def next_trial_number(store: Store, search_id: int) -> int:
+    from sqlalchemy import func
+
+    with store.session_scope() as session:
+        highest = session.execute(select(func.max(Trial.number)).where(Trial.search_id == search_id)).scalar()
+    return 0 if highest is None else int(highest) + 1
+
+
+def set_checkpoint(store: Store, trial_id: int, location: str) -> None:
+    """Record where a trial's best checkpoint lives (a folder, or a URI on a cluster)."""
+    with store.session_scope() as session:
+        trial = session.get(Trial, trial_id)
+        if trial is None:
+            raise StoreError(f"no trial with id {trial_id}")
+        trial.checkpoint = location
+
+
+def reusable_result(
+    store: Store, genotype: Genotype, dataset: str, recipe: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """A finished result to reuse instead of training again: its trial id, metrics and cost."""
+    trial_id = find_reusable(store, genotype, dataset, recipe)
+    if trial_id is None:
+        return None
+    with store.session_scope() as session:
+        trial = session.get(Trial, trial_id)
+        arch = session.get(Architecture, genotype.arch_id)
+        if trial is None or arch is None or trial.best_metrics_json is None:
+            return None
+        metrics = json.loads(trial.best_metrics_json)
+        metrics.update(
+            params=arch.params,
+            flops=arch.flops,
+            latency_ms=arch.latency_ms,
+            peak_memory_mb=arch.peak_memory_mb,
+            epoch=trial.best_epoch,
+        )
+        return {"trial_id": trial_id, "metrics": {k: v for k, v in metrics.items() if k != "cost"}}

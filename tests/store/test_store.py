@@ -1,0 +1,371 @@
+"""Storage contract, run on SQLite and a real PostgreSQL server alike."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from nasfcn.cli import app
+from nasfcn.space import load_space
+from nasfcn.store import (
+    NoSuchSearchError,
+    SchemaOutdatedError,
+    SearchExistsError,
+    Store,
+    StoreError,
+    best_per_architecture,
+    counts,
+    create_search,
+    epochs_frame,
+    find_reusable,
+    finish_trial,
+    head_revision,
+    leaderboard_frame,
+    mask_text,
+    mask_url,
+    open_store,
+    pareto_front,
+    record_epoch,
+    searches_frame,
+    set_search_status,
+    upsert_architecture,
+    upsert_trial,
+)
+
+SPACE = load_space("search_spaces/fcn_tiny.yaml")
+RECIPE = {"epochs": 2, "lr": 0.003}
+COST = {
+    "params": 1234,
+    "flops": 56789,
+    "latency_ms": 1.5,
+    "peak_memory_mb": 2.5,
+    "device": "cpu",
+    "input_shape": [1, 3, 64, 64],
+}
+
+
+def _metrics(miou: float, epoch: int = 1) -> dict:
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0 / epoch,
+        "val_miou": miou,
+        "val_pixel_accuracy": 0.9,
+        "val_per_class_iou": [0.5, None, float("nan")],
+        "seconds": 1.25,
+        "lr": 0.01,
+        "images_per_s": 100.0,
+    }
+
+
+def _trial(store: Store, search: int, number: int, mious: list[float], status: str = "completed") -> int:
+    genotype = SPACE.sample(number)
+    upsert_architecture(store, genotype, {**COST, "params": 1000 + number})
+    trial = upsert_trial(store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    for epoch, miou in enumerate(mious, start=1):
+        record_epoch(store, trial, epoch, _metrics(miou, epoch))
+    finish_trial(store, trial, status)
+    return trial
+
+
+def test_fresh_database_is_at_head(db_url: str) -> None:
+    store = open_store(db_url)
+    assert store.revision() == head_revision()
+    assert counts(store) == {"searches": 0, "architectures": 0, "trials": 0, "epochs": 0}
+
+
+def test_round_trip_of_every_table(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(
+        store,
+        "s1",
+        "shapes",
+        space_name="fcn_tiny",
+        space_yaml=SPACE.text,
+        config={"trials": 3},
+        recipe=RECIPE,
+    )
+    trial = _trial(store, search, 0, [0.25, 0.5])
+    searches = searches_frame(store)
+    assert searches.loc[0, "name"] == "s1"
+    assert searches.loc[0, "completed"] == 1
+    assert searches.loc[0, "best_miou"] == pytest.approx(0.5)
+    board = leaderboard_frame(store, "s1")
+    row = board.iloc[0]
+    genotype = SPACE.sample(0)
+    assert row["trial_id"] == trial
+    assert row["arch_id"] == genotype.arch_id
+    assert row["params"] == 1000
+    assert row["flops"] == COST["flops"]
+    assert row["latency_ms"] == pytest.approx(1.5)
+    assert row["best_miou"] == pytest.approx(0.5)
+    assert row["epochs_trained"] == 2
+    assert row["skip"] == genotype.skip
+    assert json.loads(row["genotype_json"]) == json.loads(genotype.to_json())
+    epochs = epochs_frame(store, "s1")
+    assert list(epochs["epoch"]) == [1, 2]
+    assert json.loads(epochs.loc[0, "per_class_iou_json"]) == [0.5, None, None]
+    with store.engine.connect() as connection:
+        stored = connection.execute(text("SELECT space_yaml, config_json, versions_json FROM searches")).one()
+    assert stored[0] == SPACE.text
+    assert json.loads(stored[1]) == {"trials": 3}
+    assert "torch" in json.loads(stored[2])
+
+
+def test_rewrites_update_instead_of_duplicating(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "s", "shapes")
+    genotype = SPACE.sample(1)
+    first = upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    again = upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    assert first == again
+    record_epoch(store, first, 1, _metrics(0.3))
+    record_epoch(store, first, 1, _metrics(0.4))  # the same epoch, written after a resume
+    record_epoch(store, first, 2, _metrics(0.35, 2))
+    finish_trial(store, first, "completed")
+    finish_trial(store, first, "completed")
+    assert counts(store) == {"searches": 1, "architectures": 1, "trials": 1, "epochs": 2}
+    row = leaderboard_frame(store, "s").iloc[0]
+    assert row["best_miou"] == pytest.approx(0.4)
+    assert row["final_miou"] == pytest.approx(0.35)
+    # A finished trial is never reopened by a late "running" event.
+    upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    assert leaderboard_frame(store, "s").iloc[0]["status"] == "completed"
+
+
+def test_measured_costs_are_never_erased(db_url: str) -> None:
+    store = open_store(db_url)
+    genotype = SPACE.sample(2)
+    upsert_architecture(store, genotype, COST)
+    upsert_architecture(store, genotype)
+    search = create_search(store, "s", "shapes")
+    upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE)
+    assert leaderboard_frame(store, "s").iloc[0]["params"] == COST["params"]
+
+
+def test_failed_trials_keep_error_and_traceback_excerpt(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "s", "shapes")
+    trial = upsert_trial(store, search, 0, SPACE.sample(3), dataset="shapes", recipe=RECIPE, status="running")
+    long_traceback = "\n".join(f"line {i}" for i in range(200))
+    finish_trial(store, trial, "failed", error="TrainingDiverged: loss nan", traceback=long_traceback)
+    row = leaderboard_frame(store, "s").iloc[0]
+    assert row["status"] == "failed"
+    assert row["error"] == "TrainingDiverged: loss nan"
+    assert math.isnan(row["rank"])
+    with store.engine.connect() as connection:
+        stored = connection.execute(text("SELECT traceback FROM trials")).scalar_one()
+    assert stored.splitlines()[-1] == "line 199"
+    assert len(stored.splitlines()) == 40
+
+
+def test_ranking_pareto_and_cross_search_views(db_url: str) -> None:
+    store = open_store(db_url)
+    first = create_search(store, "a", "shapes")
+    _trial(store, first, 0, [0.2, 0.6])
+    _trial(store, first, 1, [0.7])
+    _trial(store, first, 2, [0.1], status="stopped_early")
+    second = create_search(store, "b", "shapes")
+    _trial(store, second, 0, [0.65])  # the same architecture as a/0, trained again
+    board = leaderboard_frame(store, "a")
+    assert list(board["number"]) == [1, 0, 2]
+    assert list(board["rank"]) == [1.0, 2.0, 3.0]
+    assert leaderboard_frame(store).equals(leaderboard_frame(store, "b"))  # latest by default
+    across = best_per_architecture(store, "shapes")
+    by_arch = across.set_index("arch_id")
+    assert by_arch.loc[SPACE.sample(0).arch_id, "best_miou"] == pytest.approx(0.65)
+    assert by_arch.loc[SPACE.sample(0).arch_id, "runs"] == 2
+    assert by_arch.loc[SPACE.sample(0).arch_id, "search"] == "b"
+    assert best_per_architecture(store, "digits").empty
+
+
+def test_reuse_lookup_matches_network_dataset_and_recipe(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "a", "shapes")
+    trial = _trial(store, search, 0, [0.5])
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE) == trial
+    assert find_reusable(store, SPACE.sample(0), "digits", RECIPE) is None
+    assert find_reusable(store, SPACE.sample(0), "shapes", {**RECIPE, "epochs": 3}) is None
+    assert find_reusable(store, SPACE.sample(1), "shapes", RECIPE) is None
+    cached = upsert_trial(store, search, 1, SPACE.sample(0), dataset="shapes", recipe=RECIPE)
+    finish_trial(store, cached, "cached", cached_from=trial)
+    row = leaderboard_frame(store, "a").set_index("trial_id").loc[cached]
+    assert row["status"] == "cached"
+    assert row["best_miou"] == pytest.approx(0.5)
+    assert row["cached_from"] == trial
+
+
+def test_search_names_are_unique_unless_resumed(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "a", "shapes")
+    with pytest.raises(SearchExistsError, match="--resume"):
+        create_search(store, "a", "shapes")
+    set_search_status(store, search, "interrupted")
+    assert create_search(store, "a", "shapes", resume=True) == search
+    assert searches_frame(store).loc[0, "status"] == "running"
+    with pytest.raises(NoSuchSearchError, match="searches: a"):
+        leaderboard_frame(store, "nope")
+
+
+def test_old_or_foreign_schemas_are_refused_with_the_fix(db_url: str) -> None:
+    store = open_store(db_url)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    with pytest.raises(SchemaOutdatedError, match="run `nasfcn db upgrade --db"):
+        open_store(db_url)
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
+    with pytest.raises(SchemaOutdatedError, match="tables not made by nasfcn"):
+        open_store(db_url)
+
+
+def test_db_upgrade_command_creates_the_schema(db_url: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "upgrade", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert f"-> {head_revision()}" in result.stdout
+    again = runner.invoke(app, ["db", "upgrade", "--db", db_url])
+    assert "already at schema" in again.stdout
+    info = runner.invoke(app, ["db", "info", "--db", db_url])
+    assert "searches: 0" in info.stdout
+    assert f"schema: {head_revision()}" in info.stdout
+
+
+def test_trials_command_formats(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = open_store(url)
+    search = create_search(store, "demo", "shapes")
+    for number in range(3):
+        _trial(store, search, number, [0.1 * (number + 1)])
+    runner = CliRunner()
+    table = runner.invoke(app, ["trials", "--db", url, "--search", "demo"])
+    assert table.exit_code == 0, table.output
+    assert SPACE.sample(2).arch_id in table.stdout
+    csv = runner.invoke(app, ["trials", "--db", url, "--format", "csv", "--limit", "2"])
+    frame = pd.read_csv(__import__("io").StringIO(csv.stdout))
+    assert list(frame["number"]) == [2, 1]
+    as_json = json.loads(
+        runner.invoke(app, ["trials", "--db", url, "--format", "json", "--sort", "params"]).stdout
+    )
+    assert [row["params"] for row in as_json] == [1000, 1001, 1002]
+    missing = runner.invoke(app, ["trials", "--db", url, "--search", "nope"])
+    assert missing.exit_code == 2
+    assert "no search named 'nope'" in missing.stderr
+
+
+def test_sqlite_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+
+
+def test_passwords_are_masked() -> None:
+    url = "postgresql+psycopg://alice:s3cret-pw@db.internal:5432/nas"
+    assert "s3cret-pw" not in mask_url(url)
+    assert mask_url(url) == "postgresql+psycopg://alice:***@db.internal:5432/nas"
+    assert "s3cret" not in mask_text(f"could not connect with {url} (timeout)")
+    assert mask_url("sqlite:///nasfcn.db") == "sqlite:///nasfcn.db"
+
+
+def test_connection_errors_never_show_the_password() -> None:
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql+psycopg://alice:s3cret-pw@127.0.0.1:9/nas?connect_timeout=2")
+    assert "s3cret-pw" not in str(info.value)
+    assert "alice:***@127.0.0.1:9" in str(info.value)
+    result = CliRunner().invoke(
+        app, ["db", "info", "--db", "postgresql+psycopg://alice:s3cret-pw@127.0.0.1:9/nas"]
+    )
+    assert result.exit_code == 2
+    assert "s3cret-pw" not in result.output
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def _append_epochs(url: str, trial: int, count: int) -> None:
+    store = Store(url)
+    for epoch in range(1, count + 1):
+        record_epoch(store, trial, epoch, _metrics(epoch / count, epoch))
+
+
+def _read_while_writing(url: str, expected: int, queue: multiprocessing.Queue) -> None:
+    store = Store(url)
+    seen = []
+    try:
+        while not seen or seen[-1] < expected:
+            frame = epochs_frame(store, "live")
+            leaderboard_frame(store, "live")
+            seen.append(len(frame))
+        queue.put(("ok", seen))
+    except Exception as err:
+        queue.put(("error", repr(err)))
+
+
+def test_sqlite_reader_sees_a_writer_append_epochs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    store = open_store(url)
+    search = create_search(store, "live", "shapes")
+    trial = upsert_trial(store, search, 0, SPACE.sample(0), dataset="shapes", recipe=RECIPE, status="running")
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    reader = context.Process(target=_read_while_writing, args=(url, 150, queue))
+    writer = context.Process(target=_append_epochs, args=(url, trial, 150))
+    reader.start()
+    writer.start()
+    writer.join(120)
+    reader.join(120)
+    status, seen = queue.get(timeout=10)
+    assert status == "ok", seen
+    assert writer.exitcode == 0
+    assert seen == sorted(seen)  # the reader only ever saw the table grow
+    assert seen[-1] == 150
+    assert len(set(seen)) > 1  # it really read while the writer wrote
+
+
+def _write_trials(url: str, search: int, numbers: list[int]) -> None:
+    store = Store(url)
+    for number in numbers:
+        genotype = SPACE.sample(number % 3)  # shared architectures: racing inserts of one row
+        upsert_architecture(store, genotype, COST)
+        trial = upsert_trial(
+            store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running"
+        )
+        for epoch in (1, 2):
+            record_epoch(store, trial, epoch, _metrics(0.1 * epoch, epoch))
+        finish_trial(store, trial, "completed")
+
+
+def test_concurrent_writers_on_postgresql(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    search = create_search(store, "parallel", "shapes")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_write_trials, args=(postgres_url, search, list(range(i, 24, 4))))
+        for i in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    assert counts(store) == {"searches": 1, "architectures": 3, "trials": 24, "epochs": 48}
+    assert set(leaderboard_frame(store, "parallel")["status"]) == {"completed"}
+
+
+def test_pareto_front_on_a_hand_made_frame() -> None:
+    frame = pd.DataFrame(
+        {
+            "best_miou": [0.5, 0.6, 0.55, 0.7, None, 0.4],
+            "latency_ms": [1.0, 2.0, 3.0, 4.0, 0.5, 1.0],
+        }
+    )
+    assert list(pareto_front(frame, ["miou", "latency_ms"])) == [True, True, False, True, False, False]
+    with pytest.raises(ValueError, match="unknown objective"):
+        pareto_front(frame, ["speed"])
