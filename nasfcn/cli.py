@@ -5,19 +5,32 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from nasfcn import __version__
 from nasfcn.genotype import Genotype
+
+if TYPE_CHECKING:
+    from nasfcn.train import EpochResult
 from nasfcn.space import INTRINSIC_TEXT, SearchSpace, SpaceError, load_space
 
 # Piped output (logs, CI, tests) gets wide tables instead of rich's 80-column default.
-_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
@@ -34,6 +47,22 @@ spaces_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(spaces_app, name="spaces")
+db_app = typer.Typer(
+    help="The results database: upgrade its schema, show what is in it.\n\n"
+    "Example: nasfcn db info --db postgresql+psycopg://user@127.0.0.1:5432/nasfcn",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="NASFCN_DB",
+        help="SQLAlchemy URL of the results database (default sqlite:///nasfcn.db).",
+        show_default=False,
+    ),
+]
 
 EXIT_BAD_INPUT = 2
 
@@ -102,9 +131,7 @@ def spaces_show(file: Annotated[Path, typer.Argument(help="A space file (YAML)."
         conditions = [INTRINSIC_TEXT[path]] if path in INTRINSIC_TEXT else []
         if knob.when:
             conditions.append(knob.when.text)
-        table.add_row(
-            path, knob.describe(), " and ".join(conditions), style=None if knob.searched else "dim"
-        )
+        table.add_row(path, knob.describe(), " and ".join(conditions), style=None if knob.searched else "dim")
     console.print(table)
     console.print(
         f"input: {space.in_channels} channels, min size {space.min_size}; searched knobs: "
@@ -120,9 +147,7 @@ def spaces_sample(
     seed: Annotated[int, typer.Option(help="First seed; architecture i uses seed + i.")] = 0,
     size: Annotated[
         int | None,
-        typer.Option(
-            help="Input height and width for the cost (default: 64 or the space's min size)."
-        ),
+        typer.Option(help="Input height and width for the cost (default: 64 or the space's min size)."),
     ] = None,
     classes: Annotated[int, typer.Option(min=1, help="Number of output classes.")] = 21,
     device: Annotated[str, typer.Option(help="Device to measure latency on (cpu, cuda).")] = "cpu",
@@ -171,6 +196,342 @@ def spaces_sample(
                 f"{cost.peak_memory_mb:.1f}",
             )
     console.print(table)
+
+
+@app.command("train")
+def train(
+    data: Annotated[str, typer.Option(help="Dataset: shapes, digits, voc:PATH or folder:PATH.")] = "shapes",
+    space: Annotated[
+        Path | None,
+        typer.Option(help="Space file to draw the architecture from (with --sample-seed)."),
+    ] = None,
+    sample_seed: Annotated[int, typer.Option(help="Seed of the architecture drawn from --space.")] = 0,
+    genotype: Annotated[Path | None, typer.Option(help="A genotype JSON file (instead of --space).")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 3e-3,
+    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "adamw",
+    schedule: Annotated[str, typer.Option(help="cosine, poly or constant.")] = "cosine",
+    image_size: Annotated[int, typer.Option(min=8, help="Training and validation image side.")] = 64,
+    train_samples: Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")] = 512,
+    seed: Annotated[int, typer.Option(help="Training seed (weights, batches, augmentation).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    out: Annotated[Path, typer.Option(help="Folder for the best checkpoint.")] = Path("runs/train"),
+) -> None:
+    """Train one architecture and evaluate it after every epoch; keep the best checkpoint.
+
+    Examples:
+
+      nasfcn train --space search_spaces/fcn_tiny.yaml --sample-seed 3 --data shapes --epochs 10
+
+      nasfcn train --genotype best.json --data folder:my_data --epochs 30 --out runs/mine
+    """
+    from nasfcn.data import DataConfig, DatasetError, load_dataset
+    from nasfcn.genotype import GenotypeError
+    from nasfcn.registry import UnknownChoiceError
+    from nasfcn.train import TrainingDiverged, TrainRecipe, fit
+
+    if (space is None) == (genotype is None):
+        raise _fail("give exactly one of --space (with --sample-seed) or --genotype")
+    try:
+        if genotype is not None:
+            chosen = Genotype.from_json(genotype.read_text())
+        else:
+            chosen = _load(space).sample(sample_seed)  # type: ignore[arg-type]
+        recipe = TrainRecipe(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            schedule=schedule,
+            seed=seed,
+        )
+        with console.status(f"loading and checking {data} ..."):
+            options = DataConfig(image_size=image_size, train_samples=train_samples, seed=seed)
+            bundle = load_dataset(data, options)
+    except FileNotFoundError as err:
+        raise _fail(f"{err.filename}: file not found") from None
+    except (GenotypeError, DatasetError, UnknownChoiceError, ValueError) as err:
+        raise _fail(str(err)) from None
+
+    console.print(f"[bold]{chosen.arch_id}[/bold]: {chosen.describe()}")
+    console.print(
+        f"data {data}: {len(bundle.train)} train / {len(bundle.val)} val images, "
+        f"{bundle.num_classes} classes, {image_size}x{image_size}"
+    )
+    with _epoch_progress(epochs) as (progress, task):
+
+        def show(epoch: EpochResult) -> None:
+            progress.update(
+                task,
+                advance=1,
+                loss=f"{epoch.train_loss:.3f}",
+                miou=f"{epoch.val.miou:.3f}",
+                speed=f"{epoch.images_per_s:.0f}",
+            )
+
+        try:
+            result = fit(chosen, bundle, recipe, device=device, out_dir=out, progress=show)
+        except TrainingDiverged as err:
+            raise _fail(f"training diverged: {err}", code=1) from None
+
+    table = Table(title=f"best epoch {result.best_epoch} of {len(result.history)} on {result.device}")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name, iou in zip(result.class_names, result.best.val.per_class_iou, strict=True):
+        table.add_row(name, "-" if math.isnan(iou) else f"{iou:.3f}")
+    best = result.best.val
+    table.add_row("[bold]mean[/bold]", f"[bold]{best.miou:.3f}[/bold]")
+    console.print(table)
+    console.print(
+        f"pixel accuracy {best.pixel_accuracy:.3f}, mean class accuracy "
+        f"{best.mean_class_accuracy:.3f}, fw-IoU {best.fw_iou:.3f}, mean Dice {best.mean_dice:.3f}"
+    )
+    console.print(f"checkpoint: {out / 'best.safetensors'} (+ best.json)")
+
+
+@contextmanager
+def _epoch_progress(epochs: int) -> Iterator[tuple[Progress, TaskID]]:
+    columns = (
+        TextColumn("epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}  val mIoU {task.fields[miou]}  {task.fields[speed]} img/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=epochs, loss="-", miou="-", speed="-")
+        yield progress, task
+
+
+@app.command("search")
+def search(
+    space: Annotated[Path, typer.Option(help="Search space YAML.")] = Path("search_spaces/fcn_tiny.yaml"),
+    data: Annotated[str, typer.Option(help="Dataset: shapes, digits, voc:PATH or folder:PATH.")] = "shapes",
+    name: Annotated[str | None, typer.Option(help="Search name (default: <space>-<time>).")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Candidates to evaluate.")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per candidate (ASHA may stop earlier).")] = 3,
+    strategy: Annotated[str, typer.Option(help="random, tpe, nsga2 or grid.")] = "tpe",
+    scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo.")] = "asha",
+    objectives: Annotated[str, typer.Option(help="Comma list, e.g. miou or miou,latency_ms.")] = "miou",
+    max_params: Annotated[float | None, typer.Option(help="Reject candidates with more parameters.")] = None,
+    max_flops: Annotated[float | None, typer.Option(help="Reject candidates with more FLOPs.")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Reject slower candidates.")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs (and torch threads) per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; 0.25 packs 4 trials per GPU.")] = 0.0,
+    concurrency: Annotated[int | None, typer.Option(help="Trials at once (default: what fits).")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,
+    ray_address: Annotated[str | None, typer.Option(help="Existing Ray cluster (ray start --head).")] = None,
+    db: DbOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the search of this --name.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Train even already-trained candidates.")
+    ] = False,
+    image_size: Annotated[int, typer.Option(min=8, help="Training image side.")] = 64,
+    train_samples: Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")] = 512,
+    lr: Annotated[float, typer.Option(help="Learning rate unless the space searches it.")] = 3e-3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size unless the space searches it.")] = 16,
+    storage_path: Annotated[
+        str | None, typer.Option(help="Checkpoints and logs (default runs/<name>); shared on a cluster.")
+    ] = None,
+) -> None:
+    """Search architectures on Ray Tune; every trial is recorded in the database as it runs.
+
+    Examples:
+
+      nasfcn search --space search_spaces/fcn_tiny.yaml --data shapes
+
+      nasfcn search --space search_spaces/fcn_small.yaml --data folder:my_data --trials 64 --epochs 10
+      --strategy nsga2 --objectives miou,latency_ms --max-latency-ms 20
+
+      nasfcn search --name my-search --resume
+    """
+    from nasfcn.data import DatasetError
+    from nasfcn.registry import UnknownChoiceError
+    from nasfcn.search import SearchConfig, SearchConfigError, run_search
+    from nasfcn.store import DatabaseURLError, StoreError, mask_text
+    from nasfcn.train import TrainRecipe
+
+    try:
+        config = SearchConfig(
+            space=str(space),
+            data=data,
+            name=name,
+            trials=trials,
+            epochs=epochs,
+            strategy=strategy,
+            scheduler=scheduler,
+            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+            max_params=max_params,
+            max_flops=max_flops,
+            max_latency_ms=max_latency_ms,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            concurrency=concurrency,
+            time_budget_min=time_budget,
+            seed=seed,
+            ray_address=ray_address,
+            db=db,
+            resume=resume,
+            cache=not no_cache,
+            image_size=image_size,
+            train_samples=train_samples,
+            storage_path=storage_path,
+            recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
+        )
+        summary = run_search(config, console=console)
+    except SpaceError as err:
+        raise _fail(str(err)) from None
+    except (SearchConfigError, DatasetError, UnknownChoiceError, StoreError, DatabaseURLError) as err:
+        raise _fail(mask_text(str(err))) from None
+    counts = summary.counts
+    console.print(
+        f"\n[bold]{summary.name}[/bold] {'interrupted' if summary.interrupted else 'finished'} in "
+        f"{summary.seconds:.0f} s: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()))
+    )
+    if summary.best_arch_id is not None:
+        console.print(
+            f"best: trial {summary.best_trial}, arch {summary.best_arch_id}, val mIoU {summary.best_miou:.3f}"
+        )
+    console.print(f"next: nasfcn trials --search {summary.name}")
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+def _store_call(action):
+    from nasfcn.store import DatabaseURLError, StoreError, mask_text
+
+    try:
+        return action()
+    except (StoreError, DatabaseURLError) as err:
+        raise _fail(mask_text(str(err))) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Bring a database to this nasfcn's schema (creates the tables in an empty one).
+
+    Example: nasfcn db upgrade --db sqlite:///nasfcn.db
+    """
+    from nasfcn.store import Store
+
+    def run() -> tuple[str, str | None, str]:
+        store = Store(db)
+        before, after = store.upgrade()
+        return store.masked_url, before, after
+
+    url, before, after = _store_call(run)
+    if before == after:
+        console.print(f"{url}: already at schema {after}")
+    else:
+        console.print(f"{url}: upgraded schema {before or '(empty)'} -> {after}")
+
+
+@db_app.command("info")
+def db_info(db: DbOption = None) -> None:
+    """Show the database (password masked), its schema revision and row counts.
+
+    Example: nasfcn db info
+    """
+    from nasfcn.store import Store, counts, head_revision
+
+    def run() -> tuple[Store, str | None, dict[str, int] | None]:
+        store = Store(db)
+        revision = store.revision()
+        return store, revision, counts(store) if revision == head_revision() else None
+
+    store, revision, numbers = _store_call(run)
+    console.print(f"database: {store.masked_url}")
+    console.print(f"schema: {revision or '(empty)'} (this nasfcn: {head_revision()})")
+    if numbers is None:
+        console.print("run `nasfcn db upgrade` to bring it to this version's schema")
+        return
+    console.print(", ".join(f"{name}: {count:,}" for name, count in numbers.items()))
+
+
+TRIAL_COLUMNS = (
+    "rank",
+    "number",
+    "arch_id",
+    "status",
+    "best_miou",
+    "best_pixel_accuracy",
+    "params",
+    "flops",
+    "latency_ms",
+    "epochs_trained",
+    "skip",
+    "upsample",
+    "attention",
+    "kernels",
+)
+
+
+@app.command("trials")
+def trials(
+    search: Annotated[str | None, typer.Option(help="Search name (default: the latest).")] = None,
+    sort: Annotated[
+        str, typer.Option(help="miou, pixel_accuracy, latency_ms, params, flops or number.")
+    ] = "miou",
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many rows.")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    db: DbOption = None,
+) -> None:
+    """List the trials of a search, best first.
+
+    Examples:
+
+      nasfcn trials --search demo --limit 10
+
+      nasfcn trials --search demo --format csv > trials.csv
+    """
+    from nasfcn.store import OBJECTIVES, leaderboard_frame, open_store
+
+    if output not in ("table", "csv", "json"):
+        raise _fail(f"--format must be table, csv or json, got {output!r}")
+    if sort != "number" and sort not in OBJECTIVES:
+        raise _fail(f"--sort must be number or one of {', '.join(OBJECTIVES)}, got {sort!r}")
+    frame = _store_call(lambda: leaderboard_frame(open_store(db, create=False), search))
+    if sort != "number":
+        column, direction = OBJECTIVES[sort]
+        frame = frame.sort_values(column, ascending=direction == "min", na_position="last")
+    else:
+        frame = frame.sort_values("number")
+    if limit is not None:
+        frame = frame.head(limit)
+    if output == "csv":
+        sys.stdout.write(frame.drop(columns=["genotype_json"]).to_csv(index=False))
+        return
+    if output == "json":
+        sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
+        return
+    if frame.empty:
+        console.print("no trials yet")
+        return
+    table = Table()
+    for column in TRIAL_COLUMNS:
+        numeric = frame[column].dtype.kind in "if"
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column == "arch_id")
+    for row in frame.itertuples(index=False):
+        cells = [_cell(getattr(row, column), column) for column in TRIAL_COLUMNS]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _cell(value: object, column: str) -> str:
+    from nasfcn.cost import format_count
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if column in ("params", "flops"):
+        return format_count(int(value))  # type: ignore[call-overload]
+    if column == "rank":
+        return str(int(value))  # type: ignore[call-overload]
+    if isinstance(value, float):
+        return f"{value:.3f}" if column != "latency_ms" else f"{value:.2f}"
+    return str(value)
 
 
 def _attention(genotype: Genotype) -> str:

@@ -33,13 +33,20 @@ from nasfcn.registry import did_you_mean
 Values = Callable[[], tuple[Any, ...]]
 
 
-def _registry_names(attr: str) -> Values:
-    def names() -> tuple[str, ...]:
+@dataclass(frozen=True)
+class _RegistryNames:
+    """The valid names of one of the model's registries, looked up when asked (picklable)."""
+
+    attr: str
+
+    def __call__(self) -> tuple[str, ...]:
         from nasfcn import model  # the model's registries are the source of valid names
 
-        return getattr(model, attr).names()
+        return getattr(model, self.attr).names()
 
-    return names
+
+def _registry_names(attr: str) -> Values:
+    return _RegistryNames(attr)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,149 @@
+"""What a search is asked to do (``SearchConfig``) and what it did (``SearchSummary``)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasfcn.store import OBJECTIVES
+from nasfcn.train import TrainRecipe
+
+STRATEGIES = ("random", "tpe", "nsga2", "grid")
+SCHEDULERS = ("asha", "fifo")
+#: objective name -> the metric name trials report to Ray Tune
+REPORTED = {
+    "miou": "val_miou",
+    "pixel_accuracy": "val_pixel_accuracy",
+    "latency_ms": "latency_ms",
+    "params": "params",
+    "flops": "flops",
+    "peak_memory_mb": "peak_memory_mb",
+}
+
+
+class SearchConfigError(ValueError):
+    """A search option is invalid; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything ``run_search`` needs; the CLI's options map one to one onto these fields."""
+
+    space: str  # path of the space YAML
+    data: str = "shapes"  # dataset spec
+    name: str | None = None  # unique per database; default: <space name>-<timestamp>
+    trials: int = 12
+    epochs: int = 3
+    strategy: str = "tpe"  # random | tpe | nsga2 | grid
+    scheduler: str = "asha"  # asha | fifo
+    objectives: tuple[str, ...] = ("miou",)  # first maximized mIoU; nsga2 needs two or more
+    max_params: float | None = None
+    max_flops: float | None = None
+    max_latency_ms: float | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    concurrency: int | None = None  # trials at once; default: what the resources allow
+    time_budget_min: float | None = None
+    seed: int = 0
+    ray_address: str | None = None  # an existing Ray cluster; None starts a local Ray
+    db: str | None = None  # SQLAlchemy URL; None: $NASFCN_DB or sqlite:///nasfcn.db
+    resume: bool = False
+    cache: bool = True  # reuse results of identical (architecture, knobs, data, recipe)
+    storage_path: str | None = None  # checkpoints and logs; default runs/<name>
+    image_size: int = 64
+    train_samples: int = 512  # synthetic datasets only
+    val_samples: int = 128
+    recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=3))
+    grace_period: int = 1  # ASHA: epochs every trial gets
+    reduction_factor: int = 2  # ASHA: keep 1/reduction_factor at each rung
+    latency_input: int | None = None  # side of the input latency is measured at (default image_size)
+    device: str = "auto"  # training device inside a trial: auto | cpu | cuda
+    quiet: bool = False  # no live view (tests, scripts)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.trials < 1:
+            problems.append(f"--trials must be >= 1, got {self.trials}")
+        if self.epochs < 1:
+            problems.append(f"--epochs must be >= 1, got {self.epochs}")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.scheduler not in SCHEDULERS:
+            problems.append(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        objectives = tuple(self.objectives)
+        object.__setattr__(self, "objectives", objectives)
+        for name in objectives:
+            if name not in OBJECTIVES:
+                problems.append(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")
+        if len(set(objectives)) != len(objectives) or not objectives:
+            problems.append("--objectives must name one or more distinct objectives")
+        if self.strategy == "nsga2" and len(objectives) < 2:
+            problems.append(
+                "--strategy nsga2 is multi-objective: give --objectives miou,latency_ms (or similar)"
+            )
+        for option in ("max_params", "max_flops", "max_latency_ms", "time_budget_min"):
+            value = getattr(self, option)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                problems.append(f"--{option.replace('_', '-')} must be positive, got {value}")
+        if self.cpus_per_trial <= 0:
+            problems.append(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0:
+            problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            problems.append("--gpus-per-trial above 1 must be a whole number")
+        if self.concurrency is not None and self.concurrency < 1:
+            problems.append(f"--concurrency must be >= 1, got {self.concurrency}")
+        if self.name is not None and not self.name.strip():
+            problems.append("--name must not be empty")
+        if problems:
+            raise SearchConfigError("invalid search options:\n  " + "\n  ".join(problems))
+
+    @property
+    def metrics(self) -> list[str]:
+        return [REPORTED[name] for name in self.objectives]
+
+    @property
+    def modes(self) -> list[str]:
+        return [OBJECTIVES[name][1] for name in self.objectives]
+
+    def run_folder(self, name: str) -> Path:
+        folder = Path(self.storage_path) if self.storage_path else Path("runs") / name
+        return folder.expanduser().resolve()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["objectives"] = list(self.objectives)
+        if data.get("db"):
+            from nasfcn.store import mask_url
+
+            data["db"] = mask_url(data["db"])
+        return data
+
+    def default_concurrency(self) -> int:
+        if self.concurrency is not None:
+            return self.concurrency
+        cpus = os.cpu_count() or 1
+        return max(1, int(cpus // self.cpus_per_trial))
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """How a search ended: counts by status and the best trial."""
+
+    name: str
+    search_id: int
+    database: str  # masked URL
+    run_folder: Path
+    counts: dict[str, int]
+    best_trial: int | None  # trial number
+    best_arch_id: str | None
+    best_miou: float | None
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def finished(self) -> int:
+        return sum(v for k, v in self.counts.items() if k not in ("running", "pending", "interrupted"))

@@ -1,0 +1,293 @@
+"""The search driver: Ray Tune + Optuna + ASHA, with the database writer in this process."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from nasfcn.data import DataConfig, load_dataset
+from nasfcn.genotype import Genotype
+from nasfcn.search._config import SearchConfig, SearchSummary
+from nasfcn.search._recorder import Progress, StoreRecorder
+from nasfcn.search._searcher import GridSearch, SpaceSearch
+from nasfcn.search._trainable import TrialSettings, train_candidate
+from nasfcn.space import load_space
+from nasfcn.store import (
+    Store,
+    create_search,
+    finished_trials,
+    interrupt_unfinished,
+    leaderboard_frame,
+    next_trial_number,
+    open_store,
+    reusable_result,
+    set_search_status,
+)
+
+log = logging.getLogger("nasfcn.search")
+RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
+
+
+def default_name(space_name: str) -> str:
+    return f"{space_name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_search(
+    config: SearchConfig,
+    console: Console | None = None,
+    _failure_injection: dict[str, str] | None = None,
+) -> SearchSummary:
+    """Run (or resume) a search; every trial lands in the database as it happens."""
+    started = time.monotonic()
+    console = console or Console(quiet=config.quiet)
+    space = load_space(config.space)
+    name = config.name or default_name(space.name)
+    data_options = {
+        "image_size": config.image_size,
+        "train_samples": config.train_samples,
+        "val_samples": config.val_samples,
+        "seed": config.seed,
+    }
+    with console.status(f"checking dataset {config.data} ..."):
+        bundle = load_dataset(config.data, DataConfig(**data_options))  # fails fast, names the file
+    recipe = replace(config.recipe, epochs=config.epochs, seed=config.seed)
+    recipe_dict = recipe.to_dict()
+
+    store = open_store(config.db)
+    sid = create_search(
+        store,
+        name,
+        config.data,
+        space_name=space.name,
+        space_yaml=space.text,
+        config=config.as_dict(),
+        recipe=recipe_dict,
+        resume=config.resume,
+    )
+    interrupted = interrupt_unfinished(store, sid) if config.resume else 0
+    finished = finished_trials(store, sid)
+    remaining = config.trials - len(finished)
+    folder = config.run_folder(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = _log_to_file(folder / "search.log")
+    try:
+        log.info(
+            "search %s (id %s) in %s: %d trials requested, %d finished before, %d interrupted",
+            name,
+            sid,
+            store.masked_url,
+            config.trials,
+            len(finished),
+            interrupted,
+        )
+        console.print(
+            f"[bold]search {name}[/bold]: space {space.name} ({_size(space.size())} architectures), "
+            f"data {config.data} ({bundle.num_classes} classes), {config.trials} trials x "
+            f"{config.epochs} epochs, {config.strategy} + {config.scheduler}"
+        )
+        console.print(f"results: {store.masked_url}   logs and checkpoints: {folder}")
+        if config.resume:
+            console.print(
+                f"resuming: {len(finished)} finished trials kept, {interrupted} interrupted trials re-run"
+            )
+        if remaining <= 0:
+            console.print("nothing left to run")
+            set_search_status(store, sid, "completed")
+            return _summary(store, sid, name, folder, started, interrupted=False)
+        was_interrupted = _tune(
+            config,
+            space,
+            store,
+            sid,
+            name,
+            folder,
+            recipe_dict,
+            data_options,
+            finished,
+            remaining,
+            console,
+            _failure_injection,
+        )
+        left = interrupt_unfinished(store, sid)
+        if was_interrupted:
+            set_search_status(store, sid, "interrupted")
+            console.print(
+                f"[yellow]interrupted[/yellow]: {left} running trials marked interrupted; "
+                f"continue with --resume --name {name}"
+            )
+        else:
+            set_search_status(store, sid, "completed")
+        return _summary(store, sid, name, folder, started, interrupted=was_interrupted)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for logger_name in ("nasfcn", *RAY_LOGGERS):
+            logging.getLogger(logger_name).removeHandler(handler)
+        handler.close()
+
+
+def _tune(
+    config: SearchConfig,
+    space: Any,
+    store: Store,
+    sid: int,
+    name: str,
+    folder: Path,
+    recipe_dict: dict[str, Any],
+    data_options: dict[str, Any],
+    finished: list[dict[str, Any]],
+    remaining: int,
+    console: Console,
+    failure_injection: dict[str, str] | None,
+) -> bool:
+    """Run the trials still to do; True when the user interrupted."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    _start_ray(config, folder)
+    first_number = next_trial_number(store, sid)
+
+    def cached(genotype: Genotype) -> dict[str, Any] | None:
+        if not config.cache:
+            return None
+        found = reusable_result(store, genotype, config.data, recipe_dict)
+        if found is not None:
+            log.info("reusing trial %s for %s", found["trial_id"], genotype.arch_id)
+        return found
+
+    if config.strategy == "grid":
+        done = {Genotype.from_json(row["genotype_json"]).trial_key for row in finished}
+        searcher: Any = GridSearch(space, config.metrics[0], config.modes[0], first_number, done, cached)
+    else:
+        searcher = SpaceSearch(
+            space, config.strategy, config.metrics, config.modes, config.seed, first_number, cached
+        )
+        if finished:
+            told = searcher.warm_start(finished, config.metrics)
+            log.info("told the optimizer about %d finished trials", told)
+    if config.scheduler == "asha":
+        scheduler: Any = ASHAScheduler(
+            metric="val_miou",
+            mode="max",
+            time_attr="training_iteration",
+            max_t=config.epochs,
+            grace_period=min(config.grace_period, config.epochs),
+            reduction_factor=config.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+
+    settings = TrialSettings(
+        data=config.data,
+        data_options=data_options,
+        recipe=recipe_dict,
+        latency_input=config.latency_input or config.image_size,
+        max_params=config.max_params,
+        max_flops=config.max_flops,
+        max_latency_ms=config.max_latency_ms,
+        device="cuda" if config.gpus_per_trial > 0 else ("cpu" if config.device == "auto" else config.device),
+        threads=max(1, int(config.cpus_per_trial)),
+        failure_injection=failure_injection,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(train_candidate, settings=settings),
+        {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+    )
+    progress = Progress(requested=config.trials, finished_before=len(finished))
+    interrupted = False
+    with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
+        recorder = StoreRecorder(store, sid, config.data, recipe_dict, config.epochs, progress, live)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=remaining,
+                max_concurrent_trials=config.default_concurrency(),
+                time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
+                reuse_actors=False,
+            ),
+            run_config=tune.RunConfig(
+                name=f"tune-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}",
+                storage_path=str(folder),
+                callbacks=[recorder],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+        try:
+            results = tuner.fit()
+            interrupted = bool(getattr(results, "experiment_interrupted", False))
+        except KeyboardInterrupt:
+            interrupted = True
+        live.update(progress.render())
+    return interrupted
+
+
+def _start_ray(config: SearchConfig, folder: Path) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    options: dict[str, Any] = {
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "include_dashboard": False,
+        "ignore_reinit_error": True,
+        "configure_logging": True,
+    }
+    if config.ray_address:
+        ray.init(address=config.ray_address, **options)
+    else:
+        ray.init(num_cpus=os.cpu_count(), **options)
+    log.info("Ray: %s", ray.cluster_resources())
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    nasfcn_logger = logging.getLogger("nasfcn")
+    nasfcn_logger.setLevel(logging.INFO)
+    nasfcn_logger.addHandler(handler)
+    for logger_name in RAY_LOGGERS:  # Ray's own messages go to the file, not the terminal
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+    return handler
+
+
+def _summary(
+    store: Store, sid: int, name: str, folder: Path, started: float, interrupted: bool
+) -> SearchSummary:
+    frame = leaderboard_frame(store, name)
+    counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
+    ranked = frame.dropna(subset=["best_miou"])
+    best = ranked.iloc[0] if not ranked.empty else None
+    return SearchSummary(
+        name=name,
+        search_id=sid,
+        database=store.masked_url,
+        run_folder=folder,
+        counts=counts,
+        best_trial=int(best["number"]) if best is not None else None,
+        best_arch_id=str(best["arch_id"]) if best is not None else None,
+        best_miou=float(best["best_miou"]) if best is not None else None,
+        seconds=time.monotonic() - started,
+        interrupted=interrupted,
+    )
+
+
+def _size(count: float) -> str:
+    return "infinite" if math.isinf(count) else f"{int(count):,}"

@@ -1,0 +1,237 @@
+"""The single database writer: a Ray Tune callback in the driver process.
+
+Workers only report to Ray; this callback turns trial starts, epoch results, early
+stops, completions and failures into idempotent writes, and keeps the live terminal view.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from nasfcn.genotype import Genotype
+from nasfcn.search._trainable import STATUS_KEY
+from nasfcn.store import (
+    Store,
+    finish_trial,
+    mask_text,
+    record_epoch,
+    set_checkpoint,
+    upsert_architecture,
+    upsert_trial,
+)
+
+log = logging.getLogger("nasfcn.search")
+
+
+@dataclass
+class Progress:
+    """What the live view shows; updated by the recorder."""
+
+    requested: int
+    started_at: float = field(default_factory=time.monotonic)
+    counts: dict[str, int] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+    best_miou: float | None = None
+    best_arch: str | None = None
+    best_number: int | None = None
+    finished_before: int = 0  # a resumed search's earlier trials
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def render(self) -> Table:
+        elapsed = time.monotonic() - self.started_at
+        done = self.done
+        remaining = max(0, self.requested - done - self.finished_before)
+        eta = elapsed / done * remaining if done else math.nan
+        table = Table.grid(padding=(0, 2))
+        table.add_row(
+            Text(f"trials {done + self.finished_before}/{self.requested}", style="bold"),
+            f"running {len(self.running)}",
+            f"completed {self.counts.get('completed', 0)}",
+            f"stopped early {self.counts.get('stopped_early', 0)}",
+            f"cached {self.counts.get('cached', 0)}",
+            f"rejected {self.counts.get('rejected_by_constraint', 0)}",
+            Text(f"failed {self.counts.get('failed', 0)}", style="red" if self.counts.get("failed") else ""),
+        )
+        best = (
+            "-"
+            if self.best_miou is None
+            else f"{self.best_miou:.3f} ({self.best_arch}, trial {self.best_number})"
+        )
+        table.add_row(
+            Text(f"best val mIoU {best}", style="green"),
+            f"elapsed {_clock(elapsed)}",
+            f"remaining ~{_clock(eta)}" if math.isfinite(eta) else "remaining ?",
+        )
+        return table
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class StoreRecorder(Callback):
+    """Writes every trial event of one search to the database (the only writer)."""
+
+    def __init__(
+        self,
+        store: Store,
+        search_id: int,
+        dataset: str,
+        recipe: dict[str, Any],
+        epochs: int,
+        progress: Progress,
+        live: Live | None = None,
+    ) -> None:
+        self.store = store
+        self.search_id = search_id
+        self.dataset = dataset
+        self.recipe = recipe
+        self.epochs = epochs
+        self.progress = progress
+        self.live = live
+        self._rows: dict[str, int] = {}  # Ray trial id -> trials.id
+        self._costed: set[str] = set()
+        self._finished: set[str] = set()
+
+    # Ray pickles callbacks with the experiment state; the database and the terminal stay here.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("store", "live")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.store = None  # type: ignore[assignment]
+        self.live = None
+
+    # -- helpers -------------------------------------------------------------------------
+    def _row(self, trial: Any) -> int:
+        if trial.trial_id not in self._rows:
+            config = trial.config
+            genotype = Genotype.from_json(config["genotype"])
+            params = json.loads(config["params"]) if config.get("params") else None
+            self._rows[trial.trial_id] = upsert_trial(
+                self.store,
+                self.search_id,
+                int(config["number"]),
+                genotype,
+                dataset=self.dataset,
+                recipe=self.recipe,
+                status="running",
+                ray_trial_id=trial.trial_id,
+                params=params,
+            )
+        return self._rows[trial.trial_id]
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self.progress.render())
+
+    def _finish(self, trial: Any, status: str, **details: Any) -> None:
+        if trial.trial_id in self._finished:
+            return
+        self._finished.add(trial.trial_id)
+        finish_trial(self.store, self._row(trial), status, **details)
+        self.progress.running.discard(trial.trial_id)
+        self.progress.counts[status] = self.progress.counts.get(status, 0) + 1
+        log.info("trial %s (%s) %s", trial.config["number"], trial.trial_id, status)
+        self._refresh()
+
+    # -- Tune events ---------------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._row(trial)
+        self.progress.running.add(trial.trial_id)
+        log.info("trial %s (%s) started", trial.config["number"], trial.trial_id)
+        self._refresh()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        row = self._row(trial)
+        genotype = Genotype.from_json(trial.config["genotype"])
+        if trial.trial_id not in self._costed and isinstance(result.get("cost"), dict):
+            upsert_architecture(self.store, genotype, result["cost"])
+            self._costed.add(trial.trial_id)
+        if result.get(STATUS_KEY) == "running":
+            record_epoch(self.store, row, int(result["epoch"]), result)
+            miou = result.get("val_miou")
+            if miou is not None and (self.progress.best_miou is None or miou > self.progress.best_miou):
+                self.progress.best_miou = float(miou)
+                self.progress.best_arch = genotype.arch_id
+                self.progress.best_number = int(trial.config["number"])
+            self._refresh()
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        set_checkpoint(self.store, self._row(trial), str(checkpoint.path))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        status = result.get(STATUS_KEY)
+        if status == "rejected_by_constraint":
+            self._finish(trial, "rejected_by_constraint", error=result.get("reason"))
+        elif status == "cached":
+            self._finish(trial, "cached", cached_from=int(result["cached_from"]))
+            miou = result.get("val_miou")
+            if miou is not None and (self.progress.best_miou is None or miou > self.progress.best_miou):
+                self.progress.best_miou = float(miou)
+                self.progress.best_arch = Genotype.from_json(trial.config["genotype"]).arch_id
+                self.progress.best_number = int(trial.config["number"])
+        else:
+            epochs = int(result.get("epoch", 0) or 0)
+            self._finish(trial, "completed" if epochs >= self.epochs else "stopped_early")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        text = _read_error(trial)
+        text = mask_text(str(text or "the trial failed; see the Ray logs in the search folder"))
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        message = _error_line(lines)
+        self._finish(trial, "failed", error=message, traceback=text)
+
+
+def _read_error(trial: Any) -> str | None:
+    """The trial's error trace: Ray writes it next to the trial before telling callbacks."""
+    try:
+        path = trial.error_file
+        if path and Path(path).exists():
+            return Path(path).read_text(errors="replace")
+        return trial.get_error()
+    except Exception:  # noqa: BLE001 - an unreadable trace must not stop the search
+        return None
+
+
+def _error_line(lines: list[str]) -> str:
+    """The most telling line of a Ray error trace: the last 'SomethingError: ...' line."""
+    for line in reversed(lines):
+        stripped = line.strip()
+        head = stripped.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Diverged")) and " " not in head:
+            return stripped[:1000]
+    return (lines[-1] if lines else "failed")[:1000]
+
+
+def best_summary_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="best architectures")
+    for column in ("rank", "trial", "arch_id", "val mIoU", "params", "latency ms", "architecture"):
+        table.add_column(column)
+    for i, row in enumerate(rows, start=1):
+        table.add_row(
+            str(i),
+            str(row["number"]),
+            row["arch_id"],
+            f"{row['best_miou']:.3f}",
+            row["params"],
+            row["latency"],
+            row["describe"],
+        )
+    return table

@@ -1,0 +1,196 @@
+"""Where candidates come from: Optuna behind Ray Tune (random, TPE, NSGA-II) or a grid.
+
+Both searchers run in the driver. Each suggestion becomes a trial config holding the
+genotype JSON (workers need no space file), the trial's number in the search, the
+optimizer's parameters (so a resumed search can replay them), and — when the database
+already holds a result for the same network, training knobs, dataset and recipe — that
+result, so the trial reports it instead of training.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils import flatten_dict
+
+from nasfcn.genotype import Genotype
+from nasfcn.registry import Registry
+from nasfcn.space import SearchSpace
+
+SAMPLERS: Registry[Callable[[int, int], optuna.samplers.BaseSampler]] = Registry("search strategy")
+SAMPLERS.add("random", lambda seed, objectives: optuna.samplers.RandomSampler(seed=seed))
+SAMPLERS.add(
+    "tpe",
+    lambda seed, objectives: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+)
+SAMPLERS.add("nsga2", lambda seed, objectives: optuna.samplers.NSGAIISampler(seed=seed, population_size=8))
+
+#: Looks up a reusable result: genotype -> {"trial_id": ..., "metrics": {...}} or None.
+CacheLookup = Callable[[Genotype], dict[str, Any] | None]
+
+
+class _Recorder:
+    """A trial-like object that replays stored parameters and records their distributions."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.distributions[name] = optuna.distributions.CategoricalDistribution(list(choices))
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        self.distributions[name] = optuna.distributions.IntDistribution(low, high, step=step, log=log)
+        return self.params[name]
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        self.distributions[name] = optuna.distributions.FloatDistribution(low, high, step=step, log=log)
+        return self.params[name]
+
+
+class SpaceSearch(OptunaSearch):
+    """Ray Tune's OptunaSearch over a space's define-by-run ``suggest``."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: str,
+        metrics: list[str],
+        modes: list[str],
+        seed: int,
+        first_number: int,
+        cache: CacheLookup | None = None,
+    ) -> None:
+        self.nas_space = space
+        self._number = first_number
+        self._cache = cache
+        sampler = SAMPLERS.get(strategy)(seed, len(metrics))
+        single = len(metrics) == 1
+        super().__init__(
+            space=self._define_by_run,
+            metric=metrics[0] if single else metrics,
+            mode=modes[0] if single else modes,
+            sampler=sampler,
+            seed=seed,
+        )
+
+    def _define_by_run(self, trial: optuna.Trial) -> None:
+        self.nas_space.suggest(trial)
+
+    # Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds
+    # a database connection and stays behind: a restored searcher proposes without it.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache = None
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__getstate__(), file)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        params = super().suggest(trial_id)
+        if params is None or params is Searcher.FINISHED:
+            return params
+        flat = flatten_dict(params, delimiter="/")
+        genotype = self.nas_space.suggest(optuna.trial.FixedTrial(flat))
+        config = {"genotype": genotype.to_json(), "number": self._number, "params": json.dumps(flat)}
+        self._number += 1
+        if self._cache is not None:
+            config["cached"] = self._cache(genotype)
+        return config
+
+    def warm_start(self, finished: list[dict[str, Any]], metrics: list[str]) -> int:
+        """Tell the optimizer about trials a resumed search already finished."""
+        told = 0
+        directions = self._ot_study.directions
+        for row in finished:
+            if not row.get("params"):
+                continue
+            values = [_value(row, metric) for metric in metrics]
+            recorder = _Recorder(row["params"])
+            try:
+                self.nas_space.suggest(recorder)
+            except KeyError:
+                continue  # parameters of another space version: nothing to replay
+            state = optuna.trial.TrialState.COMPLETE
+            if any(v is None for v in values):
+                state, values = optuna.trial.TrialState.FAIL, None
+            trial = optuna.trial.create_trial(
+                state=state,
+                values=values,
+                params={k: row["params"][k] for k in recorder.distributions},
+                distributions=recorder.distributions,
+            )
+            if values is not None and len(values) != len(directions):
+                continue
+            self._ot_study.add_trial(trial)
+            told += 1
+        return told
+
+
+def _value(row: dict[str, Any], metric: str) -> float | None:
+    key = {"val_miou": "best_miou", "params": "params_count"}.get(metric, metric)
+    value = row.get(key)
+    if row["status"] == "rejected_by_constraint" and metric == "val_miou":
+        return 0.0
+    return None if value is None else float(value)
+
+
+class GridSearch(Searcher):
+    """Every architecture of a finite space once, in a fixed order (training knobs: the recipe's)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        metric: str,
+        mode: str,
+        first_number: int,
+        done: set[str],
+        cache: CacheLookup | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._genotypes = [g for g in space.iter_genotypes(include_train=False) if g.trial_key not in done]
+        self._next = 0
+        self._number = first_number
+        self._cache = cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache = None
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__getstate__(), file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__setstate__(pickle.load(file))  # noqa: S301 - our own searcher checkpoint
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self._next >= len(self._genotypes):
+            return Searcher.FINISHED
+        genotype = self._genotypes[self._next]
+        self._next += 1
+        config = {"genotype": genotype.to_json(), "number": self._number, "params": None}
+        self._number += 1
+        if self._cache is not None:
+            config["cached"] = self._cache(genotype)
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass

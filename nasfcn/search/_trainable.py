@@ -1,0 +1,124 @@
+"""What runs inside a Ray Tune trial, on whatever machine Ray chose. It never opens the
+database: everything it learns goes back through ``ray.tune.report``.
+
+A trial measures its candidate's cost on its own device first; a candidate over a
+constraint is reported as rejected (with the worst mIoU, so the optimizer learns to avoid
+it) and never trained. A candidate whose result the driver found in the database is
+reported from that result without training. Everyone else is trained by ``nasfcn.train.fit``,
+reporting every epoch (ASHA's signal) and attaching the best checkpoint when it improves.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The key trials use to tell the driver what kind of result this is.
+STATUS_KEY = "nasfcn_status"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Shared by every trial of a search (sent once through Ray's object store)."""
+
+    data: str
+    data_options: dict[str, Any]
+    recipe: dict[str, Any]
+    latency_input: int
+    max_params: float | None
+    max_flops: float | None
+    max_latency_ms: float | None
+    device: str
+    threads: int
+    failure_injection: dict[str, str] | None = None  # arch_id -> "raise" | "diverge" (tests only)
+
+
+def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str | None:
+    checks = (
+        ("params", settings.max_params, "--max-params"),
+        ("flops", settings.max_flops, "--max-flops"),
+        ("latency_ms", settings.max_latency_ms, "--max-latency-ms"),
+    )
+    for key, limit, option in checks:
+        if limit is not None and cost.get(key) is not None and cost[key] > limit:
+            return f"{key} {cost[key]:.4g} exceeds {option} {limit:.4g}"
+    return None
+
+
+def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
+    import torch
+    from ray import tune
+
+    from nasfcn.cost import measure
+    from nasfcn.data import DataConfig, load_dataset
+    from nasfcn.genotype import Genotype
+    from nasfcn.model import build_model
+    from nasfcn.train import TrainRecipe, fit, select_device
+
+    torch.set_num_threads(max(1, settings.threads))
+    genotype = Genotype.from_json(config["genotype"])
+    cached = config.get("cached")
+    if cached:
+        metrics = cached["metrics"]
+        violation = constraint_violation(metrics, settings)  # a new budget still applies
+        if violation is None:
+            tune.report({**metrics, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
+            return
+
+    data = load_dataset(settings.data, DataConfig(**settings.data_options))
+    device = select_device(settings.device)
+    model = build_model(genotype, data.num_classes, data.in_channels)
+    side = settings.latency_input
+    report = measure(model, (side, side), device=device)
+    cost = report.as_dict()
+    base = {
+        "params": report.params,
+        "flops": report.flops,
+        "latency_ms": report.latency_ms,
+        "peak_memory_mb": report.peak_memory_mb,
+        "cost": cost,
+    }
+    violation = constraint_violation(cost, settings)
+    if violation:
+        tune.report(
+            {
+                **base,
+                "val_miou": 0.0,
+                "val_pixel_accuracy": 0.0,
+                STATUS_KEY: "rejected_by_constraint",
+                "reason": violation,
+            }
+        )
+        return
+
+    injected = (settings.failure_injection or {}).get(genotype.arch_id)
+    recipe = TrainRecipe.from_dict(settings.recipe)
+    if injected == "raise":
+        raise RuntimeError(f"injected failure for {genotype.arch_id}")
+    if injected == "diverge":
+        recipe = TrainRecipe.from_dict({**settings.recipe, "lr": 1e12, "optimizer": "sgd"})
+        genotype = Genotype.from_dict({**genotype.to_dict(), "train": {}})
+
+    best = {"miou": -1.0}
+    with tempfile.TemporaryDirectory(prefix="nasfcn-trial-") as folder:
+
+        def report_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+            result = {**base, **metrics, STATUS_KEY: "running", "peak_train_memory_mb": _peak_memory(device)}
+            miou = metrics.get("val_miou")
+            if miou is not None and miou > best["miou"]:
+                best["miou"] = miou
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(result)
+
+        fit(genotype, data, recipe, device=device, report=report_epoch, out_dir=Path(folder))
+
+
+def _peak_memory(device: Any) -> float | None:
+    import torch
+
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return None

@@ -1,0 +1,144 @@
+"""Searches on a real local Ray, writing to a real SQLite database (no mocks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nasfcn.search import SearchConfig, SearchConfigError, run_search
+from nasfcn.space import load_space
+from nasfcn.store import counts, epochs_frame, leaderboard_frame, open_store
+from nasfcn.train import TrainRecipe
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path, space: Path, **overrides) -> SearchConfig:
+    options = {
+        "space": str(space),
+        "data": "shapes",
+        "name": "s",
+        "trials": 4,
+        "epochs": 2,
+        "strategy": "random",
+        "scheduler": "fifo",
+        "db": f"sqlite:///{tmp_path / 'nasfcn.db'}",
+        "storage_path": str(tmp_path / "runs"),
+        "image_size": 32,
+        "train_samples": 32,
+        "val_samples": 16,
+        "recipe": TrainRecipe(epochs=2, batch_size=8),
+        "concurrency": 2,
+        "quiet": True,
+    }
+    options.update(overrides)
+    return SearchConfig(**options)
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe", "grid"])
+def test_each_strategy_records_every_trial_and_epoch(ray_local, tmp_path, micro_space, strategy) -> None:
+    summary = run_search(_config(tmp_path, micro_space, strategy=strategy, name=strategy))
+    assert summary.counts == {"completed": 4}
+    store = open_store(f"sqlite:///{tmp_path / 'nasfcn.db'}")
+    board = leaderboard_frame(store, strategy)
+    assert sorted(board["number"]) == [0, 1, 2, 3]
+    assert board["params"].notna().all()
+    assert board["latency_ms"].gt(0).all()
+    assert board["checkpoint"].notna().all()
+    assert all(Path(p, "best.safetensors").exists() for p in board["checkpoint"])
+    epochs = epochs_frame(store, strategy)
+    assert len(epochs) == 8
+    assert summary.best_miou == pytest.approx(board["best_miou"].max())
+    if strategy == "grid":  # grid walks the space in its fixed order
+        space = load_space(micro_space)
+        expected = [g.arch_id for g in list(space.iter_genotypes(include_train=False))[:4]]
+        assert list(board.sort_values("number")["arch_id"]) == expected
+
+
+def test_nsga2_multi_objective(ray_local, tmp_path, micro_space) -> None:
+    summary = run_search(
+        _config(tmp_path, micro_space, strategy="nsga2", objectives=("miou", "latency_ms"), name="nsga")
+    )
+    assert summary.counts == {"completed": 4}
+
+
+def test_asha_stops_some_trials_early(ray_local, tmp_path, micro_space) -> None:
+    config = _config(
+        tmp_path,
+        micro_space,
+        name="asha",
+        scheduler="asha",
+        trials=8,
+        epochs=4,
+        recipe=TrainRecipe(epochs=4, batch_size=8),
+    )
+    summary = run_search(config)
+    assert summary.counts.get("stopped_early", 0) >= 1
+    assert sum(summary.counts.values()) == 8
+    store = open_store(config.db)
+    board = leaderboard_frame(store, "asha")
+    stopped = board[board["status"] == "stopped_early"]
+    assert (stopped["epochs_trained"] < 4).all()
+    assert (board[board["status"] == "completed"]["epochs_trained"] == 4).all()
+
+
+def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path, micro_space) -> None:
+    space = load_space(micro_space)
+    genotypes = list(space.iter_genotypes(include_train=False))
+    crash, diverge = genotypes[0].arch_id, genotypes[1].arch_id
+    config = _config(tmp_path, micro_space, strategy="grid", name="failing")
+    summary = run_search(config, _failure_injection={crash: "raise", diverge: "diverge"})
+    assert summary.counts == {"failed": 2, "completed": 2}
+    board = leaderboard_frame(open_store(config.db), "failing").set_index("arch_id")
+    assert "injected failure" in board.loc[crash, "error"]
+    assert "TrainingDiverged" in board.loc[diverge, "error"]
+    assert "lower the learning rate" in board.loc[diverge, "error"]
+
+
+def test_constraints_reject_without_training_and_cache_reuses(ray_local, tmp_path, micro_space) -> None:
+    first = _config(tmp_path, micro_space, strategy="grid", name="first")
+    run_search(first)
+    store = open_store(first.db)
+    trained = leaderboard_frame(store, "first")
+    limit = float(trained["params"].median())
+    # The same four architectures again, with a parameter budget: over-budget ones are
+    # rejected untrained, the rest reuse the first search's results.
+    second = _config(tmp_path, micro_space, strategy="grid", name="second", max_params=limit)
+    summary = run_search(second)
+    board = leaderboard_frame(store, "second").set_index("arch_id")
+    before = trained.set_index("arch_id")
+    for arch_id, row in board.iterrows():
+        if before.loc[arch_id, "params"] > limit:
+            assert row["status"] == "rejected_by_constraint"
+            assert "exceeds --max-params" in row["error"]
+            assert row["epochs_trained"] == 0
+        else:
+            assert row["status"] == "cached"
+            assert row["best_miou"] == pytest.approx(before.loc[arch_id, "best_miou"])
+            assert row["cached_from"] == before.loc[arch_id, "trial_id"]
+    assert summary.counts.get("cached", 0) >= 1
+    assert summary.counts.get("rejected_by_constraint", 0) >= 1
+    third = _config(tmp_path, micro_space, strategy="grid", name="third", cache=False)
+    assert run_search(third).counts == {"completed": 4}
+    assert counts(store)["epochs"] == 8 + 8  # cached and rejected trials trained nothing
+
+
+def test_invalid_options_are_refused() -> None:
+    with pytest.raises(SearchConfigError, match="nsga2 is multi-objective"):
+        SearchConfig(space="x.yaml", strategy="nsga2")
+    with pytest.raises(SearchConfigError, match="--strategy must be one of"):
+        SearchConfig(space="x.yaml", strategy="bayes")
+    with pytest.raises(SearchConfigError, match="unknown objective 'speed'"):
+        SearchConfig(space="x.yaml", objectives=("miou", "speed"))
+
+
+def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space) -> None:
+    config = _config(tmp_path, micro_space, trials=2, name="metrics")
+    run_search(config)
+    epochs = epochs_frame(open_store(config.db), "metrics")
+    assert isinstance(epochs, pd.DataFrame)
+    assert epochs["val_miou"].between(0, 1).all()
+    assert epochs["train_loss"].gt(0).all()
+    assert epochs["images_per_s"].gt(0).all()

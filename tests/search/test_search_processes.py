@@ -1,0 +1,176 @@
+"""Searches as separate processes: killed and resumed, and on a two-node Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from nasfcn.store import FINISHED_STATUSES, leaderboard_frame, open_store
+
+pytestmark = pytest.mark.slow
+
+NASFCN = [sys.executable, "-m", "nasfcn.cli"]
+COMMON = ["--data", "shapes", "--image-size", "32", "--train-samples", "32", "--strategy", "random"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="disabled",
+        RAY_TMPDIR=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+        NASFCN_DB=f"sqlite:///{tmp_path / 'nasfcn.db'}",
+        COLUMNS="200",
+    )
+    return env
+
+
+def _finished(db: str, name: str) -> int:
+    try:
+        board = leaderboard_frame(open_store(db, create=False), name)
+    except Exception:
+        return 0
+    return int(board["status"].isin(FINISHED_STATUSES).sum())
+
+
+def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, micro_space: Path) -> None:
+    env = _env(tmp_path)
+    db = env["NASFCN_DB"]
+    args = [
+        *NASFCN,
+        "search",
+        "--space",
+        str(micro_space),
+        "--name",
+        "crash",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        "--scheduler",
+        "fifo",
+        "--concurrency",
+        "1",
+        "--storage-path",
+        str(tmp_path / "runs"),
+        *COMMON,
+    ]
+    driver = subprocess.Popen(
+        args,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while _finished(db, "crash") < 2:
+        assert driver.poll() is None, "the search ended before it could be killed"
+        assert time.monotonic() < deadline, "no two trials finished in time"
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: a crash
+    driver.wait(30)
+    store = open_store(db)
+    before = leaderboard_frame(store, "crash")
+    done_before = before[before["status"].isin(FINISHED_STATUSES)].set_index("number")
+    assert len(done_before) >= 2
+
+    resumed = subprocess.run(
+        [*args, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = leaderboard_frame(store, "crash")
+    assert after["number"].is_unique
+    finished = after[after["status"].isin(FINISHED_STATUSES)].set_index("number")
+    assert len(finished) == 6  # the requested number, no more
+    for number, row in done_before.iterrows():  # finished trials kept as they were
+        assert finished.loc[number, "trial_id"] == row["trial_id"]
+        assert finished.loc[number, "best_miou"] == row["best_miou"]
+        assert finished.loc[number, "epochs_trained"] == row["epochs_trained"]
+    assert set(after["status"]) <= {*FINISHED_STATUSES, "interrupted"}
+    assert "resuming:" in resumed.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_search_on_a_two_node_ray_cluster(tmp_path: Path, micro_space: Path) -> None:
+    env = _env(tmp_path)
+    port = _free_port()
+    ray = str(Path(sys.executable).parent / "ray")
+    common = ["--num-cpus", "1", "--disable-usage-stats", "--block"]
+    head = subprocess.Popen(
+        [
+            ray,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            *common,
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = None
+    try:
+        time.sleep(8)
+        worker = subprocess.Popen(
+            [ray, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", *common],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(8)
+        result = subprocess.run(
+            [
+                *NASFCN,
+                "search",
+                "--space",
+                str(micro_space),
+                "--name",
+                "cluster",
+                "--trials",
+                "4",
+                "--epochs",
+                "1",
+                "--ray-address",
+                f"127.0.0.1:{port}",
+                "--storage-path",
+                str(tmp_path / "runs"),
+                *COMMON,
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        board = leaderboard_frame(open_store(env["NASFCN_DB"]), "cluster")
+        assert set(board["status"]) <= {"completed", "stopped_early"}
+        assert len(board) == 4
+    finally:
+        for process in (worker, head):
+            if process is None:
+                continue
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
