@@ -120,8 +120,7 @@ def _first_conv_in_channels(model: nn.Module) -> int:
         if isinstance(module, nn.Conv2d) and module.in_channels > 0:
             return module.in_channels
     raise ValueError(
-        f"cannot infer in_channels: {type(model).__name__} has no nn.Conv2d; "
-        "pass in_channels explicitly"
+        f"cannot infer in_channels: {type(model).__name__} has no nn.Conv2d; pass in_channels explicitly"
     )
 
 

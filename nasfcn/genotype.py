@@ -28,9 +28,7 @@ def _per_stage(name: str, value: Any, stages: int) -> tuple[int, ...]:
         return (value,) * stages
     values = tuple(value)
     if len(values) != stages:
-        raise GenotypeError(
-            f"encoder.{name} has {len(values)} values but the encoder has {stages} stages"
-        )
+        raise GenotypeError(f"encoder.{name} has {len(values)} values but the encoder has {stages} stages")
     return tuple(int(v) for v in values)
 
 
@@ -57,9 +55,7 @@ class EncoderGene:
         for name in ("blocks_per_stage", "kernel_size", "dilation"):
             object.__setattr__(self, name, _per_stage(name, getattr(self, name), self.stages))
         # A 1x1 convolution is the same whatever its dilation.
-        dilation = tuple(
-            1 if k == 1 else d for k, d in zip(self.kernel_size, self.dilation, strict=True)
-        )
+        dilation = tuple(1 if k == 1 else d for k, d in zip(self.kernel_size, self.dilation, strict=True))
         object.__setattr__(self, "dilation", dilation)
         cap = self.max_width
         if cap is not None:
@@ -88,9 +84,7 @@ class AttentionGene:
         if self.type == "none":
             object.__setattr__(self, "where", None)
         elif self.where not in ("encoder", "decoder", "both"):
-            raise GenotypeError(
-                f"attention.where must be encoder, decoder or both, got {self.where!r}"
-            )
+            raise GenotypeError(f"attention.where must be encoder, decoder or both, got {self.where!r}")
 
     @property
     def in_encoder(self) -> bool:
@@ -200,9 +194,7 @@ class Genotype:
                 encoder=EncoderGene(**_only(EncoderGene, data["encoder"], "encoder")),
                 skip=data.get("skip", "none"),
                 upsample=data.get("upsample", "bilinear"),
-                attention=AttentionGene(
-                    **_only(AttentionGene, data.get("attention", {}), "attention")
-                ),
+                attention=AttentionGene(**_only(AttentionGene, data.get("attention", {}), "attention")),
                 head=HeadGene(**_only(HeadGene, data.get("head", {}), "head")),
                 train=TrainGene(**_only(TrainGene, data.get("train", {}), "train")),
             )
@@ -248,7 +240,5 @@ def _only(cls: type, data: Any, where: str) -> dict[str, Any]:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise GenotypeError(
-            f"genotype field {where!r} has unknown keys {unknown}; known: {sorted(known)}"
-        )
+        raise GenotypeError(f"genotype field {where!r} has unknown keys {unknown}; known: {sorted(known)}")
     return data

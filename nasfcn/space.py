@@ -82,26 +82,18 @@ CATALOG: tuple[KnobDef, ...] = (
     KnobDef("encoder.stages", "int", "number of /2 downsampling stages", 4, low=1, high=MAX_STAGES),
     KnobDef("skip", "str", "skip path", "none", _registry_names("SKIPS")),
     KnobDef("upsample", "str", "upsampling", "bilinear", _registry_names("UPSAMPLERS")),
-    KnobDef(
-        "encoder.downsample", "str", "downsampling", "maxpool", _registry_names("DOWNSAMPLERS")
-    ),
+    KnobDef("encoder.downsample", "str", "downsampling", "maxpool", _registry_names("DOWNSAMPLERS")),
     KnobDef("encoder.width", "int", "channels of the first stage", 16, low=1, high=2048),
     KnobDef("encoder.max_width", "int", "cap on channels", None, low=1, high=8192, nullable=True),
-    KnobDef(
-        "encoder.blocks_per_stage", "int", "conv blocks per stage", 1, low=1, high=8, per_stage=True
-    ),
+    KnobDef("encoder.blocks_per_stage", "int", "conv blocks per stage", 1, low=1, high=8, per_stage=True),
     KnobDef("encoder.kernel_size", "int", "conv kernel size", 3, (1, 3, 5, 7), per_stage=True),
     KnobDef("encoder.dilation", "int", "conv dilation", 1, low=1, high=8, per_stage=True),
     KnobDef("encoder.norm", "str", "normalization", "batch", _registry_names("NORMS")),
     KnobDef("encoder.activation", "str", "activation", "relu", _registry_names("ACTIVATIONS")),
     KnobDef("attention.type", "str", "attention block", "none", _registry_names("ATTENTION")),
-    KnobDef(
-        "attention.where", "str", "attention placement", "decoder", ("encoder", "decoder", "both")
-    ),
+    KnobDef("attention.where", "str", "attention placement", "decoder", ("encoder", "decoder", "both")),
     KnobDef("head.kernel_size", "int", "classifier kernel", 1, (1, 3)),
-    KnobDef(
-        "head.extra_conv", "bool", "extra conv block before the classifier", False, (False, True)
-    ),
+    KnobDef("head.extra_conv", "bool", "extra conv block before the classifier", False, (False, True)),
     KnobDef("head.extra_kernel_size", "int", "kernel of the extra conv block", 3, (1, 3, 5, 7)),
     KnobDef("train.lr", "float", "learning rate", None, low=1e-7, high=10.0, train=True),
     KnobDef("train.weight_decay", "float", "weight decay", None, low=0.0, high=1.0, train=True),
@@ -190,9 +182,7 @@ def _show(value: Any) -> str:
 # Conditions: a tiny language, parsed (never eval'ed)
 # ---------------------------------------------------------------------------------------
 
-_CLAUSE = re.compile(
-    r"^\s*(?P<path>[A-Za-z_][\w.]*)\s*(?P<op>==|!=|not\s+in|in)\s*(?P<value>.+?)\s*$"
-)
+_CLAUSE = re.compile(r"^\s*(?P<path>[A-Za-z_][\w.]*)\s*(?P<op>==|!=|not\s+in|in)\s*(?P<value>.+?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -255,9 +245,7 @@ class TrialLike(Protocol):
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
-    def suggest_int(
-        self, name: str, low: int, high: int, step: int = 1, log: bool = False
-    ) -> int: ...
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int: ...
 
     def suggest_float(
         self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
@@ -319,9 +307,7 @@ class Knob:
             return trial.suggest_categorical(name, list(self.choices))
         low, high = self.bounds()
         if self.mode == "int":
-            return trial.suggest_int(
-                name, int(low), int(high), step=int(self.step or 1), log=self.log
-            )
+            return trial.suggest_int(name, int(low), int(high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(name, low, high, step=self.step, log=self.log)
 
     def describe(self) -> str:
@@ -415,9 +401,7 @@ class SearchSpace:
         """A random genotype, the same for the same seed."""
         return self.suggest(RandomTrial(seed))
 
-    def iter_genotypes(
-        self, include_train: bool = True, limit: int = 1_000_000
-    ) -> Iterator[Genotype]:
+    def iter_genotypes(self, include_train: bool = True, limit: int = 1_000_000) -> Iterator[Genotype]:
         """Every distinct genotype of a finite space, in a fixed order.
 
         With ``include_train=False`` training knobs are left to the recipe, so this walks
@@ -562,8 +546,7 @@ def _count_finite(space: SearchSpace, include_train: bool) -> float:
     controlling = [
         p
         for p in space.order
-        if p in referenced
-        or p in ("encoder.stages", "upsample", "attention.type", "head.extra_conv")
+        if p in referenced or p in ("encoder.stages", "upsample", "attention.type", "head.extra_conv")
     ]
     free = [
         p
@@ -593,18 +576,14 @@ def _count_finite(space: SearchSpace, include_train: bool) -> float:
             downsample = tuple(d for d in downsample if _keeps_indices(d))[:1]
         stages = assignment["encoder.stages"]
         product *= len(downsample)
-        product *= _count_channels(
-            values_of["encoder.width"], values_of["encoder.max_width"], stages
-        )
+        product *= _count_channels(values_of["encoder.width"], values_of["encoder.max_width"], stages)
         product *= _count_stagewise(space, values_of, stages)
         total += product
     return int(total) if total < 2**63 else total
 
 
 def _defaults(space: SearchSpace) -> dict[str, Any]:
-    return {
-        p: k.value if k.mode == "fixed" else k.definition.default for p, k in space.knobs.items()
-    }
+    return {p: k.value if k.mode == "fixed" else k.definition.default for p, k in space.knobs.items()}
 
 
 def _assignments(space: SearchSpace, controlling: list[str]) -> Iterator[dict[str, Any]]:
@@ -634,8 +613,7 @@ def _count_channels(widths: Any, caps: Any, stages: int) -> int:
     if widths is None or caps is None:
         return 1
     distinct = {
-        EncoderGene(stages=stages, width=w, max_width=c).channels
-        for w, c in itertools.product(widths, caps)
+        EncoderGene(stages=stages, width=w, max_width=c).channels for w, c in itertools.product(widths, caps)
     }
     return len(distinct)
 
@@ -673,9 +651,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node)
 
@@ -792,23 +768,18 @@ class _Validator:
     def input(self, block: Any) -> tuple[int, int]:
         result = {k: default for k, (_, _, default) in INPUT_KEYS.items()}
         if not isinstance(block, dict):
-            self.error(
-                "input", f"must be a mapping with {', '.join(INPUT_KEYS)}, got {_kind(block)}"
-            )
+            self.error("input", f"must be a mapping with {', '.join(INPUT_KEYS)}, got {_kind(block)}")
             return result["channels"], result["min_size"]
         for key, value in block.items():
             if key not in INPUT_KEYS:
                 self.error(
                     f"input.{key}",
-                    f"unknown key{did_you_mean(str(key), tuple(INPUT_KEYS))}; "
-                    f"valid: {', '.join(INPUT_KEYS)}",
+                    f"unknown key{did_you_mean(str(key), tuple(INPUT_KEYS))}; valid: {', '.join(INPUT_KEYS)}",
                 )
                 continue
             low, high, _ = INPUT_KEYS[key]
             if not _is_int(value) or not low <= value <= high:
-                self.error(
-                    f"input.{key}", f"must be an integer in [{low}, {high}], got {_show(value)}"
-                )
+                self.error(f"input.{key}", f"must be an integer in [{low}, {high}], got {_show(value)}")
             else:
                 result[key] = value
         return result["channels"], result["min_size"]
@@ -882,9 +853,7 @@ class _Validator:
             if value in normalized[:i]:
                 self.error(f"{path}[{i}]", f"{_show(value)} is listed twice")
                 return None
-        return Knob(
-            definition, "choices", choices=tuple(normalized), when=when, per_stage=per_stage
-        )
+        return Knob(definition, "choices", choices=tuple(normalized), when=when, per_stage=per_stage)
 
     def range(
         self,
@@ -939,9 +908,7 @@ class _Validator:
         step = spec.get("step")
         if step is not None:
             if not number_ok(step) or step <= 0:
-                self.error(
-                    f"{definition.path}.step", f"must be a positive {kind[3:]}, got {_show(step)}"
-                )
+                self.error(f"{definition.path}.step", f"must be a positive {kind[3:]}, got {_show(step)}")
                 return None
             if log:
                 self.error(f"{definition.path}.step", "step and log cannot be combined")
@@ -992,11 +959,7 @@ class _Validator:
             self.error(path, f"expected {expected[definition.type]}, got {_show(value)!r}{hint}")
             return False
         if allowed is not None and value not in allowed:
-            hint = (
-                did_you_mean(str(value), [str(a) for a in allowed])
-                if isinstance(value, str)
-                else ""
-            )
+            hint = did_you_mean(str(value), [str(a) for a in allowed]) if isinstance(value, str) else ""
             self.error(
                 path,
                 f"{_show(value)} is not allowed{hint}; allowed: {definition.describe_allowed()}",
@@ -1007,9 +970,7 @@ class _Validator:
     def check_bound(self, definition: KnobDef, value: Any, path: str) -> bool:
         low, high = definition.low, definition.high
         if low is not None and high is not None and not low <= value <= high:
-            self.error(
-                path, f"{_show(value)} is out of range; allowed: {definition.describe_allowed()}"
-            )
+            self.error(path, f"{_show(value)} is out of range; allowed: {definition.describe_allowed()}")
             return False
         return True
 
@@ -1054,9 +1015,7 @@ class _Validator:
                     self.error(where, "a knob cannot depend on itself")
                     continue
                 if target.per_stage:
-                    self.error(
-                        where, f"{clause.path} is chosen per stage; conditions need one value"
-                    )
+                    self.error(where, f"{clause.path} is chosen per stage; conditions need one value")
                     continue
                 possible = target.values()
                 for value in clause.values:

@@ -33,8 +33,8 @@ from nasfcn.model import build_model
 from nasfcn.registry import Registry
 
 #: name -> factory(parameters, recipe) -> optimizer
-OPTIMIZERS: Registry[Callable[[Iterable[nn.Parameter], TrainRecipe], torch.optim.Optimizer]] = (
-    Registry("optimizer")
+OPTIMIZERS: Registry[Callable[[Iterable[nn.Parameter], TrainRecipe], torch.optim.Optimizer]] = Registry(
+    "optimizer"
 )
 #: name -> factor(progress in [0, 1], recipe) multiplying the base learning rate
 SCHEDULES: Registry[Callable[[float, TrainRecipe], float]] = Registry("learning-rate schedule")
@@ -223,14 +223,10 @@ def fit(
     device = select_device(str(device) if device is not None else None)
     cuda = device.type == "cuda"
     amp = recipe.amp and cuda
-    memory_format = (
-        torch.channels_last if (cuda and recipe.channels_last) else torch.contiguous_format
-    )
+    memory_format = torch.channels_last if (cuda and recipe.channels_last) else torch.contiguous_format
 
     torch.manual_seed(recipe.seed)
-    model = build_model(genotype, data.num_classes, data.in_channels).to(
-        device, memory_format=memory_format
-    )
+    model = build_model(genotype, data.num_classes, data.in_channels).to(device, memory_format=memory_format)
     optimizer = OPTIMIZERS.get(recipe.optimizer)(model.parameters(), recipe)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loader = DataLoader(
@@ -289,9 +285,7 @@ def fit(
                 f"training loss became {train_loss} in epoch {epoch} of {genotype.arch_id} "
                 f"(lr {recipe.lr:g}); lower the learning rate or enable gradient clipping"
             )
-        val = evaluate(
-            model, val_loader, data.num_classes, data.ignore_index, device, amp, memory_format
-        )
+        val = evaluate(model, val_loader, data.num_classes, data.ignore_index, device, amp, memory_format)
         result = EpochResult(
             epoch=epoch,
             train_loss=train_loss,

@@ -54,9 +54,7 @@ def test_show_missing_file(tmp_path: Path) -> None:
 
 
 def test_sample_prints_a_cost_table() -> None:
-    result = runner.invoke(
-        app, ["spaces", "sample", TINY, "--n", "3", "--seed", "5", "--classes", "6"]
-    )
+    result = runner.invoke(app, ["spaces", "sample", TINY, "--n", "3", "--seed", "5", "--classes", "6"])
     assert result.exit_code == 0, result.output
     from nasfcn.space import load_space
 

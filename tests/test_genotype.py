@@ -61,9 +61,7 @@ def test_training_knobs_excluded_from_arch_id() -> None:
 
 
 def test_numbers_are_normalized() -> None:
-    assert (
-        _genotype(train=TrainGene(lr=1)).to_json() == _genotype(train=TrainGene(lr=1.0)).to_json()
-    )
+    assert _genotype(train=TrainGene(lr=1)).to_json() == _genotype(train=TrainGene(lr=1.0)).to_json()
     assert _genotype(encoder=EncoderGene(stages=3, width=8, kernel_size=3)) == _genotype(
         encoder=EncoderGene(stages=3, width=8, kernel_size=(3, 3, 3))
     )
@@ -72,9 +70,7 @@ def test_numbers_are_normalized() -> None:
 def test_same_network_same_id() -> None:
     # A cap that never bites, and the dilation of a 1x1 kernel, do not change the network.
     assert EncoderGene(stages=3, width=8, max_width=64) == EncoderGene(stages=3, width=8)
-    assert EncoderGene(stages=2, width=32, max_width=16) == EncoderGene(
-        stages=2, width=16, max_width=16
-    )
+    assert EncoderGene(stages=2, width=32, max_width=16) == EncoderGene(stages=2, width=16, max_width=16)
     assert EncoderGene(stages=2, width=8, kernel_size=(1, 3), dilation=(2, 2)) == EncoderGene(
         stages=2, width=8, kernel_size=(1, 3), dilation=(1, 2)
     )
@@ -121,8 +117,7 @@ def test_sampled_genotypes_survive_json(seed: int) -> None:
             "has 1 values but the encoder has 2",
         ),
         (
-            '{"encoder": {"stages": 2, "width": 8, "downsample": "strided_conv"}, '
-            '"upsample": "max_unpool"}',
+            '{"encoder": {"stages": 2, "width": 8, "downsample": "strided_conv"}, "upsample": "max_unpool"}',
             "needs encoder.downsample maxpool",
         ),
     ],

@@ -177,9 +177,7 @@ def test_size_is_infinite_with_float_training_knobs() -> None:
 
 
 def test_training_knobs_do_not_change_arch_id() -> None:
-    space = parse_space(
-        "name: t\ntrain: {lr: {choices: [0.01, 0.1]}, batch_size: {choices: [4, 8]}}\n"
-    )
+    space = parse_space("name: t\ntrain: {lr: {choices: [0.01, 0.1]}, batch_size: {choices: [4, 8]}}\n")
     genotypes = list(space.iter_genotypes())
     assert len(genotypes) == 4
     assert len({g.arch_id for g in genotypes}) == 1

@@ -77,8 +77,7 @@ CASES = [
     ),
     (
         "max_unpool without maxpool",
-        "name: x\nencoder: {downsample: strided_conv}\n"
-        "upsample: {choices: [bilinear, max_unpool]}\n",
+        "name: x\nencoder: {downsample: strided_conv}\nupsample: {choices: [bilinear, max_unpool]}\n",
         "upsample",
         ["max_unpool reuses max-pooling indices", "only allows strided_conv", "add maxpool"],
     ),
@@ -192,9 +191,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "path", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("text", "path", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_space_reports_path_and_fix(text: str, path: str, fragments: list[str]) -> None:
     found_path, message = _one(text)
     assert found_path == path

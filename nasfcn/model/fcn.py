@@ -58,18 +58,14 @@ class Encoder(nn.Module):
                 )
             blocks.append(_attention(genotype, channels[i], genotype.attention.in_encoder))
             self.stages.append(nn.Sequential(*blocks))
-            self.downs.append(
-                DOWNSAMPLERS.get(enc.downsample).build(channels[i], enc.norm, enc.activation)
-            )
+            self.downs.append(DOWNSAMPLERS.get(enc.downsample).build(channels[i], enc.norm, enc.activation))
             previous = channels[i]
         self.center = nn.Sequential(
             ConvBlock(previous, channels[-1], enc.kernel_size[-1], 1, enc.norm, enc.activation),
             _attention(genotype, channels[-1], genotype.attention.in_encoder),
         )
 
-    def forward(
-        self, x: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         skips: list[torch.Tensor] = []
         indices: list[torch.Tensor] = []
         for stage, down in zip(self.stages, self.downs, strict=True):
@@ -83,9 +79,7 @@ class Encoder(nn.Module):
 class Head(nn.Module):
     """Optional attention and extra kxk conv block, then the classifier convolution."""
 
-    def __init__(
-        self, genotype: Genotype, channels: int, num_classes: int, attention: bool
-    ) -> None:
+    def __init__(self, genotype: Genotype, channels: int, num_classes: int, attention: bool) -> None:
         super().__init__()
         head, enc = genotype.head, genotype.encoder
         self.attention = _attention(genotype, channels, attention)
@@ -94,9 +88,7 @@ class Head(nn.Module):
             self.extra = ConvBlock(
                 channels, channels, head.extra_kernel_size or 3, 1, enc.norm, enc.activation
             )
-        self.classifier = nn.Conv2d(
-            channels, num_classes, head.kernel_size, padding=head.kernel_size // 2
-        )
+        self.classifier = nn.Conv2d(channels, num_classes, head.kernel_size, padding=head.kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.extra(self.attention(x)))
@@ -119,9 +111,7 @@ class ScoreDecoder(nn.Module):
             nn.init.zeros_(score.weight)
             nn.init.zeros_(score.bias)
             self.scores.append(score)
-            self.attention.append(
-                _attention(genotype, enc.channels[level], genotype.attention.in_decoder)
-            )
+            self.attention.append(_attention(genotype, enc.channels[level], genotype.attention.in_decoder))
         last = self.levels[-1] if self.levels else enc.stages
         self.final = up(num_classes, num_classes, 2**last)
 

@@ -206,7 +206,7 @@ def _read_error(trial: Any) -> str | None:
         if path and Path(path).exists():
             return Path(path).read_text(errors="replace")
         return trial.get_error()
-    except Exception:  # noqa: BLE001 - an unreadable trace must not stop the search
+    except Exception:
         return None
 
 

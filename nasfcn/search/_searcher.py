@@ -179,7 +179,7 @@ class GridSearch(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
-            self.__setstate__(pickle.load(file))  # noqa: S301 - our own searcher checkpoint
+            self.__setstate__(pickle.load(file))
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._next >= len(self._genotypes):

@@ -51,9 +51,7 @@ COMBOS = [
 @pytest.mark.parametrize(
     ("skip", "upsample", "attention", "downsample"), COMBOS, ids=["-".join(c) for c in COMBOS]
 )
-def test_every_registered_choice_builds_and_keeps_size(
-    skip, upsample, attention, downsample
-) -> None:
+def test_every_registered_choice_builds_and_keeps_size(skip, upsample, attention, downsample) -> None:
     model = build_model(_genotype(skip, upsample, attention, downsample), num_classes=5)
     _check(model, 5, sizes=[(37, 53), (16, 16)])
 
@@ -135,9 +133,7 @@ def test_segnet_unpools_with_the_encoders_own_indices() -> None:
 
 def test_max_unpool_places_values_at_the_max_positions() -> None:
     # A width cap keeps every level at 3 channels, so the unpooling needs no projection.
-    model = build_model(
-        _genotype("none", "max_unpool", stages=1, width=3, max_width=3), num_classes=3
-    ).eval()
+    model = build_model(_genotype("none", "max_unpool", stages=1, width=3, max_width=3), num_classes=3).eval()
     up = model.decoder.ups[0]
     x = torch.randn(1, 3, 8, 8)
     pooled, indices = model.encoder.downs[0](x)
