@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -202,7 +206,6 @@ def _tune(
         {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
     )
     progress = Progress(requested=config.trials, finished_before=len(finished))
-    interrupted = False
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
         recorder = StoreRecorder(store, sid, config.data, recipe_dict, config.epochs, progress, live)
         tuner = tune.Tuner(
@@ -224,13 +227,44 @@ def _tune(
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-        try:
-            results = tuner.fit()
-            interrupted = bool(getattr(results, "experiment_interrupted", False))
-        except KeyboardInterrupt:
-            interrupted = True
+        with _ctrl_c_watch() as watch:
+            try:
+                tuner.fit()
+            except KeyboardInterrupt:
+                watch.hit = True
         live.update(progress.render())
-    return interrupted
+    return watch.interrupted
+
+
+class _CtrlC:
+    """SIGINT handler placed under Ray Tune's: Tune hands it back when it sees a Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self.interrupted = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.hit = True
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _ctrl_c_watch() -> Iterator[_CtrlC]:
+    """Tells whether the user pressed Ctrl-C while Tune ran (Tune stops cleanly, silently)."""
+    watch = _CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield watch
+        watch.interrupted = watch.hit
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, watch)
+    try:
+        yield watch
+    finally:
+        tune_handled = not os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+        handed_back = signal.getsignal(signal.SIGINT) is watch
+        watch.interrupted = watch.hit or (handed_back and tune_handled)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _start_ray(config: SearchConfig, folder: Path) -> None:

@@ -57,7 +57,25 @@ class _Recorder:
         return self.params[name]
 
 
-class SpaceSearch(OptunaSearch):
+class _PicklesWithoutCache:
+    """Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds
+    a database connection and stays behind: a restored searcher proposes without it."""
+
+    _cache: CacheLookup | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache = None
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__getstate__(), file)
+
+
+class SpaceSearch(_PicklesWithoutCache, OptunaSearch):
     """Ray Tune's OptunaSearch over a space's define-by-run ``suggest``."""
 
     def __init__(
@@ -85,19 +103,6 @@ class SpaceSearch(OptunaSearch):
 
     def _define_by_run(self, trial: optuna.Trial) -> None:
         self.nas_space.suggest(trial)
-
-    # Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds
-    # a database connection and stays behind: a restored searcher proposes without it.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._cache = None
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__getstate__(), file)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = super().suggest(trial_id)
@@ -148,7 +153,7 @@ def _value(row: dict[str, Any], metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-class GridSearch(Searcher):
+class GridSearch(_PicklesWithoutCache, Searcher):
     """Every architecture of a finite space once, in a fixed order (training knobs: the recipe's)."""
 
     def __init__(
@@ -165,17 +170,6 @@ class GridSearch(Searcher):
         self._next = 0
         self._number = first_number
         self._cache = cache
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._cache = None
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__getstate__(), file)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:

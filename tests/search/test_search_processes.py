@@ -99,6 +99,54 @@ def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, mic
     assert "resuming:" in resumed.stdout
 
 
+def test_ctrl_c_stops_cleanly_and_marks_running_trials(tmp_path: Path, micro_space: Path) -> None:
+    env = _env(tmp_path)
+    db = env["NASFCN_DB"]
+    args = [
+        *NASFCN,
+        "search",
+        "--space",
+        str(micro_space),
+        "--name",
+        "stop",
+        "--trials",
+        "8",
+        "--epochs",
+        "4",
+        "--scheduler",
+        "fifo",
+        "--storage-path",
+        str(tmp_path / "runs"),
+        *COMMON,
+    ]
+    driver = subprocess.Popen(
+        args,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while _finished(db, "stop") < 1:
+        assert driver.poll() is None, "the search ended before Ctrl-C"
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)  # what Ctrl-C sends to the driver
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output
+    assert "interrupted" in output
+    assert "--resume --name stop" in output
+    store = open_store(db)
+    board = leaderboard_frame(store, "stop")
+    assert "running" not in set(board["status"])
+    assert len(board) < 8
+    from nasfcn.store import searches_frame
+
+    assert searches_frame(store).set_index("name").loc["stop", "status"] == "interrupted"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,80 @@
+"""Parallel scaling: the same 8-trial search at concurrency 1 and 2, one CPU per trial.
+
+Each trial's torch threads are set to its one CPU. Prints the speed-up of concurrency 2
+over 1 (goal >= 1.8x on 2 cores) and the orchestration overhead per trial: wall time of
+the search times its concurrency, minus the time trials spent in training and evaluation,
+divided by the number of trials (goal < 2% of a trial's time for ~30 s trials).
+
+    .venv/bin/python benchmarks/parallel_scaling.py [--trials 8] [--epochs 3] [--train-samples 768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+from nasfcn.search import SearchConfig, run_search
+from nasfcn.store import epochs_frame, open_store
+from nasfcn.train import TrainRecipe
+
+
+def run(folder: str, concurrency: int, args) -> tuple[float, float, int]:
+    db = f"sqlite:///{folder}/scaling-{concurrency}.db"
+    config = SearchConfig(
+        space="search_spaces/fcn_tiny.yaml",
+        data="shapes",
+        name=f"scaling-{concurrency}",
+        trials=args.trials,
+        epochs=args.epochs,
+        strategy="grid",  # the same 8 architectures in both runs
+        scheduler="fifo",
+        db=db,
+        storage_path=os.path.join(folder, f"runs-{concurrency}"),
+        train_samples=args.train_samples,
+        cpus_per_trial=1,
+        concurrency=concurrency,
+        cache=False,
+        quiet=True,
+        recipe=TrainRecipe(epochs=args.epochs, batch_size=16, lr=3e-3),
+    )
+    started = time.perf_counter()
+    run_search(config)
+    wall = time.perf_counter() - started
+    epochs = epochs_frame(open_store(db), config.name)
+    return wall, float(epochs["seconds"].sum()), len(epochs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-samples", type=int, default=768)
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    with tempfile.TemporaryDirectory() as folder:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for both runs
+        results = {c: run(folder, c, args) for c in (1, 2)}
+        ray.shutdown()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.trials} trials x {args.epochs} epochs, "
+        f"{args.train_samples} train images"
+    )
+    for concurrency, (wall, train, epochs) in results.items():
+        per_trial = train / args.trials
+        overhead = (wall * concurrency - train) / args.trials
+        print(
+            f"concurrency {concurrency}: wall {wall:.1f} s, "
+            f"training+eval {train:.1f} s over {epochs} epochs, "
+            f"trial {per_trial:.1f} s, orchestration overhead {overhead:.2f} s/trial "
+            f"({overhead / per_trial:.1%} of a trial)"
+        )
+    print(f"speed-up of concurrency 2 over 1: {results[1][0] / results[2][0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
