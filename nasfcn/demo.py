@@ -33,12 +33,12 @@ def main() -> None:
         space=str(TINY),
         data="shapes",
         trials=8,
-        epochs=4,
+        epochs=6,
         strategy="tpe",
         scheduler="asha",
         cpus_per_trial=1,
-        train_samples=512,
-        recipe=TrainRecipe(epochs=4, batch_size=16, lr=3e-3),
+        train_samples=768,
+        recipe=TrainRecipe(epochs=6, batch_size=16, lr=3e-3),
         storage_path=None,
     )
     summary = run_search(config, console=console)
@@ -72,6 +72,7 @@ def main() -> None:
             row.upsample,
             row.attention,
         )
+    console.print()
     console.print(table)
     console.print(
         f"\n{summary.name}: "

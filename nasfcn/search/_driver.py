@@ -227,7 +227,7 @@ def _tune(
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-        with _ctrl_c_watch() as watch:
+        with _ctrl_c_watch() as watch, _ray_logs_to_file():
             try:
                 tuner.fit()
             except KeyboardInterrupt:
@@ -273,7 +273,7 @@ def _start_ray(config: SearchConfig, folder: Path) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     options: dict[str, Any] = {
         "log_to_driver": False,
@@ -287,6 +287,23 @@ def _start_ray(config: SearchConfig, folder: Path) -> None:
     else:
         ray.init(num_cpus=os.cpu_count(), **options)
     log.info("Ray: %s", ray.cluster_resources())
+
+
+@contextmanager
+def _ray_logs_to_file() -> Iterator[None]:
+    """While Tune runs, Ray's console handlers step aside: its messages go to search.log only."""
+    removed: list[tuple[logging.Logger, logging.Handler]] = []
+    for name in RAY_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:  # the console, not our FileHandler
+                logger.removeHandler(handler)
+                removed.append((logger, handler))
+    try:
+        yield
+    finally:
+        for logger, handler in removed:
+            logger.addHandler(handler)
 
 
 def _log_to_file(path: Path) -> logging.Handler:

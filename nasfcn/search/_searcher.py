@@ -88,6 +88,7 @@ class SpaceSearch(_PicklesWithoutCache, OptunaSearch):
         first_number: int,
         cache: CacheLookup | None = None,
     ) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search has its own view
         self.nas_space = space
         self._number = first_number
         self._cache = cache
