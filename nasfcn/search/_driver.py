@@ -20,7 +20,7 @@ from rich.live import Live
 
 from nasfcn.data import DataConfig, load_dataset
 from nasfcn.genotype import Genotype
-from nasfcn.search._config import SearchConfig, SearchSummary
+from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
 from nasfcn.search._recorder import Progress, StoreRecorder
 from nasfcn.search._searcher import GridSearch, SpaceSearch
 from nasfcn.search._trainable import TrialSettings, train_candidate
@@ -29,6 +29,7 @@ from nasfcn.store import (
     Store,
     create_search,
     finished_trials,
+    get_search,
     interrupt_unfinished,
     leaderboard_frame,
     next_trial_number,
@@ -53,6 +54,9 @@ def run_search(
     """Run (or resume) a search; every trial lands in the database as it happens."""
     started = time.monotonic()
     console = console or Console(quiet=config.quiet)
+    store = open_store(config.db)
+    if config.resume:
+        config = _resumed(config, store)
     space = load_space(config.space)
     name = config.name or default_name(space.name)
     data_options = {
@@ -66,7 +70,6 @@ def run_search(
     recipe = replace(config.recipe, epochs=config.epochs, seed=config.seed)
     recipe_dict = recipe.to_dict()
 
-    store = open_store(config.db)
     sid = create_search(
         store,
         name,
@@ -138,6 +141,20 @@ def run_search(
         handler.close()
 
 
+def _resumed(config: SearchConfig, store: Store) -> SearchConfig:
+    """A resume continues the stored search: its space file and dataset, whatever was typed."""
+    if config.name is None:
+        raise SearchConfigError("--resume needs the --name of the search to continue")
+    stored = get_search(store, config.name)
+    if stored is None:
+        raise SearchConfigError(f"--resume: no search named {config.name!r} in {store.masked_url}")
+    folder = config.run_folder(config.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    space_file = folder / "space.yaml"  # exactly the space the search started with
+    space_file.write_text(stored["space_yaml"] or Path(config.space).read_text(), encoding="utf-8")
+    return replace(config, space=str(space_file), data=stored["dataset"])
+
+
 def _tune(
     config: SearchConfig,
     space: Any,
@@ -156,6 +173,9 @@ def _tune(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    # Tune's own console output and checkpoint-sync warnings: the live view replaces them.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _start_ray(config, folder)
     first_number = next_trial_number(store, sid)
 
@@ -216,7 +236,7 @@ def _tune(
                 num_samples=remaining,
                 max_concurrent_trials=config.default_concurrency(),
                 time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
-                reuse_actors=False,
+                reuse_actors=True,  # a worker process (imports, data) serves trial after trial
             ),
             run_config=tune.RunConfig(
                 name=f"tune-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}",
@@ -273,8 +293,6 @@ def _start_ray(config: SearchConfig, folder: Path) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     options: dict[str, Any] = {
         "log_to_driver": False,
         "logging_level": logging.WARNING,

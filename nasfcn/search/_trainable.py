@@ -10,6 +10,7 @@ reporting every epoch (ASHA's signal) and attaching the best checkpoint when it 
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,6 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
     from ray import tune
 
     from nasfcn.cost import measure
-    from nasfcn.data import DataConfig, load_dataset
     from nasfcn.genotype import Genotype
     from nasfcn.model import build_model
     from nasfcn.train import TrainRecipe, fit, select_device
@@ -67,7 +67,7 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
             tune.report({**metrics, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
             return
 
-    data = load_dataset(settings.data, DataConfig(**settings.data_options))
+    data = _dataset(settings.data, tuple(sorted(settings.data_options.items())))
     device = select_device(settings.device)
     model = build_model(genotype, data.num_classes, data.in_channels)
     side = settings.latency_input
@@ -114,6 +114,14 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
                 tune.report(result)
 
         fit(genotype, data, recipe, device=device, report=report_epoch, out_dir=Path(folder))
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(spec: str, options: tuple[tuple[str, Any], ...]) -> Any:
+    """A reused worker loads (or generates) the search's dataset once, not once per trial."""
+    from nasfcn.data import DataConfig, load_dataset
+
+    return load_dataset(spec, DataConfig(**dict(options)))
 
 
 def _peak_memory(device: Any) -> float | None:

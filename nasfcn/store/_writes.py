@@ -408,3 +408,20 @@ def reusable_result(
             epoch=trial.best_epoch,
         )
         return {"trial_id": trial_id, "metrics": {k: v for k, v in metrics.items() if k != "cost"}}
+
+
+def get_search(store: Store, name: str) -> dict[str, Any] | None:
+    """The stored facts of a search (what a resume must reuse), or None if there is none."""
+    with store.session_scope() as session:
+        search = session.execute(select(Search).where(Search.name == name)).scalar_one_or_none()
+        if search is None:
+            return None
+        return {
+            "id": search.id,
+            "space_name": search.space_name,
+            "space_yaml": search.space_yaml,
+            "dataset": search.dataset,
+            "status": search.status,
+            "config": json.loads(search.config_json),
+            "recipe": json.loads(search.recipe_json),
+        }

@@ -369,3 +369,15 @@ def test_pareto_front_on_a_hand_made_frame() -> None:
     assert list(pareto_front(frame, ["miou", "latency_ms"])) == [True, True, False, True, False, False]
     with pytest.raises(ValueError, match="unknown objective"):
         pareto_front(frame, ["speed"])
+
+
+def test_shipped_migrations_build_exactly_the_models(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from nasfcn.store._schema import Base
+
+    store = open_store(db_url)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
