@@ -21,6 +21,7 @@ from nasfcn.data._synthetic import (
     interp_matrix,
     noise,
     render_textures,
+    synthetic_source,
     to_uint8,
 )
 
@@ -130,6 +131,4 @@ def generate_digits(
 )
 def load_digits_scenes(argument: str | None, config: DataConfig) -> Source:
     del argument  # takes none; checked by load_dataset
-    train = generate_digits(config.seed, "train", config.train_samples, config.size)
-    val = generate_digits(config.seed, "val", config.val_samples, config.size)
-    return Source(*train, *val, class_names=CLASS_NAMES)
+    return synthetic_source(generate_digits, config, CLASS_NAMES)

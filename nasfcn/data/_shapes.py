@@ -21,6 +21,7 @@ from nasfcn.data._synthetic import (
     noise,
     pixel_grid,
     render_textures,
+    synthetic_source,
     to_uint8,
 )
 
@@ -180,6 +181,4 @@ def generate_shapes(
 )
 def load_shapes(argument: str | None, config: DataConfig) -> Source:
     del argument  # takes none; checked by load_dataset
-    train = generate_shapes(config.seed, "train", config.train_samples, config.size)
-    val = generate_shapes(config.seed, "val", config.val_samples, config.size)
-    return Source(*train, *val, class_names=CLASS_NAMES)
+    return synthetic_source(generate_shapes, config, CLASS_NAMES)

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasfcn.data._core import DataConfig, Source
+
 #: Split ids mixed into every sample's seed, so train and val never share a scene.
 SPLIT_IDS = {"train": 0, "val": 1}
 #: Samples rendered together: small enough for the arrays to stay in cache.
@@ -164,3 +166,14 @@ def generate(
         images.append(batch_images)
         masks.append(batch_masks)
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(masks))
+
+
+def synthetic_source(
+    make: Callable[[int, str, int, tuple[int, int]], tuple[torch.Tensor, torch.Tensor]],
+    config: DataConfig,
+    class_names: Sequence[str],
+) -> Source:
+    """Train and val splits of a generated dataset, as the dataset registry wants them."""
+    train = make(config.seed, "train", config.train_samples, config.size)
+    val = make(config.seed, "val", config.val_samples, config.size)
+    return Source(*train, *val, class_names=tuple(class_names))
