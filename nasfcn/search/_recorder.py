@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -33,6 +34,17 @@ from nasfcn.store import (
 
 log = logging.getLogger("nasfcn.search")
 
+#: What Ray Tune adds to every result (bookkeeping, the trial's whole config) and what the
+#: architectures table already holds: none of it belongs in a trial's stored metrics.
+_NOT_METRICS = frozenset(
+    {*AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID, STATUS_KEY, "cost"}
+)
+
+
+def trial_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a trial reported, without Tune's additions."""
+    return {k: v for k, v in result.items() if k not in _NOT_METRICS}
+
 
 @dataclass
 class Progress:
@@ -46,6 +58,11 @@ class Progress:
     best_arch: str | None = None
     best_number: int | None = None
     finished_before: int = 0  # a resumed search's earlier trials
+
+    def offer(self, miou: float | None, arch_id: str, number: int) -> None:
+        """Keep the best val mIoU seen so far, with the trial that reached it."""
+        if miou is not None and (self.best_miou is None or miou > self.best_miou):
+            self.best_miou, self.best_arch, self.best_number = float(miou), arch_id, number
 
     @property
     def done(self) -> int:
@@ -164,12 +181,8 @@ class StoreRecorder(Callback):
             upsert_architecture(self.store, genotype, result["cost"])
             self._costed.add(trial.trial_id)
         if result.get(STATUS_KEY) == "running":
-            record_epoch(self.store, row, int(result["epoch"]), result)
-            miou = result.get("val_miou")
-            if miou is not None and (self.progress.best_miou is None or miou > self.progress.best_miou):
-                self.progress.best_miou = float(miou)
-                self.progress.best_arch = genotype.arch_id
-                self.progress.best_number = int(trial.config["number"])
+            record_epoch(self.store, row, int(result["epoch"]), trial_metrics(result))
+            self.progress.offer(result.get("val_miou"), genotype.arch_id, int(trial.config["number"]))
             self._refresh()
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
@@ -181,12 +194,9 @@ class StoreRecorder(Callback):
         if status == "rejected_by_constraint":
             self._finish(trial, "rejected_by_constraint", error=result.get("reason"))
         elif status == "cached":
+            arch_id = Genotype.from_json(trial.config["genotype"]).arch_id
+            self.progress.offer(result.get("val_miou"), arch_id, int(trial.config["number"]))
             self._finish(trial, "cached", cached_from=int(result["cached_from"]))
-            miou = result.get("val_miou")
-            if miou is not None and (self.progress.best_miou is None or miou > self.progress.best_miou):
-                self.progress.best_miou = float(miou)
-                self.progress.best_arch = Genotype.from_json(trial.config["genotype"]).arch_id
-                self.progress.best_number = int(trial.config["number"])
         else:
             epochs = int(result.get("epoch", 0) or 0)
             self._finish(trial, "completed" if epochs >= self.epochs else "stopped_early")
@@ -218,20 +228,3 @@ def _error_line(lines: list[str]) -> str:
         if head.endswith(("Error", "Exception", "Diverged")) and " " not in head:
             return stripped[:1000]
     return (lines[-1] if lines else "failed")[:1000]
-
-
-def best_summary_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="best architectures")
-    for column in ("rank", "trial", "arch_id", "val mIoU", "params", "latency ms", "architecture"):
-        table.add_column(column)
-    for i, row in enumerate(rows, start=1):
-        table.add_row(
-            str(i),
-            str(row["number"]),
-            row["arch_id"],
-            f"{row['best_miou']:.3f}",
-            row["params"],
-            row["latency"],
-            row["describe"],
-        )
-    return table

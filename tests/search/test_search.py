@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from nasfcn.search import SearchConfig, SearchConfigError, run_search
 from nasfcn.space import load_space
@@ -137,8 +139,14 @@ def test_invalid_options_are_refused() -> None:
 def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space) -> None:
     config = _config(tmp_path, micro_space, trials=2, name="metrics")
     run_search(config)
-    epochs = epochs_frame(open_store(config.db), "metrics")
+    store = open_store(config.db)
+    epochs = epochs_frame(store, "metrics")
     assert isinstance(epochs, pd.DataFrame)
+    with store.engine.connect() as connection:
+        stored = connection.execute(text("SELECT best_metrics_json FROM trials")).scalars().all()
+    for metrics in map(json.loads, stored):  # what the trial reported, not Tune's bookkeeping
+        assert {"val_miou", "train_loss", "epoch", "params", "latency_ms"} <= set(metrics)
+        assert not {"config", "done", "trial_id", "training_iteration", "cost"} & set(metrics)
     assert epochs["val_miou"].between(0, 1).all()
     assert epochs["train_loss"].gt(0).all()
     assert epochs["images_per_s"].gt(0).all()
