@@ -27,7 +27,7 @@ from nasfcn.genotype import Genotype
 
 if TYPE_CHECKING:
     from nasfcn.train import EpochResult
-from nasfcn.space import INTRINSIC_TEXT, SearchSpace, SpaceError, load_space
+from nasfcn.space import INTRINSIC_TEXT, SearchSpace, SpaceError, load_space, size_text
 
 # Piped output (logs, CI, tests) gets wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
@@ -110,7 +110,7 @@ def spaces_validate(
             failed += 1
             err_console.print(str(err), markup=False, highlight=False)
             continue
-        console.print(f"{path}: ok ({space.name}, {_size(space.size())} architectures)")
+        console.print(f"{path}: ok ({space.name}, {size_text(space.size())} architectures)")
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -135,8 +135,8 @@ def spaces_show(file: Annotated[Path, typer.Argument(help="A space file (YAML)."
     console.print(table)
     console.print(
         f"input: {space.in_channels} channels, min size {space.min_size}; searched knobs: "
-        f"{len(space.searched)}; distinct architectures: {_size(space.size())}; "
-        f"with training knobs: {_size(space.size(include_train=True))}"
+        f"{len(space.searched)}; distinct architectures: {size_text(space.size())}; "
+        f"with training knobs: {size_text(space.size(include_train=True))}"
     )
 
 
@@ -537,10 +537,6 @@ def _cell(value: object, column: str) -> str:
 def _attention(genotype: Genotype) -> str:
     att = genotype.attention
     return "none" if att.type == "none" else f"{att.type}@{att.where}"
-
-
-def _size(count: float) -> str:
-    return "infinite (float ranges)" if math.isinf(count) else f"{int(count):,}"
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 from nasfcn.cli import console
 from nasfcn.cost import format_count
 from nasfcn.search import SearchConfig, run_search
-from nasfcn.space import load_space, shipped_spaces
+from nasfcn.space import load_space, shipped_spaces, size_text
 from nasfcn.store import leaderboard_frame, open_store
 from nasfcn.train import TrainRecipe
 
@@ -28,7 +28,7 @@ def main() -> None:
     console.rule("nasfcn demo: a real search on fcn_tiny.yaml + shapes")
     for path in shipped_spaces():
         space = load_space(path)
-        console.print(f"[green]ok[/green] {path.name}: {space.size():,} architectures")
+        console.print(f"[green]ok[/green] {path.name}: {size_text(space.size())} architectures")
     config = SearchConfig(
         space=str(TINY),
         data="shapes",

@@ -1101,6 +1101,11 @@ def _show_list(values: list[Any]) -> str:
     return "[" + ", ".join(_show(v) for v in values) + "]"
 
 
+def size_text(count: float) -> str:
+    """A space size for people: thousands separated, or why it is infinite."""
+    return "infinite (float ranges)" if math.isinf(count) else f"{int(count):,}"
+
+
 def shipped_spaces() -> list[Path]:
     """The spaces in the repository's ``search_spaces/`` folder (when run from a checkout)."""
     folder = Path(__file__).resolve().parent.parent / "search_spaces"

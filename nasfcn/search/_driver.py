@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import threading
@@ -24,7 +23,7 @@ from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
 from nasfcn.search._recorder import Progress, StoreRecorder
 from nasfcn.search._searcher import GridSearch, SpaceSearch
 from nasfcn.search._trainable import TrialSettings, train_candidate
-from nasfcn.space import load_space
+from nasfcn.space import load_space, size_text
 from nasfcn.store import (
     Store,
     create_search,
@@ -85,8 +84,7 @@ def run_search(
     remaining = config.trials - len(finished)
     folder = config.run_folder(name)
     folder.mkdir(parents=True, exist_ok=True)
-    handler = _log_to_file(folder / "search.log")
-    try:
+    with _log_to_file(folder / "search.log"):
         log.info(
             "search %s (id %s) in %s: %d trials requested, %d finished before, %d interrupted",
             name,
@@ -97,7 +95,7 @@ def run_search(
             interrupted,
         )
         console.print(
-            f"[bold]search {name}[/bold]: space {space.name} ({_size(space.size())} architectures), "
+            f"[bold]search {name}[/bold]: space {space.name} ({size_text(space.size())} architectures), "
             f"data {config.data} ({bundle.num_classes} classes), {config.trials} trials x "
             f"{config.epochs} epochs, {config.strategy} + {config.scheduler}"
         )
@@ -115,7 +113,6 @@ def run_search(
             space,
             store,
             sid,
-            name,
             folder,
             recipe_dict,
             data_options,
@@ -134,11 +131,6 @@ def run_search(
         else:
             set_search_status(store, sid, "completed")
         return _summary(store, sid, name, folder, started, interrupted=was_interrupted)
-    finally:
-        logging.getLogger().removeHandler(handler)
-        for logger_name in ("nasfcn", *RAY_LOGGERS):
-            logging.getLogger(logger_name).removeHandler(handler)
-        handler.close()
 
 
 def _resumed(config: SearchConfig, store: Store) -> SearchConfig:
@@ -160,7 +152,6 @@ def _tune(
     space: Any,
     store: Store,
     sid: int,
-    name: str,
     folder: Path,
     recipe_dict: dict[str, Any],
     data_options: dict[str, Any],
@@ -176,16 +167,16 @@ def _tune(
     # Tune's own console output and checkpoint-sync warnings: the live view replaces them.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    _start_ray(config, folder)
+    _start_ray(config)
     first_number = next_trial_number(store, sid)
 
-    def cached(genotype: Genotype) -> dict[str, Any] | None:
-        if not config.cache:
-            return None
+    def lookup(genotype: Genotype) -> dict[str, Any] | None:
         found = reusable_result(store, genotype, config.data, recipe_dict)
         if found is not None:
             log.info("reusing trial %s for %s", found["trial_id"], genotype.arch_id)
         return found
+
+    cached = lookup if config.cache else None
 
     if config.strategy == "grid":
         done = {Genotype.from_json(row["genotype_json"]).trial_key for row in finished}
@@ -287,7 +278,7 @@ def _ctrl_c_watch() -> Iterator[_CtrlC]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _start_ray(config: SearchConfig, folder: Path) -> None:
+def _start_ray(config: SearchConfig) -> None:
     import ray
 
     if ray.is_initialized():
@@ -324,17 +315,22 @@ def _ray_logs_to_file() -> Iterator[None]:
             logger.addHandler(handler)
 
 
-def _log_to_file(path: Path) -> logging.Handler:
+@contextmanager
+def _log_to_file(path: Path) -> Iterator[None]:
+    """nasfcn's and Ray's messages go to the search's log file for the length of the search."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
-    nasfcn_logger = logging.getLogger("nasfcn")
-    nasfcn_logger.setLevel(logging.INFO)
-    nasfcn_logger.addHandler(handler)
-    for logger_name in RAY_LOGGERS:  # Ray's own messages go to the file, not the terminal
-        logger = logging.getLogger(logger_name)
+    logging.getLogger("nasfcn").setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in ("nasfcn", *RAY_LOGGERS)]
+    for logger in loggers:
         logger.addHandler(handler)
-    return handler
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
 
 
 def _summary(
@@ -356,7 +352,3 @@ def _summary(
         seconds=time.monotonic() - started,
         interrupted=interrupted,
     )
-
-
-def _size(count: float) -> str:
-    return "infinite" if math.isinf(count) else f"{int(count):,}"

@@ -57,11 +57,26 @@ class _Recorder:
         return self.params[name]
 
 
-class _PicklesWithoutCache:
-    """Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds
-    a database connection and stays behind: a restored searcher proposes without it."""
+class _NumberedSearch:
+    """What both searchers share: numbering trials, attaching reusable results, pickling.
+
+    Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds a
+    database connection and stays behind: an unpickled searcher proposes without it.
+    """
 
     _cache: CacheLookup | None
+    _number: int
+
+    def _trial_config(self, genotype: Genotype, params: dict[str, Any] | None) -> dict[str, Any]:
+        config = {
+            "genotype": genotype.to_json(),
+            "number": self._number,
+            "params": json.dumps(params) if params is not None else None,
+        }
+        self._number += 1
+        if self._cache is not None:
+            config["cached"] = self._cache(genotype)
+        return config
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_cache"}
@@ -74,8 +89,13 @@ class _PicklesWithoutCache:
         with open(checkpoint_path, "wb") as file:
             pickle.dump(self.__getstate__(), file)
 
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            state = pickle.load(file)
+        self.__dict__.update({k: v for k, v in state.items() if k != "_cache"})
 
-class SpaceSearch(_PicklesWithoutCache, OptunaSearch):
+
+class SpaceSearch(_NumberedSearch, OptunaSearch):
     """Ray Tune's OptunaSearch over a space's define-by-run ``suggest``."""
 
     def __init__(
@@ -110,12 +130,7 @@ class SpaceSearch(_PicklesWithoutCache, OptunaSearch):
         if params is None or params is Searcher.FINISHED:
             return params
         flat = flatten_dict(params, delimiter="/")
-        genotype = self.nas_space.suggest(optuna.trial.FixedTrial(flat))
-        config = {"genotype": genotype.to_json(), "number": self._number, "params": json.dumps(flat)}
-        self._number += 1
-        if self._cache is not None:
-            config["cached"] = self._cache(genotype)
-        return config
+        return self._trial_config(self.nas_space.suggest(optuna.trial.FixedTrial(flat)), flat)
 
     def warm_start(self, finished: list[dict[str, Any]], metrics: list[str]) -> int:
         """Tell the optimizer about trials a resumed search already finished."""
@@ -154,7 +169,7 @@ def _value(row: dict[str, Any], metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-class GridSearch(_PicklesWithoutCache, Searcher):
+class GridSearch(_NumberedSearch, Searcher):
     """Every architecture of a finite space once, in a fixed order (training knobs: the recipe's)."""
 
     def __init__(
@@ -172,20 +187,11 @@ class GridSearch(_PicklesWithoutCache, Searcher):
         self._number = first_number
         self._cache = cache
 
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.__setstate__(pickle.load(file))
-
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._next >= len(self._genotypes):
             return Searcher.FINISHED
-        genotype = self._genotypes[self._next]
         self._next += 1
-        config = {"genotype": genotype.to_json(), "number": self._number, "params": None}
-        self._number += 1
-        if self._cache is not None:
-            config["cached"] = self._cache(genotype)
-        return config
+        return self._trial_config(self._genotypes[self._next - 1], None)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass

@@ -127,6 +127,6 @@ def _dataset(spec: str, options: tuple[tuple[str, Any], ...]) -> Any:
 def _peak_memory(device: Any) -> float | None:
     import torch
 
-    if getattr(device, "type", str(device)).startswith("cuda"):
+    if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -254,9 +254,7 @@ def record_epoch(store: Store, trial_id: int, epoch: int, metrics: Mapping[str, 
     }
     with store.session_scope() as session:
         _upsert(session, Epoch, values, ["trial_id", "epoch"])
-        trial = session.get(Trial, trial_id)
-        if trial is None:
-            raise StoreError(f"no trial with id {trial_id}")
+        trial = _trial(session, trial_id)
         trial.epochs_trained = max(trial.epochs_trained or 0, int(epoch))
         miou = values["val_miou"]
         if miou is not None and (trial.best_miou is None or miou > trial.best_miou):
@@ -283,9 +281,7 @@ def finish_trial(
     """Mark a trial finished (or interrupted); its best/final metrics come from its epochs."""
     _check_status(status)
     with store.session_scope() as session:
-        trial = session.get(Trial, trial_id)
-        if trial is None:
-            raise StoreError(f"no trial with id {trial_id}")
+        trial = _trial(session, trial_id)
         trial.status = status
         trial.finished_at = now()
         if error is not None:
@@ -330,6 +326,13 @@ def find_reusable(store: Store, genotype: Genotype, dataset: str, recipe: Mappin
     return row
 
 
+def _trial(session: Session, trial_id: int) -> Trial:
+    trial = session.get(Trial, trial_id)
+    if trial is None:
+        raise StoreError(f"no trial with id {trial_id}")
+    return trial
+
+
 def _check_status(status: str) -> None:
     if status not in TRIAL_STATUSES:
         raise ValueError(f"unknown trial status {status!r}; valid: {', '.join(TRIAL_STATUSES)}")
@@ -371,8 +374,6 @@ def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
 
 
 def next_trial_number(store: Store, search_id: int) -> int:
-    from sqlalchemy import func
-
     with store.session_scope() as session:
         highest = session.execute(select(func.max(Trial.number)).where(Trial.search_id == search_id)).scalar()
     return 0 if highest is None else int(highest) + 1
@@ -381,9 +382,7 @@ def next_trial_number(store: Store, search_id: int) -> int:
 def set_checkpoint(store: Store, trial_id: int, location: str) -> None:
     """Record where a trial's best checkpoint lives (a folder, or a URI on a cluster)."""
     with store.session_scope() as session:
-        trial = session.get(Trial, trial_id)
-        if trial is None:
-            raise StoreError(f"no trial with id {trial_id}")
+        trial = _trial(session, trial_id)
         trial.checkpoint = location
 
 

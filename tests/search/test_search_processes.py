@@ -41,6 +41,17 @@ def _finished(db: str, name: str) -> int:
     return int(board["status"].isin(FINISHED_STATUSES).sum())
 
 
+def _start_until_finished(args: list[str], env: dict[str, str], cwd: Path, name: str, count: int, **output):
+    """Start the search CLI in its own session; return once ``count`` of its trials finished."""
+    driver = subprocess.Popen(args, env=env, cwd=cwd, start_new_session=True, **output)
+    deadline = time.monotonic() + 300
+    while _finished(env["NASFCN_DB"], name) < count:
+        assert driver.poll() is None, f"the search ended before {count} trials finished"
+        assert time.monotonic() < deadline, f"{count} trials did not finish in time"
+        time.sleep(0.5)
+    return driver
+
+
 def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, micro_space: Path) -> None:
     env = _env(tmp_path)
     db = env["NASFCN_DB"]
@@ -63,19 +74,9 @@ def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, mic
         str(tmp_path / "runs"),
         *COMMON,
     ]
-    driver = subprocess.Popen(
-        args,
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    driver = _start_until_finished(
+        args, env, tmp_path, "crash", 2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 300
-    while _finished(db, "crash") < 2:
-        assert driver.poll() is None, "the search ended before it could be killed"
-        assert time.monotonic() < deadline, "no two trials finished in time"
-        time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: a crash
     driver.wait(30)
     store = open_store(db)
@@ -119,20 +120,9 @@ def test_ctrl_c_stops_cleanly_and_marks_running_trials(tmp_path: Path, micro_spa
         str(tmp_path / "runs"),
         *COMMON,
     ]
-    driver = subprocess.Popen(
-        args,
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    driver = _start_until_finished(
+        args, env, tmp_path, "stop", 1, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + 300
-    while _finished(db, "stop") < 1:
-        assert driver.poll() is None, "the search ended before Ctrl-C"
-        assert time.monotonic() < deadline, "no trial finished in time"
-        time.sleep(0.5)
     driver.send_signal(signal.SIGINT)  # what Ctrl-C sends to the driver
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 130, output
