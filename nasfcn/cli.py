@@ -216,6 +216,10 @@ def train(
     train_samples: Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")] = 512,
     seed: Annotated[int, typer.Option(help="Training seed (weights, batches, augmentation).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (not on CPU).")] = True,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format on CUDA.")
+    ] = True,
     out: Annotated[Path, typer.Option(help="Folder for the best checkpoint.")] = Path("runs/train"),
 ) -> None:
     """Train one architecture and evaluate it after every epoch; keep the best checkpoint.
@@ -245,6 +249,8 @@ def train(
             optimizer=optimizer,
             schedule=schedule,
             seed=seed,
+            amp=amp,
+            channels_last=channels_last,
         )
         with console.status(f"loading and checking {data} ..."):
             options = DataConfig(image_size=image_size, train_samples=train_samples, seed=seed)
@@ -335,6 +341,10 @@ def search(
     storage_path: Annotated[
         str | None, typer.Option(help="Checkpoints and logs (default runs/<name>); shared on a cluster.")
     ] = None,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (not on CPU).")] = True,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format on CUDA.")
+    ] = True,
 ) -> None:
     """Search architectures on Ray Tune; every trial is recorded in the database as it runs.
 
@@ -378,7 +388,9 @@ def search(
             image_size=image_size,
             train_samples=train_samples,
             storage_path=storage_path,
-            recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
+            recipe=TrainRecipe(
+                epochs=epochs, lr=lr, batch_size=batch_size, amp=amp, channels_last=channels_last
+            ),
         )
         summary = run_search(config, console=console)
     except SpaceError as err:

@@ -278,8 +278,8 @@ def fit(
             loss_sum += loss.detach() * batch_images.shape[0]
             images += batch_images.shape[0]
             step += 1
+        train_loss = float(loss_sum) / max(1, images)  # one device sync per epoch, before timing
         train_seconds = time.perf_counter() - started
-        train_loss = float(loss_sum) / max(1, images)  # one device sync per epoch
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"training loss became {train_loss} in epoch {epoch} of {genotype.arch_id} "

@@ -133,3 +133,18 @@ def test_skips_matter_on_shapes() -> None:
     assert unet.best.val.miou >= 0.5
     assert unet.best.val.miou > fcn32.best.val.miou + 0.05
     assert math.isfinite(fcn32.best.val.miou)
+
+
+@pytest.mark.gpu
+def test_fit_on_cuda_uses_mixed_precision_unless_turned_off(shapes, tmp_path) -> None:
+    from dataclasses import replace
+
+    mixed = fit(_genotype(), shapes, RECIPE, device="cuda", out_dir=tmp_path / "amp")
+    full = fit(_genotype(), shapes, replace(RECIPE, amp=False, channels_last=False), device="cuda")
+    assert mixed.device.startswith("cuda")
+    assert all(math.isfinite(e.train_loss) for e in (*mixed.history, *full.history))
+    # float16 autocast changes the arithmetic: the losses cannot match float32's exactly
+    assert [e.train_loss for e in mixed.history] != [e.train_loss for e in full.history]
+    model, info = load_checkpoint(tmp_path / "amp")  # a CUDA-trained checkpoint loads on the CPU
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    assert info["recipe"]["amp"] is True

@@ -102,10 +102,19 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
         genotype = Genotype.from_dict({**genotype.to_dict(), "train": {}})
 
     best = {"miou": -1.0}
+    if device.type == "cuda":  # a reused worker's previous trial must not count
+        torch.cuda.reset_peak_memory_stats(device)
+    trained_on = report.device
     with tempfile.TemporaryDirectory(prefix="nasfcn-trial-") as folder:
 
         def report_epoch(epoch: int, metrics: dict[str, Any]) -> None:
-            result = {**base, **metrics, STATUS_KEY: "running", "peak_train_memory_mb": _peak_memory(device)}
+            result = {
+                **base,
+                **metrics,
+                STATUS_KEY: "running",
+                "train_device": trained_on,
+                "peak_train_memory_mb": _peak_memory(device),
+            }
             miou = metrics.get("val_miou")
             if miou is not None and miou > best["miou"]:
                 best["miou"] = miou

@@ -264,6 +264,11 @@ def record_epoch(store: Store, trial_id: int, epoch: int, metrics: Mapping[str, 
             trial.best_metrics_json = _json(dict(metrics))
         trial.final_miou = miou
         trial.final_metrics_json = _json(dict(metrics))
+        if metrics.get("train_device"):
+            trial.train_device = str(metrics["train_device"])
+        peak = _number(metrics.get("peak_train_memory_mb"))
+        if peak is not None:
+            trial.peak_train_memory_mb = max(peak, trial.peak_train_memory_mb or 0.0)
         if trial.status == "pending":
             trial.status = "running"
 
@@ -304,6 +309,8 @@ def finish_trial(
                 "best_metrics_json",
                 "final_metrics_json",
                 "checkpoint",
+                "train_device",
+                "peak_train_memory_mb",
             ):
                 setattr(trial, name, getattr(source, name))
 

@@ -150,3 +150,21 @@ def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space)
     assert epochs["val_miou"].between(0, 1).all()
     assert epochs["train_loss"].gt(0).all()
     assert epochs["images_per_s"].gt(0).all()
+    board = leaderboard_frame(store, "metrics")
+    assert list(board["train_device"]) == ["cpu", "cpu"]  # where Ray placed each trial
+    assert board["peak_train_memory_mb"].isna().all()  # a CUDA allocator figure only
+
+
+@pytest.mark.gpu
+def test_fractional_gpus_pack_trials_on_one_gpu(ray_local, tmp_path, micro_space) -> None:
+    config = _config(tmp_path, micro_space, trials=4, gpus_per_trial=0.25, cpus_per_trial=0.5, concurrency=4)
+    summary = run_search(config)
+    assert summary.counts == {"completed": 4}
+    board = leaderboard_frame(open_store(config.db), "s")
+    assert all(device.startswith("cuda:0") for device in board["train_device"])
+    assert (board["peak_train_memory_mb"] > 0).all()
+    with open_store(config.db).engine.connect() as connection:
+        spans = connection.execute(text("SELECT started_at, finished_at FROM trials")).all()
+    spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
+    overlapping = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
+    assert overlapping >= 2, f"trials ran one at a time on the GPU: {spans}"

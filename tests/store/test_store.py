@@ -381,3 +381,54 @@ def test_shipped_migrations_build_exactly_the_models(db_url: str) -> None:
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_training_device_and_peak_memory_are_kept_per_trial(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "gpu", "shapes", config={}, recipe=RECIPE)
+    genotype = SPACE.sample(0)
+    upsert_architecture(store, genotype, COST)
+    trial = upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    device = "cuda:0 (NVIDIA H100 80GB HBM3)"
+    for epoch, peak in ((1, 300.0), (2, 250.0)):
+        record_epoch(
+            store,
+            trial,
+            epoch,
+            {**_metrics(0.5, epoch), "train_device": device, "peak_train_memory_mb": peak},
+        )
+    finish_trial(store, trial, "completed")
+    reuse = upsert_trial(store, search, 1, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    finish_trial(store, reuse, "cached", cached_from=trial)
+
+    board = leaderboard_frame(store, "gpu").set_index("trial_id")
+    for row in (board.loc[trial], board.loc[reuse]):
+        assert row["train_device"] == device
+        assert row["peak_train_memory_mb"] == pytest.approx(300.0)  # the peak over epochs
+
+
+def test_upgrade_from_the_first_schema_keeps_the_rows(tmp_path: Path) -> None:
+    from alembic import command
+
+    from nasfcn.store._engine import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store(url)
+    with store.engine.connect() as connection, connection.begin():
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    assert store.revision() == "0001"
+    with pytest.raises(SchemaOutdatedError, match="nasfcn db upgrade"):
+        open_store(url)
+    with store.engine.connect() as connection, connection.begin():
+        connection.execute(
+            text(
+                "INSERT INTO searches (name, kind, dataset, config_json, recipe_json, versions_json, status,"
+                " created_at) VALUES ('old', 'search', 'shapes', '{}', '{}', '{}', 'completed', '2026-11-01')"
+            )
+        )
+    assert store.upgrade() == ("0001", head_revision())
+    upgraded = open_store(url)
+    assert list(searches_frame(upgraded)["name"]) == ["old"]
+    store.dispose()
