@@ -24,6 +24,12 @@ REPORTED = {
 }
 
 
+def is_uri(location: str) -> bool:
+    """A remote location such as s3://bucket/path (file:// and Windows drives are local)."""
+    scheme, sep, _ = location.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme != "file"
+
+
 class SearchConfigError(ValueError):
     """A search option is invalid; the message names it and what is allowed."""
 
@@ -109,9 +115,22 @@ class SearchConfig:
     def modes(self) -> list[str]:
         return [OBJECTIVES[name][1] for name in self.objectives]
 
+    @property
+    def remote_storage(self) -> bool:
+        """``storage_path`` is a URI (s3://, gs://, ...) that every node of a cluster can reach."""
+        return bool(self.storage_path) and is_uri(self.storage_path)  # type: ignore[arg-type]
+
     def run_folder(self, name: str) -> Path:
-        folder = Path(self.storage_path) if self.storage_path else Path("runs") / name
-        return folder.expanduser().resolve()
+        """The local folder for the search's log and space file (and checkpoints unless remote)."""
+        if self.storage_path and not self.remote_storage:
+            return Path(self.storage_path.removeprefix("file://")).expanduser().resolve()
+        return (Path("runs") / name).resolve()
+
+    def checkpoint_storage(self, name: str) -> str:
+        """Ray Tune's storage path: the run folder, or ``<URI>/<name>`` on remote storage."""
+        if self.remote_storage:
+            return f"{self.storage_path.rstrip('/')}/{name}"  # type: ignore[union-attr]
+        return str(self.run_folder(name))
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

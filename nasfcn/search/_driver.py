@@ -58,6 +58,7 @@ def run_search(
         config = _resumed(config, store)
     space = load_space(config.space)
     name = config.name or default_name(space.name)
+    config = replace(config, name=name)
     data_options = {
         "image_size": config.image_size,
         "train_samples": config.train_samples,
@@ -99,7 +100,9 @@ def run_search(
             f"data {config.data} ({bundle.num_classes} classes), {config.trials} trials x "
             f"{config.epochs} epochs, {config.strategy} + {config.scheduler}"
         )
-        console.print(f"results: {store.masked_url}   logs and checkpoints: {folder}")
+        console.print(
+            f"results: {store.masked_url}   logs: {folder}   checkpoints: {config.checkpoint_storage(name)}"
+        )
         if config.resume:
             console.print(
                 f"resuming: {len(finished)} finished trials kept, {interrupted} interrupted trials re-run"
@@ -231,7 +234,7 @@ def _tune(
             ),
             run_config=tune.RunConfig(
                 name=f"tune-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}",
-                storage_path=str(folder),
+                storage_path=config.checkpoint_storage(config.name or folder.name),
                 callbacks=[recorder],
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),

@@ -46,6 +46,15 @@ def trial_metrics(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in _NOT_METRICS}
 
 
+def checkpoint_location(checkpoint: Any) -> str:
+    """A local folder as a path; on remote storage a URI (``s3://bucket/...``) export can open."""
+    filesystem = getattr(checkpoint, "filesystem", None)
+    kind = getattr(filesystem, "type_name", "local")
+    if filesystem is None or kind == "local":
+        return str(checkpoint.path)
+    return f"{kind}://{str(checkpoint.path).lstrip('/')}"
+
+
 @dataclass
 class Progress:
     """What the live view shows; updated by the recorder."""
@@ -186,7 +195,7 @@ class StoreRecorder(Callback):
             self._refresh()
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
-        set_checkpoint(self.store, self._row(trial), str(checkpoint.path))
+        set_checkpoint(self.store, self._row(trial), checkpoint_location(checkpoint))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

@@ -137,7 +137,7 @@ def test_invalid_options_are_refused() -> None:
 
 
 def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space) -> None:
-    config = _config(tmp_path, micro_space, trials=2, name="metrics")
+    config = _config(tmp_path, micro_space, trials=2, name="metrics", storage_path=f"file://{tmp_path}/store")
     run_search(config)
     store = open_store(config.db)
     epochs = epochs_frame(store, "metrics")
@@ -153,6 +153,9 @@ def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space)
     board = leaderboard_frame(store, "metrics")
     assert list(board["train_device"]) == ["cpu", "cpu"]  # where Ray placed each trial
     assert board["peak_train_memory_mb"].isna().all()  # a CUDA allocator figure only
+    for checkpoint in board["checkpoint"]:  # a file:// storage path is a local folder
+        assert Path(checkpoint).is_relative_to(tmp_path / "store")
+        assert (Path(checkpoint) / "best.safetensors").is_file()
 
 
 @pytest.mark.gpu
@@ -168,3 +171,25 @@ def test_fractional_gpus_pack_trials_on_one_gpu(ray_local, tmp_path, micro_space
     spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
     overlapping = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
     assert overlapping >= 2, f"trials ran one at a time on the GPU: {spans}"
+
+
+def test_storage_locations_local_and_remote(tmp_path) -> None:
+    import pyarrow.fs
+    from ray import tune
+
+    from nasfcn.search._recorder import checkpoint_location
+
+    local = SearchConfig(space="x.yaml", name="n", storage_path=f"file://{tmp_path}/store")
+    assert not local.remote_storage
+    assert local.run_folder("n") == tmp_path / "store"
+    assert local.checkpoint_storage("n") == str(tmp_path / "store")
+    bucket = SearchConfig(space="x.yaml", name="n", storage_path="s3://team-bucket/nasfcn/")
+    assert bucket.remote_storage
+    assert bucket.checkpoint_storage("n") == "s3://team-bucket/nasfcn/n"
+    assert bucket.run_folder("n") == (Path("runs") / "n").resolve()  # the log stays local
+
+    s3 = pyarrow.fs.S3FileSystem(anonymous=True, region="us-east-1")
+    remote = tune.Checkpoint("team-bucket/nasfcn/n/trial/checkpoint_000001", filesystem=s3)
+    assert checkpoint_location(remote) == "s3://team-bucket/nasfcn/n/trial/checkpoint_000001"
+    on_disk = tune.Checkpoint(str(tmp_path))
+    assert checkpoint_location(on_disk) == str(tmp_path)
