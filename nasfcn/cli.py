@@ -42,7 +42,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 spaces_app = typer.Typer(
-    help="Inspect search spaces: validate, show, sample.\n\n"
+    help="Inspect search spaces: validate, show, sample, and the reference architectures (refs).\n\n"
     "Example: nasfcn spaces sample search_spaces/fcn_tiny.yaml --n 5 --seed 0",
     no_args_is_help=True,
 )
@@ -196,6 +196,60 @@ def spaces_sample(
                 f"{cost.peak_memory_mb:.1f}",
             )
     console.print(table)
+
+
+@spaces_app.command("refs")
+def spaces_refs(
+    space: Annotated[Path | None, typer.Option(help="Take the width from this space file.")] = None,
+    width: Annotated[int | None, typer.Option(min=1, help="First-stage channels (default 16).")] = None,
+    size: Annotated[int, typer.Option(min=8, help="Input height and width for the cost.")] = 64,
+    classes: Annotated[int, typer.Option(min=1, help="Number of output classes.")] = 21,
+    device: Annotated[str, typer.Option(help="Device to measure latency on (cpu, cuda).")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Also write each genotype as <name>.json here.")] = None,
+) -> None:
+    """List the reference architectures (FCN-32s/16s/8s, SegNet, U-Net, ...) with their cost.
+
+    Examples:
+
+      nasfcn spaces refs
+
+      nasfcn spaces refs --space search_spaces/fcn_tiny.yaml --out refs/
+    """
+    from nasfcn.cost import format_count, measure
+    from nasfcn.model import build_model
+    from nasfcn.references import DEFAULT_WIDTH, REFERENCES, width_for_space
+
+    if space is not None and width is not None:
+        raise _fail("give --space or --width, not both")
+    chosen = width_for_space(_load(space)) if space is not None else (width or DEFAULT_WIDTH)
+    table = Table(
+        title=f"reference architectures at width {chosen}, {size}x{size}, {classes} classes, {device}"
+    )
+    for column in ("name", "arch_id", "design"):
+        table.add_column(column)
+    for column in ("params", "FLOPs", "latency ms"):
+        table.add_column(column, justify="right")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    with console.status("measuring...") as status:
+        for name in REFERENCES.names():
+            entry = REFERENCES.get(name)
+            genotype = entry.genotype(chosen)
+            status.update(f"measuring {name}")
+            cost = measure(build_model(genotype, classes), (size, size), device=device)
+            table.add_row(
+                name,
+                genotype.arch_id,
+                entry.summary,
+                format_count(cost.params),
+                format_count(cost.flops),
+                f"{cost.latency_ms:.2f}",
+            )
+            if out is not None:
+                (out / f"{name}.json").write_text(genotype.to_json() + "\n", encoding="utf-8")
+    console.print(table)
+    if out is not None:
+        console.print(f"genotypes written to {out}/ (use with nasfcn train --genotype)")
 
 
 @app.command("train")
