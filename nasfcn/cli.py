@@ -388,6 +388,15 @@ def search(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Train even already-trained candidates.")
     ] = False,
+    with_references: Annotated[
+        bool,
+        typer.Option(
+            "--with-references", help="First train FCN-32s/16s/8s, SegNet, U-Net (see nasfcn spaces refs)."
+        ),
+    ] = False,
+    references: Annotated[
+        str | None, typer.Option(help="Only these references, comma-separated (implies --with-references).")
+    ] = None,
     image_size: Annotated[int, typer.Option(min=8, help="Training image side.")] = 64,
     train_samples: Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")] = 512,
     lr: Annotated[float, typer.Option(help="Learning rate unless the space searches it.")] = 3e-3,
@@ -439,6 +448,7 @@ def search(
             db=db,
             resume=resume,
             cache=not no_cache,
+            references=_references(with_references, references),
             image_size=image_size,
             train_samples=train_samples,
             storage_path=storage_path,
@@ -464,6 +474,14 @@ def search(
     console.print(f"next: nasfcn trials --search {summary.name}")
     if summary.interrupted:
         raise typer.Exit(130)
+
+
+def _references(every: bool, names: str | None) -> tuple[str, ...]:
+    from nasfcn.references import REFERENCES
+
+    if names:
+        return tuple(n.strip() for n in names.split(",") if n.strip())
+    return REFERENCES.names() if every else ()
 
 
 def _store_call(action):

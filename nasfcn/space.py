@@ -418,6 +418,21 @@ class SearchSpace:
                 seen.add(genotype.trial_key)
                 yield genotype
 
+    def params_for(
+        self, genotype: Genotype, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The optimizer parameters that draw exactly ``genotype`` here, or None if none do.
+
+        ``defaults`` gives training knobs the genotype leaves to the recipe (e.g. ``{"lr": 3e-3}``).
+        This is how a design chosen outside the optimizer (a reference) is told to it.
+        """
+        trial = _GenotypeTrial(genotype.to_dict(), defaults or {})
+        try:
+            drawn = self.suggest(trial)
+        except _NotInSpaceError:
+            return None
+        return trial.params if drawn.arch_json() == genotype.arch_json() else None
+
     # -- facts about the space ------------------------------------------------------------
     @property
     def searched(self) -> tuple[Knob, ...]:
@@ -469,6 +484,64 @@ class RandomTrial:
             value = float(self._rng.uniform(low, high))
         self.params[name] = value
         return value
+
+
+class _NotInSpaceError(Exception):
+    pass
+
+
+class _GenotypeTrial:
+    """Answers each suggestion with the genotype's own value, if the space offers it."""
+
+    def __init__(self, genotype: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        self.genotype = genotype
+        self.defaults = defaults
+        self.params: dict[str, Any] = {}
+
+    def _value(self, name: str) -> Any:
+        parts = name.split("/")
+        if parts[0] == "train":  # a knob the genotype leaves to the recipe takes the recipe's value
+            value: Any = {**self.defaults, **self.genotype.get("train", {})}.get(parts[1])
+            if value is None:
+                raise _NotInSpaceError(name)
+            return value
+        value = self.genotype
+        for part in parts:
+            if isinstance(value, list):
+                value = value[int(part)]
+            elif isinstance(value, Mapping) and part in value:
+                value = value[part]
+            else:
+                raise _NotInSpaceError(name)
+        if isinstance(value, list):  # one value for every stage: the stages must agree
+            if len(set(value)) != 1:
+                raise _NotInSpaceError(name)
+            value = value[0]
+        return value
+
+    def _take(self, name: str, value: Any) -> Any:
+        self.params[name] = value
+        return value
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        value = self._value(name)
+        if value not in list(choices):
+            raise _NotInSpaceError(name)
+        return self._take(name, value)
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        value = self._value(name)
+        if not (isinstance(value, int) and low <= value <= high and (log or (value - low) % step == 0)):
+            raise _NotInSpaceError(name)
+        return self._take(name, value)
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        value = self._value(name)
+        if not (isinstance(value, (int, float)) and low <= value <= high):
+            raise _NotInSpaceError(name)
+        return self._take(name, float(value))
 
 
 class _ExhaustedError(Exception):

@@ -67,6 +67,7 @@ class SearchConfig:
     reduction_factor: int = 2  # ASHA: keep 1/reduction_factor at each rung
     latency_input: int | None = None  # side of the input latency is measured at (default image_size)
     device: str = "auto"  # training device inside a trial: auto | cpu | cuda
+    references: tuple[str, ...] = ()  # classic designs (nasfcn.references) to train first
     quiet: bool = False  # no live view (tests, scripts)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,14 @@ class SearchConfig:
             problems.append("--gpus-per-trial above 1 must be a whole number")
         if self.concurrency is not None and self.concurrency < 1:
             problems.append(f"--concurrency must be >= 1, got {self.concurrency}")
+        object.__setattr__(self, "references", tuple(self.references))
+        from nasfcn.references import REFERENCES
+
+        unknown = [name for name in self.references if name not in REFERENCES]
+        if unknown:
+            problems.append(
+                f"unknown reference {', '.join(map(repr, unknown))}; valid: {', '.join(REFERENCES.names())}"
+            )
         if self.name is not None and not self.name.strip():
             problems.append("--name must not be empty")
         if problems:
@@ -135,6 +144,7 @@ class SearchConfig:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["objectives"] = list(self.objectives)
+        data["references"] = list(self.references)
         if data.get("db"):
             from nasfcn.store import mask_url
 

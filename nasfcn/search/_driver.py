@@ -19,6 +19,7 @@ from rich.live import Live
 
 from nasfcn.data import DataConfig, load_dataset
 from nasfcn.genotype import Genotype
+from nasfcn.references import for_space
 from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
 from nasfcn.search._recorder import Progress, StoreRecorder
 from nasfcn.search._searcher import GridSearch, SpaceSearch
@@ -76,13 +77,17 @@ def run_search(
         config.data,
         space_name=space.name,
         space_yaml=space.text,
-        config=config.as_dict(),
+        config={**config.as_dict(), "class_names": list(bundle.class_names)},
         recipe=recipe_dict,
         resume=config.resume,
     )
     interrupted = interrupt_unfinished(store, sid) if config.resume else 0
     finished = finished_trials(store, sid)
-    remaining = config.trials - len(finished)
+    references = for_space(space, config.references) if config.references else {}
+    done_references = {row["reference"] for row in finished if row.get("reference")}
+    pending_references = {n: g for n, g in references.items() if n not in done_references}
+    requested = config.trials + len(references)  # references come on top of --trials
+    remaining = requested - len(finished)
     folder = config.run_folder(name)
     folder.mkdir(parents=True, exist_ok=True)
     with _log_to_file(folder / "search.log"):
@@ -99,6 +104,7 @@ def run_search(
             f"[bold]search {name}[/bold]: space {space.name} ({size_text(space.size())} architectures), "
             f"data {config.data} ({bundle.num_classes} classes), {config.trials} trials x "
             f"{config.epochs} epochs, {config.strategy} + {config.scheduler}"
+            + (f", plus references {', '.join(references)}" if references else "")
         )
         console.print(
             f"results: {store.masked_url}   logs: {folder}   checkpoints: {config.checkpoint_storage(name)}"
@@ -121,6 +127,7 @@ def run_search(
             data_options,
             finished,
             remaining,
+            pending_references,
             console,
             _failure_injection,
         )
@@ -147,7 +154,8 @@ def _resumed(config: SearchConfig, store: Store) -> SearchConfig:
     folder.mkdir(parents=True, exist_ok=True)
     space_file = folder / "space.yaml"  # exactly the space the search started with
     space_file.write_text(stored["space_yaml"] or Path(config.space).read_text(), encoding="utf-8")
-    return replace(config, space=str(space_file), data=stored["dataset"])
+    references = config.references or tuple(stored["config"].get("references", ()))
+    return replace(config, space=str(space_file), data=stored["dataset"], references=references)
 
 
 def _tune(
@@ -160,6 +168,7 @@ def _tune(
     data_options: dict[str, Any],
     finished: list[dict[str, Any]],
     remaining: int,
+    references: dict[str, Genotype],
     console: Console,
     failure_injection: dict[str, str] | None,
 ) -> bool:
@@ -185,8 +194,16 @@ def _tune(
         done = {Genotype.from_json(row["genotype_json"]).trial_key for row in finished}
         searcher: Any = GridSearch(space, config.metrics[0], config.modes[0], first_number, done, cached)
     else:
+        train_defaults = {k: recipe_dict[k] for k in ("lr", "weight_decay", "batch_size", "optimizer")}
         searcher = SpaceSearch(
-            space, config.strategy, config.metrics, config.modes, config.seed, first_number, cached
+            space,
+            config.strategy,
+            config.metrics,
+            config.modes,
+            config.seed,
+            first_number,
+            cached,
+            train_defaults,
         )
         if finished:
             told = searcher.warm_start(finished, config.metrics)
@@ -219,7 +236,8 @@ def _tune(
         tune.with_parameters(train_candidate, settings=settings),
         {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
     )
-    progress = Progress(requested=config.trials, finished_before=len(finished))
+    searcher.add_references(references)
+    progress = Progress(requested=len(finished) + remaining, finished_before=len(finished))
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
         recorder = StoreRecorder(store, sid, config.data, recipe_dict, config.epochs, progress, live)
         tuner = tune.Tuner(

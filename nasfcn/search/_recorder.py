@@ -159,6 +159,7 @@ class StoreRecorder(Callback):
                 status="running",
                 ray_trial_id=trial.trial_id,
                 params=params,
+                reference=config.get("reference"),
             )
         return self._rows[trial.trial_id]
 

@@ -66,6 +66,23 @@ class _NumberedSearch:
 
     _cache: CacheLookup | None
     _number: int
+    _references: list[tuple[str, str]]  # (name, genotype JSON) still to run, in order
+    _reference_trials: dict[str, str]  # Ray trial id -> genotype JSON of a running reference
+
+    def add_references(self, references: dict[str, Genotype]) -> None:
+        """Run these named designs first, before the optimizer's own suggestions."""
+        self._references = [(name, genotype.to_json()) for name, genotype in references.items()]
+        self._reference_trials = {}
+
+    def _reference_config(self, trial_id: str) -> dict[str, Any] | None:
+        pending = getattr(self, "_references", None)
+        if not pending:
+            return None
+        name, genotype_json = pending.pop(0)
+        self._reference_trials[trial_id] = genotype_json
+        config = self._trial_config(Genotype.from_json(genotype_json), None)
+        config["reference"] = name
+        return config
 
     def _trial_config(self, genotype: Genotype, params: dict[str, Any] | None) -> dict[str, Any]:
         config = {
@@ -107,11 +124,14 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
         seed: int,
         first_number: int,
         cache: CacheLookup | None = None,
+        train_defaults: dict[str, Any] | None = None,
     ) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search has its own view
         self.nas_space = space
         self._number = first_number
         self._cache = cache
+        self._train_defaults = train_defaults or {}  # the recipe's values of searchable training knobs
+        self._references, self._reference_trials = [], {}
         sampler = SAMPLERS.get(strategy)(seed, len(metrics))
         single = len(metrics) == 1
         super().__init__(
@@ -126,11 +146,44 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
         self.nas_space.suggest(trial)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        reference = self._reference_config(trial_id)
+        if reference is not None:
+            return reference
         params = super().suggest(trial_id)
         if params is None or params is Searcher.FINISHED:
             return params
         flat = flatten_dict(params, delimiter="/")
         return self._trial_config(self.nas_space.suggest(optuna.trial.FixedTrial(flat)), flat)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._reference_trials:  # Optuna never saw a reference's trial
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        genotype_json = self._reference_trials.pop(trial_id, None)
+        if genotype_json is None:
+            super().on_trial_complete(trial_id, result, error)
+        elif result and not error:
+            self._tell(Genotype.from_json(genotype_json), result)
+
+    def _tell(self, genotype: Genotype, result: dict) -> bool:
+        """A reference the space can draw becomes a finished trial of the study (a suggested point)."""
+        params = self.nas_space.params_for(genotype, self._train_defaults)
+        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
+        values = [result.get(metric) for metric in metrics]
+        if params is None or any(v is None for v in values):
+            return False
+        recorder = _Recorder(params)
+        self.nas_space.suggest(recorder)
+        self._ot_study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE,
+                values=[float(v) for v in values],
+                params=params,
+                distributions=recorder.distributions,
+            )
+        )
+        return True
 
     def warm_start(self, finished: list[dict[str, Any]], metrics: list[str]) -> int:
         """Tell the optimizer about trials a resumed search already finished."""
@@ -186,8 +239,12 @@ class GridSearch(_NumberedSearch, Searcher):
         self._next = 0
         self._number = first_number
         self._cache = cache
+        self._references, self._reference_trials = [], {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        reference = self._reference_config(trial_id)
+        if reference is not None:
+            return reference
         if self._next >= len(self._genotypes):
             return Searcher.FINISHED
         self._next += 1

@@ -112,6 +112,7 @@ class Trial(Base):
     checkpoint: Mapped[str | None] = mapped_column(Text)  # folder or URI of the best checkpoint
     train_device: Mapped[str | None] = mapped_column(String(200))  # e.g. "cuda:0 (NVIDIA H100 ...)"
     peak_train_memory_mb: Mapped[float | None] = mapped_column(Float)  # CUDA allocator peak, MiB
+    reference: Mapped[str | None] = mapped_column(String(50))  # a named classic design, e.g. fcn8s
     cached_from: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

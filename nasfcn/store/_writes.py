@@ -201,6 +201,7 @@ def upsert_trial(
     ray_trial_id: str | None = None,
     checkpoint: str | None = None,
     params: Mapping[str, Any] | None = None,
+    reference: str | None = None,
 ) -> int:
     """Create the trial row (or update its status/ids when it exists); returns its id."""
     _check_status(status)
@@ -217,6 +218,7 @@ def upsert_trial(
         "seed": seed,
         "status": status,
         "epochs_trained": 0,
+        "reference": reference,
     }
     if status == "running":
         values["started_at"] = now()
@@ -375,6 +377,7 @@ def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
                 "latency_ms": arch.latency_ms,
                 "params_count": arch.params,
                 "flops": arch.flops,
+                "reference": trial.reference,
             }
             for trial, arch in rows
         ]

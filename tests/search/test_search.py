@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -193,3 +194,74 @@ def test_storage_locations_local_and_remote(tmp_path) -> None:
     assert checkpoint_location(remote) == "s3://team-bucket/nasfcn/n/trial/checkpoint_000001"
     on_disk = tune.Checkpoint(str(tmp_path))
     assert checkpoint_location(on_disk) == str(tmp_path)
+
+
+def test_references_run_first_and_are_marked(ray_local, tmp_path, micro_space) -> None:
+    config = _config(tmp_path, micro_space, trials=2, name="refs", references=("fcn8s", "unet", "segnet"))
+    summary = run_search(config)
+    assert sum(summary.counts.values()) == 5  # the references come on top of --trials
+    board = leaderboard_frame(open_store(config.db), "refs").sort_values("number")
+    assert list(board["reference"].iloc[:3]) == ["fcn8s", "unet", "segnet"]
+    assert board["reference"].iloc[3:].isna().all()
+    from nasfcn.references import reference
+
+    width = 4  # the micro space's median width
+    assert list(board["arch_id"].iloc[:3]) == [
+        reference(n, width).arch_id for n in ("fcn8s", "unet", "segnet")
+    ]
+    assert (board["status"] == "completed").all()
+    # a resume keeps the stored references and does not re-run the finished ones
+    again = run_search(replace(config, resume=True, trials=3, references=()))
+    assert sum(again.counts.values()) == 6
+    board = leaderboard_frame(open_store(config.db), "refs")
+    assert len(board) == 6
+    assert board["reference"].notna().sum() == 3
+
+
+def test_a_reference_the_space_can_draw_is_told_to_the_optimizer() -> None:
+    from nasfcn.references import reference
+    from nasfcn.search._searcher import SpaceSearch
+    from nasfcn.space import parse_space
+
+    space = parse_space(
+        """
+name: with_unet
+input: {channels: 3, min_size: 16}
+encoder:
+  stages: {choices: [3, 4]}
+  width: 4
+  blocks_per_stage: {choices: [1, 2]}
+  downsample: maxpool
+skip: {choices: [none, unet_concat]}
+upsample: {choices: [bilinear, transposed]}
+train:
+  lr: {log_uniform: [1.0e-3, 2.0e-2]}
+"""
+    )
+    searcher = SpaceSearch(
+        space, "tpe", ["val_miou"], ["max"], seed=0, first_number=0, train_defaults={"lr": 3e-3}
+    )
+    searcher.add_references({"unet": reference("unet", 4), "fcn8s": reference("fcn8s", 4)})
+    first, second = searcher.suggest("t0"), searcher.suggest("t1")
+    assert (first["reference"], second["reference"], first["number"], second["number"]) == (
+        "unet",
+        "fcn8s",
+        0,
+        1,
+    )
+    searcher.on_trial_result("t0", {"val_miou": 0.3})  # Optuna never saw these trials: no error
+    searcher.on_trial_complete("t0", {"val_miou": 0.5})
+    searcher.on_trial_complete("t1", {"val_miou": 0.4})  # fcn8s is outside this space
+    told = searcher._ot_study.trials
+    assert len(told) == 1
+    assert told[0].params == {
+        "encoder/stages": 4,
+        "encoder/blocks_per_stage": 2,
+        "skip": "unet_concat",
+        "upsample": "transposed",
+        "train/lr": 3e-3,
+    }
+    assert told[0].value == 0.5
+    third = searcher.suggest("t2")  # then the optimizer's own suggestions
+    assert "reference" not in third
+    assert third["number"] == 2

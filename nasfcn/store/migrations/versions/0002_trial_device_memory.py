@@ -1,4 +1,5 @@
-"""Where each trial trained and its peak training memory (GPU packing needs both).
+"""Per trial: where it trained, its peak training memory (GPU packing needs both), and
+which reference design it is, if any.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,9 +21,11 @@ def upgrade() -> None:
     with op.batch_alter_table("trials") as batch:
         batch.add_column(sa.Column("train_device", sa.String(200)))
         batch.add_column(sa.Column("peak_train_memory_mb", sa.Float()))
+        batch.add_column(sa.Column("reference", sa.String(50)))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("trials") as batch:
+        batch.drop_column("reference")
         batch.drop_column("peak_train_memory_mb")
         batch.drop_column("train_device")
