@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -173,13 +173,9 @@ def _tune(
     failure_injection: dict[str, str] | None,
 ) -> bool:
     """Run the trials still to do; True when the user interrupted."""
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    # Tune's own console output and checkpoint-sync warnings: the live view replaces them.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    _start_ray(config)
+    start_ray(config.ray_address)
     first_number = next_trial_number(store, sid)
 
     def lookup(genotype: Genotype) -> dict[str, Any] | None:
@@ -228,31 +224,78 @@ def _tune(
         max_params=config.max_params,
         max_flops=config.max_flops,
         max_latency_ms=config.max_latency_ms,
-        device="cuda" if config.gpus_per_trial > 0 else ("cpu" if config.device == "auto" else config.device),
+        device=trial_device(config.gpus_per_trial, config.device),
         threads=max(1, int(config.cpus_per_trial)),
         failure_injection=failure_injection,
     )
-    trainable = tune.with_resources(
-        tune.with_parameters(train_candidate, settings=settings),
-        {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
-    )
     searcher.add_references(references)
-    progress = Progress(requested=len(finished) + remaining, finished_before=len(finished))
+    return run_trials(
+        TrialRun(
+            store=store,
+            search_id=sid,
+            searcher=searcher,
+            scheduler=scheduler,
+            settings=settings,
+            resources={"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+            num_samples=remaining,
+            concurrency=config.default_concurrency(),
+            storage_path=config.checkpoint_storage(config.name or folder.name),
+            epochs=config.epochs,
+            finished_before=len(finished),
+            time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
+        ),
+        console,
+    )
+
+
+def trial_device(gpus_per_trial: float, device: str) -> str:
+    """What a trial trains on: the GPU Ray assigns when it is given one, else ``device``."""
+    return "cuda" if gpus_per_trial > 0 else ("cpu" if device == "auto" else device)
+
+
+@dataclass
+class TrialRun:
+    """One Ray Tune run of trials for a search or a benchmark (already registered in the store)."""
+
+    store: Store
+    search_id: int
+    searcher: Any  # a Ray Tune Searcher producing nasfcn trial configs
+    scheduler: Any
+    settings: TrialSettings
+    resources: dict[str, float]
+    num_samples: int
+    concurrency: int
+    storage_path: str
+    epochs: int
+    finished_before: int = 0
+    time_budget_s: float | None = None
+
+
+def run_trials(run: TrialRun, console: Console) -> bool:
+    """Run the trials on Ray Tune (Ray already started) with the live view; True when interrupted."""
+    from ray import tune
+
+    trainable = tune.with_resources(
+        tune.with_parameters(train_candidate, settings=run.settings), run.resources
+    )
+    progress = Progress(requested=run.finished_before + run.num_samples, finished_before=run.finished_before)
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
-        recorder = StoreRecorder(store, sid, config.data, recipe_dict, config.epochs, progress, live)
+        recorder = StoreRecorder(
+            run.store, run.search_id, run.settings.data, run.settings.recipe, run.epochs, progress, live
+        )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=remaining,
-                max_concurrent_trials=config.default_concurrency(),
-                time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
+                search_alg=run.searcher,
+                scheduler=run.scheduler,
+                num_samples=run.num_samples,
+                max_concurrent_trials=run.concurrency,
+                time_budget_s=run.time_budget_s,
                 reuse_actors=True,  # a worker process (imports, data) serves trial after trial
             ),
             run_config=tune.RunConfig(
                 name=f"tune-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}",
-                storage_path=config.checkpoint_storage(config.name or folder.name),
+                storage_path=run.storage_path,
                 callbacks=[recorder],
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
@@ -299,9 +342,13 @@ def _ctrl_c_watch() -> Iterator[_CtrlC]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _start_ray(config: SearchConfig) -> None:
+def start_ray(address: str | None) -> None:
+    """Connect to the cluster at ``address``, or start a quiet local Ray (no dashboard)."""
     import ray
 
+    # Tune's own console output and checkpoint-sync warnings: the live view replaces them.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -312,8 +359,8 @@ def _start_ray(config: SearchConfig) -> None:
         "ignore_reinit_error": True,
         "configure_logging": True,
     }
-    if config.ray_address:
-        ray.init(address=config.ray_address, **options)
+    if address:
+        ray.init(address=address, **options)
     else:
         ray.init(num_cpus=os.cpu_count(), **options)
     log.info("Ray: %s", ray.cluster_resources())

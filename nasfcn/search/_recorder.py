@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nasfcn.genotype import Genotype
-from nasfcn.search._trainable import STATUS_KEY
+from nasfcn.search._trainable import STATUS_KEY, trial_recipe
 from nasfcn.store import (
     Store,
     finish_trial,
@@ -149,13 +149,15 @@ class StoreRecorder(Callback):
             config = trial.config
             genotype = Genotype.from_json(config["genotype"])
             params = json.loads(config["params"]) if config.get("params") else None
+            recipe = trial_recipe(config, self.recipe)
             self._rows[trial.trial_id] = upsert_trial(
                 self.store,
                 self.search_id,
                 int(config["number"]),
                 genotype,
-                dataset=self.dataset,
-                recipe=self.recipe,
+                dataset=config.get("data") or self.dataset,
+                recipe=recipe,
+                seed=int(recipe.get("seed", 0)),
                 status="running",
                 ray_trial_id=trial.trial_id,
                 params=params,

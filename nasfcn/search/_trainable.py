@@ -36,6 +36,11 @@ class TrialSettings:
     failure_injection: dict[str, str] | None = None  # arch_id -> "raise" | "diverge" (tests only)
 
 
+def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    """The search's recipe with this trial's own changes (a benchmark run's seed)."""
+    return {**recipe, **(config.get("recipe_overrides") or {})}
+
+
 def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str | None:
     checks = (
         ("params", settings.max_params, "--max-params"),
@@ -67,7 +72,7 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
             tune.report({**metrics, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
             return
 
-    data = _dataset(settings.data, tuple(sorted(settings.data_options.items())))
+    data = _dataset(config.get("data") or settings.data, tuple(sorted(settings.data_options.items())))
     device = select_device(settings.device)
     model = build_model(genotype, data.num_classes, data.in_channels)
     side = settings.latency_input
@@ -94,11 +99,12 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
         return
 
     injected = (settings.failure_injection or {}).get(genotype.arch_id)
-    recipe = TrainRecipe.from_dict(settings.recipe)
+    recipe_dict = trial_recipe(config, settings.recipe)
+    recipe = TrainRecipe.from_dict(recipe_dict)
     if injected == "raise":
         raise RuntimeError(f"injected failure for {genotype.arch_id}")
     if injected == "diverge":
-        recipe = TrainRecipe.from_dict({**settings.recipe, "lr": 1e12, "optimizer": "sgd"})
+        recipe = TrainRecipe.from_dict({**recipe_dict, "lr": 1e12, "optimizer": "sgd"})
         genotype = Genotype.from_dict({**genotype.to_dict(), "train": {}})
 
     best = {"miou": -1.0}
