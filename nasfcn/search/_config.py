@@ -24,6 +24,27 @@ REPORTED = {
 }
 
 
+def default_concurrency(concurrency: int | None, cpus_per_trial: float) -> int:
+    """Trials at once: as asked, else as many as this machine's CPUs hold."""
+    if concurrency is not None:
+        return concurrency
+    return max(1, int((os.cpu_count() or 1) // cpus_per_trial))
+
+
+def run_folder(storage_path: str | None, name: str) -> Path:
+    """The local folder for a run's log and space file (and its checkpoints unless remote)."""
+    if storage_path and not is_uri(storage_path):
+        return Path(storage_path.removeprefix("file://")).expanduser().resolve()
+    return (Path("runs") / name).resolve()
+
+
+def checkpoint_storage(storage_path: str | None, name: str) -> str:
+    """Ray Tune's storage path: the run folder, or ``<URI>/<name>`` on remote storage."""
+    if storage_path and is_uri(storage_path):
+        return f"{storage_path.rstrip('/')}/{name}"
+    return str(run_folder(storage_path, name))
+
+
 def is_uri(location: str) -> bool:
     """A remote location such as s3://bucket/path (file:// and Windows drives are local)."""
     scheme, sep, _ = location.partition("://")
@@ -130,16 +151,10 @@ class SearchConfig:
         return bool(self.storage_path) and is_uri(self.storage_path)  # type: ignore[arg-type]
 
     def run_folder(self, name: str) -> Path:
-        """The local folder for the search's log and space file (and checkpoints unless remote)."""
-        if self.storage_path and not self.remote_storage:
-            return Path(self.storage_path.removeprefix("file://")).expanduser().resolve()
-        return (Path("runs") / name).resolve()
+        return run_folder(self.storage_path, name)
 
     def checkpoint_storage(self, name: str) -> str:
-        """Ray Tune's storage path: the run folder, or ``<URI>/<name>`` on remote storage."""
-        if self.remote_storage:
-            return f"{self.storage_path.rstrip('/')}/{name}"  # type: ignore[union-attr]
-        return str(self.run_folder(name))
+        return checkpoint_storage(self.storage_path, name)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -152,10 +167,7 @@ class SearchConfig:
         return data
 
     def default_concurrency(self) -> int:
-        if self.concurrency is not None:
-            return self.concurrency
-        cpus = os.cpu_count() or 1
-        return max(1, int(cpus // self.cpus_per_trial))
+        return default_concurrency(self.concurrency, self.cpus_per_trial)
 
 
 @dataclass(frozen=True)

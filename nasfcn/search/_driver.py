@@ -39,6 +39,7 @@ from nasfcn.store import (
 )
 
 log = logging.getLogger("nasfcn.search")
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
 
 
@@ -90,7 +91,7 @@ def run_search(
     remaining = requested - len(finished)
     folder = config.run_folder(name)
     folder.mkdir(parents=True, exist_ok=True)
-    with _log_to_file(folder / "search.log"):
+    with log_to_file(folder / "search.log"):
         log.info(
             "search %s (id %s) in %s: %d trials requested, %d finished before, %d interrupted",
             name,
@@ -362,6 +363,9 @@ def start_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **options)
     else:
+        # A local Ray keeps Ray's default token authentication; the notice that it is on
+        # would only clutter the live view.
+        logging.getLogger(_RAY_AUTH_LOGGER).setLevel(logging.ERROR)
         ray.init(num_cpus=os.cpu_count(), **options)
     log.info("Ray: %s", ray.cluster_resources())
 
@@ -384,7 +388,7 @@ def _ray_logs_to_file() -> Iterator[None]:
 
 
 @contextmanager
-def _log_to_file(path: Path) -> Iterator[None]:
+def log_to_file(path: Path) -> Iterator[None]:
     """nasfcn's and Ray's messages go to the search's log file for the length of the search."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

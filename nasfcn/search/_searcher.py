@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -252,3 +253,62 @@ class GridSearch(_NumberedSearch, Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
+
+
+#: Looks up a reusable result for one planned run: (genotype, dataset, recipe) -> result or None.
+RunLookup = Callable[[Genotype, str, dict[str, Any]], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a benchmark: this network on this dataset with this seed."""
+
+    genotype: Genotype
+    data: str
+    seed: int
+    reference: str | None = None
+
+
+class PlanSearch(_NumberedSearch, Searcher):
+    """A fixed list of runs, each once and in order (benchmarks: no optimizer, no early stop)."""
+
+    def __init__(
+        self,
+        runs: Sequence[PlannedRun],
+        metric: str,
+        recipe: dict[str, Any],
+        first_number: int,
+        lookup: RunLookup | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode="max")
+        self._runs = list(runs)
+        self._recipe = recipe
+        self._next = 0
+        self._number = first_number
+        self._cache = None
+        self._lookup = lookup
+        self._references, self._reference_trials = [], {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self._next >= len(self._runs):
+            return Searcher.FINISHED
+        run = self._runs[self._next]
+        self._next += 1
+        config = self._trial_config(run.genotype, None)
+        config["data"] = run.data
+        config["recipe_overrides"] = {"seed": run.seed}
+        if run.reference is not None:
+            config["reference"] = run.reference
+        if self._lookup is not None:
+            config["cached"] = self._lookup(run.genotype, run.data, {**self._recipe, "seed": run.seed})
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in super().__getstate__().items() if k != "_lookup"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._lookup = None

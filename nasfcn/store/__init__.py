@@ -4,6 +4,7 @@ Writers (the search driver's callback, the only writer) use the idempotent funct
 this module inside ``Store.session_scope``; readers get pandas frames.
 """
 
+from nasfcn.store._benchmarks import architecture_genotype, benchmark_runs_frame, seed_spread_frame
 from nasfcn.store._engine import SchemaOutdatedError, Store, StoreError, head_revision, open_store
 from nasfcn.store._queries import (
     LEADERBOARD_COLUMNS,
@@ -53,6 +54,8 @@ __all__ = [
     "SearchExistsError",
     "Store",
     "StoreError",
+    "architecture_genotype",
+    "benchmark_runs_frame",
     "best_per_architecture",
     "counts",
     "create_search",
@@ -76,6 +79,7 @@ __all__ = [
     "reusable_result",
     "search_id",
     "searches_frame",
+    "seed_spread_frame",
     "set_checkpoint",
     "set_search_status",
     "software_versions",

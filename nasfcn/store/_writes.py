@@ -378,6 +378,9 @@ def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
                 "params_count": arch.params,
                 "flops": arch.flops,
                 "reference": trial.reference,
+                "trial_key": trial.trial_key,
+                "dataset": trial.dataset,
+                "seed": trial.seed,
             }
             for trial, arch in rows
         ]
@@ -427,10 +430,13 @@ def get_search(store: Store, name: str) -> dict[str, Any] | None:
             return None
         return {
             "id": search.id,
+            "kind": search.kind,
             "space_name": search.space_name,
             "space_yaml": search.space_yaml,
             "dataset": search.dataset,
             "status": search.status,
             "config": json.loads(search.config_json),
             "recipe": json.loads(search.recipe_json),
+            "versions": json.loads(search.versions_json or "{}"),
+            "created_at": search.created_at,
         }

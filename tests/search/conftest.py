@@ -1,10 +1,7 @@
-"""A real local Ray for the search tests (2 CPUs, no dashboard), started once."""
+"""The search tests' tiny space (the real local Ray, ``ray_local``, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +16,6 @@ encoder:
 skip: {choices: [none, fcn16s, unet_add]}
 upsample: {choices: [bilinear, transposed]}
 """
-
-
-@pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="nasfcn-ray-"))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture

@@ -1,0 +1,95 @@
+"""What a benchmark is asked to run (``BenchmarkConfig``) and how it ended (``BenchmarkSummary``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasfcn.search._config import checkpoint_storage, default_concurrency, run_folder
+from nasfcn.train import TrainRecipe
+
+
+class BenchmarkError(ValueError):
+    """A benchmark option or architecture spec is invalid; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Every architecture x dataset x seed, trained the same way (the CLI maps onto these)."""
+
+    name: str
+    archs: tuple[str, ...]  # specs: search:NAME:topK, ref:NAME[:WIDTH], genotype .json files, arch_ids
+    datasets: tuple[str, ...] = ("shapes",)
+    seeds: int = 3  # seeds 0 .. seeds-1
+    epochs: int = 5
+    db: str | None = None
+    ray_address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    concurrency: int | None = None
+    image_size: int = 64
+    train_samples: int = 512  # synthetic datasets only
+    val_samples: int = 128
+    recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=5))
+    ref_width: int | None = None  # width of ref: specs without one (default 16)
+    storage_path: str | None = None
+    resume: bool = False
+    cache: bool = True  # reuse identical finished runs (same network, data, recipe and seed)
+    device: str = "auto"
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "archs", tuple(self.archs))
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        problems = []
+        if not self.name.strip():
+            problems.append("--name must not be empty")
+        if not self.archs and not self.resume:  # a resume runs the stored architectures
+            problems.append("--archs names no architecture (e.g. ref:fcn8s,search:demo:top3)")
+        if not self.datasets:
+            problems.append("--data names no dataset")
+        if len(set(self.datasets)) != len(self.datasets):
+            problems.append(f"--data names a dataset twice: {', '.join(self.datasets)}")
+        if self.seeds < 1:
+            problems.append(f"--seeds must be >= 1, got {self.seeds}")
+        if self.epochs < 1:
+            problems.append(f"--epochs must be >= 1, got {self.epochs}")
+        if self.cpus_per_trial <= 0:
+            problems.append(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0:
+            problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if problems:
+            raise BenchmarkError("invalid benchmark options:\n  " + "\n  ".join(problems))
+
+    def default_concurrency(self) -> int:
+        return default_concurrency(self.concurrency, self.cpus_per_trial)
+
+    def run_folder(self) -> Path:
+        return run_folder(self.storage_path, self.name)
+
+    def checkpoint_storage(self) -> str:
+        return checkpoint_storage(self.storage_path, self.name)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["archs"], data["datasets"] = list(self.archs), list(self.datasets)
+        if data.get("db"):
+            from nasfcn.store import mask_url
+
+            data["db"] = mask_url(data["db"])
+        return data
+
+
+@dataclass(frozen=True)
+class BenchmarkSummary:
+    name: str
+    search_id: int
+    database: str  # masked URL
+    run_folder: Path
+    counts: dict[str, int]  # runs by status
+    results: pd.DataFrame  # nasfcn.benchmark.benchmark_results of the stored runs
+    seconds: float
+    interrupted: bool

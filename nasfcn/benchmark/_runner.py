@@ -1,0 +1,189 @@
+"""Run a benchmark: every architecture x dataset x seed through the search's Ray Tune runner.
+
+No optimizer and no early stopping: a fixed plan of runs (``PlanSearch``) under FIFO.
+Runs land in the same database as searches (a search row of kind ``benchmark``), so a
+benchmark resumes like a search: finished runs are kept and never repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from rich.console import Console
+
+from nasfcn.benchmark._archs import BenchArch, resolve_archs
+from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkSummary
+from nasfcn.benchmark._results import benchmark_results
+from nasfcn.data import DataConfig, load_dataset
+from nasfcn.genotype import Genotype
+from nasfcn.search._driver import TrialRun, log_to_file, run_trials, start_ray, trial_device
+from nasfcn.search._searcher import PlannedRun, PlanSearch
+from nasfcn.search._trainable import TrialSettings
+from nasfcn.store import (
+    Store,
+    create_search,
+    finished_trials,
+    get_search,
+    interrupt_unfinished,
+    next_trial_number,
+    open_store,
+    reusable_result,
+    set_search_status,
+)
+from nasfcn.store._benchmarks import benchmark_runs_frame
+from nasfcn.train import TrainRecipe
+
+log = logging.getLogger("nasfcn.benchmark")
+
+
+def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> BenchmarkSummary:
+    """Run (or resume) a benchmark; every run lands in the database as it happens."""
+    started = time.monotonic()
+    console = console or Console(quiet=config.quiet)
+    store = open_store(config.db)
+    stored_archs = None
+    if config.resume:
+        config, stored_archs = _resumed(config, store)
+    archs = stored_archs or resolve_archs(config.archs, store, config.ref_width)
+    data_options = {
+        "image_size": config.image_size,
+        "train_samples": config.train_samples,
+        "val_samples": config.val_samples,
+        "seed": 0,  # the data are the same for every seed: seeds vary the training only
+    }
+    class_names = {}
+    for spec in config.datasets:
+        with console.status(f"checking dataset {spec} ..."):
+            class_names[spec] = list(load_dataset(spec, DataConfig(**data_options)).class_names)
+    recipe = replace(config.recipe, epochs=config.epochs, seed=0)
+    recipe_dict = recipe.to_dict()
+    sid = create_search(
+        store,
+        config.name,
+        ",".join(config.datasets),
+        config={
+            **config.as_dict(),
+            "plan_archs": [
+                {"label": a.label, "genotype": a.genotype.to_json(), "reference": a.reference} for a in archs
+            ],
+            "class_names": class_names,
+        },
+        recipe=recipe_dict,
+        kind="benchmark",
+        resume=config.resume,
+    )
+    interrupted = interrupt_unfinished(store, sid) if config.resume else 0
+    finished = finished_trials(store, sid)
+    plan = _plan(archs, config, finished)
+    folder = config.run_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    with log_to_file(folder / "benchmark.log"):
+        total = len(archs) * len(config.datasets) * config.seeds
+        console.print(
+            f"[bold]benchmark {config.name}[/bold]: {len(archs)} architectures x {len(config.datasets)} "
+            f"datasets x {config.seeds} seeds = {total} runs of {config.epochs} epochs; "
+            f"{len(finished)} finished before, {len(plan)} to run"
+        )
+        if interrupted:
+            console.print(f"resuming: {interrupted} interrupted runs are run again")
+        was_interrupted = False
+        if plan:
+            start_ray(config.ray_address)
+            lookup = _lookup(store) if config.cache else None
+            settings = TrialSettings(
+                data=config.datasets[0],
+                data_options=data_options,
+                recipe=recipe_dict,
+                latency_input=config.image_size,
+                max_params=None,
+                max_flops=None,
+                max_latency_ms=None,
+                device=trial_device(config.gpus_per_trial, config.device),
+                threads=max(1, int(config.cpus_per_trial)),
+            )
+            from ray.tune.schedulers import FIFOScheduler
+
+            was_interrupted = run_trials(
+                TrialRun(
+                    store=store,
+                    search_id=sid,
+                    searcher=PlanSearch(plan, "val_miou", recipe_dict, next_trial_number(store, sid), lookup),
+                    scheduler=FIFOScheduler(),
+                    settings=settings,
+                    resources={"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+                    num_samples=len(plan),
+                    concurrency=config.default_concurrency(),
+                    storage_path=config.checkpoint_storage(),
+                    epochs=config.epochs,
+                    finished_before=len(finished),
+                ),
+                console,
+            )
+        interrupt_unfinished(store, sid)
+        set_search_status(store, sid, "interrupted" if was_interrupted else "completed")
+    runs = benchmark_runs_frame(store, config.name)
+    return BenchmarkSummary(
+        name=config.name,
+        search_id=sid,
+        database=store.masked_url,
+        run_folder=folder,
+        counts={str(k): int(v) for k, v in runs["status"].value_counts().items()},
+        results=benchmark_results(runs, {a.genotype.arch_id: a.label for a in archs}),
+        seconds=time.monotonic() - started,
+        interrupted=was_interrupted,
+    )
+
+
+def _plan(archs: list[BenchArch], config: BenchmarkConfig, finished: list[dict]) -> list[PlannedRun]:
+    done = {(row["trial_key"], row["dataset"], row["seed"]) for row in finished}
+    return [
+        PlannedRun(arch.genotype, data, seed, arch.reference)
+        for data in config.datasets
+        for seed in range(config.seeds)
+        for arch in archs
+        if (arch.genotype.trial_key, data, seed) not in done
+    ]
+
+
+def _lookup(store: Store):
+    def lookup(genotype: Genotype, data: str, recipe: dict) -> dict | None:
+        found = reusable_result(store, genotype, data, recipe)
+        if found is not None:
+            log.info("reusing trial %s for %s on %s", found["trial_id"], genotype.arch_id, data)
+        return found
+
+    return lookup
+
+
+def _resumed(config: BenchmarkConfig, store: Store) -> tuple[BenchmarkConfig, list[BenchArch] | None]:
+    """A resume runs the stored plan: the same networks, datasets, seeds, epochs and recipe.
+
+    Where to run (Ray address, resources, database) is taken from this call.
+    """
+    stored = get_search(store, config.name)
+    if stored is None or stored["kind"] != "benchmark":
+        raise BenchmarkError(f"--resume: no benchmark named {config.name!r} in {store.masked_url}")
+    saved = stored["config"]
+    kept = {
+        key: saved[key]
+        for key in (
+            "archs",
+            "datasets",
+            "seeds",
+            "epochs",
+            "image_size",
+            "train_samples",
+            "val_samples",
+            "ref_width",
+        )
+        if key in saved
+    }
+    if "recipe" in saved:
+        kept["recipe"] = TrainRecipe.from_dict(saved["recipe"])
+    archs = [
+        BenchArch(entry["label"], Genotype.from_json(entry["genotype"]), entry.get("reference"))
+        for entry in saved.get("plan_archs", [])
+    ]
+    return replace(config, **kept), archs or None

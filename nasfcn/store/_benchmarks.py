@@ -1,0 +1,97 @@
+"""Reads for repeated runs: a benchmark's runs, and seed spread across every search."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from sqlalchemy import select
+
+from nasfcn.store._engine import Store
+from nasfcn.store._queries import NoSuchSearchError, _frame, search_id
+from nasfcn.store._schema import Architecture, Search, Trial
+
+#: Statuses whose metrics are a full run's (a stopped-early trial's are not comparable).
+RESULT_STATUSES = ("completed", "cached")
+
+
+def benchmark_runs_frame(store: Store, name: str | None = None) -> pd.DataFrame:
+    """Every run of a benchmark (the latest when ``name`` is None): architecture x dataset x seed."""
+    if name is None:
+        with store.session_scope() as session:
+            name = session.execute(
+                select(Search.name)
+                .where(Search.kind == "benchmark")
+                .order_by(Search.created_at.desc(), Search.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        if name is None:
+            raise NoSuchSearchError(f"no benchmarks in {store.masked_url} yet: run `nasfcn benchmark` first")
+    sid = search_id(store, name)
+    statement = (
+        select(
+            Trial.id.label("trial_id"),
+            Trial.number,
+            Trial.arch_id,
+            Trial.reference,
+            Trial.dataset,
+            Trial.seed,
+            Trial.status,
+            Trial.best_miou,
+            Trial.best_pixel_accuracy,
+            Trial.epochs_trained,
+            Trial.error,
+            Architecture.params,
+            Architecture.flops,
+            Architecture.latency_ms,
+            Trial.genotype_json,
+        )
+        .join(Architecture, Architecture.arch_id == Trial.arch_id)
+        .where(Trial.search_id == sid)
+        .order_by(Trial.number)
+    )
+    return _frame(store, statement)
+
+
+def seed_spread_frame(store: Store, dataset: str) -> pd.DataFrame:
+    """Per network + training knobs + recipe (seed aside) on ``dataset``: its seeds' mIoU spread.
+
+    Across all searches and benchmarks; only full runs (completed or cached) count, and a
+    seed counts once however often it ran. ``trial_key`` identifies network and knobs.
+    """
+    statement = (
+        select(Trial.arch_id, Trial.trial_key, Trial.seed, Trial.best_miou, Search.recipe_json)
+        .join(Search, Search.id == Trial.search_id)
+        .where(
+            Trial.dataset == dataset,
+            Trial.status.in_(RESULT_STATUSES),
+            Trial.best_miou.is_not(None),
+        )
+    )
+    frame = _frame(store, statement)
+    columns = ["arch_id", "trial_key", "recipe", "seeds", "miou_mean", "miou_std"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["recipe"] = [_without_seed(text) for text in frame["recipe_json"]]
+    per_seed = frame.groupby(["arch_id", "trial_key", "recipe", "seed"], as_index=False)["best_miou"].max()
+    grouped = per_seed.groupby(["arch_id", "trial_key", "recipe"])["best_miou"]
+    spread = pd.DataFrame(
+        {"seeds": grouped.size(), "miou_mean": grouped.mean(), "miou_std": grouped.std(ddof=1)}
+    )
+    return spread.reset_index().sort_values(
+        ["miou_mean", "arch_id"], ascending=[False, True], ignore_index=True
+    )
+
+
+def _without_seed(recipe_json: str | None) -> str:
+    recipe = json.loads(recipe_json or "{}")
+    recipe.pop("seed", None)
+    return json.dumps(recipe, sort_keys=True)
+
+
+def architecture_genotype(store: Store, arch_id: str) -> str | None:
+    """The stored genotype JSON of an architecture id, or None if the database has none."""
+    with store.session_scope() as session:
+        return session.execute(
+            select(Architecture.genotype_json).where(Architecture.arch_id == arch_id)
+        ).scalar_one_or_none()
