@@ -35,7 +35,7 @@ VENV=.venv-gpu
 python3 -m venv --system-site-packages "$VENV"
 PY="$VENV/bin/python"
 if [[ -n "$WHEELS" ]]; then
-    "$PY" -m pip install -q --no-index --find-links "$WHEELS" -e ".[dev]"
+    "$PY" -m pip install -q --no-index --no-build-isolation --find-links "$WHEELS" -e ".[dev]"
 else
     "$PY" -m pip install -q -e ".[dev]"
 fi
