@@ -12,6 +12,7 @@ __all__ = [
     "SpaceError",
     "__version__",
     "build_model",
+    "load_bundle",
     "load_space",
 ]
 
@@ -21,4 +22,8 @@ def __getattr__(name: str):  # torch is imported only when a model is wanted
         from nasfcn.model import build_model
 
         return build_model
+    if name == "load_bundle":
+        from nasfcn.bundle import load_bundle
+
+        return load_bundle
     raise AttributeError(f"module 'nasfcn' has no attribute {name!r}")

@@ -213,8 +213,13 @@ def fit(
     report: Report | None = None,
     out_dir: str | Path | None = None,
     progress: Callable[[EpochResult], None] | None = None,
+    model: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``genotype`` on ``data`` and evaluate it every epoch.
+
+    ``model`` continues training an existing network of ``genotype`` (a fine-tuning
+    stage) instead of a fresh one. Only parameters with ``requires_grad`` train, and
+    batch-norm layers whose parameters are all frozen keep their running statistics.
 
     Raises:
         TrainingDiverged: the training loss became NaN or infinite.
@@ -226,8 +231,15 @@ def fit(
     memory_format = torch.channels_last if (cuda and recipe.channels_last) else torch.contiguous_format
 
     torch.manual_seed(recipe.seed)
-    model = build_model(genotype, data.num_classes, data.in_channels).to(device, memory_format=memory_format)
-    optimizer = OPTIMIZERS.get(recipe.optimizer)(model.parameters(), recipe)
+    if model is None:
+        model = build_model(genotype, data.num_classes, data.in_channels)
+    elif getattr(model, "num_classes", data.num_classes) != data.num_classes:
+        raise ValueError(
+            f"the model predicts {model.num_classes} classes but {data.spec} has {data.num_classes}"
+        )
+    model = model.to(device, memory_format=memory_format)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = OPTIMIZERS.get(recipe.optimizer)(trainable, recipe)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loader = DataLoader(
         data.train,
@@ -256,7 +268,7 @@ def fit(
     for epoch in range(1, recipe.epochs + 1):
         started = time.perf_counter()
         data.train.set_epoch(epoch)
-        model.train()
+        train_mode(model)
         loss_sum = torch.zeros((), device=device)
         images = 0
         for batch_images, batch_masks in loader:
@@ -316,6 +328,17 @@ def fit(
         params=sum(p.numel() for p in model.parameters()),
         class_names=data.class_names,
     )
+
+
+def train_mode(model: nn.Module) -> None:
+    """Training mode, except for batch norms whose parameters are all frozen: their running
+    statistics stay as trained, so a frozen part of a network computes what it did before."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            own = list(module.parameters(recurse=False))
+            if own and not any(p.requires_grad for p in own):
+                module.eval()
 
 
 @torch.no_grad()

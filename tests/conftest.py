@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shapes_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small U-Net trained briefly on ``shapes`` at 32x32: the folder of fit's best checkpoint
+    (best.safetensors + best.json), as a search trial leaves it. Shared by the export,
+    bundle, predict and fine-tuning tests."""
+    from nasfcn.data import DataConfig, load_dataset
+    from nasfcn.genotype import EncoderGene, Genotype
+    from nasfcn.train import TrainRecipe, fit
+
+    data = load_dataset("shapes", DataConfig(image_size=32, train_samples=64, val_samples=16, seed=1))
+    genotype = Genotype(encoder=EncoderGene(stages=2, width=8), skip="unet_add", upsample="bilinear")
+    folder = tmp_path_factory.mktemp("shapes-checkpoint")
+    fit(genotype, data, TrainRecipe(epochs=3, batch_size=8, lr=1e-2), device="cpu", out_dir=folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

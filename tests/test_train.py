@@ -148,3 +148,21 @@ def test_fit_on_cuda_uses_mixed_precision_unless_turned_off(shapes, tmp_path) ->
     model, info = load_checkpoint(tmp_path / "amp")  # a CUDA-trained checkpoint loads on the CPU
     assert {p.device.type for p in model.parameters()} == {"cpu"}
     assert info["recipe"]["amp"] is True
+
+
+def test_a_given_model_trains_only_its_unfrozen_parameters(shapes) -> None:
+    from nasfcn.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(_genotype(), shapes.num_classes)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith("head."))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(_genotype(), shapes, TrainRecipe(epochs=1, batch_size=8), device="cpu", model=model)
+    after = model.state_dict()
+    frozen = [k for k in after if not k.startswith("head.")]
+    assert any("running_mean" in k for k in frozen)  # frozen batch norms keep their statistics
+    assert all(torch.equal(after[k], before[k]) for k in frozen)
+    assert not torch.equal(after["head.classifier.weight"], before["head.classifier.weight"])
+    with pytest.raises(ValueError, match="the model predicts 3 classes but shapes has 4"):
+        fit(_genotype(), shapes, RECIPE, device="cpu", model=build_model(_genotype(), 3))

@@ -214,7 +214,8 @@ class FCN(nn.Module):
             self.head = Head(genotype, channels[0], num_classes, attention=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
+        # Skipped while tracing (TorchScript export): the traced convolutions fix the channels anyway.
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.in_channels):
             raise ValueError(f"expected input N x {self.in_channels} x H x W, got {tuple(x.shape)}")
         height, width = x.shape[-2], x.shape[-1]
         pad_h = (self.stride - height % self.stride) % self.stride

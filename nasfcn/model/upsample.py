@@ -86,6 +86,21 @@ class PixelShuffleUp(nn.Module):
         return self.shuffle(self.conv(x))
 
 
+class Unpool2x2(nn.Module):
+    """The inverse of 2x2, stride-2 max-pooling: each value goes back to where its index says.
+
+    The same result and gradient as ``nn.MaxUnpool2d(2, stride=2)`` (the pooling windows do
+    not overlap, so no two values share a place), written as one scatter: ``MaxUnpool2d``
+    checks its output size with Python conditions that TorchScript tracing cannot record,
+    whereas this keeps height and width dynamic in traced and ONNX-exported models.
+    """
+
+    def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        out = x.new_zeros((n, c, 4 * h * w))
+        return out.scatter(2, indices.flatten(2), x.flatten(2)).view(n, c, 2 * h, 2 * w)
+
+
 class MaxUnpoolUp(nn.Module):
     """SegNet: put each value back where the encoder's max-pooling found it."""
 
@@ -94,10 +109,11 @@ class MaxUnpoolUp(nn.Module):
         if factor != 2:
             raise ValueError("max-unpooling undoes one 2x2 pooling at a time (factor 2)")
         self.project = _project(in_channels, out_channels)
-        self.unpool = nn.MaxUnpool2d(2, stride=2)
+        self.unpool = Unpool2x2()
 
     def forward(self, x: torch.Tensor, size: list[int], indices: torch.Tensor) -> torch.Tensor:
-        return self.unpool(self.project(x), indices, output_size=size)
+        # The model pads its input to a multiple of its stride, so the result is exactly ``size``.
+        return self.unpool(self.project(x), indices)
 
 
 UPSAMPLERS.add("bilinear", UpsampleSpec(BilinearUp))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from nasfcn.genotype import AttentionGene, EncoderGene, Genotype, HeadGene
 from nasfcn.model import ATTENTION, DOWNSAMPLERS, SKIPS, UPSAMPLERS, build_model
-from nasfcn.model.upsample import TransposedUp
+from nasfcn.model.upsample import TransposedUp, Unpool2x2
 from nasfcn.space import load_space, shipped_spaces
 
 ODD_SIZES = [(37, 53), (97, 131), (32, 33)]
@@ -142,6 +142,21 @@ def test_max_unpool_places_values_at_the_max_positions() -> None:
     mask = torch.zeros_like(x).flatten(2)
     mask.scatter_(2, indices.flatten(2), 1.0)
     assert torch.all(restored.flatten(2)[mask == 0] == 0)
+
+
+def test_unpooling_equals_max_unpool2d_in_value_and_gradient() -> None:
+    # The scatter form exists so tracing and ONNX keep sizes dynamic; it must be MaxUnpool2d exactly.
+    x = torch.randn(2, 5, 18, 26)
+    pooled, indices = F.max_pool2d(x, 2, stride=2, return_indices=True)
+    ours = pooled.clone().requires_grad_()
+    theirs = pooled.clone().requires_grad_()
+    out = Unpool2x2()(ours, indices)
+    reference = torch.nn.MaxUnpool2d(2, stride=2)(theirs, indices)
+    assert torch.equal(out, reference)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    (reference * weights).sum().backward()
+    assert torch.equal(ours.grad, theirs.grad)
 
 
 def test_models_are_deterministic_given_the_seed() -> None:

@@ -1,0 +1,547 @@
+"""Export bundles: one folder (or ``.zip``) with everything a trained network needs elsewhere.
+
+=======================  ============================================================
+``genotype.json``        the architecture (canonical genotype JSON)
+``weights.safetensors``  the weights; its header names the architecture they belong to
+``model.onnx``           ONNX, dynamic batch, height and width (checked at export)
+``model.torchscript.pt`` TorchScript (traced; checked at export)
+``preprocess.json``      input size trained at, mean/std, class names, palette, ignore index
+``metrics.json``         where the model came from, val metrics, per-class IoU, cost
+``finetune.yaml``        the staged fine-tuning recipe (:class:`FinetuneRecipe`)
+``README.md``            a short model card
+=======================  ============================================================
+
+:func:`load_bundle` rebuilds the network from ``genotype.json`` and loads
+``weights.safetensors``: no pickle anywhere. Every file it reads is checked first, so a
+missing, truncated or mismatched file fails with a :class:`BundleError` naming the file
+and the fix instead of loading a broken model. The ONNX and TorchScript files are
+written and checked by :mod:`nasfcn.export`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from nasfcn.genotype import Genotype, GenotypeError
+from nasfcn.model import FCN, build_model
+
+GENOTYPE_FILE = "genotype.json"
+WEIGHTS_FILE = "weights.safetensors"
+ONNX_FILE = "model.onnx"
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+PREPROCESS_FILE = "preprocess.json"
+METRICS_FILE = "metrics.json"
+FINETUNE_FILE = "finetune.yaml"
+CARD_FILE = "README.md"
+#: Every file of a complete bundle, in the order the model card lists them.
+BUNDLE_FILES = (
+    GENOTYPE_FILE,
+    WEIGHTS_FILE,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    PREPROCESS_FILE,
+    METRICS_FILE,
+    FINETUNE_FILE,
+    CARD_FILE,
+)
+#: What ``load_bundle`` needs; the other files are for other runtimes and for people.
+REQUIRED_FILES = (GENOTYPE_FILE, WEIGHTS_FILE, PREPROCESS_FILE)
+#: Written into the weights' safetensors header, checked on load.
+FORMAT = "nasfcn-bundle/1"
+#: Where a broken bundle comes from again.
+REEXPORT = "export it again (nasfcn export ... --out PATH)"
+
+
+class BundleError(ValueError):
+    """A bundle cannot be used as it is; the message names the file and the fix."""
+
+
+class RecipeError(ValueError):
+    """A fine-tuning recipe is malformed; the message names the file, field and allowed values."""
+
+
+# -- preprocess.json -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How inputs were prepared in training, and what the outputs mean."""
+
+    image_size: tuple[int, int]  # (height, width) the network was trained at
+    mean: tuple[float, ...]  # per channel, for pixel values scaled to [0, 1]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]  # class index -> name
+    palette: tuple[tuple[int, int, int], ...]  # class index -> RGB, for masks
+    ignore_index: int = 255  # label of unlabelled pixels in masks
+    dataset: str = ""  # the dataset spec trained on
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.mean)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form ``DatasetBundle.preprocess()`` writes (and checkpoints hold)."""
+        return {
+            **json_safe({f.name: getattr(self, f.name) for f in fields(self)}),
+            "in_channels": self.in_channels,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = PREPROCESS_FILE) -> Preprocess:
+        """Parse (and check) what ``DatasetBundle.preprocess()`` and ``to_dict`` write."""
+        if not isinstance(data, Mapping):
+            raise BundleError(f"{source}: expected a JSON object; {REEXPORT}")
+        problems = []
+        for key in ("image_size", "mean", "std", "class_names", "palette"):
+            if not isinstance(data.get(key), list) or not data.get(key):
+                problems.append(f"{key} must be a non-empty list")
+        if problems:
+            raise BundleError(f"{source}: " + "; ".join(problems) + f"; {REEXPORT}")
+        try:
+            pre = cls(
+                image_size=tuple(int(v) for v in data["image_size"]),  # type: ignore[arg-type]
+                mean=tuple(float(v) for v in data["mean"]),
+                std=tuple(float(v) for v in data["std"]),
+                class_names=tuple(str(v) for v in data["class_names"]),
+                palette=tuple(tuple(int(c) for c in colour) for colour in data["palette"]),  # type: ignore[misc]
+                ignore_index=int(data.get("ignore_index", 255)),
+                dataset=str(data.get("dataset", "")),
+            )
+        except (TypeError, ValueError) as err:
+            raise BundleError(f"{source}: malformed value ({err}); {REEXPORT}") from err
+        if len(pre.image_size) != 2 or min(pre.image_size) < 1:
+            problems.append(f"image_size must be [height, width], got {list(pre.image_size)}")
+        if len(pre.std) != len(pre.mean) or any(not s > 0 for s in pre.std):
+            problems.append("std must have one positive value per mean value")
+        if "in_channels" in data and data["in_channels"] != len(pre.mean):
+            problems.append(f"in_channels is {data['in_channels']} but mean has {len(pre.mean)} values")
+        if len(pre.palette) != len(pre.class_names) or any(
+            len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in pre.palette
+        ):
+            problems.append("palette must hold one [r, g, b] (0..255) per class name")
+        if problems:
+            raise BundleError(f"{source}: " + "; ".join(problems) + f"; {REEXPORT}")
+        return pre
+
+
+# -- finetune.yaml ---------------------------------------------------------------------------
+
+#: The fine-tuning stages in order: what each unfreezes is defined in ``nasfcn.finetune``.
+STAGES = ("head", "decoder", "full")
+_INVALID = "invalid fine-tuning recipe: "
+STAGE_HELP = {
+    "head": "1: only the classifier head (new when the classes change) trains",
+    "decoder": "2: + the decoder (upsampling, skip fusion, attention)",
+    "full": "3: the whole model, at a lower learning rate",
+}
+
+
+@dataclass(frozen=True)
+class StageRecipe:
+    epochs: int  # 0 skips the stage
+    lr: float  # peak learning rate of the stage
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Staged fine-tuning, as the FCN paper prescribes: head, then decoder, then everything."""
+
+    head: StageRecipe = StageRecipe(epochs=4, lr=1e-2)
+    decoder: StageRecipe = StageRecipe(epochs=4, lr=3e-3)
+    full: StageRecipe = StageRecipe(epochs=4, lr=3e-4)
+    batch_size: int = 8
+    optimizer: str = "adamw"  # nasfcn.train.OPTIMIZERS key
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # nasfcn.train.SCHEDULES key, restarted in every stage
+    warmup_epochs: float = 0.0  # per stage
+    image_size: tuple[int, int] | None = None  # (height, width); None = the size trained at
+    seed: int = 0  # data split, augmentation, new head initialisation
+
+    def __post_init__(self) -> None:
+        problems = _recipe_problems(self)
+        if problems:
+            raise RecipeError(_INVALID + "; ".join(problems))
+
+    def stages(self) -> tuple[tuple[str, StageRecipe], ...]:
+        return tuple((name, getattr(self, name)) for name in STAGES)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": {name: {"epochs": s.epochs, "lr": s.lr} for name, s in self.stages()},
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name not in STAGES},
+            "image_size": list(self.image_size) if self.image_size else None,
+        }
+
+    def to_yaml(self) -> str:
+        """The recipe as commented YAML (what ``finetune.yaml`` holds)."""
+        lines = [
+            "# Staged fine-tuning: nasfcn finetune --bundle B --data SPEC --recipe finetune.yaml --out NEW",
+            "# Each stage restarts the learning-rate schedule; epochs: 0 skips a stage.",
+            "stages:",
+        ]
+        for name, stage in self.stages():
+            lines.append(
+                f"  {name}: {{epochs: {stage.epochs}, lr: {_scalar(stage.lr)}}}  # {STAGE_HELP[name]}"
+            )
+        comments = {
+            "optimizer": "  # sgd | adamw",
+            "schedule": "  # cosine | poly | constant",
+            "image_size": "  # [height, width]; null = the size the model was trained at",
+            "seed": "  # data split, augmentation and the new head's initialisation",
+        }
+        for f in fields(self):
+            if f.name in STAGES:
+                continue
+            value = getattr(self, f.name)
+            text = "null" if value is None else _scalar(list(value) if isinstance(value, tuple) else value)
+            lines.append(f"{f.name}: {text}{comments.get(f.name, '')}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = FINETUNE_FILE) -> FinetuneRecipe:
+        """Parse a recipe; every problem is listed with its field and the allowed values."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise RecipeError(f"{source}: expected a mapping of recipe fields, got {type(data).__name__}")
+        scalars = [f.name for f in fields(cls) if f.name not in STAGES]
+        problems = [
+            f"unknown field {key!r}; known: stages, {', '.join(scalars)}"
+            for key in data
+            if key != "stages" and key not in scalars
+        ]
+        values: dict[str, Any] = {k: data[k] for k in scalars if k in data}
+        stages = data.get("stages") or {}
+        if not isinstance(stages, Mapping):
+            problems.append(f"stages must map {', '.join(STAGES)} to {{epochs, lr}}")
+            stages = {}
+        for name in stages:
+            if name not in STAGES:
+                problems.append(f"stages.{name}: unknown stage; stages are {', '.join(STAGES)}")
+        default = cls()
+        for name in STAGES:
+            given = stages.get(name, {})
+            if not isinstance(given, Mapping) or set(given) - {"epochs", "lr"}:
+                problems.append(f"stages.{name} must be {{epochs: N, lr: X}}, got {given!r}")
+                continue
+            base = getattr(default, name)  # a stage given in part keeps the rest of its default
+            values[name] = StageRecipe(given.get("epochs", base.epochs), given.get("lr", base.lr))
+        if "image_size" in values and values["image_size"] is not None:
+            size = values["image_size"]
+            size = [size, size] if _is_int(size) else size
+            if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v >= 8 for v in size):
+                problems.append(f"image_size must be [height, width] (each >= 8) or null, got {size!r}")
+            else:
+                values["image_size"] = (int(size[0]), int(size[1]))
+        try:
+            recipe = cls(**values)
+        except RecipeError as err:  # the field checks of __post_init__, listed with the rest
+            problems.append(str(err).removeprefix(_INVALID))
+        if problems:
+            raise RecipeError(f"{source}: " + "; ".join(problems))
+        return recipe
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = FINETUNE_FILE) -> FinetuneRecipe:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise RecipeError(f"{source}: not valid YAML ({err})") from err
+        return cls.from_dict(data, source)
+
+
+def load_recipe(path: str | Path) -> FinetuneRecipe:
+    """Read a ``finetune.yaml`` (errors name the file, the field and the allowed values)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file; every bundle holds one ({FINETUNE_FILE})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read the recipe ({err})") from err
+    return FinetuneRecipe.from_yaml(text, str(path))
+
+
+def _recipe_problems(recipe: FinetuneRecipe) -> list[str]:
+    from nasfcn.train import OPTIMIZERS, SCHEDULES
+
+    problems = []
+    for name, stage in recipe.stages():
+        if not _is_int(stage.epochs) or stage.epochs < 0:
+            problems.append(f"stages.{name}.epochs must be an integer >= 0, got {stage.epochs!r}")
+        if not _is_number(stage.lr) or not stage.lr > 0:
+            problems.append(f"stages.{name}.lr must be a number > 0, got {stage.lr!r}")
+    if not problems and not sum(stage.epochs for _, stage in recipe.stages()):
+        problems.append("every stage has 0 epochs; give at least one stage epochs >= 1")
+    if not _is_int(recipe.batch_size) or recipe.batch_size < 1:
+        problems.append(f"batch_size must be an integer >= 1, got {recipe.batch_size!r}")
+    for name, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        value = getattr(recipe, name)
+        if not isinstance(value, str) or value not in registry:
+            problems.append(f"{name} must be one of {', '.join(registry.names())}, got {value!r}")
+    if not _is_number(recipe.weight_decay) or recipe.weight_decay < 0:
+        problems.append(f"weight_decay must be a number >= 0, got {recipe.weight_decay!r}")
+    if not _is_number(recipe.warmup_epochs) or recipe.warmup_epochs < 0:
+        problems.append(f"warmup_epochs must be a number >= 0, got {recipe.warmup_epochs!r}")
+    if not _is_int(recipe.seed) or recipe.seed < 0:
+        problems.append(f"seed must be an integer >= 0, got {recipe.seed!r}")
+    return problems
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _scalar(value: Any) -> str:
+    """YAML for one value in flow style (``1.0e-05``, not ``1e-05``, which YAML 1.1 reads as text)."""
+    return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def write_bundle(
+    folder: str | Path,
+    model: FCN,
+    preprocess: Preprocess,
+    metrics: Mapping[str, Any],
+    recipe: FinetuneRecipe,
+    card: str,
+) -> None:
+    """Write the bundle's own files into ``folder`` (the exports come from ``nasfcn.export``)."""
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    if preprocess.num_classes != model.num_classes or preprocess.in_channels != model.in_channels:
+        raise ValueError(
+            f"preprocess describes {preprocess.num_classes} classes and {preprocess.in_channels} "
+            f"channels but the model has {model.num_classes} and {model.in_channels}"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    header = {
+        "format": FORMAT,
+        "arch_id": model.genotype.arch_id,
+        "num_classes": str(model.num_classes),
+        "in_channels": str(model.in_channels),
+    }
+    (folder / WEIGHTS_FILE).write_bytes(save(state, metadata=header))
+    (folder / GENOTYPE_FILE).write_text(json.dumps(model.genotype.to_dict(), indent=2, sort_keys=True) + "\n")
+    (folder / PREPROCESS_FILE).write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
+    (folder / METRICS_FILE).write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
+    (folder / FINETUNE_FILE).write_text(recipe.to_yaml())
+    (folder / CARD_FILE).write_text(card)
+
+
+def write_zip(folder: str | Path, path: str | Path) -> None:
+    """Pack a bundle folder into ``path`` (files at the archive's top level)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in BUNDLE_FILES:
+            member = Path(folder) / name
+            if member.is_file():
+                archive.write(member, name)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types: numpy scalars become numbers, NaN/inf become None, tuples lists."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if type(value).__name__ == "NAType":  # pandas' missing value
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)  # timestamps, paths
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What a bundle says about its model (everything but the weights)."""
+
+    path: Path
+    genotype: Genotype
+    preprocess: Preprocess
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    recipe: FinetuneRecipe = field(default_factory=FinetuneRecipe)  # from finetune.yaml
+    files: tuple[str, ...] = ()  # the bundle files present
+
+    @property
+    def arch_id(self) -> str:
+        return self.genotype.arch_id
+
+    @property
+    def num_classes(self) -> int:
+        return self.preprocess.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.preprocess.in_channels
+
+
+class _Reader:
+    """The members of a bundle folder or zip, read into memory by name."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: dict[str, bytes] | None = None
+        if path.is_file():
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
+                    # Bundles zipped by hand often keep their folder: accept one top-level folder.
+                    prefix = min(
+                        (n[: -len(GENOTYPE_FILE)] for n in members if n.endswith(GENOTYPE_FILE)),
+                        key=len,
+                        default="",
+                    )
+                    self._zip = {
+                        name[len(prefix) :]: archive.read(name)
+                        for name in members
+                        if name.startswith(prefix) and name[len(prefix) :] in BUNDLE_FILES
+                    }
+            except (zipfile.BadZipFile, OSError) as err:
+                raise BundleError(
+                    f"{path}: not a bundle folder or a readable zip ({err}); {REEXPORT}"
+                ) from err
+        elif not path.is_dir():
+            raise BundleError(
+                f"{path}: no such bundle; make one with `nasfcn export --search NAME --out {path}`"
+            )
+
+    def names(self) -> tuple[str, ...]:
+        if self._zip is not None:
+            return tuple(n for n in BUNDLE_FILES if n in self._zip)
+        return tuple(n for n in BUNDLE_FILES if (self.path / n).is_file())
+
+    def bytes(self, name: str) -> bytes:
+        if self._zip is not None:
+            return self._zip[name]
+        return (self.path / name).read_bytes()
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.bytes(name).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BundleError(f"{self.path / name}: not valid JSON ({err}); {REEXPORT}") from err
+
+
+def read_info(path: str | Path) -> tuple[BundleInfo, _Reader]:
+    """Check and read a bundle's description files (not the weights)."""
+    reader = _Reader(Path(path))
+    present = reader.names()
+    missing = [name for name in REQUIRED_FILES if name not in present]
+    if missing:
+        raise BundleError(
+            f"{reader.path}: incomplete bundle, missing {', '.join(missing)}; "
+            f"a bundle holds {', '.join(BUNDLE_FILES)}; {REEXPORT}"
+        )
+    try:
+        genotype = Genotype.from_dict(reader.json(GENOTYPE_FILE))
+    except (GenotypeError, AttributeError) as err:
+        raise BundleError(f"{reader.path / GENOTYPE_FILE}: {err}; {REEXPORT}") from err
+    preprocess = Preprocess.from_dict(reader.json(PREPROCESS_FILE), str(reader.path / PREPROCESS_FILE))
+    metrics = reader.json(METRICS_FILE) if METRICS_FILE in present else {}
+    recipe = FinetuneRecipe()
+    if FINETUNE_FILE in present:
+        recipe = FinetuneRecipe.from_yaml(
+            reader.bytes(FINETUNE_FILE).decode("utf-8", errors="replace"), str(reader.path / FINETUNE_FILE)
+        )
+    info = BundleInfo(reader.path, genotype, preprocess, metrics, recipe, present)
+    return info, reader
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[FCN, BundleInfo]:
+    """The bundle's network (eval mode, on ``device``) and what the bundle says about it.
+
+    The network is rebuilt from ``genotype.json`` and its weights are read from
+    ``weights.safetensors``; nothing is unpickled.
+
+    Raises:
+        BundleError: a file is missing, malformed, or does not belong with the others.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    info, reader = read_info(path)
+    weights_path = reader.path / WEIGHTS_FILE
+    data = reader.bytes(WEIGHTS_FILE)
+    try:
+        header = _safetensors_metadata(data)
+        state = load(data)
+    except (SafetensorError, ValueError, struct.error) as err:
+        raise BundleError(f"{weights_path}: not a readable safetensors file ({err}); {REEXPORT}") from err
+    if header.get("format") != FORMAT:
+        raise BundleError(f"{weights_path}: not written by a nasfcn export (no {FORMAT} header); {REEXPORT}")
+    if header.get("arch_id") != info.arch_id:
+        raise BundleError(
+            f"{reader.path}: {GENOTYPE_FILE} describes architecture {info.arch_id} but {WEIGHTS_FILE} "
+            f"holds the weights of {header.get('arch_id')}; the two files come from different "
+            f"models: restore the original {GENOTYPE_FILE} or {REEXPORT}"
+        )
+    for key, noun, expected in (
+        ("num_classes", "classes", info.num_classes),
+        ("in_channels", "input channels", info.in_channels),
+    ):
+        if header.get(key) != str(expected):
+            raise BundleError(
+                f"{reader.path}: {PREPROCESS_FILE} gives {expected} {noun} but "
+                f"{WEIGHTS_FILE} was saved with {header.get(key)}; restore the original "
+                f"{PREPROCESS_FILE} or {REEXPORT}"
+            )
+    model = build_model(info.genotype, info.num_classes, info.in_channels)
+    problems = _state_problems(model.state_dict(), state)
+    if problems:
+        listed = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise BundleError(
+            f"{weights_path}: the weights do not fit the network {GENOTYPE_FILE} describes: "
+            f"{listed}; {REEXPORT}"
+        )
+    model.load_state_dict(state)
+    return model.to(device).eval(), info
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors header (8-byte little-endian length, then JSON)."""
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > len(data) - 8:
+        raise ValueError("header longer than the file (truncated?)")
+    header = json.loads(data[8 : 8 + length].decode("utf-8"))
+    metadata = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def _state_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> list[str]:
+    problems = [f"{key} is missing" for key in expected if key not in found]
+    problems += [f"{key} is not part of this network" for key in found if key not in expected]
+    problems += [
+        f"{key} has shape {tuple(found[key].shape)}, the network needs {tuple(tensor.shape)}"
+        for key, tensor in expected.items()
+        if key in found and found[key].shape != tensor.shape
+    ]
+    return problems

@@ -1,0 +1,273 @@
+"""Bundles: written, read back without pickle, zipped, and refused when tampered with."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import nasfcn
+from nasfcn.bundle import (
+    BUNDLE_FILES,
+    GENOTYPE_FILE,
+    PREPROCESS_FILE,
+    STAGES,
+    WEIGHTS_FILE,
+    BundleError,
+    FinetuneRecipe,
+    Preprocess,
+    RecipeError,
+    StageRecipe,
+    load_bundle,
+    load_recipe,
+    write_bundle,
+    write_zip,
+)
+from nasfcn.data import voc_palette
+from nasfcn.genotype import EncoderGene, Genotype
+from nasfcn.model import build_model
+
+CLASSES = ("background", "circle", "square", "triangle")
+
+
+def _preprocess(classes=CLASSES) -> Preprocess:
+    return Preprocess(
+        image_size=(32, 32),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.2, 0.2, 0.2),
+        class_names=tuple(classes),
+        palette=voc_palette(len(classes)),
+        dataset="shapes",
+    )
+
+
+def _model(width: int = 4, classes: int = len(CLASSES)):
+    torch.manual_seed(0)
+    genotype = Genotype(encoder=EncoderGene(stages=2, width=width), skip="fcn16s", upsample="transposed")
+    return build_model(genotype, classes).eval()
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    folder = tmp_path / "bundle"
+    write_bundle(folder, _model(), _preprocess(), {"val": {"miou": 0.5}}, FinetuneRecipe(), "# card\n")
+    return folder
+
+
+def test_round_trip_gives_identical_outputs(bundle: Path) -> None:
+    model, info = load_bundle(bundle)
+    x = torch.randn(2, 3, 37, 53)
+    with torch.no_grad():
+        assert torch.equal(model(x), _model()(x))
+    assert not model.training
+    assert info.genotype == _model().genotype
+    assert info.preprocess == _preprocess()
+    assert info.metrics == {"val": {"miou": 0.5}}
+    assert info.recipe == FinetuneRecipe()
+    assert info.num_classes == 4
+    assert info.in_channels == 3
+    assert nasfcn.load_bundle is load_bundle
+
+
+def test_loading_never_unpickles(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_bundle must not unpickle anything")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    model, _ = load_bundle(bundle)
+    assert isinstance(model, torch.nn.Module)
+
+
+def test_zip_bundles_load_with_or_without_a_top_folder(bundle: Path, tmp_path: Path) -> None:
+    flat = tmp_path / "flat.zip"
+    write_zip(bundle, flat)
+    assert sorted(zipfile.ZipFile(flat).namelist()) == sorted(
+        n for n in BUNDLE_FILES if (bundle / n).exists()
+    )
+    nested = tmp_path / "nested.zip"
+    with zipfile.ZipFile(nested, "w") as archive:  # as a user zips a folder by hand
+        for path in bundle.iterdir():
+            archive.write(path, f"my_model/{path.name}")
+    x = torch.randn(1, 3, 40, 24)
+    reference, _ = load_bundle(bundle)
+    for archive in (flat, nested):
+        model, info = load_bundle(archive)
+        assert info.path == archive
+        with torch.no_grad():
+            assert torch.equal(model(x), reference(x))
+
+
+def _rewrite_weights(bundle: Path, change) -> None:
+    from safetensors import safe_open
+
+    path = bundle / WEIGHTS_FILE
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    state = load_file(str(path))
+    change(state)
+    save_file(state, str(path), metadata=metadata)
+
+
+def _edit_json(bundle: Path, name: str, change) -> None:
+    data = json.loads((bundle / name).read_text())
+    change(data)
+    (bundle / name).write_text(json.dumps(data))
+
+
+TAMPERING = {
+    "missing weights": (
+        lambda b: (b / WEIGHTS_FILE).unlink(),
+        "incomplete bundle, missing weights.safetensors",
+    ),
+    "missing genotype": (lambda b: (b / GENOTYPE_FILE).unlink(), "missing genotype.json"),
+    "weights of the wrong shape": (
+        lambda b: _rewrite_weights(
+            b, lambda s: s.update({"head.classifier.weight": s["head.classifier.weight"][:, :2].clone()})
+        ),
+        "head.classifier.weight has shape (4, 2, 1, 1), the network needs (4, 16, 1, 1)",
+    ),
+    "a weight missing": (
+        lambda b: _rewrite_weights(b, lambda s: s.pop("head.classifier.bias")),
+        "head.classifier.bias is missing",
+    ),
+    "a foreign weight": (
+        lambda b: _rewrite_weights(b, lambda s: s.update({"extra.weight": torch.zeros(2)})),
+        "extra.weight is not part of this network",
+    ),
+    "genotype of another network": (
+        lambda b: _edit_json(b, GENOTYPE_FILE, lambda g: g["encoder"].update(width=6)),
+        "the two files come from different models",
+    ),
+    "genotype that is not JSON": (
+        lambda b: (b / GENOTYPE_FILE).write_text("{encoder: "),
+        "genotype.json: not valid JSON",
+    ),
+    "genotype with a bad field": (
+        lambda b: _edit_json(b, GENOTYPE_FILE, lambda g: g.pop("encoder")),
+        "genotype is missing the field 'encoder'",
+    ),
+    "truncated weights": (
+        lambda b: (b / WEIGHTS_FILE).write_bytes((b / WEIGHTS_FILE).read_bytes()[:100]),
+        "not a readable safetensors file",
+    ),
+    "weights without the nasfcn header": (
+        lambda b: save_file(load_file(str(b / WEIGHTS_FILE)), str(b / WEIGHTS_FILE)),
+        "not written by a nasfcn export",
+    ),
+    "a class dropped from preprocess.json": (
+        lambda b: _edit_json(b, PREPROCESS_FILE, lambda p: (p["class_names"].pop(), p["palette"].pop())),
+        "preprocess.json gives 3 classes but weights.safetensors was saved with 4",
+    ),
+    "palette and classes disagree": (
+        lambda b: _edit_json(b, PREPROCESS_FILE, lambda p: p["palette"].pop()),
+        "palette must hold one [r, g, b] (0..255) per class name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING), ids=list(TAMPERING))
+def test_tampered_bundles_are_refused_with_the_file_and_the_fix(bundle: Path, case: str) -> None:
+    tamper, message = TAMPERING[case]
+    tamper(bundle)
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle)
+    text = str(caught.value)
+    assert message in text
+    assert str(bundle) in text
+    assert "nasfcn export" in text  # how to get a good bundle back
+
+
+def test_a_missing_or_unreadable_path_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no such bundle; make one with `nasfcn export"):
+        load_bundle(tmp_path / "nothing")
+    (tmp_path / "notes.zip").write_text("not a zip")
+    with pytest.raises(BundleError, match="not a bundle folder or a readable zip"):
+        load_bundle(tmp_path / "notes.zip")
+
+
+def test_write_refuses_a_preprocess_for_another_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="preprocess describes 3 classes"):
+        write_bundle(tmp_path, _model(), _preprocess(CLASSES[:3]), {}, FinetuneRecipe(), "")
+
+
+# -- finetune.yaml ---------------------------------------------------------------------------
+
+
+def test_recipe_yaml_round_trips_and_is_commented() -> None:
+    recipe = FinetuneRecipe(
+        head=StageRecipe(2, 1e-5), decoder=StageRecipe(0, 3e-3), image_size=(48, 64), optimizer="sgd"
+    )
+    text = recipe.to_yaml()
+    assert "# 1: only the classifier head" in text
+    assert "lr: 1.0e-05" in text  # YAML 1.1 would read 1e-05 as a string
+    assert FinetuneRecipe.from_yaml(text) == recipe
+    assert FinetuneRecipe.from_yaml(FinetuneRecipe().to_yaml()) == FinetuneRecipe()
+    assert tuple(name for name, _ in recipe.stages()) == STAGES
+
+
+def test_partial_recipes_fill_in_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("stages:\n  full: {epochs: 1}\nimage_size: 48\n")
+    recipe = load_recipe(path)
+    assert recipe.full == StageRecipe(1, FinetuneRecipe().full.lr)
+    assert recipe.head == FinetuneRecipe().head
+    assert recipe.image_size == (48, 48)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stages: {body: {epochs: 1}}", "stages.body: unknown stage; stages are head, decoder, full"),
+        ("stages: {head: {epochs: -1}}", "stages.head.epochs must be an integer >= 0, got -1"),
+        ("stages: {head: {lr: fast}}", "stages.head.lr must be a number > 0, got 'fast'"),
+        ("stages: {head: 3}", "stages.head must be {epochs: N, lr: X}"),
+        ("optimizer: adam", "optimizer must be one of sgd, adamw, got 'adam'"),
+        ("schedule: step", "schedule must be one of"),
+        ("batch_size: 0", "batch_size must be an integer >= 1, got 0"),
+        ("learning_rate: 0.1", "unknown field 'learning_rate'; known: stages, batch_size"),
+        ("image_size: [4, 3, 2]", "image_size must be [height, width] (each >= 8) or null"),
+        (
+            "stages: {head: {epochs: 0}, decoder: {epochs: 0}, full: {epochs: 0}}",
+            "every stage has 0 epochs",
+        ),
+        ("- 1\n- 2", "expected a mapping of recipe fields"),
+        ("stages: [", "not valid YAML"),
+    ],
+)
+def test_bad_recipes_name_the_file_field_and_allowed_values(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "finetune.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_every_problem_of_a_recipe_is_listed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "finetune.yaml"
+    path.write_text("optimizer: adam\nbatch_size: 0\nfoo: 1\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    for part in ("optimizer must be", "batch_size must be", "unknown field 'foo'"):
+        assert part in str(caught.value)
+
+
+def test_a_bundle_with_a_broken_recipe_names_it(bundle: Path) -> None:
+    (bundle / "finetune.yaml").write_text("optimizer: adam\n")
+    with pytest.raises(RecipeError, match=r"finetune\.yaml: optimizer must be one of sgd, adamw"):
+        load_bundle(bundle)
+    with pytest.raises(RecipeError, match="no such recipe file"):
+        load_recipe(bundle / "missing.yaml")
+
+
+def test_a_bundle_copy_is_still_a_bundle(bundle: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(bundle, tmp_path / "copy")
+    assert load_bundle(copy)[1].arch_id == load_bundle(bundle)[1].arch_id

@@ -1,0 +1,306 @@
+"""Export: the right trial, the right checkpoint, and every format checked against PyTorch."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from nasfcn.bundle import BUNDLE_FILES, FinetuneRecipe, Preprocess, load_bundle
+from nasfcn.cli import app
+from nasfcn.data import voc_palette
+from nasfcn.export import (
+    PARITY_TOLERANCE,
+    ExportError,
+    export_model,
+    export_trial,
+    select_trial,
+)
+from nasfcn.genotype import EncoderGene, Genotype
+from nasfcn.model import UPSAMPLERS, build_model
+from nasfcn.store import (
+    create_search,
+    finish_trial,
+    leaderboard_frame,
+    open_store,
+    record_epoch,
+    set_checkpoint,
+    upsert_architecture,
+    upsert_trial,
+)
+from nasfcn.train import load_checkpoint
+
+runner = CliRunner()
+OTHER = Genotype(encoder=EncoderGene(stages=2, width=4), skip="none", upsample="transposed")
+
+
+def _cost(latency_ms: float) -> dict:
+    return {
+        "params": 1234,
+        "flops": 56789,
+        "latency_ms": latency_ms,
+        "peak_memory_mb": 1.5,
+        "device": "cpu",
+        "input_shape": [1, 3, 64, 64],
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path, shapes_checkpoint: Path):
+    """A search as the recorder leaves it: 0 completed (with the checkpoint), 1 failed, 2 cached
+    from 0 (its own checkpoint column empty), 3 completed but its checkpoint folder deleted."""
+    store = open_store(f"sqlite:///{tmp_path / 'nasfcn.db'}")
+    info = json.loads((shapes_checkpoint / "best.json").read_text())
+    trained = Genotype.from_dict(info["genotype"])
+    search = create_search(store, "s", "shapes")
+    upsert_architecture(store, trained, _cost(2.0))
+    upsert_architecture(store, OTHER, _cost(9.0))
+
+    def trial(number: int, genotype: Genotype, epoch: dict | None) -> int:
+        row = upsert_trial(store, search, number, genotype, dataset="shapes", recipe={}, status="running")
+        if epoch is not None:
+            record_epoch(store, row, int(epoch["epoch"]), epoch)
+        return row
+
+    first = trial(0, trained, info["epoch"])
+    set_checkpoint(store, first, str(shapes_checkpoint))
+    finish_trial(store, first, "completed")
+    failed = trial(1, OTHER, None)
+    finish_trial(store, failed, "failed", error="RuntimeError: boom")
+    cached = trial(2, trained, None)
+    finish_trial(store, cached, "cached", cached_from=first)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE trials SET checkpoint = NULL WHERE id = :id"), {"id": cached})
+    gone = trial(3, OTHER, {**info["epoch"], "epoch": 1, "val_miou": 0.0})
+    set_checkpoint(store, gone, str(tmp_path / "deleted"))
+    finish_trial(store, gone, "completed")
+    return store
+
+
+# -- which trial ---------------------------------------------------------------------------------
+
+
+def test_select_defaults_to_the_best_completed_trial(store) -> None:
+    board = leaderboard_frame(store, "s")
+    assert int(select_trial(board, "s")["number"]) == 0  # ties with cached 2: the earlier wins
+    assert int(select_trial(board, "s", trial=3)["number"]) == 3
+    assert int(select_trial(board, "s", rank=1)["number"]) in (0, 2)
+    assert int(select_trial(board, "s", max_latency_ms=5)["number"]) == 0
+    stopped = board.assign(status=board["status"].replace({"completed": "stopped_early", "cached": "failed"}))
+    with pytest.raises(
+        ExportError, match=r"has no completed trial yet .*export a stopped-early one with --trial"
+    ):
+        select_trial(stopped, "s")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"trial": 7}, "search 's' has no trial 7; its trials are numbered 0..3"),
+        ({"rank": 9}, "search 's' has no trial at rank 9; ranks go from 1 to 3"),
+        ({"max_latency_ms": 1.0}, "no completed trial of 's' runs within 1 ms; the fastest takes 2 ms"),
+        ({"trial": 0, "rank": 1}, "give at most one of --trial, --rank and --max-latency-ms"),
+    ],
+)
+def test_select_explains_what_is_there(store, options: dict, message: str) -> None:
+    with pytest.raises(ExportError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        select_trial(leaderboard_frame(store, "s"), "s", **options)
+
+
+def test_a_trial_without_a_checkpoint_gives_a_clear_error(store, tmp_path: Path) -> None:
+    with pytest.raises(ExportError) as caught:
+        export_trial(store, tmp_path / "b", search="s", trial=1)
+    assert "trial 1 of search 's' has no checkpoint (status failed: RuntimeError: boom)" in str(caught.value)
+    assert "pick another with --trial or --rank" in str(caught.value)
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_deleted_checkpoint_folder_gives_a_clear_error(store, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"the checkpoint of trial 3 of search 's' is gone: .*deleted"):
+        export_trial(store, tmp_path / "b", search="s", trial=3)
+
+
+# -- bundles -------------------------------------------------------------------------------------
+
+
+def _odd_input(channels: int = 3, batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, channels, 45, 29, generator=torch.Generator().manual_seed(3))
+
+
+def _assert_formats_match(bundle: Path, model: torch.nn.Module) -> None:
+    """ONNX (onnxruntime) and TorchScript reproduce PyTorch at a size used neither in training nor
+    in the export's own check."""
+    x = _odd_input()
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    session = onnxruntime.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {"image": x.numpy()})[0]
+    assert onnx_out.shape == expected.shape
+    assert np.abs(onnx_out - expected).max() <= PARITY_TOLERANCE
+    with warnings.catch_warnings():  # torch 2.9+ deprecates TorchScript; the file must still load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.load(str(bundle / "model.torchscript.pt"))
+    with torch.no_grad():
+        assert np.abs(scripted(x).numpy() - expected).max() <= PARITY_TOLERANCE
+
+
+@pytest.mark.slow
+def test_export_then_load_gives_the_trained_models_outputs(store, shapes_checkpoint: Path, tmp_path) -> None:
+    out = tmp_path / "best"
+    result = export_trial(store, out, search="s")
+    trained, info = load_checkpoint(shapes_checkpoint)
+    model, bundle = load_bundle(out)
+    x = _odd_input()
+    with torch.no_grad():
+        assert torch.equal(model(x), trained.eval()(x))
+    assert sorted(p.name for p in out.iterdir()) == sorted(BUNDLE_FILES)
+    _assert_formats_match(out, trained)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == dict(result.metrics)
+    assert metrics["source"]["search"] == "s"
+    assert metrics["source"]["trial"] == 0
+    assert "trained_by" not in metrics["source"]
+    assert metrics["leaderboard"]["status"] == "completed"
+    assert metrics["leaderboard"]["rank"] == 1
+    assert metrics["val"]["miou"] == pytest.approx(info["epoch"]["val_miou"])
+    assert list(metrics["val"]["per_class_iou"]) == ["background", "circle", "square", "triangle"]
+    assert metrics["cost"] == {
+        "params": 1234,
+        "flops": 56789,
+        "latency_ms": 2.0,
+        "peak_memory_mb": 1.5,
+        "device": "cpu",
+        "input": "1x3x64x64",
+    }
+    assert [row["epoch"] for row in metrics["history"]] == [info["epoch"]["epoch"]]
+    for name in ("onnx", "torchscript"):
+        assert metrics["export"][name]["max_abs_diff"] <= PARITY_TOLERANCE
+        assert metrics["export"][name]["input"] == "3x3x37x53"
+    assert bundle.preprocess == Preprocess.from_dict(info["preprocess"])
+    assert bundle.recipe == FinetuneRecipe()
+    card = (out / "README.md").read_text()
+    assert bundle.arch_id in card
+    assert trained.genotype.describe() in card
+    assert f"nasfcn finetune --bundle {out.name}" in card
+    assert "| circle |" in card
+
+
+@pytest.mark.slow
+def test_a_cached_trial_exports_the_checkpoint_it_reused(store, shapes_checkpoint: Path, tmp_path) -> None:
+    # The reused trial's checkpoint recorded as a URI (as on remote storage) is fetched too.
+    set_checkpoint(
+        store,
+        int(leaderboard_frame(store, "s").set_index("number").loc[0, "trial_id"]),
+        (shapes_checkpoint.as_uri()),
+    )
+    result = export_trial(store, tmp_path / "cached", search="s", trial=2)
+    assert result.metrics["source"]["trial"] == 2
+    assert result.metrics["source"]["status"] == "cached"
+    assert result.metrics["source"]["trained_by"]["trial"] == 0
+    assert result.metrics["source"]["checkpoint"] == shapes_checkpoint.as_uri()
+    trained, _ = load_checkpoint(shapes_checkpoint)
+    model, _ = load_bundle(tmp_path / "cached")
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+    assert "a cached result of trial 0" in (tmp_path / "cached" / "README.md").read_text()
+
+
+def _untrained(skip: str, upsample: str) -> tuple[torch.nn.Module, Preprocess]:
+    torch.manual_seed(0)
+    genotype = Genotype(encoder=EncoderGene(stages=3, width=4), skip=skip, upsample=upsample)
+    preprocess = Preprocess((32, 32), (0.5,) * 3, (0.25,) * 3, ("a", "b", "c"), voc_palette(3))
+    return build_model(genotype, 3).eval(), preprocess
+
+
+#: One of each upsampling type (max-unpooling included), across both decoder families.
+UPSAMPLE_CASES = {
+    "bilinear": "fcn8s",
+    "transposed": "unet_concat",
+    "pixel_shuffle": "fcn16s",
+    "max_unpool": "none",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("upsample", UPSAMPLERS.names())
+def test_every_upsampling_type_exports_with_dynamic_sizes(upsample: str, tmp_path: Path) -> None:
+    model, preprocess = _untrained(UPSAMPLE_CASES[upsample], upsample)
+    result = export_model(model, preprocess, {}, tmp_path / "b")
+    assert [p.format for p in result.parity] == ["onnx", "torchscript"]
+    assert all(p.max_abs_diff <= PARITY_TOLERANCE for p in result.parity)
+    _assert_formats_match(tmp_path / "b", model)
+
+
+@pytest.mark.slow
+def test_an_export_that_differs_from_pytorch_fails_loudly_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("nasfcn.export.PARITY_TOLERANCE", 0.0)
+    model, preprocess = _untrained("fcn8s", "bilinear")
+    with pytest.raises(ExportError, match=r"the onnx export differs from PyTorch by .* the limit is 0"):
+        export_model(model, preprocess, {}, tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exporter_failure_is_reported_not_written(tmp_path, monkeypatch) -> None:
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("Unsupported operator aten::max_unpool2d\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", unsupported)
+    model, preprocess = _untrained("none", "max_unpool")
+    with pytest.raises(ExportError) as caught:
+        export_model(model, preprocess, {}, tmp_path / "b.zip")
+    message = str(caught.value)
+    assert f"ONNX export of {model.genotype.arch_id} (" in message
+    assert "RuntimeError: Unsupported operator aten::max_unpool2d. No bundle was written" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_bundle_is_kept_unless_forced(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    model, preprocess = _untrained("none", "bilinear")
+    with pytest.raises(ExportError, match="already exists; choose another --out or pass --force"):
+        export_model(model, preprocess, {}, tmp_path / "b")
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_exports_a_zip_and_says_what_to_do_next(store, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    out = tmp_path / "best.zip"
+    result = runner.invoke(app, ["export", "--db", db, "--search", "s", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "exported trial 0 of s" in result.stdout
+    assert "max abs diff" in result.stdout
+    assert f"nasfcn finetune --bundle {out}" in result.stdout
+    _, info = load_bundle(out)
+    assert info.num_classes == 4
+    again = runner.invoke(app, ["export", "--db", db, "--search", "s", "--out", str(out)])
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr
+    forced = runner.invoke(
+        app, ["export", "--db", db, "--search", "s", "--trial", "2", "--out", str(out), "--force"]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert "trained as trial 0 of s" in forced.stdout
+
+
+def test_cli_refuses_a_trial_without_checkpoint_in_one_line(store, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    result = runner.invoke(
+        app, ["export", "--db", db, "--search", "s", "--trial", "1", "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 2
+    assert "has no checkpoint" in result.stderr
+    assert "Traceback" not in result.output
+    missing = runner.invoke(app, ["export", "--db", db, "--search", "nope", "--out", str(tmp_path / "b")])
+    assert missing.exit_code == 2
+    assert "no search named 'nope'" in missing.stderr

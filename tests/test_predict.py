@@ -1,0 +1,122 @@
+"""Predict: palette PNG masks at every image's own size, overlays on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
+
+from nasfcn.bundle import FinetuneRecipe, Preprocess, load_bundle, write_bundle
+from nasfcn.cli import app
+from nasfcn.predict import PredictError, predict_files, predict_mask, to_input
+from nasfcn.train import load_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bundle(shapes_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model, info = load_checkpoint(shapes_checkpoint)
+    folder = tmp_path_factory.mktemp("predict") / "bundle"
+    write_bundle(folder, model, Preprocess.from_dict(info["preprocess"]), {}, FinetuneRecipe(), "")
+    return folder
+
+
+def _images(folder: Path) -> list[Path]:
+    """Any size, any mode: odd RGB PNG, wide JPEG, grey and RGBA."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(exist_ok=True)
+    made = []
+    for name, size, mode in [
+        ("odd.png", (53, 37), "RGB"),
+        ("wide.jpg", (160, 48), "RGB"),
+        ("grey.png", (20, 31), "L"),
+        ("alpha.png", (64, 64), "RGBA"),
+    ]:
+        channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+        pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+        path = folder / name
+        Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(path)
+        made.append(path)
+    return made
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["trained-size", "native"])
+def test_masks_are_palette_pngs_at_each_images_own_size(bundle: Path, tmp_path: Path, native: bool) -> None:
+    images = _images(tmp_path / "in")
+    results = predict_files(bundle, images, tmp_path / "out", overlay=True, native=native)
+    _, info = load_bundle(bundle)
+    palette = [v for colour in info.preprocess.palette for v in colour]
+    for path, result in zip(images, results, strict=True):
+        with Image.open(path) as original, Image.open(result.mask) as mask:
+            assert result.mask == tmp_path / "out" / f"{path.stem}.png"
+            assert mask.mode == "P"
+            assert mask.size == original.size == result.size
+            assert mask.getpalette()[: len(palette)] == palette
+            assert np.asarray(mask).max() < info.num_classes
+        with Image.open(result.overlay) as overlay:
+            assert overlay.mode == "RGB"
+            assert overlay.size == result.size
+        assert sum(result.class_fractions.values()) == pytest.approx(1.0)
+
+
+def test_masks_are_the_networks_argmax(bundle: Path, tmp_path: Path) -> None:
+    model, info = load_bundle(bundle)
+    image = Image.open(_images(tmp_path)[0]).convert("RGB")
+    width, height = image.size
+    # Default: at the trained size, logits resized back to the image (bilinear), then argmax.
+    x = to_input(image, info.preprocess, info.preprocess.image_size)
+    assert tuple(x.shape) == (1, 3, *info.preprocess.image_size)
+    with torch.no_grad():
+        logits = F.interpolate(model(x), size=(height, width), mode="bilinear", align_corners=False)
+        native = model(to_input(image, info.preprocess, None))
+    assert np.array_equal(predict_mask(model, info.preprocess, image), logits.argmax(1)[0].numpy())
+    assert np.array_equal(
+        predict_mask(model, info.preprocess, image, native=True), native.argmax(1)[0].numpy()
+    )
+
+
+def test_inputs_are_normalized_as_in_training(bundle: Path) -> None:
+    _, info = load_bundle(bundle)
+    flat = Image.new("RGB", (5, 4), (255, 0, 128))
+    x = to_input(flat, info.preprocess, None)
+    expected = [
+        (v / 255 - m) / s
+        for v, m, s in zip((255, 0, 128), info.preprocess.mean, info.preprocess.std, strict=True)
+    ]
+    assert x[0, :, 0, 0].tolist() == pytest.approx(expected, abs=1e-6)  # float32
+
+
+def test_bad_inputs_name_the_file(bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    with pytest.raises(PredictError, match=r"broken\.png: cannot read the image"):
+        predict_files(bundle, [broken], tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written before every image opened
+    with pytest.raises(PredictError, match=r"missing\.png: no such image"):
+        predict_files(bundle, [tmp_path / "missing.png"], tmp_path / "out")
+    first, second = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
+    with pytest.raises(PredictError, match=r"would both write x\.png"):
+        predict_files(bundle, [first, second], tmp_path / "out")
+
+
+def test_cli_predicts_and_reports(bundle: Path, tmp_path: Path) -> None:
+    images = [str(p) for p in _images(tmp_path / "in")[:2]]
+    out = tmp_path / "masks"
+    result = runner.invoke(app, ["predict", "--bundle", str(bundle), *images, "--out", str(out), "--overlay"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "odd.png",
+        "odd_overlay.png",
+        "wide.png",
+        "wide_overlay.png",
+    ]
+    assert "(53x37)" in result.stdout
+    broken = runner.invoke(app, ["predict", "--bundle", str(tmp_path / "nope"), *images, "--out", str(out)])
+    assert broken.exit_code == 2
+    assert "no such bundle" in broken.stderr
