@@ -26,6 +26,8 @@ from nasfcn import __version__
 from nasfcn.genotype import Genotype
 
 if TYPE_CHECKING:
+    from nasfcn.export import ExportResult
+    from nasfcn.store import Store
     from nasfcn.train import EpochResult
 from nasfcn.space import INTRINSIC_TEXT, SearchSpace, SpaceError, load_space, size_text
 
@@ -53,6 +55,13 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+benchmark_app = typer.Typer(
+    help="Train architectures x datasets x seeds and compare them with confidence intervals.\n\n"
+    "Example: nasfcn benchmark --name cmp --archs ref:fcn8s,ref:unet,search:demo:top3 --seeds 3\n\n"
+    "Then: nasfcn benchmark report cmp --out report.md",
+    invoke_without_command=True,
+)
+app.add_typer(benchmark_app, name="benchmark")
 
 DbOption = Annotated[
     str | None,
@@ -322,13 +331,7 @@ def train(
     with _epoch_progress(epochs) as (progress, task):
 
         def show(epoch: EpochResult) -> None:
-            progress.update(
-                task,
-                advance=1,
-                loss=f"{epoch.train_loss:.3f}",
-                miou=f"{epoch.val.miou:.3f}",
-                speed=f"{epoch.images_per_s:.0f}",
-            )
+            _advance(progress, task, epoch)
 
         try:
             result = fit(chosen, bundle, recipe, device=device, out_dir=out, progress=show)
@@ -362,6 +365,16 @@ def _epoch_progress(epochs: int) -> Iterator[tuple[Progress, TaskID]]:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("train", total=epochs, loss="-", miou="-", speed="-")
         yield progress, task
+
+
+def _advance(progress: Progress, task: TaskID, epoch: EpochResult) -> None:
+    progress.update(
+        task,
+        advance=1,
+        loss=f"{epoch.train_loss:.3f}",
+        miou=f"{epoch.val.miou:.3f}",
+        speed=f"{epoch.images_per_s:.0f}",
+    )
 
 
 @app.command("search")
@@ -621,6 +634,400 @@ def _cell(value: object, column: str) -> str:
 def _attention(genotype: Genotype) -> str:
     att = genotype.attention
     return "none" if att.type == "none" else f"{att.type}@{att.where}"
+
+
+def _results_store(db: str | None) -> Store:
+    """The database to read, refusing one without results with a line saying what to run."""
+    from nasfcn.store import Store
+
+    store = Store(db)
+    if not store.has_tables():
+        raise _fail(f"no results in {store.masked_url} yet: run `nasfcn search` first")
+    store.check(create=False)
+    return store
+
+
+@app.command("leaderboard")
+def leaderboard(
+    db: DbOption = None,
+    search: Annotated[str | None, typer.Option(help="Search name (default: the latest).")] = None,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("leaderboard.html"),
+) -> None:
+    """Write the leaderboard of a search as one self-contained HTML file (opens offline).
+
+    Examples:
+
+      nasfcn leaderboard
+
+      nasfcn leaderboard --search demo --out reports/demo.html
+    """
+    from leaderboard.static import write_leaderboard
+    from nasfcn.store import searches_frame
+
+    def run() -> tuple[Path, str]:
+        store = _results_store(db)
+        if search is None and searches_frame(store).empty:
+            raise _fail(f"no searches in {store.masked_url} yet: run `nasfcn search` first")
+        path = write_leaderboard(store, out, search)
+        return path, store.masked_url
+
+    path, url = _store_call(run)
+    console.print(f"leaderboard of {search or 'the latest search'} in {url}: {path.resolve()}", markup=False)
+
+
+@app.command("serve")
+def serve(
+    db: DbOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 shares the page with your network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8050,
+    refresh: Annotated[float, typer.Option(min=0.5, help="Seconds between re-reads of the database.")] = 5.0,
+) -> None:
+    """Serve the live leaderboard: it re-reads the database while searches run.
+
+    Example: nasfcn serve --db sqlite:///nasfcn.db --port 8050
+    """
+    from leaderboard.app import serve as run_server
+    from nasfcn.store import Store
+
+    store = _store_call(lambda: Store(db))
+    console.print(
+        f"live leaderboard of {store.masked_url} on http://{host}:{port}/ (Ctrl-C stops it)", markup=False
+    )
+    store.dispose()
+    run_server(db, host=host, port=port, refresh_s=refresh)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="The bundle: a folder, or a .zip file when PATH ends so.")],
+    search: Annotated[str | None, typer.Option(help="Search name (default: the latest).")] = None,
+    trial: Annotated[int | None, typer.Option(help="Trial number, as `nasfcn trials` lists it.")] = None,
+    rank: Annotated[int | None, typer.Option(min=1, help="Leaderboard rank (1 = best val mIoU).")] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="The best completed trial at or below this latency.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Export a trial as a bundle: genotype, safetensors weights, ONNX, TorchScript, preprocessing,
+    metrics, fine-tuning recipe and a model card. Default: the best completed trial by val mIoU.
+
+    Examples:
+
+      nasfcn export --search demo --out runs/demo/best_bundle
+
+      nasfcn export --search demo --max-latency-ms 5 --out fast.zip
+    """
+    from nasfcn.bundle import BundleError
+    from nasfcn.export import ExportError, export_trial
+    from nasfcn.store import open_store
+
+    def run() -> ExportResult:
+        store = open_store(db, create=False)
+        with console.status("exporting (ONNX and TorchScript, each checked against PyTorch) ..."):
+            return export_trial(
+                store,
+                out,
+                search=search,
+                trial=trial,
+                rank=rank,
+                max_latency_ms=max_latency_ms,
+                overwrite=force,
+            )
+
+    try:
+        result = _store_call(run)
+    except (ExportError, BundleError) as err:
+        raise _fail(str(err)) from None
+    source, val = result.metrics["source"], result.metrics.get("val", {})
+    reused = source.get("trained_by")
+    console.print(
+        f"exported trial {source['trial']} of {source['search']} ({result.arch_id}, val mIoU "
+        f"{_cell(val.get('miou'), 'miou')})"
+        + (f", trained as trial {reused['trial']} of {reused['search']}" if reused else "")
+        + f" to {out}",
+        markup=False,
+    )
+    _print_bundle_next(result, data_hint=True)
+
+
+def _print_bundle_next(result: ExportResult, data_hint: bool) -> None:
+    checks = ", ".join(
+        f"{p.format} max abs diff {p.max_abs_diff:.1e} at {'x'.join(map(str, p.input_shape))}"
+        for p in result.parity
+    )
+    console.print(f"checked against PyTorch: {checks} (limit {result.parity[0].tolerance:g})", markup=False)
+    console.print(
+        f"next: nasfcn predict --bundle {result.path} IMAGE... --out predictions --overlay", markup=False
+    )
+    if data_hint:
+        console.print(
+            f"      nasfcn finetune --bundle {result.path} --data folder:my_data --out my_model", markup=False
+        )
+
+
+@app.command("predict")
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Images to segment (any size).")],
+    bundle: Annotated[Path, typer.Option(help="A bundle folder or .zip (from nasfcn export).")],
+    out: Annotated[Path, typer.Option(help="Folder for the masks (<stem>.png, palette PNGs).")],
+    overlay: Annotated[bool, typer.Option("--overlay", help="Also write <stem>_overlay.png.")] = False,
+    native: Annotated[
+        bool, typer.Option("--native", help="Run at each image's own size instead of the trained size.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+) -> None:
+    """Segment images: one palette PNG mask per image, at the image's own size.
+
+    Example: nasfcn predict --bundle runs/demo/best_bundle photo.jpg scan.png --out masks --overlay
+    """
+    from nasfcn.bundle import BundleError, load_bundle
+    from nasfcn.predict import PredictError, predict_files
+    from nasfcn.train import select_device
+
+    try:
+        loaded = load_bundle(bundle, select_device(device))
+        results = predict_files(loaded, images, out, overlay=overlay, native=native)
+    except (BundleError, PredictError, ValueError) as err:
+        raise _fail(str(err)) from None
+    for result in results:
+        top = ", ".join(
+            f"{name} {share:.0%}"
+            for name, share in sorted(result.class_fractions.items(), key=lambda kv: -kv[1])[:3]
+        )
+        written = f"{result.mask}" + (f" + {result.overlay.name}" if result.overlay else "")
+        console.print(f"{result.image} ({result.size[0]}x{result.size[1]}): {written}  [{top}]", markup=False)
+
+
+@app.command("finetune")
+def finetune(
+    bundle: Annotated[Path, typer.Option(help="The bundle to start from (folder or .zip).")],
+    data: Annotated[str, typer.Option(help="New data: shapes, digits, voc:PATH or folder:PATH.")],
+    out: Annotated[Path, typer.Option(help="The new bundle: a folder, or a .zip file.")],
+    classes: Annotated[
+        int | None, typer.Option(min=1, help="Number of classes (default: the data's class names).")
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option(help="Staged recipe YAML (default: the bundle's finetune.yaml).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """Fine-tune a bundle on new data in three stages (head, + decoder, whole model at a lower
+    learning rate); the head is replaced when the number of classes differs. The result is a bundle.
+
+    Examples:
+
+      nasfcn finetune --bundle runs/demo/best_bundle --data folder:my_data --out my_model
+
+      nasfcn finetune --bundle best.zip --data voc:VOC2012 --recipe my_recipe.yaml --out voc_model.zip
+    """
+    from contextlib import ExitStack
+
+    from nasfcn.bundle import BundleError, RecipeError, StageRecipe, load_recipe
+    from nasfcn.data import DatasetError
+    from nasfcn.export import ExportError
+    from nasfcn.finetune import FinetuneError, finetune_bundle
+    from nasfcn.registry import UnknownChoiceError
+    from nasfcn.train import TrainingDiverged
+
+    bars = ExitStack()
+    current: dict[str, tuple[Progress, TaskID]] = {}
+
+    def on_stage(name: str, stage: StageRecipe, trainable: int) -> None:
+        bars.close()
+        console.print(
+            f"stage {name}: {stage.epochs} epochs at lr {stage.lr:g}, {trainable:,} parameters train"
+        )
+        current["bar"] = bars.enter_context(_epoch_progress(stage.epochs))
+
+    def show(name: str, epoch: EpochResult) -> None:
+        _advance(*current["bar"], epoch)
+
+    try:
+        with bars:
+            chosen = load_recipe(recipe) if recipe is not None else None
+            result, exported = finetune_bundle(
+                bundle,
+                data,
+                out,
+                recipe=chosen,
+                classes=classes,
+                device=device,
+                overwrite=force,
+                on_stage=on_stage,
+                progress=show,
+            )
+    except TrainingDiverged as err:
+        raise _fail(f"training diverged: {err}", code=1) from None
+    except (
+        BundleError,
+        RecipeError,
+        DatasetError,
+        FinetuneError,
+        UnknownChoiceError,
+        ExportError,
+        ValueError,
+    ) as err:
+        raise _fail(str(err)) from None
+    table = Table(title=f"fine-tuning {result.model.genotype.arch_id} on {data} ({result.device})")
+    for column in ("stage", "epochs", "lr", "trainable params", "val mIoU", "pixel accuracy"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    table.add_row(
+        "before", "-", "-", "-", f"{result.baseline.miou:.3f}", f"{result.baseline.pixel_accuracy:.3f}"
+    )
+    for stage in result.stages:
+        table.add_row(
+            stage.name,
+            str(stage.epochs),
+            f"{stage.lr:g}",
+            f"{stage.trainable_params:,}",
+            f"{stage.val.miou:.3f}",
+            f"{stage.val.pixel_accuracy:.3f}",
+        )
+    console.print(table)
+    if result.replaced:
+        console.print(
+            f"new for {result.data.num_classes} classes: {', '.join(result.replaced)}", markup=False
+        )
+    console.print(f"bundle: {exported.path}", markup=False)
+    _print_bundle_next(exported, data_hint=False)
+
+
+@benchmark_app.callback()
+def benchmark(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option(help="Benchmark name (unique in the database).")] = None,
+    archs: Annotated[
+        str | None,
+        typer.Option(help="Comma list: search:NAME:topK, ref:NAME[:WIDTH], genotype .json files, arch_ids."),
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="Comma list of datasets (shapes, digits, voc:, folder:).")
+    ] = "shapes",
+    seeds: Annotated[int, typer.Option(min=1, help="Runs per architecture and dataset (seeds 0..N-1).")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per run (no early stopping).")] = 5,
+    db: DbOption = None,
+    ray_address: Annotated[str | None, typer.Option(help="Existing Ray cluster (ray start --head).")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs (and torch threads) per run.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per run; 0.25 packs 4 runs per GPU.")] = 0.0,
+    concurrency: Annotated[int | None, typer.Option(help="Runs at once (default: what fits).")] = None,
+    image_size: Annotated[int, typer.Option(min=8, help="Training image side.")] = 64,
+    train_samples: Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")] = 512,
+    lr: Annotated[float, typer.Option(help="Learning rate unless a genotype carries its own.")] = 3e-3,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Batch size unless a genotype carries its own.")
+    ] = 16,
+    ref_width: Annotated[int | None, typer.Option(min=1, help="Width of ref: specs (default 16).")] = None,
+    storage_path: Annotated[
+        str | None, typer.Option(help="Checkpoints and logs (default runs/<name>).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the benchmark of this --name.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Train even identical finished runs.")] = False,
+) -> None:
+    """Run a benchmark: every architecture on every dataset with every seed, then the statistics.
+
+    Examples:
+
+      nasfcn benchmark --name classics --archs ref:fcn32s,ref:fcn8s,ref:unet --data shapes --seeds 3
+
+      nasfcn benchmark --name winners --archs search:demo:top3,ref:unet --data shapes,digits --seeds 5
+
+      nasfcn benchmark report classics --out classics.md
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from nasfcn.benchmark import BenchmarkConfig, BenchmarkError, run_benchmark
+    from nasfcn.data import DatasetError
+    from nasfcn.search import SearchConfigError
+    from nasfcn.store import DatabaseURLError, StoreError, mask_text
+    from nasfcn.train import TrainRecipe
+
+    if name is None or (archs is None and not resume):
+        raise _fail("give --name and --archs (or --name with --resume); see nasfcn benchmark --help")
+    try:
+        config = BenchmarkConfig(
+            name=name,
+            archs=tuple(a.strip() for a in (archs or "").split(",") if a.strip()),
+            datasets=tuple(d.strip() for d in data.split(",") if d.strip()),
+            seeds=seeds,
+            epochs=epochs,
+            db=db,
+            ray_address=ray_address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            concurrency=concurrency,
+            image_size=image_size,
+            train_samples=train_samples,
+            recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
+            ref_width=ref_width,
+            storage_path=storage_path,
+            resume=resume,
+            cache=not no_cache,
+        )
+        summary = run_benchmark(config, console=console)
+    except (BenchmarkError, SearchConfigError, DatasetError, StoreError, DatabaseURLError) as err:
+        raise _fail(mask_text(str(err))) from None
+    console.print(
+        f"\n[bold]{summary.name}[/bold] {'interrupted' if summary.interrupted else 'finished'} in "
+        f"{summary.seconds:.0f} s: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(summary.counts.items()))
+    )
+    _print_benchmark(summary.results)
+    console.print(f"next: nasfcn benchmark report {summary.name} --out {summary.name}.md", markup=False)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+def _print_benchmark(results) -> None:
+    import math
+
+    from rich.text import Text
+
+    for dataset, table in results.groupby("dataset", sort=True):
+        view = Table(title=f"{dataset}: mean val mIoU over seeds, 95% CI; = tied with the best")
+        for column in ("rank", "architecture", "runs", "mIoU", "+- sd", "95% CI", "p vs best", "group"):
+            view.add_column(column, justify="left" if column == "architecture" else "right")
+        for row in table.itertuples():
+            label = f"{row.label} (ref)" if isinstance(row.reference, str) else str(row.label)
+            ci = "-" if math.isnan(row.miou_ci_low) else f"[{row.miou_ci_low:.3f}, {row.miou_ci_high:.3f}]"
+            view.add_row(
+                "-" if math.isnan(row.rank) else f"{row.rank:.0f}",
+                Text(label),
+                str(row.runs),
+                "-" if math.isnan(row.miou_mean) else f"{row.miou_mean:.3f}",
+                "-" if math.isnan(row.miou_std) else f"{row.miou_std:.3f}",
+                ci,
+                "-" if math.isnan(row.p_vs_best) else f"{row.p_vs_best:.3f}",
+                f"{row.group or '-'}{'=' if row.tied_with_best else ''}",
+            )
+        console.print(view)
+
+
+@benchmark_app.command("report")
+def benchmark_report(
+    name: Annotated[str, typer.Argument(help="The benchmark's name.")],
+    out: Annotated[Path, typer.Option(help="Markdown file to write (figures and CSV go beside it).")] = Path(
+        "benchmark.md"
+    ),
+    db: DbOption = None,
+) -> None:
+    """Write a benchmark's results as Markdown (tables, method, how to reproduce) plus figures.
+
+    Example: nasfcn benchmark report classics --out reports/classics.md
+    """
+    from nasfcn.benchmark import BenchmarkError, write_report
+
+    def run() -> Path:
+        try:
+            return write_report(_results_store(db), name, out)
+        except BenchmarkError as err:
+            raise _fail(str(err)) from None
+
+    path = _store_call(run)
+    console.print(f"report: {path.resolve()}", markup=False)
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 Validates the shipped spaces, searches ``fcn_tiny.yaml`` on the generated ``shapes``
 dataset with Ray Tune (TPE + ASHA, two trials at a time on a 2-core CPU), records every
-trial in ``nasfcn.db`` and prints the best architectures. Re-running it starts a new
-search in the same database; architectures already trained are reused, not retrained.
+trial in ``nasfcn.db``, prints the best architectures, writes ``leaderboard.html``, and
+exports the best candidate as a bundle (``runs/<name>/best_bundle``) that segments two new
+images and is ready for ``nasfcn finetune``.
+Re-running it starts a new search in the same database; architectures already trained are
+reused, not retrained.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from PIL import Image
 from rich.table import Table
 
+from leaderboard.static import write_leaderboard
 from nasfcn.cli import console
 from nasfcn.cost import format_count
 from nasfcn.search import SearchConfig, run_search
@@ -79,9 +84,50 @@ def main() -> None:
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(summary.counts.items()))
         + f" in {summary.seconds:.0f} s; results in {summary.database}, logs in {summary.run_folder}"
     )
+    page = write_leaderboard(open_store(config.db), Path("leaderboard.html"), summary.name)
+    console.print(f"Leaderboard (one HTML file, opens offline): {page.resolve()}", markup=False)
     console.print(
-        f"Next: [bold]nasfcn trials --search {summary.name}[/bold], or a bigger search: "
+        f"Next: [bold]nasfcn serve[/bold] (live leaderboard), [bold]nasfcn trials --search {summary.name}"
+        "[/bold], or a bigger search: "
         "[bold]nasfcn search --space search_spaces/fcn_small.yaml --data shapes --trials 32[/bold]"
+    )
+    export_best(config.db, summary.name, summary.run_folder)
+
+
+def export_best(db: str | None, search: str, folder: Path) -> None:
+    """Export the best candidate as a bundle, segment two new images with it, and say how to
+    fine-tune it: the step a user takes after a search."""
+    from nasfcn.data import generate_shapes
+    from nasfcn.export import ExportError, export_trial
+    from nasfcn.predict import predict_files
+
+    console.rule("export the best candidate")
+    bundle = Path(os.path.relpath(folder / "best_bundle"))
+    try:
+        with console.status("exporting: ONNX and TorchScript, each checked against PyTorch ..."):
+            result = export_trial(open_store(db), bundle, search=search, overwrite=True)
+    except ExportError as err:
+        console.print(f"no bundle: {err}", markup=False)
+        return
+    checks = ", ".join(f"{p.format} max abs diff {p.max_abs_diff:.1e}" for p in result.parity)
+    console.print(f"bundle of {result.arch_id} ({checks} at 37x53): {bundle}", markup=False)
+    samples = bundle.parent / "samples"
+    samples.mkdir(exist_ok=True)
+    paths = []
+    for index, size in enumerate([(96, 128), (75, 61)]):  # new scenes at sizes never trained on
+        images, _ = generate_shapes(1234, "val", 1, size, start=index)
+        paths.append(samples / f"scene_{index}.png")
+        Image.fromarray(images[0].permute(1, 2, 0).numpy()).save(paths[-1])
+    for prediction in predict_files(bundle, paths, bundle.parent / "predictions", overlay=True):
+        console.print(
+            f"predicted {prediction.image} ({prediction.size[0]}x{prediction.size[1]}): "
+            f"{prediction.mask} + {prediction.overlay}",
+            markup=False,
+        )
+    console.print(f"\nBundle: [bold]{bundle}[/bold]")
+    console.print(
+        f"Fine-tune it on your own data next: [bold]nasfcn finetune --bundle {bundle} "
+        "--data folder:my_data --out my_model[/bold]"
     )
 
 

@@ -4,20 +4,31 @@ Writers (the search driver's callback, the only writer) use the idempotent funct
 this module inside ``Store.session_scope``; readers get pandas frames.
 """
 
-from nasfcn.store._benchmarks import architecture_genotype, benchmark_runs_frame, seed_spread_frame
+from nasfcn.store._benchmarks import (
+    architecture_genotype,
+    benchmark_runs_frame,
+    seed_spread_frame,
+    spread_recipe,
+)
 from nasfcn.store._engine import SchemaOutdatedError, Store, StoreError, head_revision, open_store
 from nasfcn.store._queries import (
     LEADERBOARD_COLUMNS,
     OBJECTIVES,
     NoSuchSearchError,
+    NoSuchTrialError,
     best_per_architecture,
     counts,
     epochs_frame,
     leaderboard_frame,
     pareto_frame,
     pareto_front,
+    per_class_iou_frame,
+    search_details,
     search_id,
     searches_frame,
+    trial_record,
+    trial_search,
+    trial_times_frame,
 )
 from nasfcn.store._schema import FINISHED_STATUSES, SEARCH_STATUSES, TRIAL_STATUSES
 from nasfcn.store._url import DEFAULT_URL, ENV_VAR, DatabaseURLError, mask_text, mask_url, resolve_url
@@ -50,6 +61,7 @@ __all__ = [
     "TRIAL_STATUSES",
     "DatabaseURLError",
     "NoSuchSearchError",
+    "NoSuchTrialError",
     "SchemaOutdatedError",
     "SearchExistsError",
     "Store",
@@ -73,16 +85,22 @@ __all__ = [
     "open_store",
     "pareto_frame",
     "pareto_front",
+    "per_class_iou_frame",
     "recipe_key",
     "record_epoch",
     "resolve_url",
     "reusable_result",
+    "search_details",
     "search_id",
     "searches_frame",
     "seed_spread_frame",
     "set_checkpoint",
     "set_search_status",
     "software_versions",
+    "spread_recipe",
+    "trial_record",
+    "trial_search",
+    "trial_times_frame",
     "upsert_architecture",
     "upsert_trial",
 ]

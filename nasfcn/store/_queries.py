@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -276,9 +277,136 @@ def best_per_architecture(store: Store, dataset: str) -> pd.DataFrame:
     return best.join(runs, on="arch_id").reset_index(drop=True)
 
 
+class NoSuchTrialError(StoreError):
+    """No trial has that id."""
+
+
+def search_details(store: Store, search: str | None = None) -> dict[str, Any]:
+    """What a search is: name, dataset, status, times, its config and the dataset's class names.
+
+    ``class_names`` is None unless the search recorded them in its config.
+    """
+    sid = search_id(store, search)
+    with store.session_scope() as session:
+        row = session.execute(select(Search).where(Search.id == sid)).scalar_one()
+        config = json.loads(row.config_json or "{}")
+        names = config.get("class_names")
+        return {
+            "search_id": row.id,
+            "name": row.name,
+            "kind": row.kind,
+            "space_name": row.space_name,
+            "dataset": row.dataset,
+            "status": row.status,
+            "created_at": row.created_at,
+            "finished_at": row.finished_at,
+            "config": config,
+            "class_names": tuple(str(n) for n in names) if isinstance(names, list) else None,
+        }
+
+
+def trial_search(store: Store, trial_id: int) -> str:
+    """The name of the search a trial belongs to (links carry only the trial id)."""
+    with store.session_scope() as session:
+        name = session.execute(
+            select(Search.name).join(Trial, Trial.search_id == Search.id).where(Trial.id == trial_id)
+        ).scalar_one_or_none()
+    if name is None:
+        raise NoSuchTrialError(f"no trial with id {trial_id} in {store.masked_url}")
+    return name
+
+
+def trial_times_frame(store: Store, search: str | None = None) -> pd.DataFrame:
+    """When each trial of a search started and finished (UTC), for best-so-far over wall time."""
+    statement = (
+        select(Trial.id.label("trial_id"), Trial.number, Trial.started_at, Trial.finished_at)
+        .where(Trial.search_id == search_id(store, search))
+        .order_by(Trial.number)
+    )
+    frame = _frame(store, statement)
+    for column in ("started_at", "finished_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def per_class_iou_frame(
+    store: Store, search: str | None = None, trial_ids: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Long frame (trial_id, number, arch_id, class_index, iou) of each trial's best-epoch
+    per-class val IoU; a cached trial shows the epoch of the trial it reused."""
+    source = func.coalesce(Trial.cached_from, Trial.id)
+    statement = select(
+        Trial.id.label("trial_id"), Trial.number, Trial.arch_id, Epoch.per_class_iou_json
+    ).join(Epoch, (Epoch.trial_id == source) & (Epoch.epoch == Trial.best_epoch))
+    if trial_ids is not None:
+        statement = statement.where(Trial.id.in_(list(trial_ids)))
+    else:
+        statement = statement.where(Trial.search_id == search_id(store, search))
+    rows = _frame(store, statement.order_by(Trial.number))
+    records = [
+        (row.trial_id, row.number, row.arch_id, index, np.nan if iou is None else float(iou))
+        for row in rows.itertuples(index=False)
+        if row.per_class_iou_json
+        for index, iou in enumerate(json.loads(row.per_class_iou_json))
+    ]
+    frame = pd.DataFrame.from_records(
+        records, columns=["trial_id", "number", "arch_id", "class_index", "iou"]
+    )
+    return frame.astype({"trial_id": int, "number": int, "class_index": int, "iou": float})
+
+
 def counts(store: Store) -> dict[str, int]:
     with store.session_scope() as session:
         return {
             model.__tablename__: session.execute(select(func.count()).select_from(model)).scalar_one()
             for model in (Search, Architecture, Trial, Epoch)
+        }
+
+
+#: A cached trial may reuse a trial that was itself cached; chains longer than this are a loop.
+_MAX_CACHE_HOPS = 64
+
+
+def trial_record(store: Store, trial_id: int) -> dict[str, Any]:
+    """One trial as an export needs it: its search, status, architecture cost (with the
+    device and input it was measured on) and the trial whose training produced its result.
+
+    A ``cached`` trial trained nothing: ``source_trial_id`` follows ``cached_from`` to the
+    trial that did, and ``checkpoint``, ``best_epoch`` and ``source_search`` are that
+    trial's. For every other trial the source is the trial itself.
+    """
+    with store.session_scope() as session:
+        trial = session.get(Trial, trial_id)
+        if trial is None:
+            raise NoSuchTrialError(f"no trial with id {trial_id} in {store.masked_url}")
+        source, seen = trial, {trial.id}
+        while source.cached_from is not None:
+            following = session.get(Trial, source.cached_from)
+            if following is None or following.id in seen or len(seen) > _MAX_CACHE_HOPS:
+                break
+            seen.add(following.id)
+            source = following
+        arch = session.get(Architecture, trial.arch_id)
+        return {
+            "trial_id": trial.id,
+            "search": trial.search.name,
+            "number": trial.number,
+            "status": trial.status,
+            "arch_id": trial.arch_id,
+            "dataset": trial.dataset,
+            "genotype_json": trial.genotype_json,
+            "best_miou": trial.best_miou,
+            "cached_from": trial.cached_from,
+            "source_trial_id": source.id,
+            "source_search": source.search.name,
+            "source_number": source.number,
+            "source_status": source.status,
+            "best_epoch": source.best_epoch,
+            "checkpoint": source.checkpoint,
+            "params": arch.params if arch else None,
+            "flops": arch.flops if arch else None,
+            "latency_ms": arch.latency_ms if arch else None,
+            "peak_memory_mb": arch.peak_memory_mb if arch else None,
+            "cost_device": arch.cost_device if arch else None,
+            "cost_input": arch.cost_input if arch else None,
         }

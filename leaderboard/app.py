@@ -1,0 +1,479 @@
+"""The live leaderboard: a Dash app that re-reads the database every few seconds.
+
+Routes: ``/`` (optionally ``/?search=NAME``) is the board of one search; ``/trial/<id>`` is
+one trial's detail page, which a click on its table row (or its point on the Pareto plot)
+opens. Dash renders every string as text, and the figures escape stored text themselves
+(see ``leaderboard.figures``), so nothing stored in the database is ever run as markup.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, State, ctx, dash_table, dcc, html, no_update
+from dash.dash_table.Format import Format, Scheme
+
+from leaderboard import figures
+from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_board, load_view
+from leaderboard.table import (
+    BENCHMARK_METHOD,
+    COLUMNS,
+    OPTIONAL_COLUMNS,
+    STATUS_STYLE,
+    Column,
+    detail_items,
+    format_cell,
+    pretty_genotype,
+    records,
+    table_columns,
+    table_frame,
+)
+from nasfcn.store import Store, StoreError, searches_frame, trial_search
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+DEFAULT_REFRESH_S = 5.0
+#: Knobs offered as filters above the table.
+FILTER_KNOBS = ("upsample", "skip", "attention")
+#: How many candidates the compare view starts with, and allows.
+COMPARE_DEFAULT, COMPARE_MAX = 3, 4
+
+_TRIAL_PATH = re.compile(r"^/trial/(\d+)/?$")
+_FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
+_COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
+_SHOWN, _HIDDEN = {"display": "block"}, {"display": "none"}
+_DD = {"margin": 0, "overflowWrap": "anywhere"}
+
+
+def _table_format(kind: str) -> dict[str, Any]:
+    if kind == "ratio":
+        return {"type": "numeric", "format": Format(precision=3, scheme=Scheme.fixed)}
+    if kind == "ms":
+        return {"type": "numeric", "format": Format(precision=2, scheme=Scheme.fixed)}
+    if kind == "count":
+        return {"type": "numeric", "format": Format(precision=3, scheme=Scheme.decimal_si_prefix)}
+    if kind == "int":
+        return {"type": "numeric"}
+    return {"type": "text"}
+
+
+def _status_styles() -> list[dict[str, Any]]:
+    styles: list[dict[str, Any]] = []
+    for status, (label, color) in STATUS_STYLE.items():
+        query = '{status} = "' + label + '"'
+        styles.append(
+            {"if": {"filter_query": query, "column_id": "status"}, "color": color, "fontWeight": 600}
+        )
+        if status in ("failed", "rejected_by_constraint"):
+            styles.append({"if": {"filter_query": query}, "backgroundColor": "#fbeeee"})
+    reference = '{note} contains "reference design"'  # table.py's note of a reference design's row
+    styles.append({"if": {"filter_query": reference, "column_id": "rank"}, "borderLeft": "4px solid #444"})
+    styles.append({"if": {"filter_query": reference, "column_id": "note"}, "fontWeight": 600})
+    return styles
+
+
+def _table_columns(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
+    return [{"name": c.title, "id": c.key, **_table_format(c.kind)} for c in columns]
+
+
+def _graph(graph_id: str) -> dcc.Graph:
+    return dcc.Graph(id=graph_id, figure=go.Figure(), config={"displaylogo": False})
+
+
+def _data_table() -> dash_table.DataTable:
+    return dash_table.DataTable(
+        id="table",
+        columns=_table_columns(tuple(c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS)),
+        data=[],
+        sort_action="native",
+        filter_action="native",
+        page_action="native",
+        page_size=25,
+        style_table={"overflowX": "auto"},
+        style_cell={
+            "fontFamily": "system-ui, sans-serif",
+            "fontSize": "13px",
+            "textAlign": "left",
+            "maxWidth": "28rem",
+            "overflow": "hidden",
+            "textOverflow": "ellipsis",
+            "cursor": "pointer",
+        },
+        style_header={"fontWeight": 600, "backgroundColor": "#f3f3f3"},
+        style_data_conditional=_status_styles(),
+        tooltip_delay=300,
+    )
+
+
+def _layout(refresh_s: float) -> html.Div:
+    with warnings.catch_warnings():
+        # Dash 4 still ships DataTable but points to the separate dash-ag-grid package; pyproject
+        # keeps dash < 5, the version that may drop it.
+        warnings.filterwarnings("ignore", r"\s*The dash_table.DataTable will be removed", DeprecationWarning)
+        table = _data_table()
+    filters = html.Div(
+        [
+            html.Label(["status ", dcc.Checklist(id="filter-status", options=[], value=[], inline=True)]),
+            *(
+                html.Label(
+                    [f"{figures.KNOBS[knob]} ", dcc.Dropdown(id=f"filter-{knob}", options=[], multi=True)],
+                    style={"minWidth": "14rem"},
+                )
+                for knob in FILTER_KNOBS
+            ),
+        ],
+        style={"display": "flex", "gap": "1.5rem", "flexWrap": "wrap", "alignItems": "center"},
+    )
+    search_board = html.Div(
+        id="search-board",
+        children=[
+            filters,
+            html.H2("Trials, ranked by val mIoU"),
+            html.P("Click a row for the trial's details.", className="muted"),
+            table,
+            html.H2("Pareto front"),
+            dcc.RadioItems(
+                id="cost",
+                options=[{"label": title, "value": key} for key, (title, _) in figures.COSTS.items()],
+                value="latency_ms",
+                inline=True,
+            ),
+            _graph("pareto"),
+            html.H2("Learning curves"),
+            _graph("curves"),
+            _graph("best"),
+            html.H2("Architecture knobs"),
+            _graph("parcoords"),
+            _graph("effects"),
+            html.H2("Per-class IoU"),
+            _graph("heatmap"),
+            html.H2("Compare candidates"),
+            dcc.Dropdown(id="compare", options=[], value=[], multi=True, placeholder="choose 2 to 4 trials"),
+            *(_graph(graph_id) for graph_id in _COMPARE_FIGURES),
+            html.H2("Across searches"),
+            _graph("across"),
+        ],
+    )
+    board = html.Div(
+        id="board", children=[search_board, html.Div(id="benchmark-board", children=[], style=_HIDDEN)]
+    )
+    return html.Div(
+        [
+            dcc.Location(id="url", refresh=False),
+            dcc.Interval(id="tick", interval=int(refresh_s * 1000), n_intervals=0),
+            html.Header(
+                [
+                    html.H1("nasfcn leaderboard", style={"marginBottom": "0.3rem"}),
+                    html.Div(
+                        [
+                            html.Label("search", htmlFor="search"),
+                            dcc.Dropdown(
+                                id="search", options=[], clearable=False, style={"minWidth": "24rem"}
+                            ),
+                            html.Span(id="summary", className="muted"),
+                        ],
+                        style={"display": "flex", "gap": "1rem", "alignItems": "center"},
+                    ),
+                ]
+            ),
+            html.Div(id="message", style={"margin": "1rem 0", "fontWeight": 600}),
+            board,
+            html.Div(id="detail", style=_HIDDEN),
+        ],
+        style={"fontFamily": "system-ui, sans-serif", "maxWidth": "1300px", "margin": "1rem auto"},
+    )
+
+
+def _query_search(query: str | None) -> str | None:
+    values = parse_qs((query or "").lstrip("?")).get("search")
+    return values[0] if values else None
+
+
+def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFRESH_S) -> Dash:
+    """The Dash app on one database: a Store, or a URL (default ``$NASFCN_DB`` or ``sqlite:///nasfcn.db``)."""
+    store = store if isinstance(store, Store) else Store(store)
+    app = Dash(__name__, title="nasfcn leaderboard", update_title=None, serve_locally=True)
+    app.layout = _layout(refresh_s)
+
+    def board(search: str | None) -> Board | BenchmarkBoard:
+        store.check(create=False)  # an empty or outdated database says so instead of failing
+        return load_view(store, search)
+
+    @app.callback(
+        Output("search", "options"),
+        Output("search", "value"),
+        Input("tick", "n_intervals"),
+        Input("url", "search"),
+        State("search", "value"),
+    )
+    def list_searches(_tick: int, query: str | None, current: str | None) -> tuple[list, Any]:
+        try:
+            store.check(create=False)
+            frame = searches_frame(store)
+        except StoreError:
+            return [], None
+        names = list(frame["name"])
+        kinds = dict(zip(frame["name"], frame["kind"], strict=True))
+        options = [
+            {"label": f"{name} (benchmark)" if kinds[name] == "benchmark" else name, "value": name}
+            for name in names
+        ]
+        wanted = _query_search(query)
+        if wanted in names and (ctx.triggered_id == "url" or current is None):
+            return options, wanted
+        if current in names:
+            return options, no_update
+        return options, names[0] if names else None
+
+    outputs = [
+        Output("message", "children"),
+        Output("summary", "children"),
+        Output("search-board", "style"),
+        Output("benchmark-board", "style"),
+        Output("benchmark-board", "children"),
+        Output("table", "columns"),
+        Output("table", "data"),
+        Output("filter-status", "options"),
+        *(Output(f"filter-{knob}", "options") for knob in FILTER_KNOBS),
+        Output("compare", "options"),
+        Output("compare", "value"),
+        *(Output(graph_id, "figure") for graph_id in (*_FIGURES, *_COMPARE_FIGURES, "across")),
+    ]
+    knob_inputs = [Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS]
+
+    @app.callback(
+        *outputs,
+        Input("search", "value"),
+        Input("tick", "n_intervals"),
+        Input("filter-status", "value"),
+        *knob_inputs,
+        Input("cost", "value"),
+        Input("compare", "value"),
+        State("url", "pathname"),
+    )
+    def refresh(search: str | None, _tick: int, statuses: list[str], *rest: Any) -> tuple:
+        *knob_values, cost, compare, pathname = rest
+        if pathname and pathname != "/" and ctx.triggered_id == "tick":
+            return (no_update,) * len(outputs)  # a detail page is open: leave the hidden board alone
+        try:
+            loaded = board(search)
+        except StoreError as err:
+            return _empty_outputs(str(err), len(FILTER_KNOBS))
+        if isinstance(loaded, BenchmarkBoard):  # the search board's parts stay as they are, hidden
+            summary = f"benchmark {loaded.status} · {loaded.summary()}"
+            head = (loaded.message() or "", summary, _HIDDEN, _SHOWN, benchmark_page(loaded))
+            return head + (no_update,) * (len(outputs) - len(head))
+        trials = loaded.trials
+        shown = filter_trials(trials, statuses, dict(zip(FILTER_KNOBS, knob_values, strict=True)))
+        shown_ids = set(shown["trial_id"])
+        curves = loaded.curves()
+        curves = curves[curves["trial_id"].isin(shown_ids)]
+        valid = [t for t in (compare or []) if t in set(loaded.scored["trial_id"])][:COMPARE_MAX]
+        chosen = valid or [int(t) for t in loaded.scored["trial_id"].head(COMPARE_DEFAULT)]
+        compare_options = [
+            {"label": f"#{r.number} {r.arch_id} (mIoU {r.best_miou:.3f})", "value": int(r.trial_id)}
+            for r in loaded.scored.itertuples()
+        ]
+        counts = trials["status"].value_counts()
+        summary = f"dataset {loaded.dataset} · search {loaded.status} · {len(trials)} trials: " + ", ".join(
+            f"{n} {STATUS_STYLE.get(str(s), (str(s), ''))[0]}" for s, n in counts.items()
+        )
+        levels = figures.reference_levels(trials)  # from every trial: a filter does not move the bar
+        compare_figures = (
+            figures.genotype_diff(trials, chosen),
+            figures.learning_curves(curves[curves["trial_id"].isin(chosen)]),
+            figures.per_class_bars(loaded.per_class, trials, loaded.class_names, chosen),
+            figures.cost_bars(trials, chosen),
+        )
+        figures_out = [
+            figures.pareto_figure(shown, costs=(cost or "latency_ms",), references=levels),
+            figures.learning_curves(curves, levels),
+            figures.best_so_far(shown),
+            figures.parallel_knobs(shown),
+            figures.knob_effects(shown),
+            figures.per_class_heatmap(loaded.per_class, shown, loaded.class_names),
+            *compare_figures,
+            figures.cross_search_figure(loaded.across, loaded.dataset),
+        ]
+        for figure in figures_out:  # a refresh keeps the reader's zoom and legend choices
+            figure.update_layout(uirevision=loaded.search)
+        rows = table_frame(shown)
+        return (
+            loaded.message() or "",
+            summary,
+            _SHOWN,
+            _HIDDEN,
+            [],
+            _table_columns(table_columns(rows)),
+            records(rows),
+            _options(trials["status"], lambda s: STATUS_STYLE.get(s, (s, ""))[0]),
+            *(_options(trials[knob].astype(str)) for knob in FILTER_KNOBS),
+            compare_options,
+            chosen if chosen != (compare or []) else no_update,
+            *figures_out,
+        )
+
+    @app.callback(
+        Output("url", "pathname"),
+        Output("table", "active_cell"),
+        Input("table", "active_cell"),
+        Input("pareto", "clickData"),
+        prevent_initial_call=True,
+    )
+    def open_trial(cell: dict | None, click: dict | None) -> tuple:
+        """A click on a row or a Pareto point opens the trial; the cell is let go so that the
+        same row opens again after coming back."""
+        if ctx.triggered_id == "table" and cell and cell.get("row_id") is not None:
+            return f"/trial/{int(cell['row_id'])}", None
+        if ctx.triggered_id == "pareto" and click and click.get("points"):
+            trial_id = click["points"][0].get("customdata")
+            if trial_id is not None:
+                return f"/trial/{int(trial_id)}", no_update
+        return no_update, no_update
+
+    @app.callback(
+        Output("board", "style"),
+        Output("detail", "style"),
+        Output("detail", "children"),
+        Input("url", "pathname"),
+        Input("tick", "n_intervals"),
+    )
+    def route(pathname: str | None, _tick: int) -> tuple:
+        """A pure function of the path: a tick that overtakes a navigation draws the same page
+        (Dash drops the older answer), and ``uirevision`` keeps the reader's zoom."""
+        match = _TRIAL_PATH.match(pathname or "/")
+        if match is None:
+            return _SHOWN, _HIDDEN, []
+        trial_id = int(match.group(1))
+        try:
+            store.check(create=False)
+            loaded = load_board(store, trial_search(store, trial_id))
+        except StoreError as err:
+            return _HIDDEN, _SHOWN, [dcc.Link("← back to the leaderboard", href="/"), html.P(str(err))]
+        return _HIDDEN, _SHOWN, detail_page(loaded, trial_id, revision=str(trial_id))
+
+    return app
+
+
+def detail_page(board: Board, trial_id: int, revision: str | None = None) -> list:
+    """One trial: what it is, what it cost, how it learned, and how to export it.
+
+    ``revision`` keeps the reader's zoom on the plots when the page is redrawn (Plotly's uirevision).
+    """
+    row = board.trials[board.trials["trial_id"] == trial_id].iloc[0].to_dict()
+    number = int(row["number"])
+    facts = html.Dl(
+        [part for label, text in detail_items(row) for part in (html.Dt(label), html.Dd(text, style=_DD))],
+        style={"display": "grid", "gridTemplateColumns": "max-content auto", "gap": "0.2rem 1rem"},
+    )
+    error = row.get("error")
+    return [
+        dcc.Link("← back to the leaderboard", href=f"/?search={quote(board.search, safe='')}", id="back"),
+        html.H2(
+            f"Trial #{number} · {row['arch_id']} · {STATUS_STYLE.get(row['status'], (row['status'], ''))[0]}",
+            id="detail-title",
+        ),
+        html.P(["search ", html.B(board.search, id="detail-search"), f" · dataset {board.dataset}"]),
+        *([html.H3("Error"), html.Pre(error, id="error")] if isinstance(error, str) and error else []),
+        html.H3("Cost and results"),
+        facts,
+        html.H3("Learning curve and per-class IoU"),
+        dcc.Graph(
+            id="detail-curve",
+            figure=figures.learning_curves(board.curve(trial_id)).update_layout(uirevision=revision),
+        ),
+        dcc.Graph(
+            id="detail-classes",
+            figure=figures.per_class_bars(
+                board.per_class, board.trials, board.class_names, [trial_id]
+            ).update_layout(uirevision=revision),
+        ),
+        html.H3("Genotype"),
+        html.Pre(pretty_genotype(row["genotype_json"]), id="genotype"),
+        html.H3("Export it"),
+        html.Pre(html.Code(board.export_command(number)), id="export-command"),
+    ]
+
+
+def benchmark_page(board: BenchmarkBoard) -> list:
+    """A benchmark: its table over datasets, an error-bar plot per dataset, the method, the report.
+
+    Dash renders every string here as text; the figures escape stored text themselves.
+    """
+    parts: list = []
+    if not board.results.empty:
+        parts += [html.H2("Architectures, ranked over datasets"), benchmark_table(board)]
+        for i, dataset in enumerate(board.datasets):
+            figure = figures.benchmark_figure(board.results, dataset).update_layout(uirevision=board.search)
+            parts.append(dcc.Graph(id=f"benchmark-figure-{i}", figure=figure, config={"displaylogo": False}))
+    failures = board.failures()
+    if not failures.empty:
+        parts += [
+            html.H2("Failed runs"),
+            html.Ul(
+                [
+                    html.Li([f"{r.label} on {r.dataset}, seed {int(r.seed)}: ", html.Code(str(r.error))])
+                    for r in failures.itertuples()
+                ],
+                id="failures",
+            ),
+        ]
+    parts += [
+        html.H2("Method"),
+        html.Ul([html.Li(line) for line in BENCHMARK_METHOD], id="method"),
+        html.P("The report (Markdown tables, figures, CSV and how to reproduce):"),
+        html.Pre(html.Code(board.report_command()), id="report-command"),
+    ]
+    return parts
+
+
+def benchmark_table(board: BenchmarkBoard) -> html.Table:
+    """The benchmark table as plain HTML: two header rows (the datasets over their columns)."""
+    columns = board.columns
+    cell = {"border": "1px solid #ddd", "padding": "0.3rem 0.5rem", "textAlign": "left"}
+    head = {**cell, "backgroundColor": "#f3f3f3"}
+    top = [html.Th(c.title, rowSpan=2, style=head) for c in columns if not c.group]
+    top += [
+        html.Th(d, colSpan=sum(1 for c in columns if c.group == d), style={**head, "textAlign": "center"})
+        for d in board.datasets
+    ]
+    bottom = [html.Th(c.title, style=head) for c in columns if c.group]
+    rows = []
+    for row in board.table().to_dict("records"):
+        cells = []
+        for column in columns:
+            tied = column.key.endswith("_group") and row[column.key.replace("_group", "_tied")]
+            style = {**cell, "color": figures.TIED_COLOR, "fontWeight": 600} if tied else cell
+            cells.append(html.Td(format_cell(row[column.key], column.kind), style=style))
+        rows.append(html.Tr(cells))
+    return html.Table(
+        [html.Thead([html.Tr(top), html.Tr(bottom)]), html.Tbody(rows)],
+        id="benchmark-table",
+        style={"borderCollapse": "collapse", "fontSize": "13px"},
+    )
+
+
+def _options(values: pd.Series, label: Any = str) -> list[dict[str, str]]:
+    return [{"label": label(v), "value": v} for v in sorted(set(values.dropna()))]
+
+
+def _empty_outputs(message: str, knobs: int) -> tuple:
+    blank = figures.message_figure("", message)
+    figure_count = len(_FIGURES) + len(_COMPARE_FIGURES) + 1
+    head = (message, "", _SHOWN, _HIDDEN, [], no_update, [], [])
+    return (*head, *([[]] * knobs), [], no_update, *([blank] * figure_count))
+
+
+def serve(
+    store_url: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    refresh_s: float = DEFAULT_REFRESH_S,
+) -> None:
+    """Run the live leaderboard until interrupted (loopback only unless ``host`` says otherwise)."""
+    create_app(store_url, refresh_s).run(host=host, port=port, debug=False)

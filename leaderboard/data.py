@@ -1,0 +1,318 @@
+"""Everything the leaderboard draws for one search, read once through ``nasfcn.store``'s frames."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from leaderboard.table import Column, benchmark_columns, benchmark_table, cached_source
+from nasfcn.genotype import Genotype
+from nasfcn.store import (
+    DEFAULT_URL,
+    Store,
+    benchmark_runs_frame,
+    best_per_architecture,
+    epochs_frame,
+    leaderboard_frame,
+    per_class_iou_frame,
+    search_details,
+    searches_frame,
+    seed_spread_frame,
+    spread_recipe,
+    trial_times_frame,
+)
+
+#: Statuses whose trials have no validation result by construction.
+NO_RESULT = ("failed", "rejected_by_constraint")
+
+
+@dataclass(frozen=True)
+class Board:
+    """One search as the leaderboard sees it; every frame is read in ``load_board``."""
+
+    search: str
+    dataset: str
+    status: str  # the search's: running, completed, interrupted, ...
+    database: str  # URL, password masked
+    trials: pd.DataFrame  # leaderboard_frame + started_at/finished_at
+    epochs: pd.DataFrame  # epochs_frame
+    per_class: pd.DataFrame  # per_class_iou_frame (long: trial_id, class_index, iou)
+    across: pd.DataFrame  # best_per_architecture on the same dataset
+    searches: pd.DataFrame  # searches_frame: every search in the database
+    reused_epochs: pd.DataFrame  # epochs of trials in other searches whose results cached trials reused
+    class_names: tuple[str, ...] = field(default=())
+
+    @property
+    def scored(self) -> pd.DataFrame:
+        """The trials with a validation mIoU, best first."""
+        return self.trials[self.trials["best_miou"].notna()]
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else f"class {index}"
+
+    def message(self) -> str | None:
+        """A sentence for a search that has nothing (or nothing yet) to compare; None otherwise."""
+        return board_message(self.trials, self.status)
+
+    def curves(self) -> pd.DataFrame:
+        """Every trial's epochs; a cached trial gets the epochs of the trial it reused, as its own."""
+        pool = pd.concat([self.epochs, self.reused_epochs]) if not self.reused_epochs.empty else self.epochs
+        parts = [self.epochs]
+        for row in self.trials.to_dict("records"):
+            source = cached_source(row)
+            if source is not None:
+                borrowed = pool[pool["trial_id"] == source].copy()
+                borrowed[["trial_id", "number", "arch_id", "status"]] = [
+                    row["trial_id"],
+                    row["number"],
+                    row["arch_id"],
+                    row["status"],
+                ]
+                parts.append(borrowed)
+        return pd.concat(parts, ignore_index=True).sort_values(["trial_id", "epoch"], ignore_index=True)
+
+    def curve(self, trial_id: int) -> pd.DataFrame:
+        """The epochs behind one trial's result (see ``curves``)."""
+        curves = self.curves()
+        return curves[curves["trial_id"] == trial_id]
+
+    def export_command(self, number: int) -> str:
+        """The shell command that exports trial ``number`` of this search."""
+        return export_command(self.search, number, self.database)
+
+
+def load_board(store: Store, search: str | None = None) -> Board:
+    """Read a search (the latest when ``search`` is None) and the cross-search view of its dataset."""
+    return _load_board(store, search_details(store, search))
+
+
+def load_view(store: Store, search: str | None = None) -> Board | BenchmarkBoard:
+    """What the leaderboard shows for ``search`` (default: the latest): a benchmark's statistics
+    for a benchmark, the search board for anything else."""
+    details = search_details(store, search)
+    if details["kind"] == "benchmark":
+        return _load_benchmark(store, details)
+    return _load_board(store, details)
+
+
+def _load_board(store: Store, details: Mapping[str, Any]) -> Board:
+    name = details["name"]
+    trials = leaderboard_frame(store, name)
+    times = trial_times_frame(store, name).loc[:, ["trial_id", "started_at", "finished_at"]]
+    trials = trials.merge(times, on="trial_id", how="left")
+    if not trials.empty:  # two small reads for the whole board, never one per trial
+        trials = with_seed_spread(
+            trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
+        )
+    epochs = epochs_frame(store, name)
+    sources = {cached_source(row) for row in trials.to_dict("records")} - {None} - set(epochs["trial_id"])
+    reused = epochs_frame(store, trial_ids=sorted(sources)) if sources else epochs.iloc[0:0]  # type: ignore[type-var]
+    per_class = per_class_iou_frame(store, name)
+    width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
+    names = details["class_names"] or ()
+    return Board(
+        search=name,
+        dataset=details["dataset"],
+        status=details["status"],
+        database=store.masked_url,
+        trials=trials,
+        epochs=epochs,
+        per_class=per_class,
+        across=best_per_architecture(store, details["dataset"]),
+        searches=searches_frame(store),
+        reused_epochs=reused,
+        class_names=tuple(names) + tuple(f"class {i}" for i in range(len(names), width)),
+    )
+
+
+def with_seed_spread(trials: pd.DataFrame, spread: pd.DataFrame, recipe: str | None = None) -> pd.DataFrame:
+    """``trials`` plus the spread over seeds of each trial's network + knobs (``trial_key``).
+
+    From ``spread`` (``seed_spread_frame``: every search and benchmark on the dataset), rows
+    with two seeds or more; the row trained with ``recipe`` (``spread_recipe``) is preferred,
+    else the one with the most seeds, flagged in ``seeds_other_recipe``. Adds ``seeds_n``,
+    ``seeds_mean``, ``seeds_std`` (NaN where there is no spread) and ``seeds_other_recipe``.
+    """
+    repeated = spread[spread["seeds"] >= 2]
+    repeated = repeated.assign(other=repeated["recipe"] != recipe).sort_values(
+        ["other", "seeds", "miou_mean"], ascending=[True, False, False], kind="stable"
+    )
+    best = repeated.drop_duplicates("trial_key").set_index("trial_key")
+    keys = pd.Series(
+        [Genotype.from_json(text).trial_key for text in trials["genotype_json"]], index=trials.index
+    )
+    return trials.assign(
+        seeds_n=keys.map(best["seeds"]).astype(float),
+        seeds_mean=keys.map(best["miou_mean"]).astype(float),
+        seeds_std=keys.map(best["miou_std"]).astype(float),
+        seeds_other_recipe=keys.map(best["other"]).eq(True),
+    )
+
+
+def board_message(trials: pd.DataFrame, status: str = "completed") -> str | None:
+    """Why there is nothing to compare: no trials, one trial, or no trial with a result."""
+    running = status == "running"
+    if trials.empty:
+        return (
+            "No trials yet: this page fills in as the search runs."
+            if running
+            else "This search has no trials."
+        )
+    scored = int(trials["best_miou"].notna().sum())
+    if scored == 0:
+        counts = trials["status"].value_counts()
+        parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+        wait = " yet" if running else ""
+        return f"No trial has a validation result{wait} ({parts}): the table lists each trial's error."
+    if len(trials) == 1:
+        return "Only one trial so far: nothing to compare it with yet."
+    return None
+
+
+def filter_trials(
+    trials: pd.DataFrame,
+    statuses: Sequence[str] | None = None,
+    knobs: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """The trials whose status is in ``statuses`` and whose knobs take one of the chosen values.
+
+    None or an empty choice means no restriction; knob values are compared as text.
+    """
+    keep = pd.Series(True, index=trials.index)
+    if statuses:
+        keep &= trials["status"].isin(list(statuses))
+    for knob, values in (knobs or {}).items():
+        if values:
+            keep &= trials[knob].astype(str).isin([str(v) for v in values])
+    return trials[keep]
+
+
+def export_command(search: str, number: int, database: str = DEFAULT_URL) -> str:
+    """``nasfcn export`` for one trial, quoted for a POSIX shell (search names may hold anything)."""
+    parts = ["nasfcn", "export", "--search", search, "--trial", str(number)]
+    if database != DEFAULT_URL:
+        parts += ["--db", database]
+    return shlex.join(parts)
+
+
+@dataclass(frozen=True)
+class BenchmarkBoard:
+    """A benchmark as the leaderboard sees it: its runs and the statistics over their seeds."""
+
+    search: str
+    status: str  # the benchmark's: running, completed, interrupted
+    database: str  # URL, password masked
+    datasets: tuple[str, ...]  # in the benchmark's order
+    seeds: int | None  # seeds per architecture and dataset, as configured
+    epochs: int | None
+    runs: pd.DataFrame  # benchmark_runs_frame plus each run's label
+    results: pd.DataFrame  # benchmark_results: one row per architecture and dataset
+    ranks: pd.DataFrame  # aggregate_ranks: one row per architecture, best first
+    searches: pd.DataFrame  # searches_frame: every search in the database
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return benchmark_columns(self.datasets)
+
+    def table(self) -> pd.DataFrame:
+        """The benchmark table's rows (``leaderboard.table.benchmark_table``), by rank over datasets."""
+        return benchmark_table(self.results, self.ranks, self.datasets)
+
+    def failures(self) -> pd.DataFrame:
+        """The failed runs, with the error each one stopped with."""
+        return self.runs[self.runs["status"] == "failed"].loc[:, ["label", "dataset", "seed", "error"]]
+
+    def message(self) -> str | None:
+        """A sentence for a benchmark that has nothing (or nothing yet) to compare; None otherwise."""
+        return benchmark_message(self.runs, self.status)
+
+    def summary(self) -> str:
+        """One line: the plan and how its runs ended."""
+        architectures = self.results["label"].nunique() if not self.results.empty else 0
+        counts = self.runs["status"].value_counts()
+        ended = ", ".join(f"{n} {str(s).replace('_', ' ')}" for s, n in counts.items()) or "none yet"
+        seeds = f" x {self.seeds} seeds" if self.seeds else ""
+        epochs = f", {self.epochs} epoch{'s' if self.epochs != 1 else ''} each" if self.epochs else ""
+        return (
+            f"{architectures} architectures x {len(self.datasets)} datasets{seeds}{epochs} · "
+            f"{len(self.runs)} runs: {ended}"
+        )
+
+    def report_command(self) -> str:
+        """``nasfcn benchmark report`` for this benchmark, quoted for a POSIX shell."""
+        return report_command(self.search, self.database)
+
+
+def load_benchmark_board(store: Store, search: str | None = None) -> BenchmarkBoard:
+    """Read a benchmark (a search of kind ``benchmark``; the latest search when None)."""
+    return _load_benchmark(store, search_details(store, search))
+
+
+def _load_benchmark(store: Store, details: Mapping[str, Any]) -> BenchmarkBoard:
+    # Here, not at the top: the package imports the runner (Ray, torch), seconds a search board
+    # never needs to wait for.
+    from nasfcn.benchmark import aggregate_ranks, benchmark_results, plan_labels
+
+    config = details["config"]
+    labels = plan_labels(config)
+    runs = benchmark_runs_frame(store, details["name"])
+    results = benchmark_results(runs, labels)
+    runs = runs.assign(
+        label=[
+            labels.get(a) or (r if isinstance(r, str) and r else a)
+            for a, r in zip(runs["arch_id"], runs["reference"], strict=True)
+        ]
+    )
+    planned = [str(d) for d in config.get("datasets", [])]
+    datasets = planned + sorted(set(map(str, runs["dataset"])) - set(planned))
+    return BenchmarkBoard(
+        search=details["name"],
+        status=details["status"],
+        database=store.masked_url,
+        datasets=tuple(datasets),
+        seeds=config.get("seeds"),
+        epochs=config.get("epochs"),
+        runs=runs,
+        results=results,
+        ranks=aggregate_ranks(results),
+        searches=searches_frame(store),
+    )
+
+
+def benchmark_message(runs: pd.DataFrame, status: str = "completed") -> str | None:
+    """Why a benchmark has nothing to compare yet: no runs, no run with a result, one seed only."""
+    running = status == "running"
+    if runs.empty:
+        return (
+            "No runs yet: this page fills in as the benchmark runs."
+            if running
+            else "This benchmark has no runs."
+        )
+    full = runs[runs["status"].isin(("completed", "cached")) & runs["best_miou"].notna()]
+    if full.empty:
+        counts = runs["status"].value_counts()
+        parts = ", ".join(f"{n} {str(s).replace('_', ' ')}" for s, n in counts.items())
+        wait = " yet" if running else ""
+        return (
+            f"No run has a validation result{wait} ({parts}): the failed runs are listed with their errors."
+        )
+    if full.groupby(["arch_id", "dataset"])["seed"].nunique().max() < 2:
+        return (
+            "One run per architecture and dataset so far: no spread, confidence interval or tie test "
+            "until a second seed finishes."
+        )
+    return None
+
+
+def report_command(search: str, database: str = DEFAULT_URL) -> str:
+    """``nasfcn benchmark report`` for one benchmark, quoted for a POSIX shell."""
+    out = re.sub(r"[^\w.-]+", "-", search).strip("-.") or "benchmark"
+    parts = ["nasfcn", "benchmark", "report", search, "--out", f"{out}.md"]
+    if database != DEFAULT_URL:
+        parts += ["--db", database]
+    return shlex.join(parts)

@@ -1,0 +1,188 @@
+"""The static file and the live server in real headless Chromium, on a real search's database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import pytest
+
+from leaderboard.static import write_leaderboard
+from nasfcn.store import Store, leaderboard_frame
+
+pytestmark = pytest.mark.slow
+
+# As in conftest.py: the name of a real search, and the error of one of its trials.
+XSS_NAME = "<script>window.__x=1</script><img src=x onerror=window.__y=1>"
+XSS_ERROR = 'RuntimeError: <img src=x onerror="window.__z=1"> & <b>bold</b>'
+
+WAIT_S = 30
+
+
+def _wait(driver, condition, message: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(condition, message)
+
+
+def _injected(driver) -> list:
+    return driver.execute_script("return [typeof window.__x, typeof window.__y, typeof window.__z]")
+
+
+def _board(url: str, search: str):
+    store = Store(url)
+    try:
+        return leaderboard_frame(store, search)
+    finally:
+        store.dispose()
+
+
+def _write(url: str, search: str, path: Path) -> Path:
+    store = Store(url)
+    try:
+        return write_leaderboard(store, path, search)
+    finally:
+        store.dispose()
+
+
+def test_static_file_shows_every_trial_and_opens_details(browser, searched_db, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    trials = _board(searched_db, "tiny")
+    page = _write(searched_db, "tiny", tmp_path / "board.html")
+    browser.get(page.as_uri())
+    rows = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
+    assert len(rows) == len(trials)
+    # Rows come in the leaderboard's order: best val mIoU first.
+    assert [r.get_attribute("data-trial") for r in rows] == [str(t) for t in trials["trial_id"]]
+    _wait(
+        browser,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 10,
+        "the plots were not drawn",
+    )
+    assert browser.execute_script("return document.querySelectorAll('script[src]').length") == 0
+    assert browser.execute_script("return typeof Plotly") == "object"  # inlined, no network
+
+    # The filter box narrows the rows to the one architecture typed.
+    first = trials.iloc[0]
+    browser.find_element(By.ID, "filter-text").send_keys(first["arch_id"])
+    visible = [r for r in rows if r.is_displayed()]
+    assert {r.get_attribute("data-trial") for r in visible} == {
+        str(t) for t in trials[trials["arch_id"] == first["arch_id"]]["trial_id"]
+    }
+
+    visible[0].click()
+    detail = browser.find_element(By.ID, f"trial-{int(first['trial_id'])}")
+    _wait(browser, lambda d: detail.is_displayed(), "the detail section did not open")
+    assert first["arch_id"] in detail.text
+    assert "nasfcn export --search tiny --trial" in detail.text
+    _wait(
+        browser,
+        lambda d: len(detail.find_elements(By.CSS_SELECTOR, "div[data-figure] .main-svg")) >= 2,
+        "the detail plots were not drawn",
+    )
+
+
+def test_static_file_shows_a_script_name_as_text(browser, searched_db, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = _write(searched_db, XSS_NAME, tmp_path / "xss.html")
+    browser.get(page.as_uri())
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg"), "no plot drawn")
+    assert browser.find_element(By.ID, "search-name").text == XSS_NAME
+    assert XSS_NAME in browser.title
+    failed = browser.find_element(By.CSS_SELECTOR, '#trials tbody tr[data-status="failed"]')
+    assert XSS_ERROR in failed.text
+    failed.click()
+    detail = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".detail:target"), "no detail opened")
+    assert detail.find_element(By.CSS_SELECTOR, "pre.error").text == XSS_ERROR
+    assert browser.execute_script("return document.images.length") == 0
+    assert _injected(browser) == ["undefined"] * 3
+
+
+def _table_rows(driver) -> list:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, '#table td.dash-cell[data-dash-column="arch_id"]')
+
+
+def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
+    browser, searched_db, live_server
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    trials = _board(searched_db, "tiny")
+    browser.get(f"{live_server}/?search=tiny")
+    _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
+    assert [c.text for c in _table_rows(browser)] == list(trials["arch_id"])
+    for graph in ("pareto", "curves", "best", "parcoords", "effects", "heatmap", "across"):
+        _wait(
+            browser, lambda d, g=graph: d.find_elements(By.CSS_SELECTOR, f"#{g} .main-svg"), f"{graph} empty"
+        )
+    statuses = {c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')}
+    assert any("rejected" in s for s in statuses)  # the parameter budget rejected someone, visibly
+
+    _table_rows(browser)[0].click()
+    first = trials.iloc[0]
+    path = f"/trial/{int(first['trial_id'])}"
+    _wait(browser, lambda d: urlparse(d.current_url).path == path, "the click did not open the trial")
+    genotype = _wait(browser, lambda d: d.find_element(By.ID, "genotype"), "no detail page")
+    assert json.loads(genotype.text) == json.loads(first["genotype_json"])
+    assert first["arch_id"] in browser.find_element(By.ID, "detail-title").text
+    command = browser.find_element(By.ID, "export-command").text
+    assert command == f"nasfcn export --search tiny --trial {int(first['number'])} --db {searched_db}"
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#detail-curve .main-svg"), "no curve")
+    assert not browser.find_element(By.ID, "board").is_displayed()
+
+    browser.find_element(By.ID, "back").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "board").is_displayed(), "the board did not come back")
+    _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not come back")
+    _table_rows(browser)[0].click()  # the same row opens again
+    _wait(browser, lambda d: urlparse(d.current_url).path == path, "a second click did not open the trial")
+
+
+def test_live_server_shows_a_script_name_as_text(browser, searched_db, live_server) -> None:
+    from selenium.webdriver.common.by import By
+
+    trials = _board(searched_db, XSS_NAME)
+    browser.get(f"{live_server}/?search={quote(XSS_NAME, safe='')}")
+    _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
+    _wait(browser, lambda d: XSS_NAME in d.find_element(By.ID, "search").text, "the name is not shown")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#across .main-svg"), "no cross-search plot")
+    notes = [c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="note"]')]
+    assert XSS_ERROR in notes
+    assert _injected(browser) == ["undefined"] * 3
+
+    failed = trials[trials["status"] == "failed"].iloc[0]
+    browser.get(f"{live_server}/trial/{int(failed['trial_id'])}")
+    name = _wait(browser, lambda d: d.find_element(By.ID, "detail-search"), "no detail page")
+    assert name.text == XSS_NAME
+    assert browser.find_element(By.ID, "error").text == XSS_ERROR
+    assert XSS_NAME in browser.find_element(By.ID, "export-command").text
+    assert browser.execute_script("return document.images.length") == 0
+    assert _injected(browser) == ["undefined"] * 3
+
+
+def test_live_server_shows_new_trials_without_a_reload(browser, handmade_db, live_handmade) -> None:
+    from selenium.webdriver.common.by import By
+
+    from nasfcn.space import load_space
+    from nasfcn.store import get_search, record_epoch, upsert_trial
+
+    browser.get(f"{live_handmade}/?search=lonely")
+    _wait(browser, lambda d: len(_table_rows(d)) == 1, "the table did not fill")
+    assert "Only one trial so far" in browser.find_element(By.ID, "message").text
+    store = Store(handmade_db)
+    try:  # what the search's recorder writes when a trial starts and finishes an epoch
+        search = get_search(store, "lonely")
+        genotype = load_space("search_spaces/fcn_tiny.yaml").sample(3)
+        trial = upsert_trial(store, search["id"], 1, genotype, dataset="shapes", recipe={}, status="running")
+        record_epoch(store, trial, 1, {"val_miou": 0.9, "val_per_class_iou": [0.9, 0.9, 0.9]})
+    finally:
+        store.dispose()
+    _wait(browser, lambda d: len(_table_rows(d)) == 2, "the new trial did not appear")
+    assert _table_rows(browser)[0].text == genotype.arch_id  # 0.9: now the best
+    statuses = [c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')]
+    assert statuses[0] == "▶ running"
+    _wait(browser, lambda d: d.find_element(By.ID, "message").text == "", "the message stayed")
