@@ -83,6 +83,14 @@ def seed_spread_frame(store: Store, dataset: str) -> pd.DataFrame:
     )
 
 
+def spread_recipe(store: Store, search: str) -> str:
+    """A search's recipe as ``seed_spread_frame``'s ``recipe`` column writes it (seed aside),
+    so a search's trials find the repeated runs trained the same way."""
+    with store.session_scope() as session:
+        text = session.execute(select(Search.recipe_json).where(Search.name == search)).scalar_one_or_none()
+    return _without_seed(text)
+
+
 def _without_seed(recipe_json: str | None) -> str:
     recipe = json.loads(recipe_json or "{}")
     recipe.pop("seed", None)
