@@ -1,9 +1,10 @@
 """The live leaderboard: a Dash app that re-reads the database every few seconds.
 
-Routes: ``/`` (optionally ``/?search=NAME``) is the board of one search; ``/trial/<id>`` is
-one trial's detail page, which a click on its table row (or its point on the Pareto plot)
-opens. Dash renders every string as text, and the figures escape stored text themselves
-(see ``leaderboard.figures``), so nothing stored in the database is ever run as markup.
+Routes: ``/`` (optionally ``/?search=NAME``) is the board of one search, or the benchmark
+view when the search is a benchmark (``benchmark_page``); ``/trial/<id>`` is one trial's
+detail page, which a click on its table row (or its point on the Pareto plot) opens. Dash
+renders every string as text, and the figures escape stored text themselves (see
+``leaderboard.figures``), so nothing stored in the database is ever run as markup.
 """
 
 from __future__ import annotations

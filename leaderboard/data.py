@@ -236,16 +236,19 @@ class BenchmarkBoard:
         architectures = self.results["label"].nunique() if not self.results.empty else 0
         counts = self.runs["status"].value_counts()
         ended = ", ".join(f"{n} {str(s).replace('_', ' ')}" for s, n in counts.items()) or "none yet"
-        seeds = f" x {self.seeds} seeds" if self.seeds else ""
-        epochs = f", {self.epochs} epoch{'s' if self.epochs != 1 else ''} each" if self.epochs else ""
-        return (
-            f"{architectures} architectures x {len(self.datasets)} datasets{seeds}{epochs} · "
-            f"{len(self.runs)} runs: {ended}"
-        )
+        plan = [_count(architectures, "architecture"), _count(len(self.datasets), "dataset")]
+        if self.seeds:
+            plan.append(_count(self.seeds, "seed"))
+        epochs = f", {_count(self.epochs, 'epoch')} each" if self.epochs else ""
+        return f"{' x '.join(plan)}{epochs} · {_count(len(self.runs), 'run')}: {ended}"
 
     def report_command(self) -> str:
         """``nasfcn benchmark report`` for this benchmark, quoted for a POSIX shell."""
         return report_command(self.search, self.database)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def load_benchmark_board(store: Store, search: str | None = None) -> BenchmarkBoard:

@@ -3,7 +3,9 @@
 Every stored text reaches the page through ``html.escape`` (in the markup) or Plotly's JSON
 encoder (in the figures, which escapes ``<``, ``>`` and ``/``), so a search named
 ``<script>...`` is shown, never run. Each trial has a detail section (``#trial-<id>``) that a
-click on its row opens; its two plots are drawn only when it is first opened.
+click on its row opens; its two plots are drawn only when it is first opened. A benchmark
+gets its own page instead (``render_benchmark``): the table over datasets, an error-bar plot
+per dataset, the method and the report command.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ paper or a design review, with what is needed to reproduce it."""
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -160,8 +161,8 @@ def _figures(results: pd.DataFrame, folder: Path) -> dict[str, Path]:
             go.Bar(
                 x=table["miou_mean"],
                 y=[
-                    f"{label} (ref)" if isinstance(ref, str) else label
-                    for label, ref in zip(table["label"], table["reference"], strict=True)
+                    _figure_label(name, ref)
+                    for name, ref in zip(table["label"], table["reference"], strict=True)
                 ],
                 orientation="h",
                 marker_color=colors,
@@ -177,6 +178,12 @@ def _figures(results: pd.DataFrame, folder: Path) -> dict[str, Path]:
         figure.write_html(path, include_plotlyjs="directory", full_html=True)
         written[dataset] = path
     return written
+
+
+def _figure_label(label: str, reference: object) -> str:
+    """Plotly draws a subset of HTML in labels: a label is shown as the text it is."""
+    text = f"{label} (ref)" if isinstance(reference, str) else str(label)
+    return html.escape(text)
 
 
 def _slug(text: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from nasfcn.genotype import Genotype
 from nasfcn.stats import ALPHA, holm, paired_test, summarize, tie_groups
 from nasfcn.store._benchmarks import RESULT_STATUSES
 
@@ -57,6 +58,14 @@ def benchmark_results(
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
     names = dict(labels or {})
     runs = runs.assign(label=[names.get(row["arch_id"]) or run_label(row) for _, row in runs.iterrows()])
+    if "genotype_json" in runs:  # one network run with two sets of training knobs: two rows
+        keys = [Genotype.from_json(text).trial_key for text in runs["genotype_json"]]
+        runs = runs.assign(trial_key=keys)
+        shared = runs.groupby("label")["trial_key"].nunique()
+        runs["label"] = [
+            f"{label} [{key[:6]}]" if shared[label] > 1 else label
+            for label, key in zip(runs["label"], runs["trial_key"], strict=True)
+        ]
     rows = []
     for dataset, on_data in runs.groupby("dataset", sort=True):
         full = on_data[on_data["status"].isin(RESULT_STATUSES) & on_data["best_miou"].notna()]
@@ -132,6 +141,4 @@ def aggregate_ranks(results: pd.DataFrame) -> pd.DataFrame:
 
 def plan_labels(config: Mapping) -> dict[str, str]:
     """arch_id -> label from a benchmark's stored config (its resolved --archs)."""
-    from nasfcn.genotype import Genotype
-
     return {Genotype.from_json(a["genotype"]).arch_id: a["label"] for a in config.get("plan_archs", [])}

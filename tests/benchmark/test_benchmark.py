@@ -224,3 +224,35 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
     assert bad.exit_code == 2
     assert "did you mean 'fcn8s'" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_one_network_with_two_sets_of_knobs_stays_two_rows() -> None:
+    from dataclasses import replace
+
+    from nasfcn.genotype import TrainGene
+
+    base = reference("unet", 4)
+    tuned = replace(base, train=TrainGene(lr=0.01))
+    runs = _runs([(base.arch_id, None, s, 0.5 + 0.01 * s, "completed") for s in range(4)])
+    runs["genotype_json"] = [base.to_json(), base.to_json(), tuned.to_json(), tuned.to_json()]
+    runs["seed"] = [0, 1, 0, 1]
+    results = benchmark_results(runs)
+    assert len(results) == 2
+    assert set(results["label"]) == {
+        f"{base.arch_id} [{base.trial_key[:6]}]",
+        f"{base.arch_id} [{tuned.trial_key[:6]}]",
+    }
+    assert (results["runs"] == 2).all()
+
+
+def test_report_figures_show_labels_as_text(tmp_path) -> None:
+    from nasfcn.benchmark._report import _figures
+
+    results = benchmark_results(
+        _runs([("aaaa", None, s, 0.5 + 0.01 * s, "completed") for s in range(3)]),
+        labels={"aaaa": "<b>mine</b>"},
+    )
+    path = _figures(results, tmp_path)["shapes"]
+    text = path.read_text()
+    assert "&lt;b&gt;mine" in text  # drawn as the characters <b>, never as bold markup
+    assert "<b>mine</b>" not in text

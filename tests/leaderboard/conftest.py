@@ -60,13 +60,20 @@ def store_tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
         store.dispose()
 
 
+#: The real tiny benchmark in ``searched_db``: two references x two datasets x two seeds.
+BENCH_ARCHS = ("ref:unet:4", "ref:fcn8s:4")
+BENCH_DATASETS = ("shapes", "digits")
+
+
 @pytest.fixture(scope="session")
 def searched_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """URL of a SQLite database holding two real tiny searches on a local Ray: ``tiny`` (ASHA,
     a parameter budget that rejects some candidates) and one named ``XSS_NAME`` (whose trials
-    reuse ``tiny``'s results), plus a failed trial in the latter whose error is markup."""
+    reuse ``tiny``'s results), plus a failed trial in the latter whose error is markup; and
+    the real tiny benchmark ``bench`` (``BENCH_ARCHS`` x ``BENCH_DATASETS`` x 2 seeds, 1 epoch)."""
     import ray
 
+    from nasfcn.benchmark import BenchmarkConfig, run_benchmark
     from nasfcn.search import SearchConfig, run_search
     from nasfcn.train import TrainRecipe
 
@@ -102,6 +109,23 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory) -> str:
                     quiet=True,
                 )
             )
+        run_benchmark(
+            BenchmarkConfig(
+                name="bench",
+                archs=BENCH_ARCHS,
+                datasets=BENCH_DATASETS,
+                seeds=2,
+                epochs=1,
+                db=url,
+                storage_path=str(root / "runs"),
+                image_size=32,
+                train_samples=32,
+                val_samples=16,
+                recipe=TrainRecipe(epochs=1, batch_size=8),
+                concurrency=2,
+                quiet=True,
+            )
+        )
     finally:
         if started_here:  # shut down now, so a later session-wide Ray can start
             ray.shutdown()

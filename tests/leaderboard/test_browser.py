@@ -186,3 +186,59 @@ def test_live_server_shows_new_trials_without_a_reload(browser, handmade_db, liv
     statuses = [c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')]
     assert statuses[0] == "▶ running"
     _wait(browser, lambda d: d.find_element(By.ID, "message").text == "", "the message stayed")
+
+
+def _benchmark_labels(url: str) -> list[str]:
+    from leaderboard.data import load_benchmark_board
+
+    store = Store(url)
+    try:
+        return list(load_benchmark_board(store, "bench").table()["label"])
+    finally:
+        store.dispose()
+
+
+def _benchmark_rows(driver) -> list[list[str]]:
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#benchmark-table tbody tr")
+    return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+
+
+def _error_bars_drawn(driver, graph: str) -> bool:
+    """Both architectures' points and their CI bars are in the plot's SVG."""
+    from selenium.webdriver.common.by import By
+
+    points = driver.find_elements(By.CSS_SELECTOR, f"{graph} .scatterlayer .point")
+    bars = driver.find_elements(By.CSS_SELECTOR, f"{graph} .errorbar path.xerror")
+    return len(points) == 2 and len(bars) == 2
+
+
+def test_benchmark_view_in_the_static_file_and_the_live_server(
+    browser, searched_db, live_server, tmp_path
+) -> None:
+    """A real tiny benchmark: the table has a row per architecture, each dataset an error-bar plot."""
+    from selenium.webdriver.common.by import By
+
+    labels = _benchmark_labels(searched_db)
+    assert sorted(labels) == ["fcn8s@4 (ref)", "unet@4 (ref)"]
+    page = _write(searched_db, "bench", tmp_path / "bench.html")
+    browser.get(page.as_uri())
+    rows = _benchmark_rows(browser)
+    assert [row[1] for row in rows] == labels  # by rank over both datasets
+    assert len(rows[0]) == 3 + 5 * 2  # the architecture, then five columns per dataset
+    for i in range(2):
+        _wait(browser, lambda d, i=i: _error_bars_drawn(d, f"#dataset-{i}"), f"no error bars for dataset {i}")
+    assert (
+        "nasfcn benchmark report bench --out bench.md" in browser.find_element(By.ID, "report-command").text
+    )
+
+    browser.get(f"{live_server}/?search=bench")
+    _wait(browser, lambda d: len(_benchmark_rows(d)) == 2, "the live benchmark table did not fill")
+    assert [row[1] for row in _benchmark_rows(browser)] == labels
+    for i in range(2):
+        graph = f"#benchmark-figure-{i}"
+        _wait(browser, lambda d, g=graph: _error_bars_drawn(d, g), f"no live error bars for dataset {i}")
+    assert not browser.find_element(By.ID, "search-board").is_displayed()
+    assert "(benchmark)" in browser.find_element(By.ID, "search").text
+    assert "paired t-test" in browser.find_element(By.ID, "method").text
