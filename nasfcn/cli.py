@@ -639,7 +639,11 @@ def _attention(genotype: Genotype) -> str:
 def _results_store(db: str | None) -> Store:
     """The database to read, refusing one without results with a line saying what to run."""
     from nasfcn.store import Store
+    from nasfcn.store._engine import missing_sqlite_file
 
+    missing = missing_sqlite_file(db)
+    if missing is not None:
+        raise _fail(f"no database at {missing} yet: run `nasfcn search` first (or pass --db)")
     store = Store(db)
     if not store.has_tables():
         raise _fail(f"no results in {store.masked_url} yet: run `nasfcn search` first")

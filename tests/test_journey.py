@@ -78,12 +78,15 @@ def test_the_readme_journey_runs_as_written(tmp_path: Path) -> None:
         assert result.returncode == 0, f"`{command}` failed:\n{result.stdout}\n{result.stderr}"
         outputs[argv[1]] = result.stdout
 
-    assert "completed" in outputs["search"]
+    assert re.search(r"first finished in \d+ s: completed [1-9]", outputs["search"]), outputs["search"]
     assert (tmp_path / "leaderboard.html").stat().st_size > 1_000_000  # Plotly inlined
     metrics = json.loads((tmp_path / "my_model" / "metrics.json").read_text())
     assert [stage["name"] for stage in metrics["finetune"]["stages"]] == ["head", "decoder", "full"]
     preprocess = json.loads((tmp_path / "my_model" / "preprocess.json").read_text())
     assert preprocess["class_names"] == ["background", "round", "angular"]
-    masks = sorted((tmp_path / "masks").glob("*.png"))
-    assert masks
-    assert all(Image.open(m).size == (48, 48) for m in masks if not m.stem.endswith("_overlay"))
+    masks = sorted(m for m in (tmp_path / "masks").glob("*.png") if not m.stem.endswith("_overlay"))
+    assert [m.name for m in masks] == ["0001.png", "0002.png"]
+    for mask in masks:
+        with Image.open(mask) as image:
+            assert image.size == (48, 48)  # each at its image's own size
+            assert image.mode == "P"  # a palette PNG

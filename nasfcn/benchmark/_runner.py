@@ -16,7 +16,7 @@ from rich.console import Console
 from nasfcn.benchmark._archs import BenchArch, resolve_archs
 from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkSummary
 from nasfcn.benchmark._results import benchmark_results
-from nasfcn.data import DataConfig, load_dataset
+from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.search._driver import TrialRun, log_to_file, run_trials, start_ray, trial_device
 from nasfcn.search._searcher import PlannedRun, PlanSearch
@@ -47,6 +47,7 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
     if config.resume:
         config, stored_archs = _resumed(config, store)
     archs = stored_archs or resolve_archs(config.archs, store, config.ref_width)
+    config = replace(config, datasets=tuple(absolute_spec(d) for d in config.datasets))
     data_options = {
         "image_size": config.image_size,
         "train_samples": config.train_samples,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -223,6 +224,20 @@ def load_dataset(spec: str, config: DataConfig | None = None, **options: Any) ->
         raise DatasetError(f"dataset {name!r} takes no argument, got {spec!r}; write it as '{name}'")
     source = entry.load(argument, config)
     return _bundle(spec, config, source)
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with a relative dataset path made absolute.
+
+    Ray runs each trial in a working directory of its own, so ``folder:my_data`` must be
+    resolved where the user typed it; on a cluster the absolute path must exist on every node.
+    """
+    name, argument = parse_spec(spec)
+    if name not in DATASETS or not DATASETS.get(name).takes_path or not argument:
+        return spec
+    if "://" in argument or Path(argument).expanduser().is_absolute():
+        return spec
+    return f"{name}:{Path(argument).expanduser().resolve()}"
 
 
 def _bundle(spec: str, config: DataConfig, source: Source) -> DatasetBundle:

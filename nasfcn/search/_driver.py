@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from nasfcn.data import DataConfig, load_dataset
+from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
@@ -58,6 +58,7 @@ def run_search(
     store = open_store(config.db)
     if config.resume:
         config = _resumed(config, store)
+    config = replace(config, data=absolute_spec(config.data))  # trials run in folders of their own
     space = load_space(config.space)
     name = config.name or default_name(space.name)
     config = replace(config, name=name)

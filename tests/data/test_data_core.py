@@ -203,3 +203,14 @@ def test_dataloader_workers_see_the_same_augmentations():
     loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2)
     batched = torch.cat([masks for _, masks in loader])
     assert torch.equal(torch.stack(alone), batched)
+
+
+def test_relative_dataset_paths_become_absolute(tmp_path, monkeypatch):
+    from nasfcn.data import absolute_spec
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_spec("folder:my_data") == f"folder:{tmp_path / 'my_data'}"
+    assert absolute_spec("voc:../VOC2012") == f"voc:{tmp_path.parent / 'VOC2012'}"
+    assert absolute_spec("folder:/data/x") == "folder:/data/x"
+    assert absolute_spec("shapes") == "shapes"
+    assert absolute_spec("nonsense") == "nonsense"  # load_dataset reports it

@@ -57,8 +57,9 @@ def test_a_database_without_searches_says_to_run_one(
     result = runner.invoke(app, ["leaderboard", "--db", url, "--out", str(tmp_path / "x.html")])
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.endswith("yet: run `nasfcn search` first")
+    assert "yet: run `nasfcn search` first" in line
     assert "Traceback" not in result.output
+    assert (tmp_path / "fresh.db").exists() == with_schema  # a read never creates a database
 
 
 def test_serve_listens_on_loopback_by_default(monkeypatch) -> None:

@@ -432,3 +432,13 @@ def test_upgrade_from_the_first_schema_keeps_the_rows(tmp_path: Path) -> None:
     upgraded = open_store(url)
     assert list(searches_frame(upgraded)["name"]) == ["old"]
     store.dispose()
+
+
+def test_reading_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nothing.db'}"
+    with pytest.raises(StoreError, match=r"no database at .*nothing\.db yet"):
+        open_store(url, create=False)
+    result = CliRunner().invoke(app, ["trials", "--db", url])
+    assert result.exit_code == 2
+    assert "run `nasfcn search` first" in result.output
+    assert not (tmp_path / "nothing.db").exists()
