@@ -226,6 +226,12 @@ def load_dataset(spec: str, config: DataConfig | None = None, **options: Any) ->
     return _bundle(spec, config, source)
 
 
+def is_generated(spec: str) -> bool:
+    """A dataset made from a seed (``shapes``, ``digits``) rather than read from files."""
+    name, _ = parse_spec(spec)
+    return name in DATASETS and not DATASETS.get(name).takes_path
+
+
 def absolute_spec(spec: str) -> str:
     """``spec`` with a relative dataset path made absolute.
 

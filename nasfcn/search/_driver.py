@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from nasfcn.data import DataConfig, absolute_spec, load_dataset
+from nasfcn.data import DataConfig, absolute_spec, is_generated, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
@@ -127,6 +127,7 @@ def run_search(
             folder,
             recipe_dict,
             data_options,
+            bundle,
             finished,
             remaining,
             pending_references,
@@ -168,6 +169,7 @@ def _tune(
     folder: Path,
     recipe_dict: dict[str, Any],
     data_options: dict[str, Any],
+    bundle: Any,
     finished: list[dict[str, Any]],
     remaining: int,
     references: dict[str, Genotype],
@@ -245,6 +247,7 @@ def _tune(
             epochs=config.epochs,
             finished_before=len(finished),
             time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
+            dataset=bundle if is_generated(config.data) else None,
         ),
         console,
     )
@@ -271,6 +274,9 @@ class TrialRun:
     epochs: int
     finished_before: int = 0
     time_budget_s: float | None = None
+    # A generated dataset the driver already made: sent once through Ray's object store
+    # instead of every worker generating it again. File datasets are read by the workers.
+    dataset: Any = None
 
 
 def run_trials(run: TrialRun, console: Console) -> bool:
@@ -278,7 +284,7 @@ def run_trials(run: TrialRun, console: Console) -> bool:
     from ray import tune
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_candidate, settings=run.settings), run.resources
+        tune.with_parameters(train_candidate, settings=run.settings, dataset=run.dataset), run.resources
     )
     progress = Progress(requested=run.finished_before + run.num_samples, finished_before=run.finished_before)
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:

@@ -53,7 +53,7 @@ def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str |
     return None
 
 
-def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
+def train_candidate(config: dict[str, Any], settings: TrialSettings, dataset: Any = None) -> None:
     import torch
     from ray import tune
 
@@ -72,7 +72,11 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings) -> None:
             tune.report({**metrics, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
             return
 
-    data = _dataset(config.get("data") or settings.data, tuple(sorted(settings.data_options.items())))
+    spec = config.get("data") or settings.data
+    if dataset is not None and dataset.spec == spec:  # made once by the driver
+        data = dataset
+    else:
+        data = _dataset(spec, tuple(sorted(settings.data_options.items())))
     device = select_device(settings.device)
     model = build_model(genotype, data.num_classes, data.in_channels)
     side = settings.latency_input
