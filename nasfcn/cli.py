@@ -38,7 +38,11 @@ err_console = Console(stderr=True, width=_WIDTH)
 
 app = typer.Typer(
     name="nasfcn",
-    help="Architecture search and benchmarking for fully convolutional segmentation networks.",
+    help="Architecture search and benchmarking for fully convolutional segmentation networks.\n\n"
+    "A first journey: nasfcn search --space search_spaces/fcn_tiny.yaml --data folder:my_data --name first; "
+    "nasfcn leaderboard --search first; nasfcn export --search first --out first_bundle; "
+    "nasfcn finetune --bundle first_bundle --data folder:more_data --out my_model. "
+    "Every command's --help has examples.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
