@@ -47,3 +47,21 @@ def ray_local() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def store_tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """Dispose of every Store a test opened (pooled SQLite connections warn when collected)."""
+    from nasfcn.store import _engine
+
+    opened: list[_engine.Store] = []
+    original = _engine.Store.__init__
+
+    def tracking_init(self: _engine.Store, url: str | None = None) -> None:
+        original(self, url)
+        opened.append(self)
+
+    monkeypatch.setattr(_engine.Store, "__init__", tracking_init)
+    yield opened
+    for store in opened:
+        store.dispose()

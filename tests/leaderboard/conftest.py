@@ -8,7 +8,6 @@ missing browser fails them.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,37 +41,17 @@ upsample: {choices: [bilinear, transposed]}
 """
 
 
-@pytest.fixture
-def store_tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
-    """Dispose of every Store a test opened (pooled SQLite connections warn when collected)."""
-    from nasfcn.store import _engine
-
-    opened: list[_engine.Store] = []
-    original = _engine.Store.__init__
-
-    def tracking_init(self: _engine.Store, url: str | None = None) -> None:
-        original(self, url)
-        opened.append(self)
-
-    monkeypatch.setattr(_engine.Store, "__init__", tracking_init)
-    yield opened
-    for store in opened:
-        store.dispose()
-
-
 #: The real tiny benchmark in ``searched_db``: two references x two datasets x two seeds.
 BENCH_ARCHS = ("ref:unet:4", "ref:fcn8s:4")
 BENCH_DATASETS = ("shapes", "digits")
 
 
 @pytest.fixture(scope="session")
-def searched_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> str:
     """URL of a SQLite database holding two real tiny searches on a local Ray: ``tiny`` (ASHA,
     a parameter budget that rejects some candidates) and one named ``XSS_NAME`` (whose trials
     reuse ``tiny``'s results), plus a failed trial in the latter whose error is markup; and
     the real tiny benchmark ``bench`` (``BENCH_ARCHS`` x ``BENCH_DATASETS`` x 2 seeds, 1 epoch)."""
-    import ray
-
     from nasfcn.benchmark import BenchmarkConfig, run_benchmark
     from nasfcn.search import SearchConfig, run_search
     from nasfcn.train import TrainRecipe
@@ -81,54 +60,44 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     space = root / "board.yaml"
     space.write_text(SPACE)
     url = f"sqlite:///{root / 'nasfcn.db'}"
-    started_here = not ray.is_initialized()
-    if started_here:  # the search tests' session-wide Ray may already be up: then share it
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="nasfcn-ray-"))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        for name, trials in (("tiny", 5), (XSS_NAME, 2)):
-            run_search(
-                SearchConfig(
-                    space=str(space),
-                    data="shapes",
-                    name=name,
-                    trials=trials,
-                    epochs=2,
-                    strategy="random",
-                    scheduler="asha",
-                    max_params=12000,
-                    db=url,
-                    storage_path=str(root / "runs"),
-                    image_size=32,
-                    train_samples=32,
-                    val_samples=16,
-                    recipe=TrainRecipe(epochs=2, batch_size=8),
-                    concurrency=2,
-                    quiet=True,
-                )
-            )
-        run_benchmark(
-            BenchmarkConfig(
-                name="bench",
-                archs=BENCH_ARCHS,
-                datasets=BENCH_DATASETS,
-                seeds=2,
-                epochs=1,
+    for name, trials in (("tiny", 5), (XSS_NAME, 2)):
+        run_search(
+            SearchConfig(
+                space=str(space),
+                data="shapes",
+                name=name,
+                trials=trials,
+                epochs=2,
+                strategy="random",
+                scheduler="asha",
+                max_params=12000,
                 db=url,
                 storage_path=str(root / "runs"),
                 image_size=32,
                 train_samples=32,
                 val_samples=16,
-                recipe=TrainRecipe(epochs=1, batch_size=8),
+                recipe=TrainRecipe(epochs=2, batch_size=8),
                 concurrency=2,
                 quiet=True,
             )
         )
-    finally:
-        if started_here:  # shut down now, so a later session-wide Ray can start
-            ray.shutdown()
+    run_benchmark(
+        BenchmarkConfig(
+            name="bench",
+            archs=BENCH_ARCHS,
+            datasets=BENCH_DATASETS,
+            seeds=2,
+            epochs=1,
+            db=url,
+            storage_path=str(root / "runs"),
+            image_size=32,
+            train_samples=32,
+            val_samples=16,
+            recipe=TrainRecipe(epochs=1, batch_size=8),
+            concurrency=2,
+            quiet=True,
+        )
+    )
     _add_failed_trial(url, XSS_NAME, XSS_ERROR)
     return url
 

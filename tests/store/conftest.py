@@ -123,18 +123,5 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _dispose_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _dispose_stores(store_tracker: list) -> None:
     """Close every pooled connection a test opened (unclosed ones warn when collected)."""
-    from nasfcn.store import _engine
-
-    opened: list[_engine.Store] = []
-    original = _engine.Store.__init__
-
-    def tracking_init(self: _engine.Store, url: str | None = None) -> None:
-        original(self, url)
-        opened.append(self)
-
-    monkeypatch.setattr(_engine.Store, "__init__", tracking_init)
-    yield
-    for store in opened:
-        store.dispose()
