@@ -452,7 +452,7 @@ def search(
             epochs=epochs,
             strategy=strategy,
             scheduler=scheduler,
-            objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+            objectives=_comma_list(objectives),
             max_params=max_params,
             max_flops=max_flops,
             max_latency_ms=max_latency_ms,
@@ -493,11 +493,16 @@ def search(
         raise typer.Exit(130)
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: how list options are written on the command line."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def _references(every: bool, names: str | None) -> tuple[str, ...]:
     from nasfcn.references import REFERENCES
 
     if names:
-        return tuple(n.strip() for n in names.split(",") if n.strip())
+        return _comma_list(names)
     return REFERENCES.names() if every else ()
 
 
@@ -643,11 +648,9 @@ def _attention(genotype: Genotype) -> str:
 def _results_store(db: str | None) -> Store:
     """The database to read, refusing one without results with a line saying what to run."""
     from nasfcn.store import Store
-    from nasfcn.store._engine import missing_sqlite_file
+    from nasfcn.store._engine import require_database
 
-    missing = missing_sqlite_file(db)
-    if missing is not None:
-        raise _fail(f"no database at {missing} yet: run `nasfcn search` first (or pass --db)")
+    require_database(db)
     store = Store(db)
     if not store.has_tables():
         raise _fail(f"no results in {store.masked_url} yet: run `nasfcn search` first")
@@ -958,8 +961,8 @@ def benchmark(
     try:
         config = BenchmarkConfig(
             name=name,
-            archs=tuple(a.strip() for a in (archs or "").split(",") if a.strip()),
-            datasets=tuple(d.strip() for d in data.split(",") if d.strip()),
+            archs=_comma_list(archs or ""),
+            datasets=_comma_list(data),
             seeds=seeds,
             epochs=epochs,
             db=db,

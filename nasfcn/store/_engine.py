@@ -152,18 +152,17 @@ class Store:
 def open_store(url: str | None = None, create: bool = True) -> Store:
     """Open a database and check its schema (an empty one is created at the current schema)."""
     if not create:
-        missing = missing_sqlite_file(url)
-        if missing is not None:  # do not leave an empty database behind a read
-            raise StoreError(f"no database at {missing} yet: run `nasfcn search` first (or pass --db)")
+        require_database(url)
     store = Store(url)
     store.check(create=create)
     return store
 
 
-def missing_sqlite_file(url: str | None = None) -> Path | None:
-    """The file of a SQLite URL when it does not exist yet, else None."""
+def require_database(url: str | None = None) -> None:
+    """Refuse a SQLite file that does not exist yet: a read must not leave an empty one behind."""
     parsed = make_url(resolve_url(url))
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
+        return
     path = Path(parsed.database).expanduser()
-    return None if path.exists() else path
+    if not path.exists():
+        raise StoreError(f"no database at {path} yet: run `nasfcn search` first (or pass --db)")
