@@ -18,7 +18,7 @@ from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkS
 from nasfcn.benchmark._results import benchmark_results
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
-from nasfcn.search._driver import TrialRun, log_to_file, run_trials, start_ray, trial_device
+from nasfcn.search._driver import TrialRun, log_to_file, run_trials, shippable, start_ray, trial_device
 from nasfcn.search._searcher import PlannedRun, PlanSearch
 from nasfcn.search._trainable import TrialSettings
 from nasfcn.store import (
@@ -54,10 +54,11 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
         "val_samples": config.val_samples,
         "seed": 0,  # the data are the same for every seed: seeds vary the training only
     }
-    class_names = {}
+    bundles = {}
     for spec in config.datasets:
         with console.status(f"checking dataset {spec} ..."):
-            class_names[spec] = list(load_dataset(spec, DataConfig(**data_options)).class_names)
+            bundles[spec] = load_dataset(spec, DataConfig(**data_options))
+    class_names = {spec: list(bundle.class_names) for spec, bundle in bundles.items()}
     recipe = replace(config.recipe, epochs=config.epochs, seed=0)
     recipe_dict = recipe.to_dict()
     sid = create_search(
@@ -119,6 +120,7 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
                     storage_path=config.checkpoint_storage(),
                     epochs=config.epochs,
                     finished_before=len(finished),
+                    datasets=shippable(bundles),
                 ),
                 console,
             )

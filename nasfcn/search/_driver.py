@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -247,10 +247,15 @@ def _tune(
             epochs=config.epochs,
             finished_before=len(finished),
             time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
-            dataset=bundle if is_generated(config.data) else None,
+            datasets=shippable({config.data: bundle}),
         ),
         console,
     )
+
+
+def shippable(bundles: dict[str, Any]) -> dict[str, Any]:
+    """The generated datasets among ``bundles`` (spec -> DatasetBundle): worth sending to trials."""
+    return {spec: bundle for spec, bundle in bundles.items() if is_generated(spec)}
 
 
 def trial_device(gpus_per_trial: float, device: str) -> str:
@@ -274,9 +279,9 @@ class TrialRun:
     epochs: int
     finished_before: int = 0
     time_budget_s: float | None = None
-    # A generated dataset the driver already made: sent once through Ray's object store
-    # instead of every worker generating it again. File datasets are read by the workers.
-    dataset: Any = None
+    # Generated datasets the driver already made, by spec: sent once through Ray's object
+    # store instead of every worker generating them again. File datasets are read by workers.
+    datasets: dict[str, Any] = field(default_factory=dict)
 
 
 def run_trials(run: TrialRun, console: Console) -> bool:
@@ -284,7 +289,7 @@ def run_trials(run: TrialRun, console: Console) -> bool:
     from ray import tune
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_candidate, settings=run.settings, dataset=run.dataset), run.resources
+        tune.with_parameters(train_candidate, settings=run.settings, datasets=run.datasets), run.resources
     )
     progress = Progress(requested=run.finished_before + run.num_samples, finished_before=run.finished_before)
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:

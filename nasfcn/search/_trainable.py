@@ -53,7 +53,9 @@ def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str |
     return None
 
 
-def train_candidate(config: dict[str, Any], settings: TrialSettings, dataset: Any = None) -> None:
+def train_candidate(
+    config: dict[str, Any], settings: TrialSettings, datasets: dict[str, Any] | None = None
+) -> None:
     import torch
     from ray import tune
 
@@ -73,9 +75,8 @@ def train_candidate(config: dict[str, Any], settings: TrialSettings, dataset: An
             return
 
     spec = config.get("data") or settings.data
-    if dataset is not None and dataset.spec == spec:  # made once by the driver
-        data = dataset
-    else:
+    data = (datasets or {}).get(spec)  # made once by the driver
+    if data is None:
         data = _dataset(spec, tuple(sorted(settings.data_options.items())))
     device = select_device(settings.device)
     model = build_model(genotype, data.num_classes, data.in_channels)
