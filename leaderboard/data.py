@@ -14,6 +14,7 @@ from leaderboard.table import Column, benchmark_columns, benchmark_table, cached
 from nasfcn.genotype import Genotype
 from nasfcn.store import (
     DEFAULT_URL,
+    RESULT_STATUSES,
     Store,
     benchmark_runs_frame,
     best_per_architecture,
@@ -296,7 +297,7 @@ def benchmark_message(runs: pd.DataFrame, status: str = "completed") -> str | No
             if running
             else "This benchmark has no runs."
         )
-    full = runs[runs["status"].isin(("completed", "cached")) & runs["best_miou"].notna()]
+    full = runs[runs["status"].isin(RESULT_STATUSES) & runs["best_miou"].notna()]
     if full.empty:
         counts = runs["status"].value_counts()
         parts = ", ".join(f"{n} {str(s).replace('_', ' ')}" for s, n in counts.items())

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from leaderboard.table import compact, status_color, status_label
-from nasfcn.store import pareto_front
+from nasfcn.store import RESULT_STATUSES, pareto_front
 
 #: Cost axes of the Pareto plot: frame column -> axis title, log axis.
 COSTS = {
@@ -47,8 +47,6 @@ SYMBOLS = {
 }
 FRONT_COLOR = "#e6ab02"
 REFERENCE_COLOR = "#444444"
-#: Statuses whose result is a full run's: what a reference line stands for.
-FULL_RUN = ("completed", "cached")
 #: Benchmark plots: tied with the best, and the rest.
 TIED_COLOR, OTHER_COLOR = "#1b9e77", "#9aa5b1"
 #: Colours for candidates compared side by side.
@@ -87,7 +85,7 @@ def reference_levels(trials: pd.DataFrame) -> dict[str, float]:
         return {}
     done = trials[
         trials["reference"].map(lambda r: isinstance(r, str) and bool(r))
-        & trials["status"].isin(FULL_RUN)
+        & trials["status"].isin(RESULT_STATUSES)  # a reference line stands for a full run
         & trials["best_miou"].notna()
     ]
     best = done.groupby("reference")["best_miou"].max().sort_values(ascending=False, kind="stable")

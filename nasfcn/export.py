@@ -41,15 +41,13 @@ from nasfcn.bundle import (
     write_zip,
 )
 from nasfcn.model import FCN
-from nasfcn.store import Store, epochs_frame, leaderboard_frame, trial_record
+from nasfcn.store import RESULT_STATUSES, Store, epochs_frame, leaderboard_frame, trial_record
 
 #: Largest |ONNX or TorchScript - PyTorch| accepted on the check input (float32 logits).
 PARITY_TOLERANCE = 1e-4
 #: Height and width of the check input: odd, and not a multiple of any model stride.
 CHECK_SIZE = (37, 53)
 CHECK_BATCH = 3
-#: Trials whose result is a fully trained network (a cached trial reuses a completed one).
-TRAINED_STATUSES = ("completed", "cached")
 
 
 class ExportError(RuntimeError):
@@ -443,7 +441,7 @@ def select_trial(
             ranked = int(board["rank"].max()) if board["rank"].notna().any() else 0
             raise ExportError(f"search {search!r} has no trial at rank {rank}; ranks go from 1 to {ranked}")
         return rows.iloc[0]
-    trained = board[board["status"].isin(TRAINED_STATUSES) & board["best_miou"].notna()]
+    trained = board[board["status"].isin(RESULT_STATUSES) & board["best_miou"].notna()]
     if trained.empty:
         statuses = ", ".join(f"{k} {v}" for k, v in board["status"].value_counts().items())
         raise ExportError(

@@ -14,7 +14,7 @@ import pandas as pd
 
 from nasfcn.genotype import Genotype
 from nasfcn.stats import ALPHA, holm, paired_test, summarize, tie_groups
-from nasfcn.store._benchmarks import RESULT_STATUSES
+from nasfcn.store import RESULT_STATUSES
 
 RESULT_COLUMNS = (
     "dataset",

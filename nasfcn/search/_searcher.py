@@ -287,7 +287,6 @@ class PlanSearch(_NumberedSearch, Searcher):
         self._number = first_number
         self._cache = None
         self._lookup = lookup
-        self._references, self._reference_trials = [], {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._next >= len(self._runs):

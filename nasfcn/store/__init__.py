@@ -30,7 +30,7 @@ from nasfcn.store._queries import (
     trial_search,
     trial_times_frame,
 )
-from nasfcn.store._schema import FINISHED_STATUSES, SEARCH_STATUSES, TRIAL_STATUSES
+from nasfcn.store._schema import FINISHED_STATUSES, RESULT_STATUSES, SEARCH_STATUSES, TRIAL_STATUSES
 from nasfcn.store._url import DEFAULT_URL, ENV_VAR, DatabaseURLError, mask_text, mask_url, resolve_url
 from nasfcn.store._writes import (
     SearchExistsError,
@@ -57,6 +57,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "LEADERBOARD_COLUMNS",
     "OBJECTIVES",
+    "RESULT_STATUSES",
     "SEARCH_STATUSES",
     "TRIAL_STATUSES",
     "DatabaseURLError",

@@ -9,10 +9,7 @@ from sqlalchemy import select
 
 from nasfcn.store._engine import Store
 from nasfcn.store._queries import NoSuchSearchError, _frame, search_id
-from nasfcn.store._schema import Architecture, Search, Trial
-
-#: Statuses whose metrics are a full run's (a stopped-early trial's are not comparable).
-RESULT_STATUSES = ("completed", "cached")
+from nasfcn.store._schema import RESULT_STATUSES, Architecture, Search, Trial
 
 
 def benchmark_runs_frame(store: Store, name: str | None = None) -> pd.DataFrame:

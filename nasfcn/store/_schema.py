@@ -34,6 +34,9 @@ TRIAL_STATUSES = (
 )
 #: States that will not change again: a resumed search does not re-run these.
 FINISHED_STATUSES = ("completed", "stopped_early", "failed", "rejected_by_constraint", "cached")
+#: States whose metrics are a full run's: completed, or cached (a reuse of a completed one).
+#: A stopped-early trial's are not comparable.
+RESULT_STATUSES = ("completed", "cached")
 SEARCH_STATUSES = ("created", "running", "completed", "interrupted", "failed")
 
 
