@@ -21,9 +21,32 @@ WAIT_S = 30
 
 
 def _wait(driver, condition, message: str):
+    """Poll ``condition``; an element the live page re-rendered meanwhile just means poll again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(condition, message)
+    wait = WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    return wait.until(condition, message)
+
+
+def _texts(driver, selector: str) -> list[str]:
+    """The text of every element ``selector`` matches, read in one step in the page: the live
+    app re-renders its table on every refresh, so elements fetched earlier can go stale."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText.trim())", selector
+    )
+
+
+def _click_first(driver, selector: str, message: str) -> None:
+    """Click the first match, fetching it again if a refresh replaced it under the click."""
+
+    def click(d) -> bool:
+        d.find_elements("css selector", selector)[0].click()
+        return True
+
+    _wait(driver, click, message)
 
 
 def _injected(driver) -> list:
@@ -101,10 +124,13 @@ def test_static_file_shows_a_script_name_as_text(browser, searched_db, tmp_path)
     assert _injected(browser) == ["undefined"] * 3
 
 
+TABLE_CELLS = '#table td.dash-cell[data-dash-column="arch_id"]'
+
+
 def _table_rows(driver) -> list:
     from selenium.webdriver.common.by import By
 
-    return driver.find_elements(By.CSS_SELECTOR, '#table td.dash-cell[data-dash-column="arch_id"]')
+    return driver.find_elements(By.CSS_SELECTOR, TABLE_CELLS)
 
 
 def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
@@ -115,7 +141,7 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     trials = _board(searched_db, "tiny")
     browser.get(f"{live_server}/?search=tiny")
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
-    assert [c.text for c in _table_rows(browser)] == list(trials["arch_id"])
+    assert _texts(browser, TABLE_CELLS) == list(trials["arch_id"])
     for graph in ("pareto", "curves", "best", "parcoords", "effects", "heatmap", "across"):
         _wait(
             browser, lambda d, g=graph: d.find_elements(By.CSS_SELECTOR, f"#{g} .main-svg"), f"{graph} empty"
@@ -123,7 +149,7 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     statuses = {c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')}
     assert any("rejected" in s for s in statuses)  # the parameter budget rejected someone, visibly
 
-    _table_rows(browser)[0].click()
+    _click_first(browser, TABLE_CELLS, "the first row could not be clicked")
     first = trials.iloc[0]
     path = f"/trial/{int(first['trial_id'])}"
     _wait(browser, lambda d: urlparse(d.current_url).path == path, "the click did not open the trial")
@@ -138,7 +164,7 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     browser.find_element(By.ID, "back").click()
     _wait(browser, lambda d: d.find_element(By.ID, "board").is_displayed(), "the board did not come back")
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not come back")
-    _table_rows(browser)[0].click()  # the same row opens again
+    _click_first(browser, TABLE_CELLS, "the first row could not be clicked again")  # the same row opens again
     _wait(browser, lambda d: urlparse(d.current_url).path == path, "a second click did not open the trial")
 
 
@@ -182,7 +208,7 @@ def test_live_server_shows_new_trials_without_a_reload(browser, handmade_db, liv
     finally:
         store.dispose()
     _wait(browser, lambda d: len(_table_rows(d)) == 2, "the new trial did not appear")
-    assert _table_rows(browser)[0].text == genotype.arch_id  # 0.9: now the best
+    assert _texts(browser, TABLE_CELLS)[0] == genotype.arch_id  # 0.9: now the best
     statuses = [c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')]
     assert statuses[0] == "▶ running"
     _wait(browser, lambda d: d.find_element(By.ID, "message").text == "", "the message stayed")
@@ -199,10 +225,11 @@ def _benchmark_labels(url: str) -> list[str]:
 
 
 def _benchmark_rows(driver) -> list[list[str]]:
-    from selenium.webdriver.common.by import By
-
-    rows = driver.find_elements(By.CSS_SELECTOR, "#benchmark-table tbody tr")
-    return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    """Every row's cell texts, read in one step in the page (see ``_texts``)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#benchmark-table tbody tr'))"
+        ".map(r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))"
+    )
 
 
 def _error_bars_drawn(driver, graph: str) -> bool:
