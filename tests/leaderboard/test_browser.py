@@ -146,7 +146,7 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
         _wait(
             browser, lambda d, g=graph: d.find_elements(By.CSS_SELECTOR, f"#{g} .main-svg"), f"{graph} empty"
         )
-    statuses = {c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')}
+    statuses = set(_texts(browser, 'td[data-dash-column="status"]'))
     assert any("rejected" in s for s in statuses)  # the parameter budget rejected someone, visibly
 
     _click_first(browser, TABLE_CELLS, "the first row could not be clicked")
@@ -176,7 +176,7 @@ def test_live_server_shows_a_script_name_as_text(browser, searched_db, live_serv
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
     _wait(browser, lambda d: XSS_NAME in d.find_element(By.ID, "search").text, "the name is not shown")
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#across .main-svg"), "no cross-search plot")
-    notes = [c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="note"]')]
+    notes = _texts(browser, 'td[data-dash-column="note"]')
     assert XSS_ERROR in notes
     assert _injected(browser) == ["undefined"] * 3
 
@@ -209,7 +209,7 @@ def test_live_server_shows_new_trials_without_a_reload(browser, handmade_db, liv
         store.dispose()
     _wait(browser, lambda d: len(_table_rows(d)) == 2, "the new trial did not appear")
     assert _texts(browser, TABLE_CELLS)[0] == genotype.arch_id  # 0.9: now the best
-    statuses = [c.text for c in browser.find_elements(By.CSS_SELECTOR, 'td[data-dash-column="status"]')]
+    statuses = _texts(browser, 'td[data-dash-column="status"]')
     assert statuses[0] == "▶ running"
     _wait(browser, lambda d: d.find_element(By.ID, "message").text == "", "the message stayed")
 
