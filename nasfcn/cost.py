@@ -5,8 +5,11 @@
 FLOPs (one forward at ``batch_size``; one multiply-add = 2 FLOPs):
 
 - Convolutions, transposed convolutions (per input position, so stride and padding
-  are handled), linear layers, matmuls and attention are counted by
-  ``torch.utils.flop_counter.FlopCounterMode``: 2 x MACs, bias additions excluded.
+  are handled), linear layers, matmuls and attention are counted with the formulas of
+  ``torch.utils.flop_counter`` (the ones ``FlopCounterMode`` uses): 2 x MACs, bias
+  additions excluded. A small dispatch mode of ours applies them: FlopCounterMode's
+  imports ``torch._dynamo`` at its first op (~1.4 s, once in every search worker) to
+  guard against compiling, and nothing is compiled while counting.
 - Interpolation, added here: bilinear = 4 multiply-adds = 8 FLOPs per output
   element, bicubic = 16 multiply-adds = 32 FLOPs per output element, nearest = 0.
 - Not counted: pooling, normalization, activations, softmax and elementwise
@@ -51,7 +54,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 __all__ = ["CostReport", "count_params", "format_count", "measure"]
 
@@ -169,15 +173,44 @@ def _on_device_in_eval(model: nn.Module, device: torch.device) -> Iterator[None]
             model.to(home)
 
 
+class _FlopCount(TorchDispatchMode):
+    """Adds up ``formulas`` (aten overload packet -> FLOPs) over every op run inside it."""
+
+    def __init__(self, formulas: dict[object, Callable[..., int]]) -> None:
+        super().__init__()
+        self.formulas = formulas
+        self.counts: dict[object, int] = {}
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # keeps TorchDispatchMode from importing torch._dynamo at the first op
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        packet = func._overloadpacket
+        formula = self.formulas.get(packet)
+        if formula is None and func is not torch.ops.prim.device.default:
+            with self:  # as FlopCounterMode: an op without a formula may decompose into counted ones
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
+        out = func(*args, **kwargs)
+        if formula is not None:
+            self.counts[packet] = self.counts.get(packet, 0) + formula(*args, **kwargs, out_val=out)
+        return out
+
+
+_FLOP_FORMULAS = {
+    **flop_registry,
+    **{op: shape_wrapper(formula) for op, formula in _INTERPOLATION_FLOPS.items()},
+}
+
+
 def _count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
-    with (
-        torch.inference_mode(False),
-        torch.no_grad(),
-        FlopCounterMode(display=False, custom_mapping=_INTERPOLATION_FLOPS) as counter,
-    ):
+    with torch.inference_mode(False), torch.no_grad(), _FlopCount(_FLOP_FORMULAS) as counter:
         model(x)
-    by_op = {str(op): n for op, n in counter.get_flop_counts().get("Global", {}).items() if n}
-    return counter.get_total_flops(), by_op
+    by_op = {str(op): n for op, n in counter.counts.items() if n}
+    return sum(by_op.values()), by_op
 
 
 def _cuda_peak_rise(model: nn.Module, x: torch.Tensor) -> int:

@@ -1,5 +1,7 @@
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -163,6 +165,20 @@ def test_in_channels_required_without_conv():
 def test_invalid_arguments_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         measure(TinyFCN(), (8, 8), **kwargs)
+
+
+def test_measuring_cost_does_not_import_dynamo():
+    """FlopCounterMode would import torch._dynamo (~1.4 s) in every fresh search worker."""
+    code = (
+        "import sys, torch\n"
+        "from nasfcn.cost import measure\n"
+        "from torch import nn\n"
+        "model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Upsample(scale_factor=2, mode='bilinear'))\n"
+        "assert measure(model, (16, 16), repeats=1, warmup=0).flops > 0\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,25 @@ def test_every_registered_choice_builds_and_keeps_size(skip, upsample, attention
     _check(model, 5, sizes=[(37, 53), (16, 16)])
 
 
+@pytest.mark.parametrize(
+    ("skip", "upsample", "attention", "downsample"), COMBOS, ids=["-".join(c) for c in COMBOS]
+)
+def test_every_registered_choice_counts_flops_as_torch_does(skip, upsample, attention, downsample) -> None:
+    """nasfcn.cost counts with its own dispatch mode; the figures must be FlopCounterMode's."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nasfcn.cost import _INTERPOLATION_FLOPS, _count_flops
+
+    model = build_model(_genotype(skip, upsample, attention, downsample), num_classes=5).eval()
+    x = torch.randn(2, 3, 37, 53)
+    total, by_op = _count_flops(model, x)
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_INTERPOLATION_FLOPS) as counter:
+        model(x)
+    expected = {str(op): n for op, n in counter.get_flop_counts()["Global"].items() if n}
+    assert total == counter.get_total_flops() > 0
+    assert by_op == expected
+
+
 @pytest.mark.slow
 def test_every_fcn_tiny_architecture_builds_and_keeps_size() -> None:
     space = load_space("search_spaces/fcn_tiny.yaml")
