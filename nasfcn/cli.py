@@ -390,6 +390,12 @@ def search(
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per candidate (ASHA may stop earlier).")] = 3,
     strategy: Annotated[str, typer.Option(help="random, tpe, nsga2 or grid.")] = "tpe",
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo.")] = "asha",
+    grace_period: Annotated[
+        int, typer.Option(help="ASHA: epochs every trial trains before it can be stopped.")
+    ] = 1,
+    reduction_factor: Annotated[
+        int, typer.Option(help="ASHA: 1 in this many goes on at each rung (at g, g*f, g*f^2... epochs).")
+    ] = 2,
     objectives: Annotated[str, typer.Option(help="Comma list, e.g. miou or miou,latency_ms.")] = "miou",
     max_params: Annotated[float | None, typer.Option(help="Reject candidates with more parameters.")] = None,
     max_flops: Annotated[float | None, typer.Option(help="Reject candidates with more FLOPs.")] = None,
@@ -452,6 +458,8 @@ def search(
             epochs=epochs,
             strategy=strategy,
             scheduler=scheduler,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
             objectives=_comma_list(objectives),
             max_params=max_params,
             max_flops=max_flops,

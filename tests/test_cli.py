@@ -63,3 +63,15 @@ def test_sample_prints_a_cost_table() -> None:
         assert space.sample(seed).arch_id in result.stdout
     assert "FLOPs" in result.stdout
     assert "latency ms" in result.stdout
+
+
+def test_search_refuses_bad_asha_options_before_starting(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    result = runner.invoke(
+        app, ["search", "--space", TINY, "--db", db, "--grace-period", "0", "--reduction-factor", "1"]
+    )
+    assert result.exit_code == 2
+    assert "--grace-period must be >= 1 epoch, got 0" in result.stderr
+    assert "--reduction-factor must be >= 2, got 1" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "n.db").exists()

@@ -122,6 +122,10 @@ class SearchConfig:
             problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
         if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
             problems.append("--gpus-per-trial above 1 must be a whole number")
+        if self.grace_period < 1:
+            problems.append(f"--grace-period must be >= 1 epoch, got {self.grace_period}")
+        if self.reduction_factor < 2:
+            problems.append(f"--reduction-factor must be >= 2, got {self.reduction_factor}")
         if self.concurrency is not None and self.concurrency < 1:
             problems.append(f"--concurrency must be >= 1, got {self.concurrency}")
         object.__setattr__(self, "references", tuple(self.references))

@@ -75,6 +75,7 @@ def test_asha_stops_some_trials_early(ray_local, tmp_path, micro_space) -> None:
         scheduler="asha",
         trials=8,
         epochs=4,
+        grace_period=2,  # the one rung below 4 epochs is at 2
         recipe=TrainRecipe(epochs=4, batch_size=8),
     )
     summary = run_search(config)
@@ -83,7 +84,7 @@ def test_asha_stops_some_trials_early(ray_local, tmp_path, micro_space) -> None:
     store = open_store(config.db)
     board = leaderboard_frame(store, "asha")
     stopped = board[board["status"] == "stopped_early"]
-    assert (stopped["epochs_trained"] < 4).all()
+    assert (stopped["epochs_trained"] == 2).all()
     assert (board[board["status"] == "completed"]["epochs_trained"] == 4).all()
 
 
@@ -135,6 +136,10 @@ def test_invalid_options_are_refused() -> None:
         SearchConfig(space="x.yaml", strategy="bayes")
     with pytest.raises(SearchConfigError, match="unknown objective 'speed'"):
         SearchConfig(space="x.yaml", objectives=("miou", "speed"))
+    with pytest.raises(SearchConfigError, match="--grace-period must be >= 1 epoch, got 0"):
+        SearchConfig(space="x.yaml", grace_period=0)
+    with pytest.raises(SearchConfigError, match="--reduction-factor must be >= 2, got 1"):
+        SearchConfig(space="x.yaml", reduction_factor=1)
 
 
 def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space) -> None:
