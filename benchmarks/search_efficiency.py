@@ -12,7 +12,9 @@ random + FIFO's epochs (median over seeds; a seed where it never gets there coun
 
 Seeds are independent: on a 2-core machine run two processes with ``--cpus-per-trial 1``
 and one seed each (epochs, the figure of merit, do not depend on the machine's load).
-``--db`` keeps the searches for a look at every trial afterwards (``nasfcn trials``).
+``--db`` keeps the searches for a look at every trial afterwards (``nasfcn trials``); run
+again with the same file, finished searches are reused and interrupted ones resumed (so
+``--grace-period 3`` compares another ASHA setting against the same random searches).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 
 import pandas as pd
 
 from nasfcn.search import SearchConfig, run_search
-from nasfcn.store import epochs_frame, open_store
+from nasfcn.store import epochs_frame, get_search, open_store, trial_times_frame
 from nasfcn.train import TrainRecipe
 
 
@@ -46,7 +47,10 @@ def epochs_to_target(curve: pd.Series, target: float) -> float:
 def search(
     db: str, folder: str, name: str, strategy: str, scheduler: str, args, seed: int
 ) -> tuple[float, float]:
-    started = time.perf_counter()
+    """Run one search (or finish it: a kept ``--db`` resumes, so finished searches are reused).
+
+    Returns its best val mIoU and its wall time from the first trial's start to the last one's end.
+    """
     config = SearchConfig(
         space="search_spaces/fcn_tiny.yaml",
         data="shapes",
@@ -55,6 +59,7 @@ def search(
         epochs=args.epochs,
         strategy=strategy,
         scheduler=scheduler,
+        grace_period=args.grace_period,
         seed=seed,
         db=db,
         storage_path=os.path.join(folder, name),
@@ -64,10 +69,13 @@ def search(
         cpus_per_trial=args.cpus_per_trial,
         cache=False,
         quiet=True,
+        resume=get_search(open_store(db), name) is not None,
         recipe=TrainRecipe(epochs=args.epochs, batch_size=16, lr=3e-3),
     )
     summary = run_search(config)
-    return summary.best_miou or 0.0, time.perf_counter() - started
+    times = trial_times_frame(open_store(db), name)
+    wall = (times["finished_at"].max() - times["started_at"].min()).total_seconds()
+    return summary.best_miou or 0.0, wall
 
 
 def main() -> None:
@@ -77,6 +85,7 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, default=512)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--grace-period", type=int, default=1, help="ASHA's (nasfcn's default: 1)")
     parser.add_argument("--cpus-per-trial", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--db", help="SQLite file to keep the searches in (default: a temporary one)")
     args = parser.parse_args()
@@ -86,9 +95,10 @@ def main() -> None:
         db = f"sqlite:///{os.path.abspath(args.db)}" if args.db else f"sqlite:///{folder}/bench.db"
         for seed in (int(s) for s in args.seeds.split(",")):
             best_random, random_wall = search(db, folder, f"random-{seed}", "random", "fifo", args, seed)
-            best_tpe, tpe_wall = search(db, folder, f"tpe-{seed}", "tpe", "asha", args, seed)
+            tpe = f"tpe-{seed}" if args.grace_period == 1 else f"tpe-grace{args.grace_period}-{seed}"
+            best_tpe, tpe_wall = search(db, folder, tpe, "tpe", "asha", args, seed)
             target = best_random - 0.01
-            random_curve, tpe_curve = epoch_curve(db, f"random-{seed}"), epoch_curve(db, f"tpe-{seed}")
+            random_curve, tpe_curve = epoch_curve(db, f"random-{seed}"), epoch_curve(db, tpe)
             random_epochs = epochs_to_target(random_curve, target)
             tpe_epochs = epochs_to_target(tpe_curve, target)
             rows.append(
