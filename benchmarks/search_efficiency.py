@@ -14,7 +14,7 @@ Seeds are independent: on a 2-core machine run two processes with ``--cpus-per-t
 and one seed each (epochs, the figure of merit, do not depend on the machine's load).
 ``--db`` keeps the searches for a look at every trial afterwards (``nasfcn trials``); run
 again with the same file, finished searches are reused and interrupted ones resumed (so
-``--grace-period 3`` compares another ASHA setting against the same random searches).
+``--grace-period 1`` compares another ASHA setting against the same random searches).
 """
 
 from __future__ import annotations
@@ -85,17 +85,18 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, default=512)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--grace-period", type=int, default=1, help="ASHA's (nasfcn's default: 1)")
+    parser.add_argument("--grace-period", type=int, help="ASHA's (default: nasfcn's, a quarter of --epochs)")
     parser.add_argument("--cpus-per-trial", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--db", help="SQLite file to keep the searches in (default: a temporary one)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    grace = SearchConfig(space="", epochs=args.epochs, grace_period=args.grace_period).asha_grace_period
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         db = f"sqlite:///{os.path.abspath(args.db)}" if args.db else f"sqlite:///{folder}/bench.db"
         for seed in (int(s) for s in args.seeds.split(",")):
             best_random, random_wall = search(db, folder, f"random-{seed}", "random", "fifo", args, seed)
-            tpe = f"tpe-{seed}" if args.grace_period == 1 else f"tpe-grace{args.grace_period}-{seed}"
+            tpe = f"tpe-{seed}" if grace == 1 else f"tpe-grace{grace}-{seed}"
             best_tpe, tpe_wall = search(db, folder, tpe, "tpe", "asha", args, seed)
             target = best_random - 0.01
             random_curve, tpe_curve = epoch_curve(db, f"random-{seed}"), epoch_curve(db, tpe)

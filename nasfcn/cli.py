@@ -391,8 +391,9 @@ def search(
     strategy: Annotated[str, typer.Option(help="random, tpe, nsga2 or grid.")] = "tpe",
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo.")] = "asha",
     grace_period: Annotated[
-        int, typer.Option(help="ASHA: epochs every trial trains before it can be stopped.")
-    ] = 1,
+        int | None,
+        typer.Option(help="ASHA: epochs every trial trains before a stop [default: epochs/4, at least 1]."),
+    ] = None,
     reduction_factor: Annotated[
         int, typer.Option(help="ASHA: 1 in this many goes on at each rung (at g, g*f, g*f^2... epochs).")
     ] = 2,

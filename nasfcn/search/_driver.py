@@ -214,7 +214,7 @@ def _tune(
             mode="max",
             time_attr="training_iteration",
             max_t=config.epochs,
-            grace_period=min(config.grace_period, config.epochs),
+            grace_period=config.asha_grace_period,
             reduction_factor=config.reduction_factor,
         )
     else:

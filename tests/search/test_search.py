@@ -129,6 +129,13 @@ def test_constraints_reject_without_training_and_cache_reuses(ray_local, tmp_pat
     assert counts(store)["epochs"] == 8 + 8  # cached and rejected trials trained nothing
 
 
+def test_asha_grace_period_defaults_to_a_quarter_of_the_epochs() -> None:
+    assert SearchConfig(space="x.yaml", epochs=12).asha_grace_period == 3
+    assert SearchConfig(space="x.yaml", epochs=3).asha_grace_period == 1
+    assert SearchConfig(space="x.yaml", epochs=12, grace_period=1).asha_grace_period == 1
+    assert SearchConfig(space="x.yaml", epochs=2, grace_period=5).asha_grace_period == 2
+
+
 def test_invalid_options_are_refused() -> None:
     with pytest.raises(SearchConfigError, match="nsga2 is multi-objective"):
         SearchConfig(space="x.yaml", strategy="nsga2")
