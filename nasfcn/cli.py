@@ -392,7 +392,7 @@ def search(
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo.")] = "asha",
     grace_period: Annotated[
         int | None,
-        typer.Option(help="ASHA: epochs every trial trains before a stop [default: epochs/4, at least 1]."),
+        typer.Option(help="ASHA: epochs every trial trains before a stop (default: epochs/4, at least 1)."),
     ] = None,
     reduction_factor: Annotated[
         int, typer.Option(help="ASHA: 1 in this many goes on at each rung (at g, g*f, g*f^2... epochs).")
