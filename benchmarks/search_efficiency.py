@@ -28,13 +28,13 @@ import tempfile
 import pandas as pd
 
 from nasfcn.search import SearchConfig, run_search
-from nasfcn.store import epochs_frame, get_search, open_store, trial_times_frame
+from nasfcn.store import Store, epochs_frame, get_search, open_store, trial_times_frame
 from nasfcn.train import TrainRecipe
 
 
-def epoch_curve(db: str, name: str) -> pd.Series:
+def epoch_curve(store: Store, name: str) -> pd.Series:
     """Every epoch's val mIoU of one search, in the order they were trained (one trial at a time)."""
-    frame = epochs_frame(open_store(db), name).sort_values(["number", "epoch"])
+    frame = epochs_frame(store, name).sort_values(["number", "epoch"])
     return frame["val_miou"].reset_index(drop=True)
 
 
@@ -45,7 +45,7 @@ def epochs_to_target(curve: pd.Series, target: float) -> float:
 
 
 def search(
-    db: str, folder: str, name: str, strategy: str, scheduler: str, args, seed: int
+    store: Store, db: str, folder: str, name: str, strategy: str, scheduler: str, args, seed: int
 ) -> tuple[float, float]:
     """Run one search (or finish it: a kept ``--db`` resumes, so finished searches are reused).
 
@@ -69,11 +69,11 @@ def search(
         cpus_per_trial=args.cpus_per_trial,
         cache=False,
         quiet=True,
-        resume=get_search(open_store(db), name) is not None,
+        resume=get_search(store, name) is not None,
         recipe=TrainRecipe(epochs=args.epochs, batch_size=16, lr=3e-3),
     )
     summary = run_search(config)
-    times = trial_times_frame(open_store(db), name)
+    times = trial_times_frame(store, name)
     wall = (times["finished_at"].max() - times["started_at"].min()).total_seconds()
     return summary.best_miou or 0.0, wall
 
@@ -94,12 +94,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         db = f"sqlite:///{os.path.abspath(args.db)}" if args.db else f"sqlite:///{folder}/bench.db"
+        store = open_store(db)  # the searches write through their own connections; this one reads
         for seed in (int(s) for s in args.seeds.split(",")):
-            best_random, random_wall = search(db, folder, f"random-{seed}", "random", "fifo", args, seed)
-            tpe = f"tpe-{seed}" if grace == 1 else f"tpe-grace{grace}-{seed}"
-            best_tpe, tpe_wall = search(db, folder, tpe, "tpe", "asha", args, seed)
+            random, tpe = f"random-{seed}", f"tpe-{seed}" if grace == 1 else f"tpe-grace{grace}-{seed}"
+            best_random, random_wall = search(store, db, folder, random, "random", "fifo", args, seed)
+            best_tpe, tpe_wall = search(store, db, folder, tpe, "tpe", "asha", args, seed)
             target = best_random - 0.01
-            random_curve, tpe_curve = epoch_curve(db, f"random-{seed}"), epoch_curve(db, tpe)
+            random_curve, tpe_curve = epoch_curve(store, random), epoch_curve(store, tpe)
             random_epochs = epochs_to_target(random_curve, target)
             tpe_epochs = epochs_to_target(tpe_curve, target)
             rows.append(
