@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -31,6 +32,22 @@ SAMPLERS.add(
     lambda seed, objectives: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
 )
 SAMPLERS.add("nsga2", lambda seed, objectives: optuna.samplers.NSGAIISampler(seed=seed, population_size=8))
+
+
+def sampler_seed(seed: int, first_number: int) -> int:
+    """The optimizer's seed for a search whose next trial is number ``first_number``.
+
+    A resumed search builds a new sampler. Seeded as at the start, it would draw the very
+    configurations it drew before the interruption again (random search entirely, TPE's
+    start-up trials, NSGA-II's first population), spending the remaining trials on
+    duplicates. A resume therefore continues from its own stream: reproducible for the
+    same seed and point of interruption, distinct from the draws already made. A fresh
+    search keeps ``seed`` itself.
+    """
+    if first_number == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, first_number]).generate_state(1)[0])
+
 
 #: Looks up a reusable result: genotype -> {"trial_id": ..., "metrics": {...}} or None.
 CacheLookup = Callable[[Genotype], dict[str, Any] | None]
@@ -133,14 +150,13 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
         self._cache = cache
         self._train_defaults = train_defaults or {}  # the recipe's values of searchable training knobs
         self._references, self._reference_trials = [], {}
-        sampler = SAMPLERS.get(strategy)(seed, len(metrics))
+        sampler = SAMPLERS.get(strategy)(sampler_seed(seed, first_number), len(metrics))
         single = len(metrics) == 1
         super().__init__(
             space=self._define_by_run,
             metric=metrics[0] if single else metrics,
             mode=modes[0] if single else modes,
-            sampler=sampler,
-            seed=seed,
+            sampler=sampler,  # carries the seed (OptunaSearch warns when given both)
         )
 
     def _define_by_run(self, trial: optuna.Trial) -> None:

@@ -277,3 +277,31 @@ train:
     third = searcher.suggest("t2")  # then the optimizer's own suggestions
     assert "reference" not in third
     assert third["number"] == 2
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe", "nsga2"])
+def test_a_resumed_optimizer_does_not_draw_its_first_configurations_again(strategy) -> None:
+    from nasfcn.search._searcher import SpaceSearch
+    from nasfcn.space import parse_space
+
+    space = parse_space(
+        """
+name: lr_only
+input: {channels: 3, min_size: 16}
+encoder: {stages: 3, width: 4, downsample: maxpool}
+skip: none
+upsample: {choices: [bilinear, transposed]}
+train:
+  lr: {log_uniform: [1.0e-3, 2.0e-2]}
+"""
+    )
+
+    def draws(first_number: int) -> list[str]:
+        searcher = SpaceSearch(space, strategy, ["val_miou"], ["max"], seed=7, first_number=first_number)
+        return [searcher.suggest(f"t{i}")["params"] for i in range(4)]
+
+    fresh = draws(0)
+    resumed = draws(4)  # as after an interruption with trials 0-3 finished
+    assert not set(fresh) & set(resumed)  # the same stream again would repeat all four
+    assert draws(4) == resumed  # and a resume is as reproducible as a fresh search
+    assert draws(0) == fresh
