@@ -14,7 +14,10 @@ Seeds are independent: on a 2-core machine run two processes with ``--cpus-per-t
 and one seed each (epochs, the figure of merit, do not depend on the machine's load).
 ``--db`` keeps the searches for a look at every trial afterwards (``nasfcn trials``); run
 again with the same file, finished searches are reused and interrupted ones resumed (so
-``--grace-period 1`` compares another ASHA setting against the same random searches).
+``--grace-period 1`` compares another ASHA setting against the same random searches, and
+a larger ``--trials`` extends kept searches). ``--report-at 32,64`` also prints the figures
+for the first 32 and 64 trials of each search: one long search per seed gives the ratio's
+course over search length.
 """
 
 from __future__ import annotations
@@ -32,9 +35,14 @@ from nasfcn.store import Store, epochs_frame, get_search, open_store, trial_time
 from nasfcn.train import TrainRecipe
 
 
-def epoch_curve(store: Store, name: str) -> pd.Series:
-    """Every epoch's val mIoU of one search, in the order they were trained (one trial at a time)."""
-    frame = epochs_frame(store, name).sort_values(["number", "epoch"])
+def epoch_curve(store: Store, name: str, trials: int) -> pd.Series:
+    """Every epoch's val mIoU of a search's first ``trials`` trials, in the order they were trained.
+
+    One trial runs at a time and neither the optimizer nor ASHA knows how many trials are
+    requested, so the first N trials of a longer search are what an N-trial search trains.
+    """
+    frame = epochs_frame(store, name)
+    frame = frame[frame["number"] < trials].sort_values(["number", "epoch"])
     return frame["val_miou"].reset_index(drop=True)
 
 
@@ -46,10 +54,10 @@ def epochs_to_target(curve: pd.Series, target: float) -> float:
 
 def search(
     store: Store, db: str, folder: str, name: str, strategy: str, scheduler: str, args, seed: int
-) -> tuple[float, float]:
+) -> float:
     """Run one search (or finish it: a kept ``--db`` resumes, so finished searches are reused).
 
-    Returns its best val mIoU and its wall time from the first trial's start to the last one's end.
+    Returns its wall time from the first trial's start to the last one's end.
     """
     config = SearchConfig(
         space="search_spaces/fcn_tiny.yaml",
@@ -72,10 +80,32 @@ def search(
         resume=get_search(store, name) is not None,
         recipe=TrainRecipe(epochs=args.epochs, batch_size=16, lr=3e-3),
     )
-    summary = run_search(config)
+    run_search(config)
     times = trial_times_frame(store, name)
     wall = (times["finished_at"].max() - times["started_at"].min()).total_seconds()
-    return summary.best_miou or 0.0, wall
+    return wall
+
+
+def compare(store: Store, random: str, tpe: str, seed: int, trials: int) -> dict:
+    """One seed's figures over the first ``trials`` trials of both searches."""
+    random_curve, tpe_curve = epoch_curve(store, random, trials), epoch_curve(store, tpe, trials)
+    target = float(random_curve.max()) - 0.01
+    random_epochs = epochs_to_target(random_curve, target)
+    tpe_epochs = epochs_to_target(tpe_curve, target)
+    return {
+        "seed": seed,
+        "trials": trials,
+        "target": round(target, 4),
+        "random+fifo epochs": random_epochs,
+        "tpe+asha epochs": tpe_epochs,
+        "ratio": tpe_epochs / random_epochs,
+        "tpe best": float(tpe_curve.max()),
+        "random best": float(random_curve.max()),
+        # equal budget: random's best within the epochs the whole TPE + ASHA search took
+        "random best at tpe's epochs": float(random_curve[: len(tpe_curve)].max()),
+        "total epochs random": len(random_curve),
+        "total epochs tpe": len(tpe_curve),
+    }
 
 
 def main() -> None:
@@ -88,7 +118,15 @@ def main() -> None:
     parser.add_argument("--grace-period", type=int, help="ASHA's (default: nasfcn's, a quarter of --epochs)")
     parser.add_argument("--cpus-per-trial", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--db", help="SQLite file to keep the searches in (default: a temporary one)")
+    parser.add_argument(
+        "--report-at",
+        default="",
+        help="also report the figures for the first N trials of each search (comma list, e.g. 32,64)",
+    )
     args = parser.parse_args()
+    lengths = sorted({int(n) for n in args.report_at.split(",") if n.strip()} | {args.trials})
+    if lengths[0] < 1 or lengths[-1] > args.trials:
+        parser.error(f"--report-at: each length must be 1 to --trials ({args.trials}), got {args.report_at}")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     grace = SearchConfig(space="", epochs=args.epochs, grace_period=args.grace_period).asha_grace_period
     rows = []
@@ -97,30 +135,12 @@ def main() -> None:
         store = open_store(db)  # the searches write through their own connections; this one reads
         for seed in (int(s) for s in args.seeds.split(",")):
             random, tpe = f"random-{seed}", f"tpe-{seed}" if grace == 1 else f"tpe-grace{grace}-{seed}"
-            best_random, random_wall = search(store, db, folder, random, "random", "fifo", args, seed)
-            best_tpe, tpe_wall = search(store, db, folder, tpe, "tpe", "asha", args, seed)
-            target = best_random - 0.01
-            random_curve, tpe_curve = epoch_curve(store, random), epoch_curve(store, tpe)
-            random_epochs = epochs_to_target(random_curve, target)
-            tpe_epochs = epochs_to_target(tpe_curve, target)
-            rows.append(
-                {
-                    "seed": seed,
-                    "target": target,
-                    "random+fifo epochs": random_epochs,
-                    "tpe+asha epochs": tpe_epochs,
-                    "ratio": tpe_epochs / random_epochs,
-                    "tpe best": best_tpe,
-                    "random best": best_random,
-                    # equal budget: random's best within the epochs the whole TPE + ASHA search took
-                    "random best at tpe's epochs": float(random_curve[: len(tpe_curve)].max()),
-                    "total epochs random": len(random_curve),
-                    "total epochs tpe": len(tpe_curve),
-                    "wall random s": round(random_wall),
-                    "wall tpe s": round(tpe_wall),
-                }
-            )
-            print(rows[-1], flush=True)
+            random_wall = search(store, db, folder, random, "random", "fifo", args, seed)
+            tpe_wall = search(store, db, folder, tpe, "tpe", "asha", args, seed)
+            for length in lengths:
+                rows.append(compare(store, random, tpe, seed, length))
+                print(rows[-1], flush=True)
+            rows[-1].update({"wall random s": round(random_wall), "wall tpe s": round(tpe_wall)})
     frame = pd.DataFrame(rows)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.trials} trials x {args.epochs} epochs, "
@@ -128,10 +148,11 @@ def main() -> None:
     )
     print(frame.to_string(index=False))
     # A seed where TPE + ASHA never reached the target counts as an infinite ratio, not a skipped one.
-    print(
-        "median ratio of epochs to reach the target (TPE+ASHA / random+FIFO; inf: never reached): "
-        f"{statistics.median(frame['ratio']):.2f} over {len(frame)} seed(s)"
-    )
+    for length, group in frame.groupby("trials"):
+        print(
+            f"{length} trials: median ratio of epochs to reach the target (TPE+ASHA / random+FIFO; "
+            f"inf: never reached): {statistics.median(group['ratio']):.2f} over {len(group)} seed(s)"
+        )
 
 
 if __name__ == "__main__":
