@@ -22,12 +22,14 @@ from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
 from nasfcn.search._recorder import Progress, StoreRecorder
+from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import GridSearch, SpaceSearch
 from nasfcn.search._trainable import TrialSettings, train_candidate
 from nasfcn.space import load_space, size_text
 from nasfcn.store import (
     Store,
     create_search,
+    epochs_frame,
     finished_trials,
     get_search,
     interrupt_unfinished,
@@ -177,8 +179,6 @@ def _tune(
     failure_injection: dict[str, str] | None,
 ) -> bool:
     """Run the trials still to do; True when the user interrupted."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     start_ray(config.ray_address)
     first_number = next_trial_number(store, sid)
 
@@ -208,17 +208,10 @@ def _tune(
         if finished:
             told = searcher.warm_start(finished, config.metrics)
             log.info("told the optimizer about %d finished trials", told)
-    if config.scheduler == "asha":
-        scheduler: Any = ASHAScheduler(
-            metric="val_miou",
-            mode="max",
-            time_attr="training_iteration",
-            max_t=config.epochs,
-            grace_period=config.asha_grace_period,
-            reduction_factor=config.reduction_factor,
-        )
-    else:
-        scheduler = FIFOScheduler()
+    histories = _histories(store, config.name, finished)
+    scheduler = make_scheduler(config, histories)
+    if config.scheduler == "asha" and any(histories):
+        log.info("ASHA's rungs refilled from the epochs of %d finished trials", sum(map(bool, histories)))
 
     settings = TrialSettings(
         data=config.data,
@@ -251,6 +244,15 @@ def _tune(
         ),
         console,
     )
+
+
+def _histories(store: Store, name: str | None, finished: list[dict[str, Any]]) -> list[list[float]]:
+    """Val mIoU per epoch of each finished trial, oldest first: what the scheduler saw of them."""
+    if not finished:
+        return []
+    frame = epochs_frame(store, name).dropna(subset=["val_miou"]).sort_values(["number", "epoch"])
+    by_number = {int(number): group["val_miou"].tolist() for number, group in frame.groupby("number")}
+    return [by_number.get(int(row["number"]), []) for row in finished]
 
 
 def shippable(bundles: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,13 @@ def test_asha_stops_some_trials_early(ray_local, tmp_path, micro_space) -> None:
     stopped = board[board["status"] == "stopped_early"]
     assert (stopped["epochs_trained"] == 2).all()
     assert (board[board["status"] == "completed"]["epochs_trained"] == 4).all()
+    # a resume hands the new scheduler the rungs the finished trials filled
+    resumed = run_search(replace(config, trials=10, resume=True))
+    assert sum(resumed.counts.values()) == 10
+    log_text = (config.run_folder("asha") / "search.log").read_text()
+    assert "ASHA's rungs refilled from the epochs of 8 finished trials" in log_text
+    board = leaderboard_frame(store, "asha")
+    assert set(board[board["status"] == "stopped_early"]["epochs_trained"]) == {2}
 
 
 def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path, micro_space) -> None:

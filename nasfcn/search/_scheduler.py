@@ -1,0 +1,60 @@
+"""When trials stop: ASHA on val mIoU per epoch, or FIFO (every trial runs all its epochs).
+
+A resumed ASHA search gets a new scheduler. With empty rungs it would let the first
+trials after the resume through every rung, whatever they score, so an interruption
+would cost epochs. The rungs are therefore refilled from the stored epoch histories of
+the finished trials, through the scheduler's own trial callbacks: afterwards it holds
+what it would hold had the search never stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nasfcn.search._config import SearchConfig
+
+METRIC, TIME_ATTR = "val_miou", "training_iteration"
+
+
+@dataclass(frozen=True)
+class _StoredTrial:
+    """Stands in for a finished trial of an earlier run: the scheduler only needs its id."""
+
+    trial_id: str
+
+
+def make_scheduler(config: SearchConfig, histories: Sequence[Sequence[float]] = ()) -> Any:
+    """The search's scheduler; ``histories`` (val mIoU per epoch of each finished trial) refill ASHA."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if config.scheduler != "asha":
+        return FIFOScheduler()
+    scheduler = ASHAScheduler(
+        metric=METRIC,
+        mode="max",
+        time_attr=TIME_ATTR,
+        max_t=config.epochs,
+        grace_period=config.asha_grace_period,
+        reduction_factor=config.reduction_factor,
+    )
+    replay(scheduler, histories)
+    return scheduler
+
+
+def replay(scheduler: Any, histories: Sequence[Sequence[float]]) -> int:
+    """Report stored epochs to ``scheduler`` as they were reported live; returns the trials replayed."""
+    replayed = 0
+    for index, history in enumerate(histories):
+        if not history:
+            continue  # cached or rejected: never trained here, never reached a rung
+        trial = _StoredTrial(f"stored-{index}")
+        scheduler.on_trial_add(None, trial)
+        result: dict[str, float] = {}
+        for epoch, miou in enumerate(history, start=1):
+            result = {TIME_ATTR: epoch, METRIC: miou}
+            scheduler.on_trial_result(None, trial, result)  # its decision was taken then
+        scheduler.on_trial_complete(None, trial, result)
+        replayed += 1
+    return replayed
