@@ -35,14 +35,14 @@ from nasfcn.store import Store, epochs_frame, get_search, open_store, trial_time
 from nasfcn.train import TrainRecipe
 
 
-def epoch_curve(store: Store, name: str, trials: int) -> pd.Series:
+def epoch_curve(epochs: pd.DataFrame, trials: int) -> pd.Series:
     """Every epoch's val mIoU of a search's first ``trials`` trials, in the order they were trained.
 
-    One trial runs at a time and neither the optimizer nor ASHA knows how many trials are
-    requested, so the first N trials of a longer search are what an N-trial search trains.
+    ``epochs`` is the search's ``epochs_frame``. One trial runs at a time and neither the
+    optimizer nor ASHA knows how many trials are requested, so the first N trials of a
+    longer search are what an N-trial search trains.
     """
-    frame = epochs_frame(store, name)
-    frame = frame[frame["number"] < trials].sort_values(["number", "epoch"])
+    frame = epochs[epochs["number"] < trials].sort_values(["number", "epoch"])
     return frame["val_miou"].reset_index(drop=True)
 
 
@@ -82,13 +82,12 @@ def search(
     )
     run_search(config)
     times = trial_times_frame(store, name)
-    wall = (times["finished_at"].max() - times["started_at"].min()).total_seconds()
-    return wall
+    return (times["finished_at"].max() - times["started_at"].min()).total_seconds()
 
 
-def compare(store: Store, random: str, tpe: str, seed: int, trials: int) -> dict:
-    """One seed's figures over the first ``trials`` trials of both searches."""
-    random_curve, tpe_curve = epoch_curve(store, random, trials), epoch_curve(store, tpe, trials)
+def compare(random: pd.DataFrame, tpe: pd.DataFrame, seed: int, trials: int) -> dict:
+    """One seed's figures over the first ``trials`` trials of both searches (their epochs frames)."""
+    random_curve, tpe_curve = epoch_curve(random, trials), epoch_curve(tpe, trials)
     target = float(random_curve.max()) - 0.01
     random_epochs = epochs_to_target(random_curve, target)
     tpe_epochs = epochs_to_target(tpe_curve, target)
@@ -137,8 +136,9 @@ def main() -> None:
             random, tpe = f"random-{seed}", f"tpe-{seed}" if grace == 1 else f"tpe-grace{grace}-{seed}"
             random_wall = search(store, db, folder, random, "random", "fifo", args, seed)
             tpe_wall = search(store, db, folder, tpe, "tpe", "asha", args, seed)
+            random_epochs, tpe_epochs = epochs_frame(store, random), epochs_frame(store, tpe)
             for length in lengths:
-                rows.append(compare(store, random, tpe, seed, length))
+                rows.append(compare(random_epochs, tpe_epochs, seed, length))
                 print(rows[-1], flush=True)
             rows[-1].update({"wall random s": round(random_wall), "wall tpe s": round(tpe_wall)})
     frame = pd.DataFrame(rows)

@@ -208,10 +208,7 @@ def _tune(
         if finished:
             told = searcher.warm_start(finished, config.metrics)
             log.info("told the optimizer about %d finished trials", told)
-    histories = _histories(store, config.name, finished)
-    scheduler = make_scheduler(config, histories)
-    if config.scheduler == "asha" and any(histories):
-        log.info("ASHA's rungs refilled from the epochs of %d finished trials", sum(map(bool, histories)))
+    scheduler = make_scheduler(config, _histories(store, config.name, finished))
 
     settings = TrialSettings(
         data=config.data,

@@ -9,6 +9,7 @@ what it would hold had the search never stopped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from nasfcn.search._config import SearchConfig
 
 METRIC, TIME_ATTR = "val_miou", "training_iteration"
+log = logging.getLogger("nasfcn.search")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ def make_scheduler(config: SearchConfig, histories: Sequence[Sequence[float]] = 
         grace_period=config.asha_grace_period,
         reduction_factor=config.reduction_factor,
     )
-    replay(scheduler, histories)
+    replayed = replay(scheduler, histories)
+    if replayed:
+        log.info("ASHA's rungs refilled from the epochs of %d finished trials", replayed)
     return scheduler
 
 
