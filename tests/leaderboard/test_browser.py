@@ -161,7 +161,7 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#detail-curve .main-svg"), "no curve")
     assert not browser.find_element(By.ID, "board").is_displayed()
 
-    browser.find_element(By.ID, "back").click()
+    _click_first(browser, "#back", "the back link could not be clicked")
     _wait(browser, lambda d: d.find_element(By.ID, "board").is_displayed(), "the board did not come back")
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not come back")
     _click_first(browser, TABLE_CELLS, "the first row could not be clicked again")  # the same row opens again
