@@ -10,6 +10,11 @@ random + FIFO's epochs (median over seeds; a seed where it never gets there coun
 
     .venv/bin/python benchmarks/search_efficiency.py [--trials 32] [--epochs 12] [--seeds 0,1]
 
+On a GPU machine ``--gpus-per-trial 0.25`` trains each trial on the GPU; one process per
+seed then shares it (each search still runs one trial at a time), which is how budgets
+where candidates converge (``--image-size 64 --train-samples 1024 --epochs 30``) fit in
+minutes rather than CPU hours.
+
 Seeds are independent: on a 2-core machine run two processes with ``--cpus-per-trial 1``
 and one seed each (epochs, the figure of merit, do not depend on the machine's load).
 ``--db`` keeps the searches for a look at every trial afterwards (``nasfcn trials``); run
@@ -52,6 +57,16 @@ def epochs_to_target(curve: pd.Series, target: float) -> float:
     return float(hits[0] + 1) if len(hits) else float("inf")
 
 
+def search_names(args, seed: int, grace: int) -> tuple[str, str]:
+    """Names of one seed's random and TPE searches: a kept ``--db`` reuses a search only
+    when its settings match (another space, grace period or reduction factor runs anew)."""
+    space = os.path.splitext(os.path.basename(args.space))[0]
+    prefix = "" if space == "fcn_tiny" else f"{space}-"
+    asha = "" if grace == 1 else f"-grace{grace}"
+    asha += "" if args.reduction_factor == 2 else f"-rf{args.reduction_factor}"
+    return f"{prefix}random-{seed}", f"{prefix}tpe{asha}-{seed}"
+
+
 def search(
     store: Store, db: str, folder: str, name: str, strategy: str, scheduler: str, args, seed: int
 ) -> float:
@@ -60,7 +75,7 @@ def search(
     Returns its wall time from the first trial's start to the last one's end.
     """
     config = SearchConfig(
-        space="search_spaces/fcn_tiny.yaml",
+        space=args.space,
         data="shapes",
         name=name,
         trials=args.trials,
@@ -75,6 +90,8 @@ def search(
         image_size=args.image_size,
         concurrency=1,
         cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        reduction_factor=args.reduction_factor,
         cache=False,
         quiet=True,
         resume=get_search(store, name) is not None,
@@ -115,7 +132,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--grace-period", type=int, help="ASHA's (default: nasfcn's, a quarter of --epochs)")
+    parser.add_argument("--reduction-factor", type=int, default=2, help="ASHA's (nasfcn's default: 2)")
     parser.add_argument("--cpus-per-trial", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="e.g. 0.25: train on the GPU")
+    parser.add_argument("--space", default="search_spaces/fcn_tiny.yaml")
     parser.add_argument("--db", help="SQLite file to keep the searches in (default: a temporary one)")
     parser.add_argument(
         "--report-at",
@@ -133,7 +153,7 @@ def main() -> None:
         db = f"sqlite:///{os.path.abspath(args.db)}" if args.db else f"sqlite:///{folder}/bench.db"
         store = open_store(db)  # the searches write through their own connections; this one reads
         for seed in (int(s) for s in args.seeds.split(",")):
-            random, tpe = f"random-{seed}", f"tpe-{seed}" if grace == 1 else f"tpe-grace{grace}-{seed}"
+            random, tpe = search_names(args, seed, grace)
             random_wall = search(store, db, folder, random, "random", "fifo", args, seed)
             tpe_wall = search(store, db, folder, tpe, "tpe", "asha", args, seed)
             random_epochs, tpe_epochs = epochs_frame(store, random), epochs_frame(store, tpe)
