@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pandas as pd
@@ -289,7 +290,7 @@ def test_connection_errors_never_show_the_password() -> None:
 # -- concurrency ---------------------------------------------------------------------------
 
 
-def _append_epochs(url: str, trial: int, count: int, reading, half_seen) -> None:
+def _append_epochs(url: str, trial: int, count: int, reading: Event, half_seen: Event) -> None:
     """Append ``count`` epochs once the reader reads; pause halfway until it has seen that state.
 
     Without the handshake a reader process that starts slower than the writer (spawn and
@@ -303,7 +304,9 @@ def _append_epochs(url: str, trial: int, count: int, reading, half_seen) -> None
             half_seen.wait(60)
 
 
-def _read_while_writing(url: str, expected: int, queue: multiprocessing.Queue, reading, half_seen) -> None:
+def _read_while_writing(
+    url: str, expected: int, queue: multiprocessing.Queue, reading: Event, half_seen: Event
+) -> None:
     store = Store(url)
     seen = []
     try:
