@@ -1,4 +1,4 @@
-"""The tables: searches, architectures, trials and per-epoch results.
+"""The tables: searches (and their driver leases), architectures, trials and per-epoch results.
 
 Narrow tables with foreign keys and unique constraints; JSON in text columns. Migrations
 live in ``migrations/versions``; a change here needs a new revision there.
@@ -63,6 +63,19 @@ class Search(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     trials: Mapped[list[Trial]] = relationship(back_populates="search", cascade="all, delete-orphan")
+
+
+class SearchLease(Base):
+    """The one live driver of a search: it refreshes ``heartbeat_at``; a stale lease can be taken."""
+
+    __tablename__ = "search_leases"
+
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))  # host:pid:random, unique per driver process
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Architecture(Base):
