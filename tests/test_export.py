@@ -30,9 +30,10 @@ from nasfcn.store import (
     finish_trial,
     leaderboard_frame,
     open_store,
+    record_cost,
     record_epoch,
     set_checkpoint,
-    upsert_architecture,
+    trial_record,
     upsert_trial,
 )
 from nasfcn.train import load_checkpoint
@@ -41,15 +42,26 @@ runner = CliRunner()
 OTHER = Genotype(encoder=EncoderGene(stages=2, width=4), skip="none", upsample="transposed")
 
 
-def _cost(latency_ms: float) -> dict:
+def _cost(latency_ms: float, side: int = 64, device: str = "cpu") -> dict:
     return {
         "params": 1234,
-        "flops": 56789,
+        "flops": 56789 * (side // 64) ** 2,
         "latency_ms": latency_ms,
         "peak_memory_mb": 1.5,
-        "device": "cpu",
-        "input_shape": [1, 3, 64, 64],
+        "device": device,
+        "input_shape": [1, 3, side, side],
     }
+
+
+#: What metrics.json says of trial 0 of the search ``s`` below.
+EXPECTED_COST = {
+    "params": 1234,
+    "flops": 56789,
+    "latency_ms": 2.0,
+    "peak_memory_mb": 1.5,
+    "device": "cpu",
+    "input": "1x3x64x64",
+}
 
 
 @pytest.fixture
@@ -60,11 +72,11 @@ def store(tmp_path: Path, shapes_checkpoint: Path):
     info = json.loads((shapes_checkpoint / "best.json").read_text())
     trained = Genotype.from_dict(info["genotype"])
     search = create_search(store, "s", "shapes")
-    upsert_architecture(store, trained, _cost(2.0))
-    upsert_architecture(store, OTHER, _cost(9.0))
 
     def trial(number: int, genotype: Genotype, epoch: dict | None) -> int:
         row = upsert_trial(store, search, number, genotype, dataset="shapes", recipe={}, status="running")
+        if epoch is not None or genotype == OTHER:  # a cached trial takes the cost it reused
+            record_cost(store, row, _cost(2.0 if genotype == trained else 9.0))
         if epoch is not None:
             record_epoch(store, row, int(epoch["epoch"]), epoch)
         return row
@@ -172,14 +184,7 @@ def test_export_then_load_gives_the_trained_models_outputs(store, shapes_checkpo
     assert metrics["leaderboard"]["rank"] == 1
     assert metrics["val"]["miou"] == pytest.approx(info["epoch"]["val_miou"])
     assert list(metrics["val"]["per_class_iou"]) == ["background", "circle", "square", "triangle"]
-    assert metrics["cost"] == {
-        "params": 1234,
-        "flops": 56789,
-        "latency_ms": 2.0,
-        "peak_memory_mb": 1.5,
-        "device": "cpu",
-        "input": "1x3x64x64",
-    }
+    assert metrics["cost"] == EXPECTED_COST
     assert [row["epoch"] for row in metrics["history"]] == [info["epoch"]["epoch"]]
     for name in ("onnx", "torchscript"):
         assert metrics["export"][name]["max_abs_diff"] <= PARITY_TOLERANCE
@@ -191,6 +196,27 @@ def test_export_then_load_gives_the_trained_models_outputs(store, shapes_checkpo
     assert trained.genotype.describe() in card
     assert f"nasfcn finetune --bundle {out.name}" in card
     assert "| circle |" in card
+
+
+@pytest.mark.slow
+def test_an_export_carries_its_own_trials_cost(store, shapes_checkpoint: Path, tmp_path) -> None:
+    # The same network, costed later by another search at 128x128 on a GPU.
+    info = json.loads((shapes_checkpoint / "best.json").read_text())
+    big = create_search(store, "big", "shapes")
+    trial = upsert_trial(
+        store, big, 0, Genotype.from_dict(info["genotype"]), dataset="shapes", recipe={}, status="running"
+    )
+    record_cost(store, trial, _cost(7.0, side=128, device="cuda:0 (NVIDIA H100 80GB HBM3)"))
+    record_epoch(store, trial, int(info["epoch"]["epoch"]), info["epoch"])
+    set_checkpoint(store, trial, str(shapes_checkpoint))
+    finish_trial(store, trial, "completed")
+    result = export_trial(store, tmp_path / "small", search="s")
+    assert result.metrics["cost"] == EXPECTED_COST
+    assert (trial_record(store, trial)["latency_ms"], trial_record(store, trial)["cost_input"]) == (
+        7.0,
+        "1x3x128x128",
+    )
+    assert "latency 2.00 ms" in (tmp_path / "small" / "README.md").read_text()
 
 
 @pytest.mark.slow

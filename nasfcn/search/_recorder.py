@@ -26,16 +26,16 @@ from nasfcn.store import (
     Store,
     finish_trial,
     mask_text,
+    record_cost,
     record_epoch,
     set_checkpoint,
-    upsert_architecture,
     upsert_trial,
 )
 
 log = logging.getLogger("nasfcn.search")
 
 #: What Ray Tune adds to every result (bookkeeping, the trial's whole config) and what the
-#: architectures table already holds: none of it belongs in a trial's stored metrics.
+#: trial_costs table already holds: none of it belongs in a trial's stored metrics.
 _NOT_METRICS = frozenset(
     {*AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID, STATUS_KEY, "cost"}
 )
@@ -190,7 +190,7 @@ class StoreRecorder(Callback):
         row = self._row(trial)
         genotype = Genotype.from_json(trial.config["genotype"])
         if trial.trial_id not in self._costed and isinstance(result.get("cost"), dict):
-            upsert_architecture(self.store, genotype, result["cost"])
+            record_cost(self.store, row, result["cost"])
             self._costed.add(trial.trial_id)
         if result.get(STATUS_KEY) == "running":
             record_epoch(self.store, row, int(result["epoch"]), trial_metrics(result))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from nasfcn.store._engine import Store
 from nasfcn.store._queries import NoSuchSearchError, _frame, search_id
-from nasfcn.store._schema import RESULT_STATUSES, Architecture, Search, Trial
+from nasfcn.store._schema import RESULT_STATUSES, Architecture, Search, Trial, TrialCost
 
 
 def benchmark_runs_frame(store: Store, name: str | None = None) -> pd.DataFrame:
@@ -38,12 +38,12 @@ def benchmark_runs_frame(store: Store, name: str | None = None) -> pd.DataFrame:
             Trial.best_pixel_accuracy,
             Trial.epochs_trained,
             Trial.error,
-            Architecture.params,
-            Architecture.flops,
-            Architecture.latency_ms,
+            TrialCost.params,
+            TrialCost.flops,
+            TrialCost.latency_ms,
             Trial.genotype_json,
         )
-        .join(Architecture, Architecture.arch_id == Trial.arch_id)
+        .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
         .where(Trial.search_id == sid)
         .order_by(Trial.number)
     )

@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Select, case, func, select
 
 from nasfcn.store._engine import Store, StoreError
-from nasfcn.store._schema import Architecture, Epoch, Search, Trial
+from nasfcn.store._schema import Architecture, Epoch, Search, Trial, TrialCost
 
 #: Columns of the leaderboard frame, in order.
 LEADERBOARD_COLUMNS = (
@@ -145,10 +145,10 @@ def leaderboard_frame(store: Store, search: str | None = None) -> pd.DataFrame:
             Trial.best_miou,
             Trial.best_pixel_accuracy,
             Trial.final_miou,
-            Architecture.params,
-            Architecture.flops,
-            Architecture.latency_ms,
-            Architecture.peak_memory_mb,
+            TrialCost.params,
+            TrialCost.flops,
+            TrialCost.latency_ms,
+            TrialCost.peak_memory_mb,
             Trial.peak_train_memory_mb,
             Trial.train_device,
             Trial.reference,
@@ -161,7 +161,7 @@ def leaderboard_frame(store: Store, search: str | None = None) -> pd.DataFrame:
             Trial.checkpoint,
             Trial.genotype_json,
         )
-        .join(Architecture, Architecture.arch_id == Trial.arch_id)
+        .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
         .where(Trial.search_id == sid)
     )
     frame = _frame(store, statement)
@@ -251,7 +251,7 @@ def pareto_frame(
 
 
 def best_per_architecture(store: Store, dataset: str) -> pd.DataFrame:
-    """Across all searches on ``dataset``: the best trial of every arch_id."""
+    """Across all searches on ``dataset``: the best trial of every arch_id, with that trial's cost."""
     statement = (
         select(
             Trial.arch_id,
@@ -260,13 +260,13 @@ def best_per_architecture(store: Store, dataset: str) -> pd.DataFrame:
             Trial.best_miou,
             Trial.best_pixel_accuracy,
             Trial.epochs_trained,
-            Architecture.params,
-            Architecture.flops,
-            Architecture.latency_ms,
+            TrialCost.params,
+            TrialCost.flops,
+            TrialCost.latency_ms,
             Trial.genotype_json,
         )
         .join(Search, Search.id == Trial.search_id)
-        .join(Architecture, Architecture.arch_id == Trial.arch_id)
+        .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
         .where(Trial.dataset == dataset, Trial.best_miou.is_not(None))
     )
     frame = _frame(store, statement)
@@ -368,8 +368,8 @@ _MAX_CACHE_HOPS = 64
 
 
 def trial_record(store: Store, trial_id: int) -> dict[str, Any]:
-    """One trial as an export needs it: its search, status, architecture cost (with the
-    device and input it was measured on) and the trial whose training produced its result.
+    """One trial as an export needs it: its search, status, its own cost (with the device and
+    input it was measured on) and the trial whose training produced its result.
 
     A ``cached`` trial trained nothing: ``source_trial_id`` follows ``cached_from`` to the
     trial that did, and ``checkpoint``, ``best_epoch`` and ``source_search`` are that
@@ -386,7 +386,7 @@ def trial_record(store: Store, trial_id: int) -> dict[str, Any]:
                 break
             seen.add(following.id)
             source = following
-        arch = session.get(Architecture, trial.arch_id)
+        cost = trial.cost
         return {
             "trial_id": trial.id,
             "search": trial.search.name,
@@ -403,10 +403,10 @@ def trial_record(store: Store, trial_id: int) -> dict[str, Any]:
             "source_status": source.status,
             "best_epoch": source.best_epoch,
             "checkpoint": source.checkpoint,
-            "params": arch.params if arch else None,
-            "flops": arch.flops if arch else None,
-            "latency_ms": arch.latency_ms if arch else None,
-            "peak_memory_mb": arch.peak_memory_mb if arch else None,
-            "cost_device": arch.cost_device if arch else None,
-            "cost_input": arch.cost_input if arch else None,
+            "params": cost.params if cost else None,
+            "flops": cost.flops if cost else None,
+            "latency_ms": cost.latency_ms if cost else None,
+            "peak_memory_mb": cost.peak_memory_mb if cost else None,
+            "cost_device": cost.device if cost else None,
+            "cost_input": cost.input if cost else None,
         }

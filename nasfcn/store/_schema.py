@@ -1,4 +1,4 @@
-"""The tables: searches (and their driver leases), architectures, trials and per-epoch results.
+"""The tables: searches (and their driver leases), architectures, trials, their costs and epochs.
 
 Narrow tables with foreign keys and unique constraints; JSON in text columns. Migrations
 live in ``migrations/versions``; a change here needs a new revision there.
@@ -85,12 +85,6 @@ class Architecture(Base):
 
     arch_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     genotype_json: Mapped[str] = mapped_column(Text)  # canonical architecture JSON
-    params: Mapped[int | None] = mapped_column(BigInteger)
-    flops: Mapped[int | None] = mapped_column(BigInteger)
-    latency_ms: Mapped[float | None] = mapped_column(Float)
-    peak_memory_mb: Mapped[float | None] = mapped_column(Float)
-    cost_device: Mapped[str | None] = mapped_column(String(200))  # where latency was measured
-    cost_input: Mapped[str | None] = mapped_column(String(50))  # e.g. 1x3x64x64
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -135,7 +129,30 @@ class Trial(Base):
 
     search: Mapped[Search] = relationship(back_populates="trials")
     architecture: Mapped[Architecture] = relationship()
+    cost: Mapped[TrialCost | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     epochs: Mapped[list[Epoch]] = relationship(back_populates="trial", cascade="all, delete-orphan")
+
+
+class TrialCost(Base):
+    """What a trial's network cost at the input size and on the device it was measured on.
+
+    Per trial, not per architecture: the same network costs more at a larger input, runs at
+    another speed on another device, and has more parameters for more classes, so one figure per
+    network would be overwritten by the next search. A cached trial holds a copy of the reused
+    trial's figures when it would have measured at the same input on the same device.
+    """
+
+    __tablename__ = "trial_costs"
+    __table_args__ = (Index("ix_trial_costs_arch", "arch_id", "input", "device"),)
+
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True)
+    arch_id: Mapped[str] = mapped_column(ForeignKey("architectures.arch_id"))
+    input: Mapped[str | None] = mapped_column(String(50))  # e.g. 1x3x64x64
+    device: Mapped[str | None] = mapped_column(String(200))  # e.g. cpu, cuda:0 (NVIDIA H100 ...)
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    flops: Mapped[int | None] = mapped_column(BigInteger)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float)
 
 
 class Epoch(Base):

@@ -25,6 +25,7 @@ from nasfcn.store._schema import (
     Epoch,
     Search,
     Trial,
+    TrialCost,
 )
 
 TRACEBACK_LINES = 40  # the excerpt of a failed trial's traceback that is kept
@@ -165,27 +166,33 @@ def set_search_status(store: Store, search_id: int, status: str) -> None:
         )
 
 
-def upsert_architecture(store: Store, genotype: Genotype, cost: Mapping[str, Any] | None = None) -> str:
-    """One row per distinct network; cost figures are filled in (or refreshed) when given."""
-    values: dict[str, Any] = {
-        "arch_id": genotype.arch_id,
-        "genotype_json": genotype.arch_json(),
-        "created_at": now(),
-    }
-    if cost:
-        shape = cost.get("input_shape")
-        values.update(
-            params=cost.get("params"),
-            flops=cost.get("flops"),
-            latency_ms=_number(cost.get("latency_ms")),
-            peak_memory_mb=_number(cost.get("peak_memory_mb")),
-            cost_device=cost.get("device"),
-            cost_input="x".join(str(s) for s in shape) if shape else None,
-        )
+def upsert_architecture(store: Store, genotype: Genotype) -> str:
+    """Make sure the network has its one row (shared by every trial that built it)."""
+    values = {"arch_id": genotype.arch_id, "genotype_json": genotype.arch_json(), "created_at": now()}
     with store.session_scope() as session:
-        # Without cost figures this only makes sure the row exists (never erases measured costs).
-        _upsert(session, Architecture, values, ["arch_id"], overwrite=bool(cost))
+        _upsert(session, Architecture, values, ["arch_id"], overwrite=False)
     return genotype.arch_id
+
+
+def record_cost(store: Store, trial_id: int, cost: Mapping[str, Any]) -> None:
+    """Store what a trial measured (``CostReport.as_dict()``), with the input and device it ran at.
+
+    The figures belong to this trial alone: another search's measurement of the same network
+    at another size or on another device never replaces them. Writing them again updates them.
+    """
+    shape = cost.get("input_shape")
+    values = {
+        "trial_id": trial_id,
+        "params": cost.get("params"),
+        "flops": cost.get("flops"),
+        "latency_ms": _number(cost.get("latency_ms")),
+        "peak_memory_mb": _number(cost.get("peak_memory_mb")),
+        "device": cost.get("device"),
+        "input": "x".join(str(s) for s in shape) if shape else None,
+    }
+    with store.session_scope() as session:
+        values["arch_id"] = _trial(session, trial_id).arch_id
+        _upsert(session, TrialCost, values, ["trial_id"])
 
 
 def upsert_trial(
@@ -315,6 +322,13 @@ def finish_trial(
                 "peak_train_memory_mb",
             ):
                 setattr(trial, name, getattr(source, name))
+            if trial.cost is None and source.cost is not None:  # it measured nothing of its own
+                trial.cost = _copied_cost(source.cost)
+
+
+def _copied_cost(cost: TrialCost) -> TrialCost:
+    names = ("arch_id", "input", "device", "params", "flops", "latency_ms", "peak_memory_mb")
+    return TrialCost(**{name: getattr(cost, name) for name in names})
 
 
 def find_reusable(store: Store, genotype: Genotype, dataset: str, recipe: Mapping[str, Any]) -> int | None:
@@ -362,8 +376,8 @@ def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
     """The finished trials of a search, oldest first, as the resume logic needs them."""
     with store.session_scope() as session:
         rows = session.execute(
-            select(Trial, Architecture)
-            .join(Architecture, Architecture.arch_id == Trial.arch_id)
+            select(Trial, TrialCost)
+            .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
             .where(Trial.search_id == search_id, Trial.status.in_(FINISHED_STATUSES))
             .order_by(Trial.number)
         ).all()
@@ -374,15 +388,15 @@ def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
                 "genotype_json": trial.genotype_json,
                 "params": json.loads(trial.params_json) if trial.params_json else None,
                 "best_miou": trial.best_miou,
-                "latency_ms": arch.latency_ms,
-                "params_count": arch.params,
-                "flops": arch.flops,
+                "latency_ms": cost.latency_ms if cost else None,
+                "params_count": cost.params if cost else None,
+                "flops": cost.flops if cost else None,
                 "reference": trial.reference,
                 "trial_key": trial.trial_key,
                 "dataset": trial.dataset,
                 "seed": trial.seed,
             }
-            for trial, arch in rows
+            for trial, cost in rows
         ]
 
 
@@ -402,24 +416,31 @@ def set_checkpoint(store: Store, trial_id: int, location: str) -> None:
 def reusable_result(
     store: Store, genotype: Genotype, dataset: str, recipe: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """A finished result to reuse instead of training again: its trial id, metrics and cost."""
+    """A finished result to reuse instead of training again: its trial id, metrics and cost.
+
+    ``cost`` says where the reused trial measured its figures (``input_shape``, ``device``; None
+    when it has none): a trial that would measure elsewhere measures its own.
+    """
     trial_id = find_reusable(store, genotype, dataset, recipe)
     if trial_id is None:
         return None
     with store.session_scope() as session:
         trial = session.get(Trial, trial_id)
-        arch = session.get(Architecture, genotype.arch_id)
-        if trial is None or arch is None or trial.best_metrics_json is None:
+        if trial is None or trial.best_metrics_json is None:
             return None
-        metrics = json.loads(trial.best_metrics_json)
+        metrics = {k: v for k, v in json.loads(trial.best_metrics_json).items() if k != "cost"}
+        cost = trial.cost
         metrics.update(
-            params=arch.params,
-            flops=arch.flops,
-            latency_ms=arch.latency_ms,
-            peak_memory_mb=arch.peak_memory_mb,
+            params=cost.params if cost else None,
+            flops=cost.flops if cost else None,
+            latency_ms=cost.latency_ms if cost else None,
+            peak_memory_mb=cost.peak_memory_mb if cost else None,
             epoch=trial.best_epoch,
         )
-        return {"trial_id": trial_id, "metrics": {k: v for k, v in metrics.items() if k != "cost"}}
+        where = None
+        if cost is not None and cost.input:
+            where = {"input_shape": [int(side) for side in cost.input.split("x")], "device": cost.device}
+        return {"trial_id": trial_id, "metrics": metrics, "cost": where}
 
 
 def get_search(store: Store, name: str) -> dict[str, Any] | None:

@@ -221,9 +221,9 @@ def handmade_db(tmp_path: Path, store_tracker: list) -> str:
         create_search,
         finish_trial,
         open_store,
+        record_cost,
         record_epoch,
         set_search_status,
-        upsert_architecture,
         upsert_trial,
     )
 
@@ -240,10 +240,10 @@ def handmade_db(tmp_path: Path, store_tracker: list) -> str:
             "latency_ms": 1.0 + arch,
             "peak_memory_mb": 1.0,
         }
-        upsert_architecture(store, genotype, cost)
         trial_id = upsert_trial(
             store, search, number, genotype, dataset="shapes", recipe=recipe, status="running"
         )
+        record_cost(store, trial_id, cost)
         for epoch, miou in enumerate(mious, start=1):
             record_epoch(store, trial_id, epoch, _epoch(miou, epoch))
         finish_trial(store, trial_id, status, **finish)
@@ -291,9 +291,9 @@ def benchmark_db(tmp_path: Path, store_tracker: list) -> str:
         create_search,
         finish_trial,
         open_store,
+        record_cost,
         record_epoch,
         set_search_status,
-        upsert_architecture,
         upsert_trial,
     )
 
@@ -304,9 +304,10 @@ def benchmark_db(tmp_path: Path, store_tracker: list) -> str:
         "unet": reference("unet", 4),
         "fcn8s": reference("fcn8s", 4),
     }
-    for i, genotype in enumerate(genotypes.values()):
-        cost = {"params": 1000 * (i + 1), "flops": 10**6, "latency_ms": 1.0 + i, "peak_memory_mb": 1.0}
-        upsert_architecture(store, genotype, cost)
+    costs = {
+        label: {"params": 1000 * (i + 1), "flops": 10**6, "latency_ms": 1.0 + i, "peak_memory_mb": 1.0}
+        for i, label in enumerate(genotypes)
+    }
 
     def run(search: int, number: int, label: str, dataset: str, seed: int, miou: float | None) -> None:
         trial = upsert_trial(
@@ -320,6 +321,7 @@ def benchmark_db(tmp_path: Path, store_tracker: list) -> str:
             seed=seed,
             reference=None if label == "mine" else label,
         )
+        record_cost(store, trial, costs[label])
         if miou is None:
             finish_trial(store, trial, "failed", error="RuntimeError: <b>out of memory</b>")
             return

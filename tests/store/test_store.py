@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from nasfcn.cli import app
@@ -27,15 +27,19 @@ from nasfcn.store import (
     epochs_frame,
     find_reusable,
     finish_trial,
+    finished_trials,
     head_revision,
     leaderboard_frame,
     mask_text,
     mask_url,
     open_store,
     pareto_front,
+    record_cost,
     record_epoch,
+    reusable_result,
     searches_frame,
     set_search_status,
+    trial_record,
     upsert_architecture,
     upsert_trial,
 )
@@ -67,8 +71,8 @@ def _metrics(miou: float, epoch: int = 1) -> dict:
 
 def _trial(store: Store, search: int, number: int, mious: list[float], status: str = "completed") -> int:
     genotype = SPACE.sample(number)
-    upsert_architecture(store, genotype, {**COST, "params": 1000 + number})
     trial = upsert_trial(store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    record_cost(store, trial, {**COST, "params": 1000 + number})
     for epoch, miou in enumerate(mious, start=1):
         record_epoch(store, trial, epoch, _metrics(miou, epoch))
     finish_trial(store, trial, status)
@@ -143,11 +147,87 @@ def test_rewrites_update_instead_of_duplicating(db_url: str) -> None:
 def test_measured_costs_are_never_erased(db_url: str) -> None:
     store = open_store(db_url)
     genotype = SPACE.sample(2)
-    upsert_architecture(store, genotype, COST)
-    upsert_architecture(store, genotype)
     search = create_search(store, "s", "shapes")
-    upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE)
+    trial = upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE)
+    record_cost(store, trial, COST)
+    upsert_architecture(store, genotype)
+    upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE, status="running")
     assert leaderboard_frame(store, "s").iloc[0]["params"] == COST["params"]
+    record_cost(store, trial, {**COST, "latency_ms": 1.75})  # the same trial's cost, written again
+    row = leaderboard_frame(store, "s").iloc[0]
+    assert (row["params"], row["latency_ms"]) == (COST["params"], pytest.approx(1.75))
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM trial_costs")).scalar_one() == 1
+
+
+#: The same network costed by two searches: at 64x64 on the CPU, at 128x128 on a GPU.
+SMALL_CPU = COST
+LARGE_GPU = {
+    **COST,
+    "flops": 4 * COST["flops"],
+    "latency_ms": 0.25,
+    "peak_memory_mb": 9.5,
+    "device": "cuda:0 (NVIDIA H100 80GB HBM3)",
+    "input_shape": [1, 3, 128, 128],
+}
+
+
+def _costed_trial(store: Store, search: int, number: int, cost: dict | None, **finish) -> int:
+    """Trial ``number`` of ``search`` on SPACE.sample(0): trained (val mIoU ``miou``), or cached."""
+    genotype = SPACE.sample(0)
+    trial = upsert_trial(store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    if cost is not None:
+        record_cost(store, trial, cost)
+    miou = finish.pop("miou", None)
+    if miou is not None:
+        record_epoch(store, trial, 1, _metrics(miou))
+    finish_trial(store, trial, "completed" if miou is not None else "cached", **finish)
+    return trial
+
+
+def test_each_trial_keeps_the_cost_of_its_own_input_and_device(db_url: str) -> None:
+    store = open_store(db_url)
+    small = create_search(store, "small", "shapes", recipe=RECIPE)
+    measured = _costed_trial(store, small, 0, SMALL_CPU, miou=0.5)
+    large = create_search(store, "large", "shapes", recipe=RECIPE)
+    trained = _costed_trial(store, large, 0, LARGE_GPU, miou=0.6)
+    # Cached from the small search: at its input and device (no cost of its own), and elsewhere.
+    alike = _costed_trial(store, large, 1, None, cached_from=measured)
+    elsewhere = _costed_trial(store, large, 2, LARGE_GPU, cached_from=measured)
+
+    def figures(cost: dict) -> dict:
+        shape = "x".join(map(str, cost["input_shape"]))
+        return {
+            "flops": cost["flops"],
+            "latency_ms": cost["latency_ms"],
+            "input": shape,
+            "device": cost["device"],
+        }
+
+    expected = {measured: SMALL_CPU, trained: LARGE_GPU, alike: SMALL_CPU, elsewhere: LARGE_GPU}
+    boards = pd.concat([leaderboard_frame(store, "small"), leaderboard_frame(store, "large")])
+    for trial, cost in expected.items():
+        record = trial_record(store, trial)
+        row = boards.set_index("trial_id").loc[trial]
+        assert {
+            "flops": record["flops"],
+            "latency_ms": record["latency_ms"],
+            "input": record["cost_input"],
+            "device": record["cost_device"],
+        } == figures(cost)
+        assert (row["flops"], row["latency_ms"], row["peak_memory_mb"]) == (
+            cost["flops"],
+            pytest.approx(cost["latency_ms"]),
+            pytest.approx(cost["peak_memory_mb"]),
+        )
+    assert {row["number"]: row["flops"] for row in finished_trials(store, small)} == {0: SMALL_CPU["flops"]}
+    best = best_per_architecture(store, "shapes").iloc[0]  # the large search's trial 0 has the best mIoU
+    assert (best["trial_id"], best["flops"]) == (trained, LARGE_GPU["flops"])
+    reused = reusable_result(store, SPACE.sample(0), "shapes", RECIPE)
+    assert reused is not None
+    assert reused["trial_id"] == trained
+    assert reused["metrics"]["latency_ms"] == pytest.approx(LARGE_GPU["latency_ms"])
+    assert reused["cost"] == {"input_shape": [1, 3, 128, 128], "device": LARGE_GPU["device"]}
 
 
 def test_failed_trials_keep_error_and_traceback_excerpt(db_url: str) -> None:
@@ -348,10 +428,10 @@ def _write_trials(url: str, search: int, numbers: list[int]) -> None:
     store = Store(url)
     for number in numbers:
         genotype = SPACE.sample(number % 3)  # shared architectures: racing inserts of one row
-        upsert_architecture(store, genotype, COST)
         trial = upsert_trial(
             store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running"
         )
+        record_cost(store, trial, COST)
         for epoch in (1, 2):
             record_epoch(store, trial, epoch, _metrics(0.1 * epoch, epoch))
         finish_trial(store, trial, "completed")
@@ -402,8 +482,8 @@ def test_training_device_and_peak_memory_are_kept_per_trial(db_url: str) -> None
     store = open_store(db_url)
     search = create_search(store, "gpu", "shapes", config={}, recipe=RECIPE)
     genotype = SPACE.sample(0)
-    upsert_architecture(store, genotype, COST)
     trial = upsert_trial(store, search, 0, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    record_cost(store, trial, COST)
     device = "cuda:0 (NVIDIA H100 80GB HBM3)"
     for epoch, peak in ((1, 300.0), (2, 250.0)):
         record_epoch(
@@ -446,6 +526,74 @@ def test_upgrade_from_the_first_schema_keeps_the_rows(tmp_path: Path) -> None:
     assert store.upgrade() == ("0001", head_revision())
     upgraded = open_store(url)
     assert list(searches_frame(upgraded)["name"]) == ["old"]
+    store.dispose()
+
+
+def _at_revision(url: str, revision: str) -> None:
+    from alembic import command
+
+    from nasfcn.store._engine import _alembic_config
+
+    store = Store(url)
+    with store.engine.connect() as connection, connection.begin():
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        if store.revision() is None or store.revision() < revision:
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+    store.dispose()
+
+
+#: Rows as nasfcn 0003 wrote them: one architecture costed (overwritten by the last search to
+#: cost it), one never costed; three trials with an epoch each.
+_ROWS_AT_0003 = [
+    "INSERT INTO searches (id, name, kind, dataset, config_json, recipe_json, versions_json, status,"
+    " created_at) VALUES (1, 'old', 'search', 'shapes', '{}', '{}', '{}', 'completed', '2026-11-01')",
+    "INSERT INTO architectures (arch_id, genotype_json, params, flops, latency_ms, peak_memory_mb,"
+    " cost_device, cost_input, created_at) VALUES ('costed', '{}', 1234, 56789, 1.5, 2.5, 'cpu',"
+    " '1x3x64x64', '2026-11-01')",
+    "INSERT INTO architectures (arch_id, genotype_json, created_at) VALUES ('bare', '{}', '2026-11-01')",
+    *(
+        "INSERT INTO trials (id, search_id, number, arch_id, trial_key, genotype_json, dataset,"
+        f" recipe_key, seed, status, epochs_trained) VALUES ({n}, 1, {n}, '{arch}', 'k{n}', '{{}}',"
+        " 'shapes', 'r', 0, 'completed', 1)"
+        for n, arch in ((1, "costed"), (2, "costed"), (3, "bare"))
+    ),
+    *(f"INSERT INTO epochs (trial_id, epoch, val_miou) VALUES ({n}, 1, 0.5)" for n in (1, 2, 3)),
+]
+
+
+def test_upgrade_to_per_trial_costs_gives_each_trial_its_architectures_figures(db_url: str) -> None:
+    _at_revision(db_url, "0003")
+    store = Store(db_url)
+    with store.engine.begin() as connection:
+        for statement in _ROWS_AT_0003:
+            connection.execute(text(statement))
+    _at_revision(db_url, "0004")
+    with store.engine.connect() as connection:
+        costs = connection.execute(
+            text(
+                "SELECT trial_id, arch_id, input, device, params, flops, latency_ms, peak_memory_mb"
+                " FROM trial_costs ORDER BY trial_id"
+            )
+        ).all()
+        assert connection.execute(text("SELECT count(*) FROM epochs")).scalar_one() == 3
+        columns = {column["name"] for column in inspect(connection).get_columns("architectures")}
+    assert [tuple(row) for row in costs] == [
+        (n, "costed", "1x3x64x64", "cpu", 1234, 56789, 1.5, 2.5) for n in (1, 2)
+    ]  # the never-costed architecture's trial gets no row: it has no figures to show
+    assert columns == {"arch_id", "genotype_json", "created_at"}
+    # and back: each architecture holds the figures of its latest costed trial again
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE trial_costs SET latency_ms = 3.5 WHERE trial_id = 2"))
+    _at_revision(db_url, "0003")
+    with store.engine.connect() as connection:
+        figures = connection.execute(
+            text("SELECT arch_id, params, latency_ms, cost_input FROM architectures ORDER BY arch_id")
+        ).all()
+        assert connection.execute(text("SELECT count(*) FROM epochs")).scalar_one() == 3
+    assert [tuple(row) for row in figures] == [("bare", None, None, None), ("costed", 1234, 3.5, "1x3x64x64")]
     store.dispose()
 
 
