@@ -57,7 +57,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
-__all__ = ["CostReport", "count_params", "format_count", "measure"]
+__all__ = ["CostReport", "count_params", "device_name", "format_count", "measure"]
 
 _MIB = float(2**20)
 _aten = torch.ops.aten
@@ -150,6 +150,19 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{device.index} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def _resolved(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def device_name(device: str | torch.device) -> str:
+    """The name `measure` gives ``device`` in its report, without measuring: a figure measured
+    elsewhere is recognised by it."""
+    return _device_name(_resolved(device))
 
 
 def _sync(device: torch.device) -> None:
@@ -294,9 +307,7 @@ def measure(
     ):
         if value < low:
             raise ValueError(f"measure: {name} must be >= {low}, got {value!r}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
+    dev = _resolved(device)
     channels = _first_conv_in_channels(model) if in_channels is None else in_channels
     shape = (batch_size, channels, height, width)
     generator = torch.Generator().manual_seed(0)

@@ -4,8 +4,10 @@ database: everything it learns goes back through ``ray.tune.report``.
 A trial measures its candidate's cost on its own device first; a candidate over a
 constraint is reported as rejected (with the worst mIoU, so the optimizer learns to avoid
 it) and never trained. A candidate whose result the driver found in the database is
-reported from that result without training. Everyone else is trained by ``nasfcn.train.fit``,
-reporting every epoch (ASHA's signal) and attaching the best checkpoint when it improves.
+reported from that result without training, with the reused trial's cost when that was
+measured at the same input size on the same device, else with its own. Everyone else is
+trained by ``nasfcn.train.fit``, reporting every epoch (ASHA's signal) and attaching the
+best checkpoint when it improves.
 """
 
 from __future__ import annotations
@@ -53,13 +55,22 @@ def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str |
     return None
 
 
+def measured_alike(where: dict[str, Any] | None, side: int, device: str) -> bool:
+    """Whether a reused trial measured its cost as this trial would: on a ``side`` x ``side``
+    input (batch 1; the channels are the dataset's, the same for a reused result) on ``device``."""
+    if not where:
+        return False
+    shape = list(where.get("input_shape") or ())
+    return len(shape) == 4 and shape[0] == 1 and shape[2:] == [side, side] and where.get("device") == device
+
+
 def train_candidate(
     config: dict[str, Any], settings: TrialSettings, datasets: dict[str, Any] | None = None
 ) -> None:
     import torch
     from ray import tune
 
-    from nasfcn.cost import measure
+    from nasfcn.cost import device_name, measure
     from nasfcn.genotype import Genotype
     from nasfcn.model import build_model
     from nasfcn.train import TrainRecipe, fit, select_device
@@ -67,7 +78,8 @@ def train_candidate(
     torch.set_num_threads(max(1, settings.threads))
     genotype = Genotype.from_json(config["genotype"])
     cached = config.get("cached")
-    if cached:
+    device = select_device(settings.device)
+    if cached and measured_alike(cached.get("cost"), settings.latency_input, device_name(device)):
         metrics = cached["metrics"]
         violation = constraint_violation(metrics, settings)  # a new budget still applies
         if violation is None:
@@ -78,7 +90,6 @@ def train_candidate(
     data = (datasets or {}).get(spec)  # made once by the driver
     if data is None:
         data = _dataset(spec, tuple(sorted(settings.data_options.items())))
-    device = select_device(settings.device)
     model = build_model(genotype, data.num_classes, data.in_channels)
     side = settings.latency_input
     report = measure(model, (side, side), device=device)
@@ -101,6 +112,9 @@ def train_candidate(
                 "reason": violation,
             }
         )
+        return
+    if cached:  # the result stands; the cost is this trial's own
+        tune.report({**cached["metrics"], **base, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
         return
 
     injected = (settings.failure_injection or {}).get(genotype.arch_id)

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from nasfcn.search import SearchConfig, SearchConfigError, run_search
+from nasfcn.search._trainable import measured_alike
 from nasfcn.space import load_space
-from nasfcn.store import counts, epochs_frame, leaderboard_frame, open_store
+from nasfcn.store import counts, epochs_frame, leaderboard_frame, open_store, trial_record
 from nasfcn.train import TrainRecipe
 
 pytestmark = pytest.mark.slow
@@ -134,6 +135,45 @@ def test_constraints_reject_without_training_and_cache_reuses(ray_local, tmp_pat
     third = _config(tmp_path, micro_space, strategy="grid", name="third", cache=False)
     assert run_search(third).counts == {"completed": 4}
     assert counts(store)["epochs"] == 8 + 8  # cached and rejected trials trained nothing
+
+
+def test_each_search_keeps_the_cost_it_measured(ray_local, tmp_path, micro_space) -> None:
+    # The same two networks costed at 32x32, then reused by searches costing at 64x64 and at
+    # 32x32 again: a cached trial measures its own cost at another input size, and takes the
+    # reused trial's at the same one; no search's figures overwrite another's.
+    small = _config(tmp_path, micro_space, strategy="grid", name="small", trials=2)
+    run_search(small)
+    large = run_search(replace(small, name="large", latency_input=64))
+    again = run_search(replace(small, name="again"))
+    assert large.counts == again.counts == {"cached": 2}
+    store = open_store(small.db)
+    boards = {
+        name: leaderboard_frame(store, name).set_index("arch_id") for name in ("small", "large", "again")
+    }
+    for arch_id, row in boards["small"].iterrows():
+        bigger = boards["large"].loc[arch_id]
+        assert trial_record(store, int(row["trial_id"]))["cost_input"] == "1x3x32x32"
+        assert trial_record(store, int(bigger["trial_id"]))["cost_input"] == "1x3x64x64"
+        assert bigger["params"] == row["params"]
+        assert bigger["flops"] == 4 * row["flops"]  # four times the pixels
+        reused = boards["again"].loc[arch_id]
+        assert trial_record(store, int(reused["trial_id"]))["cost_input"] == "1x3x32x32"
+        for column in ("flops", "latency_ms", "peak_memory_mb"):
+            assert reused[column] == row[column]
+
+
+@pytest.mark.parametrize(
+    ("where", "alike"),
+    [
+        ({"input_shape": [1, 3, 32, 32], "device": "cpu"}, True),
+        ({"input_shape": [1, 3, 64, 64], "device": "cpu"}, False),
+        ({"input_shape": [1, 3, 32, 32], "device": "cuda:0 (NVIDIA H100 80GB HBM3)"}, False),
+        ({"input_shape": [8, 3, 32, 32], "device": "cpu"}, False),
+        (None, False),  # the reused trial measured nothing
+    ],
+)
+def test_a_reused_cost_stands_only_at_the_same_input_and_device(where, alike) -> None:
+    assert measured_alike(where, 32, "cpu") is alike
 
 
 def test_asha_grace_period_defaults_to_a_quarter_of_the_epochs() -> None:
