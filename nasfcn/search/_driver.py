@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from nasfcn.data import DataConfig, absolute_spec, is_generated, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
+from nasfcn.search._lease import driver_lease
 from nasfcn.search._recorder import Progress, StoreRecorder
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import GridSearch, SpaceSearch
@@ -55,6 +56,16 @@ def run_search(
     _failure_injection: dict[str, str] | None = None,
 ) -> SearchSummary:
     """Run (or resume) a search; every trial lands in the database as it happens."""
+    with ExitStack() as held:  # the search's lease, once it is registered
+        return _run_search(config, console, _failure_injection, held)
+
+
+def _run_search(
+    config: SearchConfig,
+    console: Console | None,
+    _failure_injection: dict[str, str] | None,
+    held: ExitStack,
+) -> SearchSummary:
     started = time.monotonic()
     console = console or Console(quiet=config.quiet)
     store = open_store(config.db)
@@ -85,6 +96,7 @@ def run_search(
         recipe=recipe_dict,
         resume=config.resume,
     )
+    held.enter_context(driver_lease(store, sid))  # one live driver per search; refused while another runs
     interrupted = interrupt_unfinished(store, sid) if config.resume else 0
     finished = finished_trials(store, sid)
     references = for_space(space, config.references) if config.references else {}
