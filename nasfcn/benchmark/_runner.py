@@ -100,7 +100,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
             console.print(f"resuming: {interrupted} interrupted runs are run again")
         was_interrupted = False
         if plan:
-            start_ray(config.ray_address)
+            start_ray(config.ray_address, folder)
             lookup = _lookup(store) if config.cache else None
             settings = TrialSettings(
                 data=config.datasets[0],
