@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from nasfcn.benchmark._results import benchmark_results
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.search._driver import TrialRun, log_to_file, run_trials, shippable, start_ray, trial_device
+from nasfcn.search._lease import driver_lease
 from nasfcn.search._searcher import PlannedRun, PlanSearch
 from nasfcn.search._trainable import TrialSettings
 from nasfcn.store import (
@@ -40,6 +42,11 @@ log = logging.getLogger("nasfcn.benchmark")
 
 def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> BenchmarkSummary:
     """Run (or resume) a benchmark; every run lands in the database as it happens."""
+    with ExitStack() as held:  # the benchmark's lease, once it is registered
+        return _run_benchmark(config, console, held)
+
+
+def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitStack) -> BenchmarkSummary:
     started = time.monotonic()
     console = console or Console(quiet=config.quiet)
     store = open_store(config.db)
@@ -76,6 +83,7 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
         kind="benchmark",
         resume=config.resume,
     )
+    held.enter_context(driver_lease(store, sid))  # one live driver per benchmark, as for searches
     interrupted = interrupt_unfinished(store, sid) if config.resume else 0
     finished = finished_trials(store, sid)
     plan = _plan(archs, config, finished)
@@ -92,7 +100,7 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
             console.print(f"resuming: {interrupted} interrupted runs are run again")
         was_interrupted = False
         if plan:
-            start_ray(config.ray_address)
+            start_ray(config.ray_address, folder)
             lookup = _lookup(store) if config.cache else None
             settings = TrialSettings(
                 data=config.datasets[0],

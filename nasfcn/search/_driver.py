@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,8 @@ from nasfcn.data import DataConfig, absolute_spec, is_generated, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
+from nasfcn.search._lease import driver_lease
+from nasfcn.search._ray_session import clean_leftovers, record_session, session_folder, start_watchdog
 from nasfcn.search._recorder import Progress, StoreRecorder
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import GridSearch, SpaceSearch
@@ -43,6 +45,7 @@ from nasfcn.store import (
 log = logging.getLogger("nasfcn.search")
 _RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
+_WATCHDOGS: list[Any] = []  # the local Ray's watchdog: its stdin closes when this process ends
 
 
 def default_name(space_name: str) -> str:
@@ -55,6 +58,16 @@ def run_search(
     _failure_injection: dict[str, str] | None = None,
 ) -> SearchSummary:
     """Run (or resume) a search; every trial lands in the database as it happens."""
+    with ExitStack() as held:  # the search's lease, once it is registered
+        return _run_search(config, console, _failure_injection, held)
+
+
+def _run_search(
+    config: SearchConfig,
+    console: Console | None,
+    _failure_injection: dict[str, str] | None,
+    held: ExitStack,
+) -> SearchSummary:
     started = time.monotonic()
     console = console or Console(quiet=config.quiet)
     store = open_store(config.db)
@@ -85,6 +98,7 @@ def run_search(
         recipe=recipe_dict,
         resume=config.resume,
     )
+    held.enter_context(driver_lease(store, sid))  # one live driver per search; refused while another runs
     interrupted = interrupt_unfinished(store, sid) if config.resume else 0
     finished = finished_trials(store, sid)
     references = for_space(space, config.references) if config.references else {}
@@ -179,7 +193,7 @@ def _tune(
     failure_injection: dict[str, str] | None,
 ) -> bool:
     """Run the trials still to do; True when the user interrupted."""
-    start_ray(config.ray_address)
+    start_ray(config.ray_address, folder)
     first_number = next_trial_number(store, sid)
 
     def lookup(genotype: Genotype) -> dict[str, Any] | None:
@@ -354,13 +368,20 @@ def _ctrl_c_watch() -> Iterator[_CtrlC]:
         signal.signal(signal.SIGINT, previous)
 
 
-def start_ray(address: str | None) -> None:
-    """Connect to the cluster at ``address``, or start a quiet local Ray (no dashboard)."""
+def start_ray(address: str | None, run_folder: Path | None = None) -> None:
+    """Connect to the cluster at ``address``, or start a quiet local Ray (no dashboard).
+
+    A local Ray gets a session folder of its own and a watchdog that stops it when this
+    process dies; with ``run_folder`` it is recorded there, and what a killed earlier driver
+    of the same run left behind is stopped first.
+    """
     import ray
 
     # Tune's own console output and checkpoint-sync warnings: the live view replaces them.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if run_folder is not None and (left := clean_leftovers(run_folder)):
+        log.info("stopped %d processes of the local Ray a killed earlier driver left", len(left))
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -377,7 +398,11 @@ def start_ray(address: str | None) -> None:
         # A local Ray keeps Ray's default token authentication; the notice that it is on
         # would only clutter the live view.
         logging.getLogger(_RAY_AUTH_LOGGER).setLevel(logging.ERROR)
-        ray.init(num_cpus=os.cpu_count(), **options)
+        folder = session_folder()
+        _WATCHDOGS.append(start_watchdog(folder))  # kept open for as long as this process lives
+        if run_folder is not None:
+            record_session(run_folder, folder, _WATCHDOGS[-1])
+        ray.init(num_cpus=os.cpu_count(), _temp_dir=folder, **options)
     log.info("Ray: %s", ray.cluster_resources())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,9 @@ class Store:
         if self.backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Runs in every guarded transaction before it commits and may refuse it (a driver's
+        # lease fence: see nasfcn.store._leases.fence_writes).
+        self.guard: Callable[[Session], None] | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.masked_url!r})"
@@ -117,11 +120,13 @@ class Store:
 
     # -- sessions ----------------------------------------------------------------------
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
+    def session_scope(self, guarded: bool = True) -> Iterator[Session]:
         """The one place writes happen: commit on success, roll back on any error."""
         session = self._sessions()
         try:
             yield session
+            if guarded and self.guard is not None:
+                self.guard(session)
             session.commit()
         except SQLAlchemyError as err:
             session.rollback()

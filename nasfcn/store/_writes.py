@@ -294,6 +294,9 @@ def finish_trial(
 ) -> None:
     """Mark a trial finished (or interrupted); its best/final metrics come from its epochs."""
     _check_status(status)
+    if cached_from is not None and cached_from == trial_id:
+        # Only two drivers sharing one search's trial numbers could ask for this (see leases).
+        raise StoreError(f"trial {trial_id} cannot be cached from itself: cached_from must be another trial")
     with store.session_scope() as session:
         trial = _trial(session, trial_id)
         trial.status = status

@@ -282,6 +282,17 @@ def test_reuse_lookup_matches_network_dataset_and_recipe(db_url: str) -> None:
     assert row["cached_from"] == trial
 
 
+def test_a_trial_is_never_cached_from_itself(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "a", "shapes")
+    trial = _trial(store, search, 0, [0.5])
+    with pytest.raises(StoreError, match=f"trial {trial} cannot be cached from itself"):
+        finish_trial(store, trial, "cached", cached_from=trial)
+    row = leaderboard_frame(store, "a").set_index("trial_id").loc[trial]
+    assert row["status"] == "completed"
+    assert pd.isna(row["cached_from"])
+
+
 def test_search_names_are_unique_unless_resumed(db_url: str) -> None:
     store = open_store(db_url)
     search = create_search(store, "a", "shapes")
