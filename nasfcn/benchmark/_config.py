@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from nasfcn.search._config import checkpoint_storage, default_concurrency, run_folder
+from nasfcn.search._config import checkpoint_storage, default_concurrency, masked_locations, run_folder
 from nasfcn.train import TrainRecipe
 
 
@@ -76,11 +76,7 @@ class BenchmarkConfig:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["archs"], data["datasets"] = list(self.archs), list(self.datasets)
-        if data.get("db"):
-            from nasfcn.store import mask_url
-
-            data["db"] = mask_url(data["db"])
-        return data
+        return masked_locations(data)
 
 
 @dataclass(frozen=True)

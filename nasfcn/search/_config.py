@@ -51,6 +51,19 @@ def is_uri(location: str) -> bool:
     return bool(sep) and len(scheme) > 1 and scheme != "file"
 
 
+def masked_locations(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with credentials masked in its URLs: it is stored in the database and shown."""
+    from nasfcn.store import mask_text, mask_url
+
+    masked = dict(config)
+    if masked.get("db"):
+        masked["db"] = mask_url(masked["db"])
+    for key in ("storage_path", "ray_address"):  # s3://key:secret@bucket works in pyarrow
+        if masked.get(key):
+            masked[key] = mask_text(masked[key])
+    return masked
+
+
 class SearchConfigError(ValueError):
     """A search option is invalid; the message names it and what is allowed."""
 
@@ -176,11 +189,7 @@ class SearchConfig:
         data = asdict(self)
         data["objectives"] = list(self.objectives)
         data["references"] = list(self.references)
-        if data.get("db"):
-            from nasfcn.store import mask_url
-
-            data["db"] = mask_url(data["db"])
-        return data
+        return masked_locations(data)
 
     def default_concurrency(self) -> int:
         return default_concurrency(self.concurrency, self.cpus_per_trial)

@@ -34,6 +34,7 @@ from nasfcn.store import (
     get_search,
     interrupt_unfinished,
     leaderboard_frame,
+    mask_text,
     next_trial_number,
     open_store,
     reusable_result,
@@ -111,7 +112,8 @@ def run_search(
             + (f", plus references {', '.join(references)}" if references else "")
         )
         console.print(
-            f"results: {store.masked_url}   logs: {folder}   checkpoints: {config.checkpoint_storage(name)}"
+            f"results: {store.masked_url}   logs: {folder}   "
+            f"checkpoints: {mask_text(config.checkpoint_storage(name))}"
         )
         if config.resume:
             console.print(

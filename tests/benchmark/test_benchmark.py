@@ -209,6 +209,13 @@ def test_invalid_benchmark_options_are_refused(tmp_path) -> None:
         _config(tmp_path, archs=())
 
 
+def test_the_stored_config_holds_no_credential() -> None:
+    config = BenchmarkConfig(
+        name="b", archs=("ref:fcn8s",), db="postgresql+psycopg://alice@db/nas?sslpassword=Zq7s3cret"
+    )
+    assert config.as_dict()["db"] == "postgresql+psycopg://alice@db/nas?sslpassword=***"
+
+
 def test_cli_errors_are_one_line(tmp_path) -> None:
     runner = CliRunner()
     missing = runner.invoke(app, ["benchmark", "--name", "x"])
