@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -47,7 +48,9 @@ RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
 
 
 def default_name(space_name: str) -> str:
-    return f"{space_name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    """``<space name>-<UTC time>``, the space name cut to a folder name's characters (see name_problem)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", space_name).lstrip(".-")[:80] or "search"
+    return f"{safe}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
 def run_search(
