@@ -14,15 +14,21 @@ ENV_VAR = "NASFCN_DB"
 MASK = "***"
 
 #: ``scheme://user:password@``; a password holding a bare ``@`` ends at the last ``@`` before the host.
+#: The password stops at the next ``://``, so a text of many URLs is read once (not once per URL).
 _USERINFO = re.compile(
-    r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*(?:@[^@\s/]*)*?)@(?=[^@\s]*(?:[\s/?]|$))"
+    r"(?<![\w+.-])(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)"
+    r"(?P<pw>(?:[^@\s:]|:(?!//))*(?:@[^@\s/]*)*?)@(?=[^@\s]*(?:[\s/?]|$))"
 )
 #: A quote inside a value; one followed by a space, ``,;)`` or the end closes the text quoted around it.
 _INNER_QUOTE = r"['\"](?=[^\s,;)'\"])"
-#: ``?key=value`` / ``&key=value`` in a URL's query (the value runs to the next ``&``).
+#: ``?key=value`` / ``&key=value`` / ``;KEY=value`` (ODBC): the value runs to the next ``&``, or
+#: to a ``?`` or ``;`` that starts another ``key=``.
 _QUERY_PARAM = re.compile(
-    r"(?P<head>[?&;](?P<key>[^=&\s?;'\"]+)=)(?P<value>(?:[^&\s'\"]|" + _INNER_QUOTE + r")*)"
+    r"(?P<head>[?&;](?P<key>[^=&\s?;'\"]+)=)"
+    r"(?P<value>(?:[^&\s'\"?;]|[?;](?![^=&\s?;'\"]+=)|" + _INNER_QUOTE + r")*)"
 )
+#: How deep percent-encoded values are decoded to look for credentials inside them.
+_MAX_DECODING = 3
 #: libpq ``key=value`` / ``key = 'quoted \' value'`` connection strings (also ``PGPASSWORD=...``).
 _KEYWORD = re.compile(
     r"(?<![\w%.&?;/-])(?P<head>(?P<key>[A-Za-z_][\w.-]*)\s*=\s*)"
@@ -73,8 +79,12 @@ def mask_url(url: str) -> str:
 
 def mask_text(text: str) -> str:
     """Mask every credential in free text: URLs, libpq ``key=value`` strings, driver messages."""
+    return _masked(text, 0)
+
+
+def _masked(text: str, decodings: int) -> str:
     text = _USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
-    text = _QUERY_PARAM.sub(_masked_param, text)
+    text = _QUERY_PARAM.sub(lambda m: _masked_param(m, decodings), text)
     text = _KEYWORD.sub(lambda m: f"{m['head']}{MASK}" if _is_secret_key(m["key"]) else m[0], text)
     return _MAPPING.sub(_masked_mapping, text)
 
@@ -84,17 +94,17 @@ def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(unquote(key).strip()))
 
 
-def _masked_param(match: re.Match[str]) -> str:
-    """One query parameter: a secret's value masked, another's decoded value searched for nested ones."""
+def _masked_param(match: re.Match[str], decodings: int) -> str:
+    """One query parameter: a secret's value masked, an encoded one decoded and searched for more."""
     if _is_secret_key(match["key"]):
         return f"{match['head']}{MASK}"
     raw = match["value"]
     value = unquote(raw.replace("+", " "))
-    inner = mask_text(value)
+    if value == raw or decodings >= _MAX_DECODING:  # plain text was searched with the rest
+        return match[0]
+    inner = _masked(value, decodings + 1)
     if inner == value:
         return match[0]
-    if value == raw:
-        return f"{match['head']}{inner}"
     return f"{match['head']}{quote(inner, safe=MASK + ''.join(set(raw) - set('%+')))}"  # encoded as it was
 
 

@@ -107,6 +107,13 @@ def test_mask_text_masks_credentials_in_free_text(message: str) -> None:
     assert mask_text(masked) == masked
 
 
+def test_long_and_deeply_nested_text_is_masked_without_failing() -> None:
+    nested = "?a=" * 5000 + "password=Zq7s3cret"  # 5000 nested parameters: no recursion per level
+    assert mask_text(nested) == nested.replace(SECRET, "***")
+    many = "postgresql://alice:Zq7s3cret@db/" * 2000
+    assert SECRET not in mask_text(many)
+
+
 @pytest.mark.parametrize("kept", KEPT)
 def test_what_is_no_credential_is_kept(kept: str) -> None:
     assert mask_url(kept) == kept
