@@ -433,6 +433,8 @@ class _Reader:
             raise BundleError(
                 f"{path}: no such bundle; make one with `nasfcn export --search NAME --out {path}`"
             )
+        else:
+            _refuse_links_out(path)
 
     def names(self) -> tuple[str, ...]:
         if self._zip is not None:
@@ -449,6 +451,18 @@ class _Reader:
             return json.loads(self.bytes(name).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise BundleError(f"{self.path / name}: not valid JSON ({err}); {REEXPORT}") from err
+
+
+def _refuse_links_out(folder: Path) -> None:
+    """A bundle file that is a symlink out of its folder is refused: a bundle is its folder."""
+    inside = folder.resolve()
+    for name in BUNDLE_FILES:
+        target = (folder / name).resolve()
+        if (folder / name).exists() and not target.is_relative_to(inside):
+            raise BundleError(
+                f"{folder / name}: a link to {target}, outside the bundle folder; copy the file "
+                f"into the bundle (links that stay inside it are fine) or {REEXPORT}"
+            )
 
 
 def read_info(path: str | Path) -> tuple[BundleInfo, _Reader]:

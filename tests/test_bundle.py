@@ -271,3 +271,22 @@ def test_a_bundle_with_a_broken_recipe_names_it(bundle: Path) -> None:
 def test_a_bundle_copy_is_still_a_bundle(bundle: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(bundle, tmp_path / "copy")
     assert load_bundle(copy)[1].arch_id == load_bundle(bundle)[1].arch_id
+
+
+@pytest.mark.parametrize("name", [GENOTYPE_FILE, WEIGHTS_FILE, "metrics.json"])
+def test_a_bundle_file_linked_out_of_the_folder_is_refused(bundle: Path, tmp_path: Path, name: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (bundle / name).rename(elsewhere / name)
+    (bundle / name).symlink_to(elsewhere / name)
+    with pytest.raises(BundleError) as info:
+        load_bundle(bundle)
+    assert f"{bundle / name}: a link to {elsewhere / name}, outside the bundle folder" in str(info.value)
+
+
+def test_links_that_stay_inside_the_bundle_are_followed(bundle: Path, tmp_path: Path) -> None:
+    (bundle / "originals").mkdir()
+    (bundle / WEIGHTS_FILE).rename(bundle / "originals" / WEIGHTS_FILE)
+    (bundle / WEIGHTS_FILE).symlink_to(Path("originals") / WEIGHTS_FILE)
+    (tmp_path / "linked_bundle").symlink_to(bundle)  # the bundle folder itself may be a link
+    assert load_bundle(tmp_path / "linked_bundle")[1].files == load_bundle(bundle)[1].files

@@ -8,7 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from nasfcn.search._config import checkpoint_storage, default_concurrency, run_folder
+from nasfcn.search._config import (
+    checkpoint_storage,
+    default_concurrency,
+    masked_locations,
+    name_problem,
+    run_folder,
+)
 from nasfcn.train import TrainRecipe
 
 
@@ -45,8 +51,8 @@ class BenchmarkConfig:
         object.__setattr__(self, "archs", tuple(self.archs))
         object.__setattr__(self, "datasets", tuple(self.datasets))
         problems = []
-        if not self.name.strip():
-            problems.append("--name must not be empty")
+        if problem := name_problem(self.name):
+            problems.append(problem)
         if not self.archs and not self.resume:  # a resume runs the stored architectures
             problems.append("--archs names no architecture (e.g. ref:fcn8s,search:demo:top3)")
         if not self.datasets:
@@ -76,11 +82,7 @@ class BenchmarkConfig:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["archs"], data["datasets"] = list(self.archs), list(self.datasets)
-        if data.get("db"):
-            from nasfcn.store import mask_url
-
-            data["db"] = mask_url(data["db"])
-        return data
+        return masked_locations(data)
 
 
 @dataclass(frozen=True)

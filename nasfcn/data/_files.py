@@ -86,16 +86,42 @@ def read_classes(path: Path) -> tuple[str, ...]:
 
 def read_split(path: Path) -> list[str]:
     """A split file: one sample id (file stem) per line; blank lines and ``#`` skipped."""
+    return [sample_id for _, sample_id in read_split_lines(path)]
+
+
+def read_split_lines(path: Path) -> list[tuple[int, str]]:
+    """A split file's ids with their (1-based) line numbers, so errors can name the line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(f"{path}: cannot read split ({err}); save it as UTF-8 text") from err
-    ids = [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
+    kept = [(number, line.split("#", 1)[0].strip()) for number, line in enumerate(lines, 1)]
     # VOC-style lines may carry a second column; an id never contains spaces.
-    ids = [i.split()[0] for i in ids]
-    if not ids:
+    entries = [(number, text.split()[0]) for number, text in kept if text]
+    if not entries:
         raise DatasetError(f"{path}: the split is empty; list one sample id (file stem) per line")
-    return ids
+    return entries
+
+
+def _is_plain_id(sample_id: str) -> bool:
+    """A sample id names a file in its folder: no path separators, not ``.`` or ``..``."""
+    return sample_id not in (".", "..") and not any(c in sample_id for c in "/\\\0")
+
+
+def _inside_root(pairs: Iterable[Pair], root: Path, problems: list[str]) -> list[Pair]:
+    """The pairs whose files stay inside ``root``; a symlink out of it is a problem, not followed."""
+    inside = root.resolve()
+    kept = []
+    for pair in pairs:
+        outside = [p for p in (pair.image, pair.mask) if not p.resolve().is_relative_to(inside)]
+        for path in outside:
+            problems.append(
+                f"{_rel(path, root)}: a link to {path.resolve()}, outside the dataset folder {inside}; "
+                f"copy the file into the dataset (links that stay inside it are fine)"
+            )
+        if not outside:
+            kept.append(pair)
+    return kept
 
 
 def _decode(
@@ -184,6 +210,7 @@ def load_pairs(
     Class names default to ``class_0 .. class_{max label}``.
     """
     num_classes = len(class_names) if class_names else None
+    train, val = _inside_root(train, root, problems), _inside_root(val, root, problems)
     train_images, train_masks, train_labels = _decode(
         train, config.train_cache_size, num_classes, root, problems
     )
@@ -247,7 +274,13 @@ def load_voc(argument: str | None, config: DataConfig) -> Source:
             problems.append(f"{_rel(split_file, root)}: missing; list the {split} image ids, one per line")
             continue
         pairs = []
-        for name in read_split(split_file):
+        for line, name in read_split_lines(split_file):
+            if not _is_plain_id(name):
+                problems.append(
+                    f"{_rel(split_file, root)}, line {line}: {name!r} is a path, not an image id; "
+                    f"list ids of files in JPEGImages/ (e.g. 2007_000032), without folders"
+                )
+                continue
             image = _find_image(images_dir, name)
             mask = masks_dir / f"{name}.png"
             if image is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,22 @@ REPORTED = {
     "flops": "flops",
     "peak_memory_mb": "peak_memory_mb",
 }
+
+
+#: A search or benchmark name names its folder, runs/<name>: one plain folder name, never a path.
+NAME_CHARACTERS = "letters, digits, '.', '_' and '-'"
+NAME_MAX_LENGTH = 100
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def name_problem(name: str, option: str = "--name") -> str | None:
+    """Why ``name`` cannot name a run folder, or None (``../x`` would write outside runs/)."""
+    if _NAME.fullmatch(name) and len(name) <= NAME_MAX_LENGTH:
+        return None
+    return (
+        f"{option} {name!r} cannot name a run folder: use 1 to {NAME_MAX_LENGTH} {NAME_CHARACTERS}, "
+        "not starting with '.' or '-'"
+    )
 
 
 def default_concurrency(concurrency: int | None, cpus_per_trial: float) -> int:
@@ -49,6 +66,19 @@ def is_uri(location: str) -> bool:
     """A remote location such as s3://bucket/path (file:// and Windows drives are local)."""
     scheme, sep, _ = location.partition("://")
     return bool(sep) and len(scheme) > 1 and scheme != "file"
+
+
+def masked_locations(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with credentials masked in its URLs: it is stored in the database and shown."""
+    from nasfcn.store import mask_text, mask_url
+
+    masked = dict(config)
+    if masked.get("db"):
+        masked["db"] = mask_url(masked["db"])
+    for key in ("storage_path", "ray_address"):  # s3://key:secret@bucket works in pyarrow
+        if masked.get(key):
+            masked[key] = mask_text(masked[key])
+    return masked
 
 
 class SearchConfigError(ValueError):
@@ -136,8 +166,8 @@ class SearchConfig:
             problems.append(
                 f"unknown reference {', '.join(map(repr, unknown))}; valid: {', '.join(REFERENCES.names())}"
             )
-        if self.name is not None and not self.name.strip():
-            problems.append("--name must not be empty")
+        if self.name is not None and (problem := name_problem(self.name)):
+            problems.append(problem)
         if problems:
             raise SearchConfigError("invalid search options:\n  " + "\n  ".join(problems))
 
@@ -176,11 +206,7 @@ class SearchConfig:
         data = asdict(self)
         data["objectives"] = list(self.objectives)
         data["references"] = list(self.references)
-        if data.get("db"):
-            from nasfcn.store import mask_url
-
-            data["db"] = mask_url(data["db"])
-        return data
+        return masked_locations(data)
 
     def default_concurrency(self) -> int:
         return default_concurrency(self.concurrency, self.cpus_per_trial)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -36,6 +37,7 @@ from nasfcn.store import (
     get_search,
     interrupt_unfinished,
     leaderboard_frame,
+    mask_text,
     next_trial_number,
     open_store,
     reusable_result,
@@ -49,7 +51,9 @@ _WATCHDOGS: list[Any] = []  # the local Ray's watchdog: its stdin closes when th
 
 
 def default_name(space_name: str) -> str:
-    return f"{space_name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    """``<space name>-<UTC time>``, the space name cut to a folder name's characters (see name_problem)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", space_name).lstrip(".-")[:80] or "search"
+    return f"{safe}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
 def run_search(
@@ -125,7 +129,8 @@ def _run_search(
             + (f", plus references {', '.join(references)}" if references else "")
         )
         console.print(
-            f"results: {store.masked_url}   logs: {folder}   checkpoints: {config.checkpoint_storage(name)}"
+            f"results: {store.masked_url}   logs: {folder}   "
+            f"checkpoints: {mask_text(config.checkpoint_storage(name))}"
         )
         if config.resume:
             console.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -207,6 +208,22 @@ def test_invalid_benchmark_options_are_refused(tmp_path) -> None:
         _config(tmp_path, datasets=("shapes", "shapes"))
     with pytest.raises(BenchmarkError, match="--archs"):
         _config(tmp_path, archs=())
+
+
+@pytest.mark.parametrize("name", ["../../escaped_name", "..", ".hidden", "a/b"])
+def test_a_name_that_is_no_plain_folder_name_is_refused(tmp_path, name: str) -> None:
+    with pytest.raises(BenchmarkError, match=f"--name '{re.escape(name)}' cannot name a run folder"):
+        _config(tmp_path, name=name)
+    result = CliRunner().invoke(app, ["benchmark", "--name", name, "--archs", "ref:fcn8s"])
+    assert result.exit_code == 2
+    assert "cannot name a run folder" in result.stderr
+
+
+def test_the_stored_config_holds_no_credential() -> None:
+    config = BenchmarkConfig(
+        name="b", archs=("ref:fcn8s",), db="postgresql+psycopg://alice@db/nas?sslpassword=Zq7s3cret"
+    )
+    assert config.as_dict()["db"] == "postgresql+psycopg://alice@db/nas?sslpassword=***"
 
 
 def test_cli_errors_are_one_line(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +282,55 @@ def test_voc_image_content_is_cached_once(make_voc, monkeypatch):
     for index in range(len(bundle.train)):
         bundle.train[index]
     assert np.isfinite(bundle.val[1][0].numpy()).all()
+
+
+# --- paths and links that leave the dataset --------------------------------------------
+
+
+def test_voc_split_entry_naming_a_path_is_refused(make_voc, write_image, write_mask, tmp_path):
+    root = make_voc()
+    write_image(tmp_path / "outside" / "x.jpg")  # what ../../outside/x would reach
+    write_mask(tmp_path / "outside" / "x.png", palette=True)
+    split = root / "ImageSets" / "Segmentation" / "train.txt"
+    split.write_text(split.read_text() + "../../outside/x\n")
+    message = load_error(f"voc:{root}")
+    assert "ImageSets/Segmentation/train.txt, line 4: '../../outside/x' is a path" in message
+
+
+@pytest.mark.parametrize("entry", ["..", "/etc/passwd", "a\\b"])
+def test_voc_split_entries_with_separators_are_refused(make_voc, entry):
+    root = make_voc()
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text(f"2007_000004\n{entry}\n")
+    assert f"val.txt, line 2: {entry!r} is a path" in load_error(f"voc:{root}")
+
+
+def test_folder_image_linked_out_of_the_dataset_is_refused(make_folder, write_image, tmp_path):
+    root = make_folder()
+    write_image(tmp_path / "outside" / "private.png")
+    (root / "images" / "img02.png").unlink()
+    (root / "images" / "img02.png").symlink_to(tmp_path / "outside" / "private.png")
+    message = load_error(f"folder:{root}")
+    assert "images/img02.png: a link to" in message
+    assert "outside the dataset folder" in message
+
+
+def test_voc_mask_linked_out_of_the_dataset_is_refused(make_voc, write_mask, tmp_path):
+    root = make_voc()
+    write_mask(tmp_path / "outside" / "mask.png", (0, 15, 20), palette=True)
+    (root / "SegmentationClass" / "2007_000005.png").unlink()
+    (root / "SegmentationClass" / "2007_000005.png").symlink_to(tmp_path / "outside" / "mask.png")
+    assert "SegmentationClass/2007_000005.png: a link to" in load_error(f"voc:{root}")
+
+
+def test_links_that_stay_inside_the_dataset_are_followed(make_folder, make_voc, tmp_path):
+    root = make_folder()
+    (root / "originals").mkdir()
+    (root / "images" / "img01.png").rename(root / "originals" / "img01.png")
+    (root / "images" / "img01.png").symlink_to(Path("..") / "originals" / "img01.png")
+    (tmp_path / "linked_root").symlink_to(root)  # the root itself may be a link
+    bundle = load_dataset(f"folder:{tmp_path / 'linked_root'}", **SMALL)
+    assert len(bundle.train) + len(bundle.val) == 6
+    voc = make_voc()
+    (voc / "SegmentationClass" / "2007_000001.png").rename(voc / "2007_000001.png")
+    (voc / "SegmentationClass" / "2007_000001.png").symlink_to(voc / "2007_000001.png")
+    assert len(load_dataset(f"voc:{voc}", **SMALL).train) == 3

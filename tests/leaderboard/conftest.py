@@ -50,7 +50,8 @@ BENCH_DATASETS = ("shapes", "digits")
 def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> str:
     """URL of a SQLite database holding two real tiny searches on a local Ray: ``tiny`` (ASHA,
     a parameter budget that rejects some candidates) and one named ``XSS_NAME`` (whose trials
-    reuse ``tiny``'s results), plus a failed trial in the latter whose error is markup; and
+    reuse ``tiny``'s results; run as ``xss`` and renamed in the database, as no search may
+    be named so), plus a failed trial in the latter whose error is markup; and
     the real tiny benchmark ``bench`` (``BENCH_ARCHS`` x ``BENCH_DATASETS`` x 2 seeds, 1 epoch)."""
     from nasfcn.benchmark import BenchmarkConfig, run_benchmark
     from nasfcn.search import SearchConfig, run_search
@@ -60,7 +61,7 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> st
     space = root / "board.yaml"
     space.write_text(SPACE)
     url = f"sqlite:///{root / 'nasfcn.db'}"
-    for name, trials in (("tiny", 5), (XSS_NAME, 2)):
+    for name, trials in (("tiny", 5), ("xss", 2)):
         run_search(
             SearchConfig(
                 space=str(space),
@@ -98,8 +99,22 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> st
             quiet=True,
         )
     )
+    _rename_search(url, "xss", XSS_NAME)
     _add_failed_trial(url, XSS_NAME, XSS_ERROR)
     return url
+
+
+def _rename_search(url: str, old: str, new: str) -> None:
+    """A search name a search can no longer be given (it names a folder), as another tool may write it."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            rename = text("UPDATE searches SET name = :new WHERE name = :old")
+            connection.execute(rename, {"new": new, "old": old})
+    finally:
+        engine.dispose()
 
 
 def _add_failed_trial(url: str, search: str, error: str) -> None:
