@@ -10,7 +10,17 @@ from nasfcn.store._benchmarks import (
     seed_spread_frame,
     spread_recipe,
 )
-from nasfcn.store._engine import SchemaOutdatedError, Store, StoreError, head_revision, open_store
+from nasfcn.store._engine import (
+    RETRY_ENV_VAR,
+    DatabaseUnavailableError,
+    RetryPolicy,
+    SchemaOutdatedError,
+    Store,
+    StoreError,
+    TransientStoreError,
+    head_revision,
+    open_store,
+)
 from nasfcn.store._queries import (
     LEADERBOARD_COLUMNS,
     OBJECTIVES,
@@ -58,15 +68,19 @@ __all__ = [
     "LEADERBOARD_COLUMNS",
     "OBJECTIVES",
     "RESULT_STATUSES",
+    "RETRY_ENV_VAR",
     "SEARCH_STATUSES",
     "TRIAL_STATUSES",
     "DatabaseURLError",
+    "DatabaseUnavailableError",
     "NoSuchSearchError",
     "NoSuchTrialError",
+    "RetryPolicy",
     "SchemaOutdatedError",
     "SearchExistsError",
     "Store",
     "StoreError",
+    "TransientStoreError",
     "architecture_genotype",
     "benchmark_runs_frame",
     "best_per_architecture",
