@@ -10,7 +10,9 @@ reporting every epoch (ASHA's signal) and attaching the best checkpoint when it 
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,8 @@ class TrialSettings:
     max_latency_ms: float | None
     device: str
     threads: int
-    failure_injection: dict[str, str] | None = None  # arch_id -> "raise" | "diverge" (tests only)
+    # arch_id -> "raise" | "diverge" | "disk_full" (its checkpoint meets a full disk); tests only
+    failure_injection: dict[str, str] | None = None
 
 
 def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +132,8 @@ def train_candidate(
             miou = metrics.get("val_miou")
             if miou is not None and miou > best["miou"]:
                 best["miou"] = miou
+                if injected == "disk_full":
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(result)
