@@ -78,6 +78,7 @@ DbOption = Annotated[
 ]
 
 EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 1  # the machine stopped the command (database unreachable, disk full)
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -446,7 +447,7 @@ def search(
     """
     from nasfcn.data import DatasetError
     from nasfcn.registry import UnknownChoiceError
-    from nasfcn.search import SearchConfig, SearchConfigError, run_search
+    from nasfcn.search import SearchConfig, SearchConfigError, SearchStoppedError, run_search
     from nasfcn.store import DatabaseURLError, StoreError, mask_text
     from nasfcn.train import TrainRecipe
 
@@ -485,6 +486,8 @@ def search(
         summary = run_search(config, console=console)
     except SpaceError as err:
         raise _fail(str(err)) from None
+    except SearchStoppedError as err:
+        raise _fail(mask_text(str(err)), EXIT_ENVIRONMENT) from None
     except (SearchConfigError, DatasetError, UnknownChoiceError, StoreError, DatabaseURLError) as err:
         raise _fail(mask_text(str(err))) from None
     counts = summary.counts

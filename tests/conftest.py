@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +68,63 @@ def store_tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     yield opened
     for store in opened:
         store.dispose()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL server of one test's own, which the test may stop and start
+    (the shared server of the storage tests must never be stopped)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="nasfcn-pg-"))  # short: socket paths are limited
+        self.data, self.sockets = self.root / "data", self.root / "sock"
+        self.data.mkdir()
+        self.sockets.mkdir()
+        self.runner: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            for path in (self.root, self.data, self.sockets):
+                shutil.chown(path, "postgres")
+            self.runner = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._pg([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"])
+
+    def _pg(self, command: list[str]) -> None:
+        subprocess.run([*self.runner, *command], check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "log")
+        self._pg([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l", log, "start"])
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are cut, as when a server restarts."""
+        self._pg([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def remove(self) -> None:
+        subprocess.run(
+            [*self.runner, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresCluster]:
+    """A running PostgreSQL cluster of this test's own (Debian's postgresql 15 binaries)."""
+    if not (PG_BIN / "initdb").exists():
+        message = f"needs PostgreSQL server binaries in {PG_BIN} (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail("CI must test database faults for real: " + message)
+        pytest.skip(message)
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()

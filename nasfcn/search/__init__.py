@@ -9,6 +9,7 @@ from nasfcn.search._config import (
     STRATEGIES,
     SearchConfig,
     SearchConfigError,
+    SearchStoppedError,
     SearchSummary,
 )
 from nasfcn.search._driver import run_search
@@ -21,6 +22,7 @@ __all__ = [
     "STRATEGIES",
     "SearchConfig",
     "SearchConfigError",
+    "SearchStoppedError",
     "SearchSummary",
     "run_search",
 ]

@@ -85,6 +85,11 @@ class SearchConfigError(ValueError):
     """A search option is invalid; the message names it and what is allowed."""
 
 
+class SearchStoppedError(RuntimeError):
+    """The machine stopped the search (database unreachable, disk full), not the input:
+    finished trials are saved and ``--resume`` continues; the CLI exits with code 1."""
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything ``run_search`` needs; the CLI's options map one to one onto these fields."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +23,18 @@ from rich.live import Live
 from nasfcn.data import DataConfig, absolute_spec, is_generated, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
-from nasfcn.search._config import SearchConfig, SearchConfigError, SearchSummary
+from nasfcn.search._config import SearchConfig, SearchConfigError, SearchStoppedError, SearchSummary
 from nasfcn.search._lease import driver_lease
 from nasfcn.search._ray_session import clean_leftovers, record_session, session_folder, start_watchdog
-from nasfcn.search._recorder import Progress, StoreRecorder
+from nasfcn.search._recorder import DiskFullError, Progress, StoreRecorder
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import GridSearch, SpaceSearch
 from nasfcn.search._trainable import TrialSettings, train_candidate
 from nasfcn.space import load_space, size_text
 from nasfcn.store import (
+    DatabaseUnavailableError,
     Store,
+    StoreError,
     create_search,
     epochs_frame,
     finished_trials,
@@ -140,21 +144,24 @@ def _run_search(
             console.print("nothing left to run")
             set_search_status(store, sid, "completed")
             return _summary(store, sid, name, folder, started, interrupted=False)
-        was_interrupted = _tune(
-            config,
-            space,
-            store,
-            sid,
-            folder,
-            recipe_dict,
-            data_options,
-            bundle,
-            finished,
-            remaining,
-            pending_references,
-            console,
-            _failure_injection,
-        )
+        try:
+            was_interrupted = _tune(
+                config,
+                space,
+                store,
+                sid,
+                folder,
+                recipe_dict,
+                data_options,
+                bundle,
+                finished,
+                remaining,
+                pending_references,
+                console,
+                _failure_injection,
+            )
+        except (DatabaseUnavailableError, DiskFullError) as err:
+            raise _stopped(store, sid, name, err) from None
         left = interrupt_unfinished(store, sid)
         if was_interrupted:
             set_search_status(store, sid, "interrupted")
@@ -165,6 +172,22 @@ def _run_search(
         else:
             set_search_status(store, sid, "completed")
         return _summary(store, sid, name, folder, started, interrupted=was_interrupted)
+
+
+def _stopped(store: Store, sid: int, name: str, fault: Exception) -> SearchStoppedError:
+    """Ray's trials are stopped; mark what ran interrupted (one try, no retries) and say how to go on."""
+    log.error("search stopped: %s", fault)
+    try:
+        interrupt_unfinished(store, sid)
+        set_search_status(store, sid, "interrupted")
+        statuses = "the search and its running trials are marked interrupted"
+    except StoreError:
+        statuses = "the database is still unreachable, so --resume will mark the running trials interrupted"
+    advice = "free space, then continue" if isinstance(fault, DiskFullError) else "continue"
+    return SearchStoppedError(
+        f"{fault}: search stopped; finished trials are saved; {statuses}; "
+        f"{advice} with nasfcn search --resume --name {name}"
+    )
 
 
 def _resumed(config: SearchConfig, store: Store) -> SearchConfig:
@@ -202,7 +225,9 @@ def _tune(
     first_number = next_trial_number(store, sid)
 
     def lookup(genotype: Genotype) -> dict[str, Any] | None:
-        found = reusable_result(store, genotype, config.data, recipe_dict)
+        found = store.retrying(
+            lambda: reusable_result(store, genotype, config.data, recipe_dict), "looking up a cached result"
+        )
         if found is not None:
             log.info("reusing trial %s for %s", found["trial_id"], genotype.arch_id)
         return found
@@ -312,7 +337,14 @@ def run_trials(run: TrialRun, console: Console) -> bool:
     progress = Progress(requested=run.finished_before + run.num_samples, finished_before=run.finished_before)
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
         recorder = StoreRecorder(
-            run.store, run.search_id, run.settings.data, run.settings.recipe, run.epochs, progress, live
+            run.store,
+            run.search_id,
+            run.settings.data,
+            run.settings.recipe,
+            run.epochs,
+            progress,
+            live,
+            storage_path=run.storage_path,
         )
         tuner = tune.Tuner(
             trainable,
@@ -338,7 +370,19 @@ def run_trials(run: TrialRun, console: Console) -> bool:
                 tuner.fit()
             except KeyboardInterrupt:
                 watch.hit = True
+            except Exception as err:
+                # Tune stops every trial, then re-raises what the recorder raised (as a TuneError
+                # holding the traceback as text when it came from a trial's result or error).
+                if recorder.failure is not None:
+                    raise recorder.failure from None
+                if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # Ray's own files
+                    raise DiskFullError(
+                        f"no space left on {run.storage_path} (--storage-path): {err}"
+                    ) from None
+                raise
         live.update(progress.render())
+    if recorder.failure is not None:  # a give-up Tune swallowed (in on_checkpoint) at the very end
+        raise recorder.failure
     return watch.interrupted
 
 
@@ -428,10 +472,34 @@ def _ray_logs_to_file() -> Iterator[None]:
             logger.addHandler(handler)
 
 
+class _SearchLogHandler(logging.FileHandler):
+    """The search log; when it cannot be written (a full disk) it says so once and stops,
+    instead of logging's "--- Logging error ---" and a traceback for every record."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if self.failed:
+            return
+        self.failed = True
+        error = sys.exc_info()[1]
+        sys.stderr.write(f"search log {self.baseFilename}: cannot write ({error}); no more log messages\n")
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the last flush on a full disk: already said
+            self.failed = True
+
+
 @contextmanager
 def log_to_file(path: Path) -> Iterator[None]:
     """nasfcn's and Ray's messages go to the search's log file for the length of the search."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _SearchLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     logging.getLogger("nasfcn").setLevel(logging.INFO)

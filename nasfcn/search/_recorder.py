@@ -2,17 +2,25 @@
 
 Workers only report to Ray; this callback turns trial starts, epoch results, early
 stops, completions and failures into idempotent writes, and keeps the live terminal view.
+
+Faults of the machine stop the search instead of being recorded as the candidates' fault:
+every write waits out a database that is away (``Store.retrying``); once it gives up, or a
+checkpoint finds the disk full, the callback raises, which makes Ray Tune stop every
+trial and re-raise from ``Tuner.fit()``; the driver then marks what was running interrupted.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
@@ -23,6 +31,7 @@ from rich.text import Text
 from nasfcn.genotype import Genotype
 from nasfcn.search._trainable import STATUS_KEY, trial_recipe
 from nasfcn.store import (
+    DatabaseUnavailableError,
     Store,
     finish_trial,
     mask_text,
@@ -33,12 +42,17 @@ from nasfcn.store import (
 )
 
 log = logging.getLogger("nasfcn.search")
+T = TypeVar("T")
 
 #: What Ray Tune adds to every result (bookkeeping, the trial's whole config) and what the
 #: trial_costs table already holds: none of it belongs in a trial's stored metrics.
 _NOT_METRICS = frozenset(
     {*AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID, STATUS_KEY, "cost"}
 )
+
+
+class DiskFullError(RuntimeError):
+    """A trial could not write its checkpoint: the storage path has no space left."""
 
 
 def trial_metrics(result: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +81,7 @@ class Progress:
     best_arch: str | None = None
     best_number: int | None = None
     finished_before: int = 0  # a resumed search's earlier trials
+    notice: str | None = None  # what the database is doing while a write waits for it
 
     def offer(self, miou: float | None, arch_id: str, number: int) -> None:
         """Keep the best val mIoU seen so far, with the trial that reached it."""
@@ -102,6 +117,8 @@ class Progress:
             f"elapsed {_clock(elapsed)}",
             f"remaining ~{_clock(eta)}" if math.isfinite(eta) else "remaining ?",
         )
+        if self.notice:
+            table.add_row(Text(self.notice, style="yellow"))
         return table
 
 
@@ -122,6 +139,7 @@ class StoreRecorder(Callback):
         epochs: int,
         progress: Progress,
         live: Live | None = None,
+        storage_path: str | None = None,
     ) -> None:
         self.store = store
         self.search_id = search_id
@@ -133,6 +151,9 @@ class StoreRecorder(Callback):
         self._rows: dict[str, int] = {}  # Ray trial id -> trials.id
         self._costed: set[str] = set()
         self._finished: set[str] = set()
+        self.storage_path = storage_path  # where checkpoints go: named when the disk is full
+        self._checkpoint_bytes = 0  # the largest checkpoint written so far: what one more needs
+        self.failure: DatabaseUnavailableError | DiskFullError | None = None  # why the search stops
 
     # Ray pickles callbacks with the experiment state; the database and the terminal stay here.
     def __getstate__(self) -> dict[str, Any]:
@@ -144,24 +165,49 @@ class StoreRecorder(Callback):
         self.live = None
 
     # -- helpers -------------------------------------------------------------------------
+    def _write(self, trial: Any, write: Callable[[], T]) -> T:
+        """One whole write under the store's retry rule; after a give-up nothing more is written.
+
+        Tune swallows what ``on_checkpoint`` raises, so every later event raises it again.
+        """
+        if self.failure is not None:
+            raise self.failure
+        try:
+            result = self.store.retrying(
+                write, f"recording trial {trial.config['number']}", on_retry=self._notice
+            )
+        except DatabaseUnavailableError as err:
+            self.failure = err
+            raise
+        if self.progress.notice is not None:
+            self._notice(None)
+        return result
+
+    def _notice(self, message: str | None) -> None:
+        self.progress.notice = message
+        self._refresh()
+
     def _row(self, trial: Any) -> int:
         if trial.trial_id not in self._rows:
             config = trial.config
             genotype = Genotype.from_json(config["genotype"])
             params = json.loads(config["params"]) if config.get("params") else None
             recipe = trial_recipe(config, self.recipe)
-            self._rows[trial.trial_id] = upsert_trial(
-                self.store,
-                self.search_id,
-                int(config["number"]),
-                genotype,
-                dataset=config.get("data") or self.dataset,
-                recipe=recipe,
-                seed=int(recipe.get("seed", 0)),
-                status="running",
-                ray_trial_id=trial.trial_id,
-                params=params,
-                reference=config.get("reference"),
+            self._rows[trial.trial_id] = self._write(
+                trial,
+                lambda: upsert_trial(
+                    self.store,
+                    self.search_id,
+                    int(config["number"]),
+                    genotype,
+                    dataset=config.get("data") or self.dataset,
+                    recipe=recipe,
+                    seed=int(recipe.get("seed", 0)),
+                    status="running",
+                    ray_trial_id=trial.trial_id,
+                    params=params,
+                    reference=config.get("reference"),
+                ),
             )
         return self._rows[trial.trial_id]
 
@@ -172,8 +218,9 @@ class StoreRecorder(Callback):
     def _finish(self, trial: Any, status: str, **details: Any) -> None:
         if trial.trial_id in self._finished:
             return
+        row = self._row(trial)
+        self._write(trial, lambda: finish_trial(self.store, row, status, **details))
         self._finished.add(trial.trial_id)
-        finish_trial(self.store, self._row(trial), status, **details)
         self.progress.running.discard(trial.trial_id)
         self.progress.counts[status] = self.progress.counts.get(status, 0) + 1
         log.info("trial %s (%s) %s", trial.config["number"], trial.trial_id, status)
@@ -190,15 +237,19 @@ class StoreRecorder(Callback):
         row = self._row(trial)
         genotype = Genotype.from_json(trial.config["genotype"])
         if trial.trial_id not in self._costed and isinstance(result.get("cost"), dict):
-            record_cost(self.store, row, result["cost"])
+            self._write(trial, lambda: record_cost(self.store, row, result["cost"]))
             self._costed.add(trial.trial_id)
         if result.get(STATUS_KEY) == "running":
-            record_epoch(self.store, row, int(result["epoch"]), trial_metrics(result))
+            metrics = trial_metrics(result)
+            self._write(trial, lambda: record_epoch(self.store, row, int(result["epoch"]), metrics))
             self.progress.offer(result.get("val_miou"), genotype.arch_id, int(trial.config["number"]))
             self._refresh()
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
-        set_checkpoint(self.store, self._row(trial), checkpoint_location(checkpoint))
+        row = self._row(trial)
+        self._write(trial, lambda: set_checkpoint(self.store, row, checkpoint_location(checkpoint)))
+        if checkpoint_location(checkpoint) == str(checkpoint.path):  # a local folder
+            self._checkpoint_bytes = max(self._checkpoint_bytes, _folder_bytes(Path(checkpoint.path)))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
@@ -218,7 +269,56 @@ class StoreRecorder(Callback):
         text = mask_text(str(text or "the trial failed; see the Ray logs in the search folder"))
         lines = [line for line in text.strip().splitlines() if line.strip()]
         message = _error_line(lines)
+        if _disk_full(message):  # the machine's fault: re-run on --resume, not a failed candidate
+            self._finish(trial, "interrupted", error=message, traceback=text)
+            # Raised by the next event, not here: Ray's own callbacks after this one still
+            # close the trial's files (Tune skips them when one raises).
+            self.failure = DiskFullError(self._disk_full_text(trial))
+            return
         self._finish(trial, "failed", error=message, traceback=text)
+
+    def _disk_full_text(self, trial: Any) -> str:
+        """Which path is full, what is free there, and about how much the checkpoint needs."""
+        where = self.storage_path or "the storage path"
+        free = _free_bytes(self.storage_path)
+        needed = self._checkpoint_bytes
+        if not needed and (trial.last_result or {}).get("params"):  # float32 weights + best.json
+            needed = 4 * int(trial.last_result["params"]) + 4096
+        return (
+            f"no space left on {where} (--storage-path): the checkpoint of trial "
+            f"{trial.config['number']} could not be written ({_size(free) if free is not None else '?'} free"
+            + (f"; a checkpoint of this search needs about {_size(needed)}" if needed else "")
+            + ")"
+        )
+
+
+def _disk_full(error_line: str) -> bool:
+    """A trial error that is the disk's (ENOSPC), however Ray and pyarrow word it."""
+    return f"[Errno {errno.ENOSPC}]" in error_line or "No space left on device" in error_line
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    except OSError:
+        return 0
+
+
+def _free_bytes(path: str | None) -> int | None:
+    if not path:
+        return None
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:  # a remote URI or a folder not made yet
+        return None
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"  # pragma: no cover - the loop always returns
 
 
 def _read_error(trial: Any) -> str | None:

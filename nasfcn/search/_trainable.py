@@ -12,7 +12,9 @@ best checkpoint when it improves.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,8 @@ class TrialSettings:
     max_latency_ms: float | None
     device: str
     threads: int
-    failure_injection: dict[str, str] | None = None  # arch_id -> "raise" | "diverge" (tests only)
+    # arch_id -> "raise" | "diverge" | "disk_full" (its checkpoint meets a full disk); tests only
+    failure_injection: dict[str, str] | None = None
 
 
 def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +146,8 @@ def train_candidate(
             miou = metrics.get("val_miou")
             if miou is not None and miou > best["miou"]:
                 best["miou"] = miou
+                if injected == "disk_full":
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(result)

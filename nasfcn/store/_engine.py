@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -13,12 +17,23 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nasfcn.store._url import mask_text, mask_url, resolve_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Seconds a SQLite write waits for another connection's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Seconds a PostgreSQL connection attempt may take (a server that is away answers at once).
+CONNECT_TIMEOUT_S = 10
+#: The environment variable that sets how long writes wait out an unreachable database.
+RETRY_ENV_VAR = "NASFCN_DB_RETRY_S"
+#: SQLite result codes of a write that may succeed later: BUSY, LOCKED, IOERR, FULL.
+_SQLITE_TRANSIENT = frozenset({5, 6, 10, 13})
+
+log = logging.getLogger("nasfcn.store")
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
@@ -27,6 +42,65 @@ class StoreError(RuntimeError):
 
 class SchemaOutdatedError(StoreError):
     """The database was made by another version of nasfcn."""
+
+
+class TransientStoreError(StoreError):
+    """The database was away or busy (connection refused or lost, server restarting, locked,
+    disk full): the same write may succeed later. ``reason`` is the masked driver message."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DatabaseUnavailableError(StoreError):
+    """A write kept failing with transient errors for the whole retry budget."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a write waits out a database that is away: exponential backoff in a budget.
+
+    Writes are idempotent upserts, so a retried write never duplicates a row.
+    """
+
+    budget_s: float = 90.0  # give up once this long has passed since the first failure
+    first_delay_s: float = 0.5  # wait before the first retry; doubles after each failure
+    max_delay_s: float = 10.0  # longest wait between two attempts
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first_delay_s
+        while True:
+            yield delay
+            delay = min(delay * 2, self.max_delay_s)
+
+
+def retry_policy_from_env() -> RetryPolicy:
+    """The default policy, or ``$NASFCN_DB_RETRY_S`` seconds of retries (0: never retry)."""
+    text = os.environ.get(RETRY_ENV_VAR)
+    if text is None or not text.strip():
+        return RetryPolicy()
+    try:
+        budget = float(text)
+    except ValueError:
+        budget = -1.0
+    if not 0 <= budget < float("inf"):
+        raise StoreError(f"{RETRY_ENV_VAR} must be a number of seconds >= 0, got {text!r}")
+    return RetryPolicy(budget_s=budget)
+
+
+def is_transient(err: BaseException) -> bool:
+    """A database error that may pass by itself; constraint violations and bugs never do."""
+    if isinstance(err, DisconnectionError):
+        return True
+    if not isinstance(err, DBAPIError):
+        return False
+    if err.connection_invalidated or isinstance(err, InterfaceError):
+        return True
+    if isinstance(err, OperationalError):
+        code = getattr(err.orig, "sqlite_errorcode", None)  # PostgreSQL's are about the connection
+        return code is None or code & 0xFF in _SQLITE_TRANSIENT
+    return False
 
 
 def _alembic_config() -> Config:
@@ -48,7 +122,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     cursor.close()
 
 
@@ -60,14 +134,17 @@ class Store:
         self.masked_url = mask_url(self.url)
         parsed = make_url(self.url)
         self.backend = parsed.get_backend_name()
+        self.retry_policy = retry_policy_from_env()
         options: dict[str, Any] = {"future": True}
         if self.backend == "sqlite":
             database = parsed.database
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": 30}
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         else:
             options["pool_pre_ping"] = True
+            if parsed.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in parsed.query:
+                options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         try:
             self.engine: Engine = create_engine(self.url, **options)
         except (SQLAlchemyError, ImportError) as err:
@@ -130,12 +207,58 @@ class Store:
             session.commit()
         except SQLAlchemyError as err:
             session.rollback()
+            if is_transient(err):
+                reason = mask_text(str(err).splitlines()[0])
+                raise TransientStoreError(f"database error on {self.masked_url}: {reason}", reason) from None
             raise StoreError(f"database error on {self.masked_url}: {mask_text(str(err))}") from None
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
+
+    def retrying(self, write: Callable[[], T], what: str, on_retry: Callable[[str], None] | None = None) -> T:
+        """Run ``write`` (one whole idempotent write), again and again while the database is away.
+
+        Transient errors are retried with exponential backoff for ``retry_policy.budget_s``
+        seconds, each retry logged once as one line; then ``DatabaseUnavailableError``. Any
+        other error is raised at once. ``what`` ("recording trial 7") completes the messages.
+        """
+        policy = self.retry_policy
+        delays = policy.delays()
+        first_failure: float | None = None
+        retries = 0
+        while True:
+            try:
+                result = write()
+            except TransientStoreError as err:
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                left = policy.budget_s - (now - first_failure)
+                if left <= 0:
+                    raise DatabaseUnavailableError(
+                        f"database {self.masked_url} unreachable for {now - first_failure:.0f} s "
+                        f"while {what} ({err.reason})"
+                    ) from None
+                delay = min(next(delays), left)
+                retries += 1
+                message = (
+                    f"database {self.masked_url} unavailable while {what} ({err.reason}); "
+                    f"retry {retries} in {delay:.1f} s (gives up after {policy.budget_s:.0f} s)"
+                )
+                log.warning(message)
+                if on_retry is not None:
+                    on_retry(message)
+                time.sleep(delay)
+                continue
+            if first_failure is not None:
+                log.warning(
+                    "database %s back after %.1f s; %s done",
+                    self.masked_url,
+                    time.monotonic() - first_failure,
+                    what,
+                )
+            return result
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:

@@ -1,0 +1,307 @@
+"""The recorder when the machine fails mid-search: real searches on a real local Ray, with a
+SQLite file another connection locks, a PostgreSQL server of the test's own stopped and
+started, and a full tmpfs as --storage-path. Each fault is set off when the search logs a
+known line (the first finished trial), so nothing depends on timing."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nasfcn.search import SearchConfig, SearchStoppedError, run_search
+from nasfcn.space import load_space
+from nasfcn.store import (
+    FINISHED_STATUSES,
+    _engine,
+    epochs_frame,
+    leaderboard_frame,
+    open_store,
+    searches_frame,
+)
+from nasfcn.train import TrainRecipe
+
+pytestmark = pytest.mark.slow
+
+RETRY_LINE = "unavailable while"  # a write or a cache lookup waits for the database
+
+
+def _config(tmp_path: Path, space: Path, **overrides) -> SearchConfig:
+    options = {
+        "space": str(space),
+        "data": "shapes",
+        "name": "s",
+        "trials": 4,
+        "epochs": 2,
+        "strategy": "grid",
+        "scheduler": "fifo",
+        "db": f"sqlite:///{tmp_path / 'nasfcn.db'}",
+        "storage_path": str(tmp_path / "runs"),
+        "image_size": 32,
+        "train_samples": 32,
+        "val_samples": 16,
+        "recipe": TrainRecipe(epochs=2, batch_size=8),
+        "concurrency": 1,
+        "quiet": True,
+    }
+    options.update(overrides)
+    return SearchConfig(**options)
+
+
+@pytest.fixture(autouse=True)
+def _dispose_stores(store_tracker: list) -> None:
+    """Close every pooled connection a test opened (unclosed ones warn when collected)."""
+
+
+class _OnLog(logging.Handler):
+    """Runs each action the first time the search logs a line containing its text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.actions: dict[str, Callable[[], None]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for text in [t for t in self.actions if t in message]:
+            self.actions.pop(text)()
+
+
+@pytest.fixture
+def on_log() -> Iterator[dict[str, Callable[[], None]]]:
+    handler = _OnLog()
+    logger = logging.getLogger("nasfcn")
+    logger.addHandler(handler)
+    try:
+        yield handler.actions
+    finally:
+        logger.removeHandler(handler)
+
+
+class _Lock:
+    """A second connection holding SQLite's write lock, as another writer's transaction would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.holder: sqlite3.Connection | None = None
+        self.taken = False
+
+    def take(self) -> None:
+        self.holder = sqlite3.connect(self.path, isolation_level=None)
+        self.holder.execute("BEGIN EXCLUSIVE")
+        self.taken = True
+
+    def release(self) -> None:
+        if self.holder is not None:
+            self.holder.rollback()
+            self.holder.close()
+            self.holder = None
+
+
+def _statuses(db: str, name: str) -> tuple[str, list[str]]:
+    store = open_store(db, create=False)
+    try:
+        search = searches_frame(store).set_index("name").loc[name, "status"]
+        board = leaderboard_frame(store, name).sort_values("number")
+        return str(search), list(board["status"])
+    finally:
+        store.dispose()
+
+
+def test_a_locked_sqlite_database_is_waited_for_and_the_search_goes_on(
+    ray_local, tmp_path, micro_space, monkeypatch, on_log
+) -> None:
+    monkeypatch.setattr(_engine, "SQLITE_BUSY_TIMEOUT_S", 0.5)  # each attempt waits 0.5 s, not 30 s
+    lock = _Lock(tmp_path / "nasfcn.db")
+    on_log.update({"completed": lock.take, RETRY_LINE: lock.release})
+    summary = run_search(_config(tmp_path, micro_space, name="locked"))
+    assert lock.taken
+    assert lock.holder is None  # released when the first retry was announced
+    assert summary.counts == {"completed": 4}
+    assert len(epochs_frame(open_store(summary.database), "locked")) == 8
+    log = (tmp_path / "runs" / "search.log").read_text()
+    assert "database is locked); retry 1 in" in log
+    assert "back after" in log
+    assert _statuses(summary.database, "locked")[0] == "completed"
+
+
+def test_a_lock_held_beyond_the_retry_budget_stops_the_search_cleanly(
+    ray_local, tmp_path, micro_space, monkeypatch, on_log
+) -> None:
+    monkeypatch.setattr(_engine, "SQLITE_BUSY_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("NASFCN_DB_RETRY_S", "1")
+    lock = _Lock(tmp_path / "nasfcn.db")
+    # Released when the driver gives up: its one last try marks the statuses.
+    on_log.update({"completed": lock.take, "search stopped": lock.release})
+    config = _config(tmp_path, micro_space, name="stuck")
+    with pytest.raises(SearchStoppedError) as caught:
+        run_search(config)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"database {config.db} unreachable for ")
+    assert "locked): search stopped; finished trials are saved; the search and its running trials" in message
+    assert message.endswith("; continue with nasfcn search --resume --name stuck")
+    search, trials = _statuses(config.db, "stuck")
+    assert search == "interrupted"
+    assert trials[0] == "completed"
+    assert set(trials[1:]) <= {"interrupted"}
+
+    monkeypatch.delenv("NASFCN_DB_RETRY_S")
+    summary = run_search(replace(config, resume=True))
+    search, trials = _statuses(config.db, "stuck")
+    assert search == "completed"
+    assert sum(s in FINISHED_STATUSES for s in trials) == 4
+    assert "running" not in trials
+    assert summary.counts["completed"] == 4
+
+
+def test_a_postgresql_restart_mid_search_is_waited_for(
+    ray_local, tmp_path, micro_space, own_postgres, on_log
+) -> None:
+    on_log.update({"completed": own_postgres.stop, RETRY_LINE: own_postgres.start})
+    summary = run_search(_config(tmp_path, micro_space, name="restart", db=own_postgres.url))
+    assert summary.counts == {"completed": 4}
+    store = open_store(own_postgres.url)
+    assert len(epochs_frame(store, "restart")) == 8
+    store.dispose()
+    assert _statuses(own_postgres.url, "restart")[0] == "completed"
+    assert "retry 1 in" in (tmp_path / "runs" / "search.log").read_text()
+
+
+def _env(tmp_path: Path, db: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="disabled",
+        RAY_TMPDIR=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+        NASFCN_DB=db,
+        NASFCN_DB_RETRY_S="2",
+        COLUMNS="1000",  # the closing message on one physical line
+    )
+    return env
+
+
+def _finished(db: str, name: str) -> int:
+    try:
+        return sum(s in FINISHED_STATUSES for s in _statuses(db, name)[1])
+    except Exception:  # not created yet
+        return 0
+
+
+def test_postgresql_away_beyond_the_budget_ends_with_one_line_and_resume_completes(
+    tmp_path, micro_space, own_postgres
+) -> None:
+    env = _env(tmp_path, own_postgres.url)
+    args = [
+        *(sys.executable, "-m", "nasfcn.cli", "search", "--space", str(micro_space), "--name", "away"),
+        *("--trials", "4", "--epochs", "3", "--scheduler", "fifo", "--strategy", "grid"),
+        *("--concurrency", "1", "--data", "shapes", "--image-size", "32", "--train-samples", "32"),
+        *("--storage-path", str(tmp_path / "runs")),
+    ]
+    driver = subprocess.Popen(
+        args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while _finished(own_postgres.url, "away") < 1:
+        assert driver.poll() is None, driver.communicate()
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.5)
+    own_postgres.stop()
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 1, out + err
+    assert "Traceback" not in out + err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("database postgresql+psycopg://postgres@127.0.0.1:")
+    assert " unreachable for " in last
+    assert "while recording trial " in last
+    assert "search stopped; finished trials are saved; the database is still unreachable" in last
+    assert last.endswith("continue with nasfcn search --resume --name away")
+
+    own_postgres.start()
+    search, trials = _statuses(own_postgres.url, "away")
+    assert search == "running"  # the database was away at the end: the resume fixes it
+    assert trials[0] == "completed"
+    resumed = subprocess.run(
+        [*args, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    search, trials = _statuses(own_postgres.url, "away")
+    assert search == "completed"
+    assert sum(s in FINISHED_STATUSES for s in trials) == 4
+    assert "running" not in trials
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[tuple[Path, Callable[[], None] | None]]:
+    """A 4 MB tmpfs for --storage-path and a function that fills it, or (where mounting is not
+    allowed) a plain folder and None: the test then injects ENOSPC at a checkpoint instead."""
+    storage = tmp_path / "runs"
+    storage.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(storage)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        yield storage, None
+        return
+
+    def fill() -> None:
+        with open(storage / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+
+    try:
+        yield storage, fill
+    finally:
+        subprocess.run(["umount", "-l", str(storage)], capture_output=True, check=False)
+
+
+def test_a_full_disk_under_the_storage_path_stops_the_search_cleanly(
+    ray_local, tmp_path, micro_space, on_log, full_disk, capsys
+) -> None:
+    storage, fill = full_disk
+    config = _config(tmp_path, micro_space, name="full", storage_path=str(storage))
+    injection = None
+    if fill is None:  # no tmpfs here: the second trial's checkpoint meets ENOSPC instead
+        second = list(load_space(micro_space).iter_genotypes(include_train=False))[1]
+        injection = {second.arch_id: "disk_full"}
+    else:
+        on_log["completed"] = fill
+    with pytest.raises(SearchStoppedError) as caught:
+        run_search(config, _failure_injection=injection)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"no space left on {storage} (--storage-path): the checkpoint of trial 1 ")
+    assert re.search(
+        r"\(\d[\d.]* [KM]?B free; a checkpoint of this search needs about \d[\d.]* KB\)", message
+    )
+    assert "): search stopped; finished trials are saved; the search and its running trials are" in message
+    assert message.endswith("free space, then continue with nasfcn search --resume --name full")
+    search, trials = _statuses(config.db, "full")
+    assert search == "interrupted"
+    assert trials == ["completed", "interrupted"]  # re-run by the resume, not a failed candidate
+    board = leaderboard_frame(open_store(config.db), "full").set_index("number")
+    assert "No space left on device" in board.loc[1, "error"]
+    if fill is not None:
+        err = capsys.readouterr().err
+        assert "Logging error" not in err
+        assert err.count(f"search log {storage / 'search.log'}: cannot write") == 1
+        (storage / "filler").unlink()
+
+    summary = run_search(replace(config, resume=True))
+    assert summary.counts["completed"] == 4
+    assert _statuses(config.db, "full")[0] == "completed"
