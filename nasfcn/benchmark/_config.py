@@ -9,11 +9,44 @@ from typing import Any
 import pandas as pd
 
 from nasfcn.search._config import checkpoint_storage, default_concurrency, run_folder
+from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.train import TrainRecipe
 
 
 class BenchmarkError(ValueError):
     """A benchmark option or architecture spec is invalid; the message says how to fix it."""
+
+
+#: On --resume: what a benchmark keeps (its plan and how each run trains) and what may change.
+BENCHMARK_RESUME = ResumeRule(
+    kept=(
+        "archs",
+        "datasets",
+        "seeds",
+        "epochs",
+        "image_size",
+        "train_samples",
+        "val_samples",
+        "ref_width",
+        "recipe",
+    ),
+    adjustable=(
+        "ray_address",
+        "cpus_per_trial",
+        "gpus_per_trial",
+        "concurrency",
+        "storage_path",
+        "cache",
+        "device",
+    ),
+    options={
+        "datasets": "--data",
+        "cache": "cache",
+        "recipe.lr": "--lr",
+        "recipe.batch_size": "--batch-size",
+    },
+    noun="benchmark",
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +73,16 @@ class BenchmarkConfig:
     cache: bool = True  # reuse identical finished runs (same network, data, recipe and seed)
     device: str = "auto"
     quiet: bool = False
+    # On --resume: the fields the caller set; None: those that differ from these defaults
+    # (archs: when not empty). Not stored. See nasfcn.search._resume.
+    explicit: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "archs", tuple(self.archs))
         object.__setattr__(self, "datasets", tuple(self.datasets))
-        problems = []
+        if self.explicit is not None:
+            object.__setattr__(self, "explicit", frozenset(self.explicit))
+        problems = check_explicit(self)
         if not self.name.strip():
             problems.append("--name must not be empty")
         if not self.archs and not self.resume:  # a resume runs the stored architectures
@@ -75,6 +113,7 @@ class BenchmarkConfig:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["explicit"]
         data["archs"], data["datasets"] = list(self.archs), list(self.datasets)
         if data.get("db"):
             from nasfcn.store import mask_url

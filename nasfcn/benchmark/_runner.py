@@ -14,11 +14,12 @@ from dataclasses import replace
 from rich.console import Console
 
 from nasfcn.benchmark._archs import BenchArch, resolve_archs
-from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkSummary
+from nasfcn.benchmark._config import BENCHMARK_RESUME, BenchmarkConfig, BenchmarkError, BenchmarkSummary
 from nasfcn.benchmark._results import benchmark_results
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.search._driver import TrialRun, log_to_file, run_trials, shippable, start_ray, trial_device
+from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._searcher import PlannedRun, PlanSearch
 from nasfcn.search._trainable import TrialSettings
 from nasfcn.store import (
@@ -33,7 +34,6 @@ from nasfcn.store import (
     set_search_status,
 )
 from nasfcn.store._benchmarks import benchmark_runs_frame
-from nasfcn.train import TrainRecipe
 
 log = logging.getLogger("nasfcn.benchmark")
 
@@ -44,8 +44,9 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
     console = console or Console(quiet=config.quiet)
     store = open_store(config.db)
     stored_archs = None
+    changes: tuple[str, ...] = ()
     if config.resume:
-        config, stored_archs = _resumed(config, store)
+        config, stored_archs, changes = _resumed(config, store)
     archs = stored_archs or resolve_archs(config.archs, store, config.ref_width)
     config = replace(config, datasets=tuple(absolute_spec(d) for d in config.datasets))
     data_options = {
@@ -90,6 +91,8 @@ def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> Be
         )
         if interrupted:
             console.print(f"resuming: {interrupted} interrupted runs are run again")
+        if changes:
+            console.print(f"changed for this and later resumes: {', '.join(changes)}", markup=False)
         was_interrupted = False
         if plan:
             start_ray(config.ray_address)
@@ -160,33 +163,25 @@ def _lookup(store: Store):
     return lookup
 
 
-def _resumed(config: BenchmarkConfig, store: Store) -> tuple[BenchmarkConfig, list[BenchArch] | None]:
+def _resumed(
+    config: BenchmarkConfig, store: Store
+) -> tuple[BenchmarkConfig, list[BenchArch] | None, tuple[str, ...]]:
     """A resume runs the stored plan: the same networks, datasets, seeds, epochs and recipe.
 
-    Where to run (Ray address, resources, database) is taken from this call.
+    A plan setting given with another value is refused; where to run (Ray address,
+    resources, storage) may change and is recorded (``nasfcn.search._resume``). Returns the
+    config, the stored architectures and the changed settings.
     """
     stored = get_search(store, config.name)
     if stored is None or stored["kind"] != "benchmark":
         raise BenchmarkError(f"--resume: no benchmark named {config.name!r} in {store.masked_url}")
     saved = stored["config"]
-    kept = {
-        key: saved[key]
-        for key in (
-            "archs",
-            "datasets",
-            "seeds",
-            "epochs",
-            "image_size",
-            "train_samples",
-            "val_samples",
-            "ref_width",
-        )
-        if key in saved
-    }
-    if "recipe" in saved:
-        kept["recipe"] = TrainRecipe.from_dict(saved["recipe"])
+    normalize = {"datasets": lambda specs: tuple(absolute_spec(d) for d in specs)}
+    merged = merge_stored(config, saved, BENCHMARK_RESUME, given_fields(config), normalize)
+    if merged.conflicts:
+        raise BenchmarkError(conflict_message(merged.conflicts, "benchmark"))
     archs = [
         BenchArch(entry["label"], Genotype.from_json(entry["genotype"]), entry.get("reference"))
         for entry in saved.get("plan_archs", [])
     ]
-    return replace(config, **kept), archs or None
+    return replace(config, **merged.values), archs or None, merged.changes
