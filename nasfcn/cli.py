@@ -384,6 +384,7 @@ def _advance(progress: Progress, task: TaskID, epoch: EpochResult) -> None:
 
 @app.command("search")
 def search(
+    ctx: typer.Context,
     space: Annotated[Path, typer.Option(help="Search space YAML.")] = Path("search_spaces/fcn_tiny.yaml"),
     data: Annotated[str, typer.Option(help="Dataset: shapes, digits, voc:PATH or folder:PATH.")] = "shapes",
     name: Annotated[str | None, typer.Option(help="Search name (default: <space>-<time>).")] = None,
@@ -482,6 +483,7 @@ def search(
             recipe=TrainRecipe(
                 epochs=epochs, lr=lr, batch_size=batch_size, amp=amp, channels_last=channels_last
             ),
+            explicit=_typed(ctx, SEARCH_FIELDS),
         )
         summary = run_search(config, console=console)
     except SpaceError as err:
@@ -503,6 +505,37 @@ def search(
     console.print(f"next: nasfcn trials --search {summary.name}")
     if summary.interrupted:
         raise typer.Exit(130)
+
+
+#: Command-line parameters whose config field has another name (a resume compares typed options).
+SEARCH_FIELDS = {
+    "time_budget": "time_budget_min",
+    "no_cache": "cache",
+    "with_references": "references",
+    "lr": "recipe.lr",
+    "batch_size": "recipe.batch_size",
+    "amp": "recipe.amp",
+    "channels_last": "recipe.channels_last",
+}
+BENCHMARK_FIELDS = {
+    "data": "datasets",
+    "no_cache": "cache",
+    "lr": "recipe.lr",
+    "batch_size": "recipe.batch_size",
+}
+#: Parameters that are not settings of the search itself.
+_NOT_SETTINGS = ("name", "db", "resume")
+
+
+def _typed(ctx: typer.Context, fields: dict[str, str]) -> frozenset[str]:
+    """The config fields of the options typed on the command line (not defaults, not $NASFCN_DB).
+
+    Compared by name: typer carries its own copy of click, whose ParameterSource is another enum.
+    """
+    typed = [
+        name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+    ]
+    return frozenset(fields.get(name, name) for name in typed if name not in _NOT_SETTINGS)
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -989,6 +1022,7 @@ def benchmark(
             storage_path=storage_path,
             resume=resume,
             cache=not no_cache,
+            explicit=_typed(ctx, BENCHMARK_FIELDS),
         )
         summary = run_benchmark(config, console=console)
     except (BenchmarkError, SearchConfigError, DatasetError, StoreError, DatabaseURLError) as err:

@@ -77,6 +77,8 @@ class KnobDef:
 
 
 MAX_STAGES = 8
+#: The most distinct genotypes ``iter_genotypes`` walks (a grid search's limit).
+ENUMERATION_LIMIT = 1_000_000
 
 CATALOG: tuple[KnobDef, ...] = (
     KnobDef("encoder.stages", "int", "number of /2 downsampling stages", 4, low=1, high=MAX_STAGES),
@@ -401,20 +403,22 @@ class SearchSpace:
         """A random genotype, the same for the same seed."""
         return self.suggest(RandomTrial(seed))
 
-    def iter_genotypes(self, include_train: bool = True, limit: int = 1_000_000) -> Iterator[Genotype]:
+    def iter_genotypes(
+        self, include_train: bool = True, limit: int = ENUMERATION_LIMIT
+    ) -> Iterator[Genotype]:
         """Every distinct genotype of a finite space, in a fixed order.
 
         With ``include_train=False`` training knobs are left to the recipe, so this walks
         the distinct architectures. Raises ValueError on a continuous knob, or past
-        ``limit`` draws.
+        ``limit`` distinct genotypes (so a space whose ``size()`` is within it never does).
         """
         seen: set[str] = set()
         draws = _odometer(lambda trial: self._draw(trial, include_train))
-        for count, values in enumerate(draws):
-            if count >= limit:
-                raise ValueError(f"{self.name} has more than {limit} combinations to enumerate")
+        for values in draws:
             genotype = self._genotype(values)
             if genotype.trial_key not in seen:
+                if len(seen) >= limit:
+                    raise ValueError(f"{self.name} has more than {limit} combinations to enumerate")
                 seen.add(genotype.trial_key)
                 yield genotype
 

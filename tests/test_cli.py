@@ -75,3 +75,58 @@ def test_search_refuses_bad_asha_options_before_starting(tmp_path: Path) -> None
     assert "--reduction-factor must be >= 2, got 1" in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "n.db").exists()
+
+
+HUGE_SPACE = """
+name: huge
+input: {channels: 3, min_size: 32}
+encoder:
+  stages: {choices: [3, 4, 5]}
+  width: {choices: [8, 16, 32]}
+  blocks_per_stage: {choices: [1, 2, 3]}
+  kernel_size: {choices: [1, 3, 5, 7], per_stage: true}
+  norm: {choices: [batch, group]}
+  activation: {choices: [relu, silu]}
+attention:
+  type: {choices: [none, se, spatial, cbam]}
+skip: {choices: [none, fcn16s, fcn8s, unet_concat, unet_add]}
+upsample: {choices: [bilinear, transposed]}
+"""
+
+
+def test_grid_on_a_huge_space_is_refused_before_anything_is_written(tmp_path: Path, store_tracker) -> None:
+    from nasfcn.space import ENUMERATION_LIMIT, load_space, size_text
+    from nasfcn.store import open_store, searches_frame
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(HUGE_SPACE)
+    size = load_space(huge).size()
+    assert size > ENUMERATION_LIMIT
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    storage = tmp_path / "runs"
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--space",
+            str(huge),
+            "--strategy",
+            "grid",
+            "--name",
+            "g",
+            "--db",
+            db,
+            "--storage-path",
+            str(storage),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert (
+        f"--strategy grid: space huge has {size_text(size)} architectures, more than the 1,000,000" in message
+    )
+    assert "use a smaller space (fewer choices" in message
+    assert "or another --strategy: random, tpe or nsga2" in message
+    assert "Traceback" not in result.output
+    assert searches_frame(open_store(db)).empty
+    assert not storage.exists()

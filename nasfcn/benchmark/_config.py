@@ -15,11 +15,44 @@ from nasfcn.search._config import (
     name_problem,
     run_folder,
 )
+from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.train import TrainRecipe
 
 
 class BenchmarkError(ValueError):
     """A benchmark option or architecture spec is invalid; the message says how to fix it."""
+
+
+#: On --resume: what a benchmark keeps (its plan and how each run trains) and what may change.
+BENCHMARK_RESUME = ResumeRule(
+    kept=(
+        "archs",
+        "datasets",
+        "seeds",
+        "epochs",
+        "image_size",
+        "train_samples",
+        "val_samples",
+        "ref_width",
+        "recipe",
+    ),
+    adjustable=(
+        "ray_address",
+        "cpus_per_trial",
+        "gpus_per_trial",
+        "concurrency",
+        "storage_path",
+        "cache",
+        "device",
+    ),
+    options={
+        "datasets": "--data",
+        "cache": "cache",
+        "recipe.lr": "--lr",
+        "recipe.batch_size": "--batch-size",
+    },
+    noun="benchmark",
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +79,16 @@ class BenchmarkConfig:
     cache: bool = True  # reuse identical finished runs (same network, data, recipe and seed)
     device: str = "auto"
     quiet: bool = False
+    # On --resume: the fields the caller set; None: those that differ from these defaults
+    # (archs: when not empty). Not stored. See nasfcn.search._resume.
+    explicit: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "archs", tuple(self.archs))
         object.__setattr__(self, "datasets", tuple(self.datasets))
-        problems = []
+        if self.explicit is not None:
+            object.__setattr__(self, "explicit", frozenset(self.explicit))
+        problems = check_explicit(self)
         if problem := name_problem(self.name):
             problems.append(problem)
         if not self.archs and not self.resume:  # a resume runs the stored architectures
@@ -81,6 +119,7 @@ class BenchmarkConfig:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["explicit"]
         data["archs"], data["datasets"] = list(self.archs), list(self.datasets)
         return masked_locations(data)
 

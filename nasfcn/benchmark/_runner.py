@@ -15,12 +15,13 @@ from dataclasses import replace
 from rich.console import Console
 
 from nasfcn.benchmark._archs import BenchArch, resolve_archs
-from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkSummary
+from nasfcn.benchmark._config import BENCHMARK_RESUME, BenchmarkConfig, BenchmarkError, BenchmarkSummary
 from nasfcn.benchmark._results import benchmark_results
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.search._driver import TrialRun, log_to_file, run_trials, shippable, start_ray, trial_device
-from nasfcn.search._lease import driver_lease
+from nasfcn.search._lease import register_under_lease
+from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._searcher import PlannedRun, PlanSearch
 from nasfcn.search._trainable import TrialSettings
 from nasfcn.store import (
@@ -35,7 +36,6 @@ from nasfcn.store import (
     set_search_status,
 )
 from nasfcn.store._benchmarks import benchmark_runs_frame
-from nasfcn.train import TrainRecipe
 
 log = logging.getLogger("nasfcn.benchmark")
 
@@ -51,8 +51,9 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
     console = console or Console(quiet=config.quiet)
     store = open_store(config.db)
     stored_archs = None
+    changes: tuple[str, ...] = ()
     if config.resume:
-        config, stored_archs = _resumed(config, store)
+        config, stored_archs, changes = _resumed(config, store)
     archs = stored_archs or resolve_archs(config.archs, store, config.ref_width)
     config = replace(config, datasets=tuple(absolute_spec(d) for d in config.datasets))
     data_options = {
@@ -68,22 +69,28 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
     class_names = {spec: list(bundle.class_names) for spec, bundle in bundles.items()}
     recipe = replace(config.recipe, epochs=config.epochs, seed=0)
     recipe_dict = recipe.to_dict()
-    sid = create_search(
+    sid = register_under_lease(  # one live driver per benchmark, as for searches
+        held,
         store,
         config.name,
-        ",".join(config.datasets),
-        config={
-            **config.as_dict(),
-            "plan_archs": [
-                {"label": a.label, "genotype": a.genotype.to_json(), "reference": a.reference} for a in archs
-            ],
-            "class_names": class_names,
-        },
-        recipe=recipe_dict,
-        kind="benchmark",
-        resume=config.resume,
+        config.resume,
+        lambda: create_search(
+            store,
+            config.name,
+            ",".join(config.datasets),
+            config={
+                **config.as_dict(),
+                "plan_archs": [
+                    {"label": a.label, "genotype": a.genotype.to_json(), "reference": a.reference}
+                    for a in archs
+                ],
+                "class_names": class_names,
+            },
+            recipe=recipe_dict,
+            kind="benchmark",
+            resume=config.resume,
+        ),
     )
-    held.enter_context(driver_lease(store, sid))  # one live driver per benchmark, as for searches
     interrupted = interrupt_unfinished(store, sid) if config.resume else 0
     finished = finished_trials(store, sid)
     plan = _plan(archs, config, finished)
@@ -98,6 +105,8 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
         )
         if interrupted:
             console.print(f"resuming: {interrupted} interrupted runs are run again")
+        if changes:
+            console.print(f"changed for this and later resumes: {', '.join(changes)}", markup=False)
         was_interrupted = False
         if plan:
             start_ray(config.ray_address, folder)
@@ -168,33 +177,25 @@ def _lookup(store: Store):
     return lookup
 
 
-def _resumed(config: BenchmarkConfig, store: Store) -> tuple[BenchmarkConfig, list[BenchArch] | None]:
+def _resumed(
+    config: BenchmarkConfig, store: Store
+) -> tuple[BenchmarkConfig, list[BenchArch] | None, tuple[str, ...]]:
     """A resume runs the stored plan: the same networks, datasets, seeds, epochs and recipe.
 
-    Where to run (Ray address, resources, database) is taken from this call.
+    A plan setting given with another value is refused; where to run (Ray address,
+    resources, storage) may change and is recorded (``nasfcn.search._resume``). Returns the
+    config, the stored architectures and the changed settings.
     """
     stored = get_search(store, config.name)
     if stored is None or stored["kind"] != "benchmark":
         raise BenchmarkError(f"--resume: no benchmark named {config.name!r} in {store.masked_url}")
     saved = stored["config"]
-    kept = {
-        key: saved[key]
-        for key in (
-            "archs",
-            "datasets",
-            "seeds",
-            "epochs",
-            "image_size",
-            "train_samples",
-            "val_samples",
-            "ref_width",
-        )
-        if key in saved
-    }
-    if "recipe" in saved:
-        kept["recipe"] = TrainRecipe.from_dict(saved["recipe"])
+    normalize = {"datasets": lambda specs: tuple(absolute_spec(d) for d in specs)}
+    merged = merge_stored(config, saved, BENCHMARK_RESUME, given_fields(config), normalize)
+    if merged.conflicts:
+        raise BenchmarkError(conflict_message(merged.conflicts, "benchmark"))
     archs = [
         BenchArch(entry["label"], Genotype.from_json(entry["genotype"]), entry.get("reference"))
         for entry in saved.get("plan_archs", [])
     ]
-    return replace(config, **kept), archs or None
+    return replace(config, **merged.values), archs or None, merged.changes

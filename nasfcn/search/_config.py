@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.store import OBJECTIVES
 from nasfcn.train import TrainRecipe
 
@@ -81,6 +82,50 @@ def masked_locations(config: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
+#: On --resume: what a search keeps (what its results mean) and what may change (how much
+#: more to run, and where). ``space`` is compared by content, in the driver.
+SEARCH_RESUME = ResumeRule(
+    kept=(
+        "data",
+        "epochs",
+        "strategy",
+        "scheduler",
+        "grace_period",
+        "reduction_factor",
+        "objectives",
+        "max_params",
+        "max_flops",
+        "max_latency_ms",
+        "seed",
+        "image_size",
+        "train_samples",
+        "val_samples",
+        "recipe",
+        "latency_input",
+        "references",
+    ),
+    adjustable=(
+        "trials",
+        "time_budget_min",
+        "concurrency",
+        "cpus_per_trial",
+        "gpus_per_trial",
+        "ray_address",
+        "storage_path",
+        "cache",
+        "device",
+    ),
+    options={
+        "time_budget_min": "--time-budget",
+        "cache": "cache",
+        "recipe.lr": "--lr",
+        "recipe.batch_size": "--batch-size",
+        "recipe.amp": "--amp",
+        "recipe.channels_last": "--channels-last",
+    },
+)
+
+
 class SearchConfigError(ValueError):
     """A search option is invalid; the message names it and what is allowed."""
 
@@ -125,6 +170,9 @@ class SearchConfig:
     device: str = "auto"  # training device inside a trial: auto | cpu | cuda
     references: tuple[str, ...] = ()  # classic designs (nasfcn.references) to train first
     quiet: bool = False  # no live view (tests, scripts)
+    # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
+    # that differ from these defaults. Not stored. See nasfcn.search._resume.
+    explicit: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -173,6 +221,9 @@ class SearchConfig:
             )
         if self.name is not None and (problem := name_problem(self.name)):
             problems.append(problem)
+        if self.explicit is not None:
+            object.__setattr__(self, "explicit", frozenset(self.explicit))
+        problems.extend(check_explicit(self))
         if problems:
             raise SearchConfigError("invalid search options:\n  " + "\n  ".join(problems))
 
@@ -209,6 +260,7 @@ class SearchConfig:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["explicit"]
         data["objectives"] = list(self.objectives)
         data["references"] = list(self.references)
         return masked_locations(data)

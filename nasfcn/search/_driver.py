@@ -17,18 +17,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.live import Live
 
 from nasfcn.data import DataConfig, absolute_spec, is_generated, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
-from nasfcn.search._config import SearchConfig, SearchConfigError, SearchStoppedError, SearchSummary
-from nasfcn.search._lease import driver_lease
+from nasfcn.search._config import (
+    SEARCH_RESUME,
+    SearchConfig,
+    SearchConfigError,
+    SearchStoppedError,
+    SearchSummary,
+)
+from nasfcn.search._lease import register_under_lease
 from nasfcn.search._ray_session import clean_leftovers, record_session, session_folder, start_watchdog
 from nasfcn.search._recorder import DiskFullError, Progress, StoreRecorder
+from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
-from nasfcn.search._searcher import GridSearch, SpaceSearch
+from nasfcn.search._searcher import GridSearch, Replay, SpaceSearch, grid_refusal
 from nasfcn.search._trainable import TrialSettings, train_candidate
 from nasfcn.space import load_space, size_text
 from nasfcn.store import (
@@ -40,6 +48,7 @@ from nasfcn.store import (
     finished_trials,
     get_search,
     interrupt_unfinished,
+    interrupted_trials,
     leaderboard_frame,
     mask_text,
     next_trial_number,
@@ -79,10 +88,13 @@ def _run_search(
     started = time.monotonic()
     console = console or Console(quiet=config.quiet)
     store = open_store(config.db)
+    changes: tuple[str, ...] = ()
     if config.resume:
-        config = _resumed(config, store)
+        config, changes = _resumed(config, store)
     config = replace(config, data=absolute_spec(config.data))  # trials run in folders of their own
     space = load_space(config.space)
+    if config.strategy == "grid" and (refusal := grid_refusal(space)):
+        raise SearchConfigError(refusal)  # counted, not enumerated: before anything is written
     name = config.name or default_name(space.name)
     config = replace(config, name=name)
     data_options = {
@@ -96,35 +108,44 @@ def _run_search(
     recipe = replace(config.recipe, epochs=config.epochs, seed=config.seed)
     recipe_dict = recipe.to_dict()
 
-    sid = create_search(
+    sid = register_under_lease(  # one live driver per search; refused while another runs
+        held,
         store,
         name,
-        config.data,
-        space_name=space.name,
-        space_yaml=space.text,
-        config={**config.as_dict(), "class_names": list(bundle.class_names)},
-        recipe=recipe_dict,
-        resume=config.resume,
+        config.resume,
+        lambda: create_search(
+            store,
+            name,
+            config.data,
+            space_name=space.name,
+            space_yaml=space.text,
+            config={**config.as_dict(), "class_names": list(bundle.class_names)},
+            recipe=recipe_dict,
+            resume=config.resume,
+        ),
     )
-    held.enter_context(driver_lease(store, sid))  # one live driver per search; refused while another runs
     interrupted = interrupt_unfinished(store, sid) if config.resume else 0
     finished = finished_trials(store, sid)
     references = for_space(space, config.references) if config.references else {}
-    done_references = {row["reference"] for row in finished if row.get("reference")}
-    pending_references = {n: g for n, g in references.items() if n not in done_references}
     requested = config.trials + len(references)  # references come on top of --trials
     remaining = requested - len(finished)
+    stopped = interrupted_trials(store, sid)
+    reruns = stopped[: max(0, remaining)]  # run again first, counted against --trials
+    done_references = {row["reference"] for row in [*finished, *reruns] if row.get("reference")}
+    pending_references = {n: g for n, g in references.items() if n not in done_references}
+    replays = [Replay.rerun(row) for row in reruns] + Replay.references(pending_references)
     folder = config.run_folder(name)
     folder.mkdir(parents=True, exist_ok=True)
     with log_to_file(folder / "search.log"):
         log.info(
-            "search %s (id %s) in %s: %d trials requested, %d finished before, %d interrupted",
+            "search %s (id %s) in %s: %d trials requested, %d finished before, %d interrupted, %d run again",
             name,
             sid,
             store.masked_url,
             config.trials,
             len(finished),
             interrupted,
+            len(reruns),
         )
         console.print(
             f"[bold]search {name}[/bold]: space {space.name} ({size_text(space.size())} architectures), "
@@ -137,11 +158,16 @@ def _run_search(
             f"checkpoints: {mask_text(config.checkpoint_storage(name))}"
         )
         if config.resume:
-            console.print(
-                f"resuming: {len(finished)} finished trials kept, {interrupted} interrupted trials re-run"
-            )
+            console.print(_resume_message(len(finished), stopped, reruns, config.trials), markup=False)
+            if changes:
+                console.print(f"changed for this and later resumes: {', '.join(changes)}", markup=False)
         if remaining <= 0:
-            console.print("nothing left to run")
+            console.print(
+                f"nothing left to run: {len(finished)} trials already finished, {requested} asked for "
+                f"(--trials {config.trials}{' plus references' if references else ''}); "
+                "a larger --trials extends the search",
+                markup=False,
+            )
             set_search_status(store, sid, "completed")
             return _summary(store, sid, name, folder, started, interrupted=False)
         try:
@@ -156,7 +182,7 @@ def _run_search(
                 bundle,
                 finished,
                 remaining,
-                pending_references,
+                replays,
                 console,
                 _failure_injection,
             )
@@ -190,19 +216,60 @@ def _stopped(store: Store, sid: int, name: str, fault: Exception) -> SearchStopp
     )
 
 
-def _resumed(config: SearchConfig, store: Store) -> SearchConfig:
-    """A resume continues the stored search: its space file and dataset, whatever was typed."""
+def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[str, ...]]:
+    """A resume continues the stored search with every stored setting (``nasfcn.search._resume``).
+
+    Returns the config to run and the adjustable settings given with new values. A refused
+    setting raises before anything is written.
+    """
     if config.name is None:
         raise SearchConfigError("--resume needs the --name of the search to continue")
     stored = get_search(store, config.name)
     if stored is None:
         raise SearchConfigError(f"--resume: no search named {config.name!r} in {store.masked_url}")
-    folder = config.run_folder(config.name)
+    if stored["kind"] != "search":
+        raise SearchConfigError(
+            f"--resume: {config.name!r} is a {stored['kind']}; "
+            f"continue it with nasfcn {stored['kind']} --resume"
+        )
+    given = given_fields(config)
+    saved = {**stored["config"], "data": stored["dataset"]}
+    merged = merge_stored(config, saved, SEARCH_RESUME, given, {"data": absolute_spec})
+    conflicts = list(merged.conflicts)
+    if "space" in given and config.space and stored["space_yaml"] and _other_space(config.space, stored):
+        conflicts.insert(0, f"--space {config.space} differs from the stored space {stored['space_name']}")
+    if conflicts:
+        raise SearchConfigError(conflict_message(conflicts, "search"))
+    resumed = replace(config, **merged.values)
+    folder = resumed.run_folder(config.name)
     folder.mkdir(parents=True, exist_ok=True)
     space_file = folder / "space.yaml"  # exactly the space the search started with
     space_file.write_text(stored["space_yaml"] or Path(config.space).read_text(), encoding="utf-8")
-    references = config.references or tuple(stored["config"].get("references", ()))
-    return replace(config, space=str(space_file), data=stored["dataset"], references=references)
+    return replace(resumed, space=str(space_file)), merged.changes
+
+
+def _other_space(path: str, stored: dict[str, Any]) -> bool:
+    """The space file at ``path`` says something else than the stored one (layout and comments aside)."""
+    return yaml.safe_load(load_space(path).text) != yaml.safe_load(stored["space_yaml"])
+
+
+def _resume_message(
+    finished: int, stopped: list[dict[str, Any]], reruns: list[dict[str, Any]], trials: int
+) -> str:
+    """What a resume does with the trials of earlier runs, exactly."""
+    parts = [f"resuming: {finished} finished trials kept"]
+    if reruns:
+        numbers = ", ".join(str(row["number"]) for row in reruns)
+        parts.append(
+            f"{len(reruns)} interrupted trials (number {numbers}) run again first with their stored "
+            "configurations, under their own numbers, counted against --trials"
+        )
+    left = len(stopped) - len(reruns)
+    if left:
+        parts.append(f"{left} interrupted trials not run again: --trials {trials} is reached")
+    if not stopped:
+        parts.append("no interrupted trials")
+    return "; ".join(parts)
 
 
 def _tune(
@@ -216,7 +283,7 @@ def _tune(
     bundle: Any,
     finished: list[dict[str, Any]],
     remaining: int,
-    references: dict[str, Genotype],
+    replays: list[Replay],
     console: Console,
     failure_injection: dict[str, str] | None,
 ) -> bool:
@@ -236,6 +303,7 @@ def _tune(
 
     if config.strategy == "grid":
         done = {Genotype.from_json(row["genotype_json"]).trial_key for row in finished}
+        done |= {Genotype.from_json(r.genotype_json).trial_key for r in replays if r.number is not None}
         searcher: Any = GridSearch(space, config.metrics[0], config.modes[0], first_number, done, cached)
     else:
         train_defaults = {k: recipe_dict[k] for k in ("lr", "weight_decay", "batch_size", "optimizer")}
@@ -266,7 +334,7 @@ def _tune(
         threads=max(1, int(config.cpus_per_trial)),
         failure_injection=failure_injection,
     )
-    searcher.add_references(references)
+    searcher.add_replays(replays)
     return run_trials(
         TrialRun(
             store=store,

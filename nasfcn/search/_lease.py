@@ -10,8 +10,8 @@ from __future__ import annotations
 import _thread
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 from nasfcn.store import (
     HEARTBEAT_S,
@@ -22,6 +22,7 @@ from nasfcn.store import (
     StoreError,
     acquire_lease,
     fence_writes,
+    get_search,
     new_owner,
     release_lease,
     renew_lease,
@@ -90,6 +91,23 @@ def driver_lease(store: Store, search_id: int) -> Iterator[Lease]:
             _release(store, lease)
     if beat.lost is not None:
         raise beat.lost
+
+
+def register_under_lease(
+    held: ExitStack, store: Store, name: str, resume: bool, register: Callable[[], int]
+) -> int:
+    """Register a search with ``register`` (``create_search``) while holding its lease in ``held``.
+
+    A resume takes the lease before it touches the stored search, so a refused second driver
+    leaves the running one's row as it was; a new search is leased as soon as it exists.
+    """
+    stored = get_search(store, name) if resume else None
+    if stored is not None:
+        held.enter_context(driver_lease(store, stored["id"]))
+    search_id = register()
+    if stored is None:
+        held.enter_context(driver_lease(store, search_id))
+    return search_id
 
 
 def _lost_now(store: Store, lease: Lease) -> LeaseLostError | None:

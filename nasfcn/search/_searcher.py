@@ -5,13 +5,18 @@ genotype JSON (workers need no space file), the trial's number in the search, th
 optimizer's parameters (so a resumed search can replay them), and — when the database
 already holds a result for the same network, training knobs, dataset and recipe — that
 result, so the trial reports it instead of training.
+
+Before their own suggestions both run the ``Replay`` queue: named reference designs, and
+on a resume the interrupted trials again (same configuration, same number). When one
+finishes, the optimizer is told its result as if it had suggested it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +28,7 @@ from ray.tune.utils import flatten_dict
 
 from nasfcn.genotype import Genotype
 from nasfcn.registry import Registry
-from nasfcn.space import SearchSpace
+from nasfcn.space import ENUMERATION_LIMIT, SearchSpace, size_text
 
 SAMPLERS: Registry[Callable[[int, int], optuna.samplers.BaseSampler]] = Registry("search strategy")
 SAMPLERS.add("random", lambda seed, objectives: optuna.samplers.RandomSampler(seed=seed))
@@ -75,8 +80,27 @@ class _Recorder:
         return self.params[name]
 
 
+@dataclass(frozen=True)
+class Replay:
+    """A configuration run before the optimizer's own: a named reference, or an interrupted trial again."""
+
+    genotype_json: str
+    reference: str | None = None  # a classic design's name
+    number: int | None = None  # an interrupted trial runs again under its own number; None: the next
+    params: dict[str, Any] | None = None  # the optimizer's parameters it was first drawn with
+
+    @classmethod
+    def rerun(cls, row: Mapping[str, Any]) -> Replay:
+        """An interrupted trial (a ``finished_trials``-style row) again, exactly as first drawn."""
+        return cls(row["genotype_json"], row.get("reference"), int(row["number"]), row.get("params"))
+
+    @classmethod
+    def references(cls, references: Mapping[str, Genotype]) -> list[Replay]:
+        return [cls(genotype.to_json(), name) for name, genotype in references.items()]
+
+
 class _NumberedSearch:
-    """What both searchers share: numbering trials, attaching reusable results, pickling.
+    """What both searchers share: numbering trials, replays, attaching reusable results, pickling.
 
     Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds a
     database connection and stays behind: an unpickled searcher proposes without it.
@@ -84,31 +108,38 @@ class _NumberedSearch:
 
     _cache: CacheLookup | None
     _number: int
-    _references: list[tuple[str, str]]  # (name, genotype JSON) still to run, in order
-    _reference_trials: dict[str, str]  # Ray trial id -> genotype JSON of a running reference
+    _replays: list[Replay]  # still to run, in order
+    _replay_trials: dict[str, Replay]  # Ray trial id -> the replay it runs
+
+    def add_replays(self, replays: Sequence[Replay]) -> None:
+        """Run these first, in order, before the optimizer's own suggestions."""
+        self._replays.extend(replays)
 
     def add_references(self, references: dict[str, Genotype]) -> None:
         """Run these named designs first, before the optimizer's own suggestions."""
-        self._references = [(name, genotype.to_json()) for name, genotype in references.items()]
-        self._reference_trials = {}
+        self.add_replays(Replay.references(references))
 
-    def _reference_config(self, trial_id: str) -> dict[str, Any] | None:
-        pending = getattr(self, "_references", None)
-        if not pending:
+    def _replay_config(self, trial_id: str) -> dict[str, Any] | None:
+        if not self._replays:
             return None
-        name, genotype_json = pending.pop(0)
-        self._reference_trials[trial_id] = genotype_json
-        config = self._trial_config(Genotype.from_json(genotype_json), None)
-        config["reference"] = name
+        replay = self._replays.pop(0)
+        self._replay_trials[trial_id] = replay
+        config = self._trial_config(Genotype.from_json(replay.genotype_json), replay.params, replay.number)
+        if replay.reference is not None:
+            config["reference"] = replay.reference
         return config
 
-    def _trial_config(self, genotype: Genotype, params: dict[str, Any] | None) -> dict[str, Any]:
+    def _trial_config(
+        self, genotype: Genotype, params: dict[str, Any] | None, number: int | None = None
+    ) -> dict[str, Any]:
+        if number is None:
+            number = self._number
+            self._number += 1
         config = {
             "genotype": genotype.to_json(),
-            "number": self._number,
+            "number": number,
             "params": json.dumps(params) if params is not None else None,
         }
-        self._number += 1
         if self._cache is not None:
             config["cached"] = self._cache(genotype)
         return config
@@ -149,7 +180,7 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
         self._number = first_number
         self._cache = cache
         self._train_defaults = train_defaults or {}  # the recipe's values of searchable training knobs
-        self._references, self._reference_trials = [], {}
+        self._replays, self._replay_trials = [], {}
         sampler = SAMPLERS.get(strategy)(sampler_seed(seed, first_number), len(metrics))
         single = len(metrics) == 1
         super().__init__(
@@ -163,9 +194,9 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
         self.nas_space.suggest(trial)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        reference = self._reference_config(trial_id)
-        if reference is not None:
-            return reference
+        replay = self._replay_config(trial_id)
+        if replay is not None:
+            return replay
         params = super().suggest(trial_id)
         if params is None or params is Searcher.FINISHED:
             return params
@@ -173,30 +204,38 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
         return self._trial_config(self.nas_space.suggest(optuna.trial.FixedTrial(flat)), flat)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self._reference_trials:  # Optuna never saw a reference's trial
+        if trial_id not in self._replay_trials:  # Optuna never saw a replay's trial
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        genotype_json = self._reference_trials.pop(trial_id, None)
-        if genotype_json is None:
+        replay = self._replay_trials.pop(trial_id, None)
+        if replay is None:
             super().on_trial_complete(trial_id, result, error)
         elif result and not error:
-            self._tell(Genotype.from_json(genotype_json), result)
+            self._tell(replay, result)
 
-    def _tell(self, genotype: Genotype, result: dict) -> bool:
-        """A reference the space can draw becomes a finished trial of the study (a suggested point)."""
-        params = self.nas_space.params_for(genotype, self._train_defaults)
+    def _tell(self, replay: Replay, result: dict) -> bool:
+        """A replay the space can draw becomes a finished trial of the study (a suggested point).
+
+        An interrupted trial's stored parameters are told as they were drawn; a reference's
+        are found from its genotype (``params_for``).
+        """
+        genotype = Genotype.from_json(replay.genotype_json)
+        params = replay.params or self.nas_space.params_for(genotype, self._train_defaults)
         metrics = self._metric if isinstance(self._metric, list) else [self._metric]
         values = [result.get(metric) for metric in metrics]
         if params is None or any(v is None for v in values):
             return False
         recorder = _Recorder(params)
-        self.nas_space.suggest(recorder)
+        try:
+            self.nas_space.suggest(recorder)
+        except KeyError:
+            return False  # parameters of another space version: nothing to tell
         self._ot_study.add_trial(
             optuna.trial.create_trial(
                 state=optuna.trial.TrialState.COMPLETE,
                 values=[float(v) for v in values],
-                params=params,
+                params={k: params[k] for k in recorder.distributions},
                 distributions=recorder.distributions,
             )
         )
@@ -256,12 +295,12 @@ class GridSearch(_NumberedSearch, Searcher):
         self._next = 0
         self._number = first_number
         self._cache = cache
-        self._references, self._reference_trials = [], {}
+        self._replays, self._replay_trials = [], {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        reference = self._reference_config(trial_id)
-        if reference is not None:
-            return reference
+        replay = self._replay_config(trial_id)
+        if replay is not None:
+            return replay
         if self._next >= len(self._genotypes):
             return Searcher.FINISHED
         self._next += 1
@@ -269,6 +308,23 @@ class GridSearch(_NumberedSearch, Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
+
+
+def grid_refusal(space: SearchSpace) -> str | None:
+    """Why a grid cannot walk ``space`` (None: it can), from its size counted without enumerating."""
+    size = space.size()
+    if size <= ENUMERATION_LIMIT:
+        return None
+    others = "another --strategy: random, tpe or nsga2"
+    if math.isinf(size):
+        return (
+            f"--strategy grid: space {space.name} is {size_text(size)}: a grid cannot walk it; use {others}"
+        )
+    return (
+        f"--strategy grid: space {space.name} has {size_text(size)} architectures, more than the "
+        f"{ENUMERATION_LIMIT:,} a grid walks; use a smaller space (fewer choices; nasfcn spaces show "
+        f"counts them) or {others}"
+    )
 
 
 #: Looks up a reusable result for one planned run: (genotype, dataset, recipe) -> result or None.

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -126,7 +126,11 @@ def create_search(
     kind: str = "search",
     resume: bool = False,
 ) -> int:
-    """Register a search; with ``resume`` continue the existing one of that name."""
+    """Register a search; with ``resume`` continue the existing one of that name.
+
+    A resume records ``config`` (as the resume merged it: new trials, resources, ...), so
+    the next resume continues with it.
+    """
     with store.session_scope() as session:
         existing = session.execute(select(Search).where(Search.name == name)).scalar_one_or_none()
         if existing is not None:
@@ -137,6 +141,8 @@ def create_search(
                 )
             existing.status = "running"
             existing.finished_at = None
+            if config is not None:
+                existing.config_json = _json(dict(config))
             return existing.id
         search = Search(
             name=name,
@@ -210,7 +216,11 @@ def upsert_trial(
     params: Mapping[str, Any] | None = None,
     reference: str | None = None,
 ) -> int:
-    """Create the trial row (or update its status/ids when it exists); returns its id."""
+    """Create the trial row (or update its status/ids when it exists); returns its id.
+
+    An ``interrupted`` row started again is its configuration re-run by a resume: it starts
+    from scratch (the partial epochs and metrics of the interrupted run are dropped).
+    """
     _check_status(status)
     upsert_architecture(store, genotype)
     values: dict[str, Any] = {
@@ -236,6 +246,8 @@ def upsert_trial(
         if existing is not None:
             if existing.status in FINISHED_STATUSES and status not in FINISHED_STATUSES:
                 return existing.id  # a finished trial is never reopened (resume safety)
+            if existing.status == "interrupted" and status == "running":
+                _restart(session, existing, genotype)
             existing.status = status
             existing.ray_trial_id = ray_trial_id or existing.ray_trial_id
             existing.checkpoint = checkpoint or existing.checkpoint
@@ -375,13 +387,51 @@ def interrupt_unfinished(store: Store, search_id: int) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def _restart(session: Session, trial: Trial, genotype: Genotype) -> None:
+    """Clear what an interrupted run of ``trial`` left, before the same configuration runs again."""
+    if trial.trial_key != genotype.trial_key:
+        raise StoreError(
+            f"trial {trial.number} of search {trial.search_id} was {trial.arch_id}; "
+            f"it cannot be re-run as {genotype.arch_id}"
+        )
+    session.execute(delete(Epoch).where(Epoch.trial_id == trial.id))
+    for name in (
+        "best_epoch",
+        "best_miou",
+        "best_pixel_accuracy",
+        "final_miou",
+        "best_metrics_json",
+        "final_metrics_json",
+        "error",
+        "traceback",
+        "checkpoint",
+        "train_device",
+        "peak_train_memory_mb",
+        "cached_from",
+        "finished_at",
+        "ray_trial_id",
+    ):
+        setattr(trial, name, None)
+    trial.epochs_trained = 0
+    trial.started_at = now()
+
+
 def finished_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
     """The finished trials of a search, oldest first, as the resume logic needs them."""
+    return _trial_rows(store, search_id, FINISHED_STATUSES)
+
+
+def interrupted_trials(store: Store, search_id: int) -> list[dict[str, Any]]:
+    """The interrupted trials of a search, oldest first: what a resume runs again."""
+    return _trial_rows(store, search_id, ("interrupted",))
+
+
+def _trial_rows(store: Store, search_id: int, statuses: Sequence[str]) -> list[dict[str, Any]]:
     with store.session_scope() as session:
         rows = session.execute(
             select(Trial, TrialCost)
             .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
-            .where(Trial.search_id == search_id, Trial.status.in_(FINISHED_STATUSES))
+            .where(Trial.search_id == search_id, Trial.status.in_(statuses))
             .order_by(Trial.number)
         ).all()
         return [

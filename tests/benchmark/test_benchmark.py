@@ -273,3 +273,58 @@ def test_report_figures_show_labels_as_text(tmp_path) -> None:
     text = path.read_text()
     assert "&lt;b&gt;mine" in text  # drawn as the characters <b>, never as bold markup
     assert "<b>mine</b>" not in text
+
+
+def _stored_benchmark(tmp_path: Path) -> BenchmarkConfig:
+    """A benchmark recorded as run_benchmark does, its one planned run finished."""
+    config = _config(tmp_path, archs=("ref:unet:4",), seeds=1)
+    genotype = reference("unet", 4)
+    recipe = TrainRecipe(epochs=1, batch_size=8, seed=0).to_dict()
+    store = open_store(config.db)
+    plan = [{"label": "unet@4", "genotype": genotype.to_json(), "reference": "unet"}]
+    sid = create_search(
+        store, "bench", "shapes", config={**config.as_dict(), "plan_archs": plan}, kind="benchmark"
+    )
+    trial = upsert_trial(store, sid, 0, genotype, dataset="shapes", recipe=recipe, status="running")
+    record_epoch(store, trial, 1, {"val_miou": 0.5, "train_loss": 1.0})
+    finish_trial(store, trial, "completed")
+    store.dispose()
+    return config
+
+
+@pytest.mark.parametrize(
+    ("typed", "refusal"),
+    [
+        (["--seeds", "3"], "--seeds 3 differs from the stored 1"),
+        (["--image-size", "64"], "--image-size 64 differs from the stored 32"),
+        (["--data", "digits"], "--data digits differs from the stored shapes"),
+        (["--batch-size", "16"], "--batch-size 16 differs from the stored 8"),
+        (["--archs", "ref:fcn8s:4"], "--archs ref:fcn8s:4 differs from the stored ref:unet:4"),
+    ],
+)
+def test_benchmark_resume_refuses_a_typed_setting_that_changes_results(
+    tmp_path, store_tracker, typed, refusal
+) -> None:
+    config = _stored_benchmark(tmp_path)
+    result = CliRunner().invoke(app, ["benchmark", "--name", "bench", "--resume", "--db", config.db, *typed])
+    assert result.exit_code == 2, result.output
+    assert refusal in result.stderr
+    assert (
+        "a resumed benchmark keeps its settings; start a new benchmark with another --name" in result.stderr
+    )
+    assert "Traceback" not in result.output
+
+
+def test_benchmark_resume_keeps_the_plan_and_records_where_to_run(tmp_path, store_tracker) -> None:
+    config = _stored_benchmark(tmp_path)
+    typed = ["--seeds", "1", "--image-size", "32", "--concurrency", "1"]
+    result = CliRunner().invoke(app, ["benchmark", "--name", "bench", "--resume", "--db", config.db, *typed])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "1 architectures x 1 datasets x 1 seeds = 1 runs of 1 epochs; 1 finished before, 0 to run" in text
+    assert "changed for this and later resumes: --concurrency 1 (stored 2)" in text
+    store = open_store(config.db)
+    from nasfcn.store import get_search
+
+    saved = get_search(store, "bench")["config"]
+    assert (saved["concurrency"], saved["image_size"], saved["train_samples"]) == (1, 32, 32)

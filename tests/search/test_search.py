@@ -352,3 +352,65 @@ train:
     assert not set(fresh) & set(resumed)  # the same stream again would repeat all four
     assert draws(4) == resumed  # and a resume is as reproducible as a fresh search
     assert draws(0) == fresh
+
+
+@pytest.mark.parametrize("strategy", ["random", "grid"])
+def test_a_resume_keeps_the_stored_settings_and_runs_interrupted_trials_again(
+    ray_local, tmp_path, micro_space, strategy
+) -> None:
+    from typer.testing import CliRunner
+
+    from nasfcn.cli import app
+
+    db = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    options = (
+        f"--name r --db {db} --trials 3 --epochs 1 --strategy {strategy} --scheduler fifo --image-size 32 "
+        "--train-samples 32 --batch-size 8 --lr 0.01 --concurrency 1 --no-cache"  # --no-cache: all train here
+    )
+    storage = ["--space", str(micro_space), "--storage-path", str(tmp_path / "runs")]
+    first = ["search", *options.split(), *storage]
+    runner = CliRunner()
+    assert runner.invoke(app, first).exit_code == 0
+    store = open_store(db)
+    before = leaderboard_frame(store, "r").set_index("number")
+    with store.engine.begin() as connection:  # trial 2 as a Ctrl-C leaves it: partial and interrupted
+        connection.execute(
+            text("UPDATE trials SET status = 'interrupted', best_miou = 0.99 WHERE number = 2")
+        )
+        connection.execute(text("UPDATE searches SET status = 'interrupted'"))
+
+    resumed = runner.invoke(app, ["search", "--name", "r", "--resume", "--db", db, "--trials", "4"])
+    assert resumed.exit_code == 0, resumed.output
+    output = " ".join(resumed.stdout.split())
+    assert "4 trials x 1 epochs" in output
+    assert "resuming: 2 finished trials kept; 1 interrupted trials (number 2) run again first" in output
+    assert "changed for this and later resumes: --trials 4 (stored 3)" in output
+    board = leaderboard_frame(store, "r").set_index("number")
+    assert sorted(board.index) == [0, 1, 2, 3]
+    assert set(board["status"]) == {"completed"}
+    assert board.loc[2, "trial_id"] == before.loc[2, "trial_id"]  # the same row, run again
+    assert board.loc[2, "arch_id"] == before.loc[2, "arch_id"]
+    assert board.loc[2, "best_miou"] != 0.99  # the interrupted run's figures are gone
+    assert len(epochs_frame(store, "r").query("number == 2")) == 1
+    with store.engine.connect() as connection:
+        recipes = connection.execute(text("SELECT DISTINCT recipe_key FROM trials")).scalars().all()
+        inputs = connection.execute(
+            text("SELECT DISTINCT a.cost_input FROM architectures a JOIN trials t ON t.arch_id = a.arch_id")
+        ).scalars()
+        saved = json.loads(connection.execute(text("SELECT config_json FROM searches")).scalar_one())
+    assert len(recipes) == 1  # every trial trained with the stored recipe
+    assert set(inputs) == {"1x3x32x32"}
+    assert (saved["trials"], saved["image_size"], saved["train_samples"], saved["recipe"]["lr"]) == (
+        4,
+        32,
+        32,
+        0.01,
+    )
+    if strategy == "grid":
+        space = load_space(micro_space)
+        expected = [g.arch_id for g in list(space.iter_genotypes(include_train=False))[:4]]
+        assert [board.loc[n, "arch_id"] for n in range(4)] == expected
+
+    again = runner.invoke(app, ["search", "--name", "r", "--resume", "--db", db])
+    assert again.exit_code == 0, again.output
+    assert "nothing left to run: 4 trials already finished, 4 asked for" in " ".join(again.stdout.split())

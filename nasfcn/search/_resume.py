@@ -1,0 +1,200 @@
+"""What a resume keeps and what it may change (``nasfcn search --resume``, ``nasfcn benchmark --resume``).
+
+A resume continues the stored search, so its leaderboard only ever holds comparable
+results. Settings that decide what a result means (data, image size, samples, epochs,
+recipe, space, strategy, scheduler, seed, constraints, ...) are the stored ones; giving
+one with another value is refused, naming the option, the stored value and the given one.
+Settings that only say how much more to run, or where (trials, time budget, resources,
+Ray address, storage path, cache), may change: the new values are recorded with the
+search, so the next resume continues with them.
+
+Which settings count as given: the CLI passes the options typed on the command line as
+``explicit``. A library caller may do the same; without ``explicit``, the fields whose
+values differ from the config class's defaults count as given (a required field: when
+it is not empty), and every other field takes its stored value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, fields, replace
+from typing import Any
+
+from nasfcn.train import TrainRecipe
+
+RECIPE = "recipe"
+#: Recipe fields that mirror a config's own ``epochs`` and ``seed``: compared there, not here.
+_MIRRORED = ("epochs", "seed")
+
+
+@dataclass(frozen=True)
+class ResumeRule:
+    """Which fields of a config a resume keeps, which it may change, and their option names."""
+
+    kept: tuple[str, ...]  # what results mean: a given value must equal the stored one
+    adjustable: tuple[str, ...]  # how much more to run and where: a given value replaces the stored one
+    options: Mapping[str, str]  # field (``recipe.lr`` for a recipe field) -> the option naming it
+    noun: str = "search"
+
+    def option(self, name: str) -> str:
+        if name in self.options:
+            return self.options[name]
+        return name if name.startswith(f"{RECIPE}.") else f"--{name.replace('_', '-')}"
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A config's fields after a resume, and what the caller asked differently."""
+
+    values: dict[str, Any]  # field -> value, for ``dataclasses.replace``
+    conflicts: tuple[str, ...]  # a kept setting given with another value
+    changes: tuple[str, ...]  # an adjustable setting given with another value
+
+
+def given_fields(config: Any) -> frozenset[str]:
+    """The fields the caller set: ``config.explicit``, else those that differ from the defaults."""
+    if config.explicit is not None:
+        return frozenset(config.explicit)
+    given = set()
+    for spec in fields(config):
+        value = getattr(config, spec.name)
+        default = _default(spec)
+        if spec.name == RECIPE:
+            given.update(
+                f"{RECIPE}.{name}"
+                for name, field_value in _recipe_fields(value).items()
+                if field_value != _recipe_fields(default).get(name)
+            )
+        elif (value != default) if default is not MISSING else bool(value):
+            given.add(spec.name)
+    return frozenset(given)
+
+
+def check_explicit(config: Any) -> list[str]:
+    """Names in ``config.explicit`` that are no field: a typo would silently count as not given."""
+    if config.explicit is None:
+        return []
+    known = {spec.name for spec in fields(config)} | {f"{RECIPE}.{name}" for name in _recipe_names()}
+    unknown = sorted(set(config.explicit) - known)
+    return [f"explicit names unknown fields {', '.join(unknown)}"] if unknown else []
+
+
+def merge_stored(
+    config: Any,
+    stored: Mapping[str, Any],
+    rule: ResumeRule,
+    given: frozenset[str],
+    normalize: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> Merged:
+    """Stored values for what was not given; given kept values must equal the stored ones.
+
+    ``stored`` is the config as recorded with the search (JSON: lists for tuples); a field
+    it lacks (a search recorded by an older version) keeps the value of ``config``.
+    ``normalize`` maps a field to the function that puts a given value in stored form.
+    """
+    normalize = normalize or {}
+    values: dict[str, Any] = {}
+    conflicts: list[str] = []
+    changes: list[str] = []
+    for name in (*rule.kept, *rule.adjustable):
+        if name == RECIPE or name not in stored:
+            continue
+        current = getattr(config, name)
+        saved = _decode(current, stored[name])
+        if name not in given:
+            values[name] = saved
+            continue
+        value = normalize.get(name, lambda v: v)(current)
+        _compare(rule, name, value, saved, name in rule.kept, conflicts, changes)
+        values[name] = value
+    if RECIPE in (*rule.kept, *rule.adjustable) and isinstance(stored.get(RECIPE), Mapping):
+        recipe = _merge_recipe(config.recipe, stored[RECIPE], rule, given, conflicts, changes)
+        values[RECIPE] = recipe
+    return Merged(values, tuple(conflicts), tuple(changes))
+
+
+def conflict_message(conflicts: Iterable[str], noun: str) -> str:
+    """One line: every refused setting, then why and what to do instead."""
+    listed = list(conflicts)
+    them = "it" if len(listed) == 1 else "them"
+    return (
+        f"{'; '.join(listed)}: a resumed {noun} keeps its settings; "
+        f"start a new {noun} with another --name to change {them}"
+    )
+
+
+def show(value: Any) -> str:
+    """A setting as a user would type it: ``64``, ``0.003``, ``miou,latency_ms``, ``none``, ``on``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}" if math.isfinite(value) else str(value)
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(show, value)) if value else "none"
+    return str(value)
+
+
+def _compare(
+    rule: ResumeRule,
+    name: str,
+    value: Any,
+    saved: Any,
+    kept: bool,
+    conflicts: list[str],
+    changes: list[str],
+) -> None:
+    if value == saved:
+        return
+    option = rule.option(name)
+    if kept:
+        conflicts.append(f"{option} {show(value)} differs from the stored {show(saved)}")
+    else:
+        changes.append(f"{option} {show(value)} (stored {show(saved)})")
+
+
+def _merge_recipe(
+    recipe: TrainRecipe,
+    stored: Mapping[str, Any],
+    rule: ResumeRule,
+    given: frozenset[str],
+    conflicts: list[str],
+    changes: list[str],
+) -> TrainRecipe:
+    kept = RECIPE in rule.kept
+    merged = {}
+    for name, value in _recipe_fields(recipe).items():
+        if name not in stored:
+            continue
+        key = f"{RECIPE}.{name}"
+        if key in given:
+            _compare(rule, key, value, stored[name], kept, conflicts, changes)
+            merged[name] = value
+        else:
+            merged[name] = stored[name]
+    return replace(recipe, **merged)
+
+
+def _recipe_names() -> list[str]:
+    return [spec.name for spec in fields(TrainRecipe) if spec.name not in _MIRRORED]
+
+
+def _recipe_fields(recipe: TrainRecipe) -> dict[str, Any]:
+    return {name: getattr(recipe, name) for name in _recipe_names()}
+
+
+def _default(spec: Any) -> Any:
+    if spec.default is not MISSING:
+        return spec.default
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    return MISSING
+
+
+def _decode(current: Any, stored: Any) -> Any:
+    """A stored JSON value in the field's own type (tuples are stored as lists)."""
+    if isinstance(current, tuple) and isinstance(stored, list):
+        return tuple(stored)
+    return stored
