@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,32 @@ def shapes_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("shapes-checkpoint")
     fit(genotype, data, TrainRecipe(epochs=3, batch_size=8, lr=1e-2), device="cpu", out_dir=folder)
     return folder
+
+
+LimitedRun = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def cli_under_memory_limit() -> LimitedRun:
+    """``run(args, gib)``: ``nasfcn ARGS`` in a fresh process that cannot take more than ``gib``
+    GiB of address space, so a test of a hostile input fails fast (MemoryError) on code that
+    would expand it, instead of taking the machine's memory."""
+
+    def run(args: Sequence[str], gib: float) -> subprocess.CompletedProcess[str]:
+        code = (
+            "import resource, sys\n"
+            f"limit = int({gib} * 2**30)\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+            f"sys.argv = ['nasfcn', *{list(args)!r}]\n"
+            "from nasfcn.cli import main\n"
+            "main()\n"
+        )
+        env = {**os.environ, "COLUMNS": "400"}  # one error line stays one line
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+
+    return run
 
 
 @pytest.fixture(scope="session")
