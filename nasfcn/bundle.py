@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -60,6 +62,19 @@ REQUIRED_FILES = (GENOTYPE_FILE, WEIGHTS_FILE, PREPROCESS_FILE)
 FORMAT = "nasfcn-bundle/1"
 #: Where a broken bundle comes from again.
 REEXPORT = "export it again (nasfcn export ... --out PATH)"
+
+#: Limits on what a bundle may hold, far above any real export (a few MB of weights, KBs of
+#: JSON), so that a hostile or broken bundle is refused before it costs gigabytes: sizes are
+#: checked from zip headers and file sizes first, and reading stops at the limit.
+MAX_PARAMS = 250_000_000  # numbers in the network genotype.json describes (1 GB as float32)
+MAX_MODEL_BYTES = MAX_PARAMS * 4 + 64 * 2**20  # weights.safetensors, model.onnx, model.torchscript.pt
+MAX_JSON_BYTES = 16 * 2**20  # genotype.json, preprocess.json, metrics.json
+MAX_TEXT_BYTES = 2**20  # finetune.yaml, README.md
+MAX_BUNDLE_BYTES = 3 * MAX_MODEL_BYTES + 4 * MAX_JSON_BYTES  # everything read from one bundle
+MAX_JSON_DEPTH = 32  # nesting of objects and lists in a JSON file
+MAX_IMAGE_SIDE = 4096  # image_size (height, width) in preprocess.json and finetune.yaml
+_MODEL_FILES = (WEIGHTS_FILE, ONNX_FILE, TORCHSCRIPT_FILE)
+_TEXT_FILES = (FINETUNE_FILE, CARD_FILE)
 
 
 class BundleError(ValueError):
@@ -123,8 +138,10 @@ class Preprocess:
             )
         except (TypeError, ValueError) as err:
             raise BundleError(f"{source}: malformed value ({err}); {REEXPORT}") from err
-        if len(pre.image_size) != 2 or min(pre.image_size) < 1:
-            problems.append(f"image_size must be [height, width], got {list(pre.image_size)}")
+        if len(pre.image_size) != 2 or min(pre.image_size) < 1 or max(pre.image_size) > MAX_IMAGE_SIDE:
+            problems.append(
+                f"image_size must be [height, width], each 1..{MAX_IMAGE_SIDE}, got {list(pre.image_size)}"
+            )
         if len(pre.std) != len(pre.mean) or any(not s > 0 for s in pre.std):
             problems.append("std must have one positive value per mean value")
         if "in_channels" in data and data["in_channels"] != len(pre.mean):
@@ -245,6 +262,8 @@ class FinetuneRecipe:
             size = [size, size] if _is_int(size) else size
             if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v >= 8 for v in size):
                 problems.append(f"image_size must be [height, width] (each >= 8) or null, got {size!r}")
+            elif max(size) > MAX_IMAGE_SIDE:
+                problems.append(f"image_size must be at most {MAX_IMAGE_SIDE} a side, got {size!r}")
             else:
                 values["image_size"] = (int(size[0]), int(size[1]))
         try:
@@ -405,11 +424,12 @@ class BundleInfo:
 
 
 class _Reader:
-    """The members of a bundle folder or zip, read into memory by name."""
+    """The members of a bundle folder or zip, read by name, each within its size limit."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._zip: dict[str, bytes] | None = None
+        self._zip: dict[str, zipfile.ZipInfo] | None = None  # bundle file name -> zip member
+        self._read = 0  # bytes read so far, against MAX_BUNDLE_BYTES
         if path.is_file():
             try:
                 with zipfile.ZipFile(path) as archive:
@@ -421,14 +441,15 @@ class _Reader:
                         default="",
                     )
                     self._zip = {
-                        name[len(prefix) :]: archive.read(name)
-                        for name in members
+                        name[len(prefix) :]: info
+                        for name, info in members.items()
                         if name.startswith(prefix) and name[len(prefix) :] in BUNDLE_FILES
                     }
             except (zipfile.BadZipFile, OSError) as err:
                 raise BundleError(
                     f"{path}: not a bundle folder or a readable zip ({err}); {REEXPORT}"
                 ) from err
+            _check_declared_sizes(path, {name: info.file_size for name, info in self._zip.items()})
         elif not path.is_dir():
             raise BundleError(
                 f"{path}: no such bundle; make one with `nasfcn export --search NAME --out {path}`"
@@ -440,15 +461,88 @@ class _Reader:
         return tuple(n for n in BUNDLE_FILES if (self.path / n).is_file())
 
     def bytes(self, name: str) -> bytes:
+        limit = min(size_limit(name), MAX_BUNDLE_BYTES - self._read)
         if self._zip is not None:
-            return self._zip[name]
-        return (self.path / name).read_bytes()
+            data = _read_member(self.path, self._zip[name], limit)
+        elif (self.path / name).stat().st_size > limit:
+            raise _too_large(self.path / name, size_limit(name), self._read)
+        else:
+            data = _read_file(self.path / name, limit)
+        if len(data) > limit:
+            raise _too_large(self.path / name, size_limit(name), self._read)
+        self._read += len(data)
+        return data
 
     def json(self, name: str) -> Any:
+        data = self.bytes(name)
+        if _json_depth(data) > MAX_JSON_DEPTH:
+            raise BundleError(
+                f"{self.path / name}: nested deeper than {MAX_JSON_DEPTH} levels, which no nasfcn "
+                f"export writes; {REEXPORT}"
+            )
         try:
-            return json.loads(self.bytes(name).decode("utf-8"))
+            return json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise BundleError(f"{self.path / name}: not valid JSON ({err}); {REEXPORT}") from err
+
+
+def size_limit(name: str) -> int:
+    """The most bytes a bundle file may hold."""
+    if name in _MODEL_FILES:
+        return MAX_MODEL_BYTES
+    return MAX_TEXT_BYTES if name in _TEXT_FILES else MAX_JSON_BYTES
+
+
+def _check_declared_sizes(path: Path, sizes: Mapping[str, int]) -> None:
+    """Refuse a zip whose headers already announce too much, before decompressing anything."""
+    for name, size in sizes.items():
+        if size > size_limit(name):
+            raise _too_large(path / name, size_limit(name), 0, declared=size)
+    if sum(sizes.values()) > MAX_BUNDLE_BYTES:
+        raise BundleError(
+            f"{path}: the zip's bundle files expand to {sum(sizes.values()):,} bytes, more than the "
+            f"{MAX_BUNDLE_BYTES:,} a bundle may hold; {REEXPORT}"
+        )
+
+
+def _too_large(path: Path, limit: int, read: int, declared: int | None = None) -> BundleError:
+    said = f" (its zip header says {declared:,})" if declared is not None else ""
+    if limit > MAX_BUNDLE_BYTES - read:
+        return BundleError(
+            f"{path}: reading it would take the bundle past the {MAX_BUNDLE_BYTES:,} bytes it may "
+            f"hold{said}; {REEXPORT}"
+        )
+    return BundleError(f"{path}: larger than the {limit:,} bytes this file may hold{said}; {REEXPORT}")
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a file (one more than allowed shows it is too large)."""
+    with path.open("rb") as handle:
+        return handle.read(limit + 1)
+
+
+def _read_member(path: Path, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """At most ``limit + 1`` decompressed bytes of a zip member, whatever its header claims."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(info) as handle:
+            return handle.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise BundleError(f"{path / info.filename}: cannot be read from the zip ({err}); {REEXPORT}") from err
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _json_depth(data: bytes) -> int:
+    """How deeply objects and lists nest in a JSON text (strings skipped), without parsing it:
+    the parser would recurse once per level."""
+    codes = np.frombuffer(_JSON_STRING.sub(b"", data), dtype=np.uint8)
+    steps = np.isin(codes, _OPENING).astype(np.int64) - np.isin(codes, _CLOSING)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+_OPENING = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSING = np.frombuffer(b"]}", dtype=np.uint8)
 
 
 def read_info(path: str | Path) -> tuple[BundleInfo, _Reader]:
@@ -492,9 +586,14 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
     weights_path = reader.path / WEIGHTS_FILE
     data = reader.bytes(WEIGHTS_FILE)
     try:
-        header = _safetensors_metadata(data)
-        state = load(data)
-    except (SafetensorError, ValueError, struct.error) as err:
+        tensors = _safetensors_header(data)
+        header = _metadata(tensors)
+        found = {
+            key: tuple(int(n) for n in entry["shape"])
+            for key, entry in tensors.items()
+            if key != "__metadata__"
+        }
+    except (ValueError, TypeError, KeyError, struct.error) as err:
         raise BundleError(f"{weights_path}: not a readable safetensors file ({err}); {REEXPORT}") from err
     if header.get("format") != FORMAT:
         raise BundleError(f"{weights_path}: not written by a nasfcn export (no {FORMAT} header); {REEXPORT}")
@@ -514,34 +613,68 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
                 f"{WEIGHTS_FILE} was saved with {header.get(key)}; restore the original "
                 f"{PREPROCESS_FILE} or {REEXPORT}"
             )
-    model = build_model(info.genotype, info.num_classes, info.in_channels)
-    problems = _state_problems(model.state_dict(), state)
+    # Shapes first, from the header and a network without memory: a genotype that does not fit
+    # its weights (or describes a giant network) is refused before anything is allocated.
+    problems = _state_problems(_expected_shapes(info), found)
     if problems:
         listed = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
         raise BundleError(
             f"{weights_path}: the weights do not fit the network {GENOTYPE_FILE} describes: "
             f"{listed}; {REEXPORT}"
         )
+    try:
+        state = load(data)
+    except SafetensorError as err:
+        raise BundleError(f"{weights_path}: not a readable safetensors file ({err}); {REEXPORT}") from err
+    model = build_model(info.genotype, info.num_classes, info.in_channels)
     model.load_state_dict(state)
     return model.to(device).eval(), info
 
 
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors header (8-byte little-endian length, then JSON)."""
+def _safetensors_header(data: bytes) -> dict[str, Any]:
+    """The tensor entries and ``__metadata__`` of a safetensors header (8-byte little-endian
+    length, then JSON), read without loading any tensor."""
     (length,) = struct.unpack("<Q", data[:8])
     if length > len(data) - 8:
         raise ValueError("header longer than the file (truncated?)")
-    header = json.loads(data[8 : 8 + length].decode("utf-8"))
+    text = data[8 : 8 + length]
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"header nested deeper than {MAX_JSON_DEPTH} levels")
+    header = json.loads(text.decode("utf-8"))
+    if not isinstance(header, dict) or not all(isinstance(v, dict) for v in header.values()):
+        raise ValueError("header is not a JSON object of tensor entries")
+    return header
+
+
+def _metadata(header: Mapping[str, Any]) -> dict[str, str]:
+    """The string metadata of a safetensors header (and nothing else in it)."""
     metadata = header.get("__metadata__") or {}
     return {str(k): str(v) for k, v in metadata.items()}
 
 
-def _state_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> list[str]:
+def _expected_shapes(info: BundleInfo) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of the network ``genotype.json`` describes, built on the ``meta`` device
+    (shapes only, no memory); refused past ``MAX_PARAMS``."""
+    with torch.device("meta"):
+        network = build_model(info.genotype, info.num_classes, info.in_channels)
+    shapes = {key: tuple(tensor.shape) for key, tensor in network.state_dict().items()}
+    count = sum(math.prod(shape) for shape in shapes.values())
+    if count > MAX_PARAMS:
+        raise BundleError(
+            f"{info.path / GENOTYPE_FILE}: describes a network of {count:,} parameters, more than the "
+            f"{MAX_PARAMS:,} a bundle may hold (encoder.width {info.genotype.encoder.width}); {REEXPORT}"
+        )
+    return shapes
+
+
+def _state_problems(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> list[str]:
     problems = [f"{key} is missing" for key in expected if key not in found]
     problems += [f"{key} is not part of this network" for key in found if key not in expected]
     problems += [
-        f"{key} has shape {tuple(found[key].shape)}, the network needs {tuple(tensor.shape)}"
-        for key, tensor in expected.items()
-        if key in found and found[key].shape != tensor.shape
+        f"{key} has shape {found[key]}, the network needs {shape}"
+        for key, shape in expected.items()
+        if key in found and found[key] != shape
     ]
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import zipfile
@@ -16,6 +17,7 @@ import nasfcn
 from nasfcn.bundle import (
     BUNDLE_FILES,
     GENOTYPE_FILE,
+    METRICS_FILE,
     PREPROCESS_FILE,
     STAGES,
     WEIGHTS_FILE,
@@ -271,3 +273,134 @@ def test_a_bundle_with_a_broken_recipe_names_it(bundle: Path) -> None:
 def test_a_bundle_copy_is_still_a_bundle(bundle: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(bundle, tmp_path / "copy")
     assert load_bundle(copy)[1].arch_id == load_bundle(bundle)[1].arch_id
+
+
+# -- bombs: refused from sizes and shapes, before anything large is read or allocated ---------
+
+
+def _reseal_weights(bundle: Path, genotype: Genotype) -> None:
+    """Weights that claim to belong to ``genotype`` (the header a check would trust)."""
+    from safetensors import safe_open
+
+    path = bundle / WEIGHTS_FILE
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    save_file(load_file(str(path)), str(path), metadata={**metadata, "arch_id": genotype.arch_id})
+
+
+def _giant_genotype(bundle: Path) -> None:
+    """A genotype of width 4096 (1.5 billion parameters, 6 GB) with weights that claim to match it."""
+    giant = Genotype(encoder=EncoderGene(stages=2, width=4096), skip="fcn16s", upsample="transposed")
+    (bundle / GENOTYPE_FILE).write_text(json.dumps(giant.to_dict()))
+    _reseal_weights(bundle, giant)
+
+
+def _wider_genotype(bundle: Path) -> None:
+    wider = Genotype(encoder=EncoderGene(stages=2, width=6), skip="fcn16s", upsample="transposed")
+    (bundle / GENOTYPE_FILE).write_text(json.dumps(wider.to_dict()))
+    _reseal_weights(bundle, wider)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+BOMBS = {
+    "image_size 60000x60000": (
+        lambda b: _edit_json(b, PREPROCESS_FILE, lambda p: p.update(image_size=[60000, 60000])),
+        "preprocess.json: image_size must be [height, width], each 1..4096, got [60000, 60000]",
+    ),
+    "genotype nested 100k deep": (
+        lambda b: (b / GENOTYPE_FILE).write_text(_nested(100_000)),
+        "genotype.json: nested deeper than 32 levels",
+    ),
+    "metrics nested 100k deep": (
+        lambda b: (b / METRICS_FILE).write_text('{"val": ' + _nested(100_000) + "}"),
+        "metrics.json: nested deeper than 32 levels",
+    ),
+    "a 20 MB metrics.json": (
+        lambda b: os.truncate(b / METRICS_FILE, 20 * 2**20),  # sparse: costs no disk
+        "metrics.json: larger than the 16,777,216 bytes this file may hold",
+    ),
+    "a genotype of 1.5 billion parameters": (
+        _giant_genotype,
+        "genotype.json: describes a network of 1,510,273,",
+    ),
+    "a genotype wider than its weights": (
+        _wider_genotype,
+        "the weights do not fit the network genotype.json describes",
+    ),
+}
+
+
+def _meta_only(*args):
+    """build_model, refusing to build a real network: only shapes (the meta device) may be."""
+    if torch.get_default_device().type != "meta":
+        raise AssertionError("a real network was built before the bundle was checked")
+    return build_model(*args)
+
+
+@pytest.mark.parametrize("case", list(BOMBS), ids=list(BOMBS))
+def test_bombs_are_refused_before_anything_is_built(bundle: Path, case: str, monkeypatch) -> None:
+    import nasfcn.bundle
+
+    tamper, message = BOMBS[case]
+    tamper(bundle)
+    monkeypatch.setattr(nasfcn.bundle, "build_model", _meta_only)  # the giant one would need 100 GB
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle)
+    assert message in str(caught.value)
+    assert str(bundle) in str(caught.value)
+    assert "nasfcn export" in str(caught.value)
+
+
+def _zip_with(bundle: Path, path: Path, name: str, data: bytes) -> Path:
+    """The bundle as a zip in which ``name`` holds ``data`` (deflated)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member in bundle.iterdir():
+            if member.name != name:
+                archive.write(member, member.name)
+        archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_bomb_is_refused_from_its_headers(bundle: Path, tmp_path: Path) -> None:
+    """20 MB of metrics.json zip to 20 KB: the header's size is refused before decompressing."""
+    bomb = _zip_with(bundle, tmp_path / "bomb.zip", METRICS_FILE, b" " * (20 * 2**20))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bomb)
+    assert f"{bomb / METRICS_FILE}: larger than the 16,777,216 bytes this file may hold" in str(caught.value)
+    assert "its zip header says 20,971,520" in str(caught.value)
+
+
+def test_a_zip_whose_header_understates_a_member_is_not_read_past_it(bundle: Path, tmp_path: Path) -> None:
+    bomb = _zip_with(bundle, tmp_path / "liar.zip", METRICS_FILE, b" " * (20 * 2**20))
+    raw = bytearray(bomb.read_bytes())
+    declared = (20 * 2**20).to_bytes(4, "little")
+    for offset in (i for i in range(len(raw)) if raw[i : i + 4] == declared):  # local + central header
+        raw[offset : offset + 4] = (1000).to_bytes(4, "little")
+    bomb.write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match=r"liar\.zip/metrics\.json: cannot be read from the zip"):
+        load_bundle(bomb)
+
+
+def test_a_bundle_is_read_within_a_total_limit(bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    import nasfcn.bundle
+
+    packed = tmp_path / "packed.zip"
+    write_zip(bundle, packed)
+    total = sum(info.file_size for info in zipfile.ZipFile(packed).infolist())
+    monkeypatch.setattr(nasfcn.bundle, "MAX_BUNDLE_BYTES", total - 1)
+    with pytest.raises(BundleError, match=f"expand to {total:,} bytes, more than the {total - 1:,}"):
+        load_bundle(packed)
+    monkeypatch.setattr(nasfcn.bundle, "MAX_BUNDLE_BYTES", (bundle / WEIGHTS_FILE).stat().st_size)
+    with pytest.raises(BundleError, match="would take the bundle past the"):
+        load_bundle(bundle)
+
+
+def test_a_recipe_image_size_past_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "finetune.yaml"
+    path.write_text("image_size: [60000, 60000]\n")
+    with pytest.raises(RecipeError, match=r"image_size must be at most 4096 a side, got \[60000, 60000\]"):
+        load_recipe(path)

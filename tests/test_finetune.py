@@ -193,3 +193,33 @@ def test_cli_refuses_bad_inputs_in_one_line(bundle: Path, folder_data: Path, tmp
     assert nodata.exit_code == 2
     assert "no such folder" in nodata.stderr
     assert "Traceback" not in fewer.output + bad.output + nodata.output
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_huge_image_size_in_one_line(
+    bundle: Path, folder_data: Path, tmp_path: Path, cli_under_memory_limit
+) -> None:
+    """60000x60000 inputs once reached the data loader (a MemoryError traceback)."""
+    base = [
+        "finetune",
+        "--bundle",
+        str(bundle),
+        "--data",
+        f"folder:{folder_data}",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    recipe = tmp_path / "huge.yaml"
+    recipe.write_text("image_size: [60000, 60000]\n")
+    by_recipe = cli_under_memory_limit([*base, "--recipe", str(recipe), "--device", "cpu"], 3)
+    preprocess = bundle / "preprocess.json"
+    preprocess.write_text(json.dumps({**json.loads(preprocess.read_text()), "image_size": [60000, 60000]}))
+    by_bundle = cli_under_memory_limit([*base, "--device", "cpu"], 3)
+    for result, message in (
+        (by_recipe, f"{recipe}: image_size must be at most 4096 a side, got [60000, 60000]"),
+        (by_bundle, f"{preprocess}: image_size must be [height, width], each 1..4096, got [60000, 60000]"),
+    ):
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert message in result.stderr
+    assert not (tmp_path / "o").exists()
