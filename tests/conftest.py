@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -62,6 +63,31 @@ def cli_under_memory_limit() -> LimitedRun:
         )
 
     return run
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+@pytest.fixture(scope="session")
+def write_png_bomb() -> Callable[[Path, int, int], None]:
+    """``write(path, width, height)``: a black 1-bit PNG of that size, a few KB on disk however
+    large (20000 x 20000 is 1.2 GB once decoded as RGB), written without ever holding it."""
+
+    def write(path: Path, width: int, height: int) -> None:
+        row = bytes(1 + -(-width // 8))  # filter byte 0, then 1 bit per pixel, all black
+        packer = zlib.compressobj(9)
+        idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+        header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", idat)
+            + _png_chunk(b"IEND", b"")
+        )
+
+    return write
 
 
 @pytest.fixture(scope="session")

@@ -180,3 +180,18 @@ def test_cli_refuses_a_bundle_bomb_in_one_line(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
     assert str(bomb) in result.stderr
+
+
+def test_a_decompression_bomb_is_refused_in_one_line(bundle: Path, tmp_path: Path, write_png_bomb) -> None:
+    bomb = tmp_path / "bomb.png"
+    write_png_bomb(bomb, 20000, 20000)
+    good = _images(tmp_path / "in")[0]
+    with pytest.raises(PredictError, match=r"bomb\.png: the image is 400,000,000 pixels, more than the 89,"):
+        predict_files(bundle, [good, bomb], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    result = runner.invoke(app, ["predict", "--bundle", str(bundle), str(bomb), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"{bomb}: the image is 400,000,000 pixels, more than the 89,478,485 an image may have "
+        "(PIL.Image.MAX_IMAGE_PIXELS); scale it down"
+    ]
