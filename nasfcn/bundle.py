@@ -9,6 +9,7 @@
 ``metrics.json``         where the model came from, val metrics, per-class IoU, cost
 ``finetune.yaml``        the staged fine-tuning recipe (:class:`FinetuneRecipe`)
 ``README.md``            a short model card
+``manifest.json``        size and SHA-256 of every other file, checked on load
 =======================  ============================================================
 
 :func:`load_bundle` rebuilds the network from ``genotype.json`` and loads
@@ -20,15 +21,19 @@ written and checked by :mod:`nasfcn.export`.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import re
 import struct
+import warnings
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -45,6 +50,7 @@ PREPROCESS_FILE = "preprocess.json"
 METRICS_FILE = "metrics.json"
 FINETUNE_FILE = "finetune.yaml"
 CARD_FILE = "README.md"
+MANIFEST_FILE = "manifest.json"
 #: Every file of a complete bundle, in the order the model card lists them.
 BUNDLE_FILES = (
     GENOTYPE_FILE,
@@ -55,11 +61,14 @@ BUNDLE_FILES = (
     METRICS_FILE,
     FINETUNE_FILE,
     CARD_FILE,
+    MANIFEST_FILE,
 )
 #: What ``load_bundle`` needs; the other files are for other runtimes and for people.
 REQUIRED_FILES = (GENOTYPE_FILE, WEIGHTS_FILE, PREPROCESS_FILE)
 #: Written into the weights' safetensors header, checked on load.
 FORMAT = "nasfcn-bundle/1"
+#: Written into manifest.json.
+MANIFEST_FORMAT = "nasfcn-manifest/1"
 #: Where a broken bundle comes from again.
 REEXPORT = "export it again (nasfcn export ... --out PATH)"
 
@@ -83,6 +92,10 @@ class BundleError(ValueError):
 
 class RecipeError(ValueError):
     """A fine-tuning recipe is malformed; the message names the file, field and allowed values."""
+
+
+class BundleWarning(UserWarning):
+    """A bundle loads, but something about it is unchecked (e.g. it predates ``manifest.json``)."""
 
 
 # -- preprocess.json -------------------------------------------------------------------------
@@ -368,6 +381,25 @@ def write_bundle(
     (folder / METRICS_FILE).write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     (folder / FINETUNE_FILE).write_text(recipe.to_yaml())
     (folder / CARD_FILE).write_text(card)
+    write_manifest(folder)
+
+
+def write_manifest(folder: str | Path) -> None:
+    """``manifest.json``: size and SHA-256 of every other bundle file in ``folder`` (the ONNX and
+    TorchScript files are written before it), so that a file changed or swapped after export (a
+    ``model.onnx`` of another network) is named on load instead of silently used."""
+    folder = Path(folder)
+    files = {}
+    for name in BUNDLE_FILES:
+        path = folder / name
+        if name != MANIFEST_FILE and path.is_file():
+            sha = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(2**20):
+                    sha.update(chunk)
+            files[name] = {"size": path.stat().st_size, "sha256": sha.hexdigest()}
+    manifest = {"format": MANIFEST_FORMAT, "files": files}
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def write_zip(folder: str | Path, path: str | Path) -> None:
@@ -430,6 +462,7 @@ class _Reader:
         self.path = path
         self._zip: dict[str, zipfile.ZipInfo] | None = None  # bundle file name -> zip member
         self._read = 0  # bytes read so far, against MAX_BUNDLE_BYTES
+        self._digests: dict[str, tuple[int, str]] = {}  # name -> (size, sha256) of what was read
         if path.is_file():
             try:
                 with zipfile.ZipFile(path) as archive:
@@ -461,17 +494,50 @@ class _Reader:
         return tuple(n for n in BUNDLE_FILES if (self.path / n).is_file())
 
     def bytes(self, name: str) -> bytes:
-        limit = min(size_limit(name), MAX_BUNDLE_BYTES - self._read)
-        if self._zip is not None:
-            data = _read_member(self.path, self._zip[name], limit)
-        elif (self.path / name).stat().st_size > limit:
-            raise _too_large(self.path / name, size_limit(name), self._read)
-        else:
-            data = _read_file(self.path / name, limit)
-        if len(data) > limit:
-            raise _too_large(self.path / name, size_limit(name), self._read)
-        self._read += len(data)
+        data = b"".join(self._chunks(name))
+        self._digests[name] = (len(data), hashlib.sha256(data).hexdigest())
         return data
+
+    def digest(self, name: str) -> tuple[int, str]:
+        """Size and SHA-256 of a file, streamed (and read only once: ``bytes`` remembers it)."""
+        if name not in self._digests:
+            sha, size = hashlib.sha256(), 0
+            for chunk in self._chunks(name):
+                sha.update(chunk)
+                size += len(chunk)
+            self._digests[name] = (size, sha.hexdigest())
+        return self._digests[name]
+
+    def _chunks(self, name: str) -> Iterator[bytes]:
+        """The file in chunks, stopped past its size limit or the bundle's, whatever headers say."""
+        limit = min(size_limit(name), MAX_BUNDLE_BYTES - self._read)
+        where = self.path / name
+        size = 0
+        with contextlib.ExitStack() as stack:
+            handle = self._open(name, limit, stack)
+            while True:
+                try:
+                    chunk = handle.read(2**20)
+                except _ZIP_ERRORS as err:
+                    raise BundleError(f"{where}: cannot be read from the zip ({err}); {REEXPORT}") from err
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(where, size_limit(name), self._read)
+                yield chunk
+        self._read += size
+
+    def _open(self, name: str, limit: int, stack: contextlib.ExitStack) -> IO[bytes]:
+        if self._zip is None:
+            if (self.path / name).stat().st_size > limit:
+                raise _too_large(self.path / name, size_limit(name), self._read)
+            return stack.enter_context((self.path / name).open("rb"))
+        try:
+            archive = stack.enter_context(zipfile.ZipFile(self.path))
+            return stack.enter_context(archive.open(self._zip[name]))
+        except _ZIP_ERRORS as err:
+            raise BundleError(f"{self.path / name}: cannot be read from the zip ({err}); {REEXPORT}") from err
 
     def json(self, name: str) -> Any:
         data = self.bytes(name)
@@ -515,19 +581,8 @@ def _too_large(path: Path, limit: int, read: int, declared: int | None = None) -
     return BundleError(f"{path}: larger than the {limit:,} bytes this file may hold{said}; {REEXPORT}")
 
 
-def _read_file(path: Path, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of a file (one more than allowed shows it is too large)."""
-    with path.open("rb") as handle:
-        return handle.read(limit + 1)
-
-
-def _read_member(path: Path, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """At most ``limit + 1`` decompressed bytes of a zip member, whatever its header claims."""
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(info) as handle:
-            return handle.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        raise BundleError(f"{path / info.filename}: cannot be read from the zip ({err}); {REEXPORT}") from err
+#: What reading a damaged or unsupported zip member raises.
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error)
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -622,6 +677,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
             f"{weights_path}: the weights do not fit the network {GENOTYPE_FILE} describes: "
             f"{listed}; {REEXPORT}"
         )
+    _verify_manifest(reader, info.files)
     try:
         state = load(data)
     except SafetensorError as err:
@@ -629,6 +685,51 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
     model = build_model(info.genotype, info.num_classes, info.in_channels)
     model.load_state_dict(state)
     return model.to(device).eval(), info
+
+
+def _verify_manifest(reader: _Reader, present: tuple[str, ...]) -> None:
+    """Every file matches ``manifest.json`` and every file is in it; a bundle made before
+    manifests loads with a ``BundleWarning`` (nothing ties its files together)."""
+    if MANIFEST_FILE not in present:
+        warnings.warn(
+            f"{reader.path}: no {MANIFEST_FILE} (exported before nasfcn wrote one), so model.onnx, "
+            f"model.torchscript.pt and the other files are not checked against the weights; "
+            f"{REEXPORT} to add one",
+            BundleWarning,
+            stacklevel=3,
+        )
+        return
+    listed = _manifest_entries(reader)
+    problems = [
+        f"{name} is not listed in {MANIFEST_FILE}"
+        for name in present
+        if name not in listed and name != MANIFEST_FILE
+    ]
+    problems += [f"{name} is listed in {MANIFEST_FILE} but missing" for name in listed if name not in present]
+    problems += [
+        f"{name} does not match {MANIFEST_FILE} (changed or replaced after export)"
+        for name, entry in listed.items()
+        if name in present and reader.digest(name) != entry
+    ]
+    if problems:
+        raise BundleError(
+            f"{reader.path}: " + "; ".join(problems) + f"; restore the bundle's original files or {REEXPORT}"
+        )
+
+
+def _manifest_entries(reader: _Reader) -> dict[str, tuple[int, str]]:
+    """``manifest.json`` as name -> (size, sha256), itself excluded."""
+    data = reader.json(MANIFEST_FILE)
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
+    if not isinstance(files, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("size"), int) and isinstance(e.get("sha256"), str)
+        for e in files.values()
+    ):
+        raise BundleError(
+            f"{reader.path / MANIFEST_FILE}: not a {MANIFEST_FORMAT} manifest "
+            f'({{"format": ..., "files": {{name: {{"size", "sha256"}}}}}}); {REEXPORT}'
+        )
+    return {str(name): (e["size"], e["sha256"]) for name, e in files.items() if name != MANIFEST_FILE}
 
 
 def _safetensors_header(data: bytes) -> dict[str, Any]:

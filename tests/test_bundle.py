@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -17,11 +18,15 @@ import nasfcn
 from nasfcn.bundle import (
     BUNDLE_FILES,
     GENOTYPE_FILE,
+    MANIFEST_FILE,
     METRICS_FILE,
+    ONNX_FILE,
     PREPROCESS_FILE,
     STAGES,
+    TORCHSCRIPT_FILE,
     WEIGHTS_FILE,
     BundleError,
+    BundleWarning,
     FinetuneRecipe,
     Preprocess,
     RecipeError,
@@ -404,3 +409,80 @@ def test_a_recipe_image_size_past_the_limit_is_refused(tmp_path: Path) -> None:
     path.write_text("image_size: [60000, 60000]\n")
     with pytest.raises(RecipeError, match=r"image_size must be at most 4096 a side, got \[60000, 60000\]"):
         load_recipe(path)
+
+
+# -- manifest.json: every file tied to the others --------------------------------------------
+
+
+@pytest.fixture
+def sealed(tmp_path: Path) -> Path:
+    """A bundle with stand-ins for the ONNX and TorchScript files, written before the manifest
+    as ``nasfcn.export`` writes them."""
+    folder = tmp_path / "sealed"
+    folder.mkdir()
+    (folder / ONNX_FILE).write_bytes(b"onnx of this network")
+    (folder / TORCHSCRIPT_FILE).write_bytes(b"torchscript of this network")
+    write_bundle(folder, _model(), _preprocess(), {"val": {"miou": 0.5}}, FinetuneRecipe(), "# card\n")
+    return folder
+
+
+def test_the_manifest_lists_size_and_sha256_of_every_other_file(sealed: Path) -> None:
+    manifest = json.loads((sealed / MANIFEST_FILE).read_text())
+    assert manifest["format"] == "nasfcn-manifest/1"
+    assert sorted(manifest["files"]) == sorted(n for n in BUNDLE_FILES if n != MANIFEST_FILE)
+    for name, entry in manifest["files"].items():
+        data = (sealed / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert load_bundle(sealed)[1].files == BUNDLE_FILES
+
+
+def _swap_onnx(bundle: Path) -> None:
+    (bundle / ONNX_FILE).write_bytes(b"onnx of another network")
+
+
+UNSEALED = {
+    "a swapped model.onnx": (_swap_onnx, "model.onnx does not match manifest.json"),
+    "edited metrics": (
+        lambda b: _edit_json(b, METRICS_FILE, lambda m: m["val"].update(miou=0.9)),
+        "metrics.json does not match manifest.json (changed or replaced after export)",
+    ),
+    "other weights of the same network": (
+        lambda b: _rewrite_weights(b, lambda s: s["head.classifier.bias"].add_(1)),
+        "weights.safetensors does not match manifest.json",
+    ),
+    "a file the manifest does not list": (
+        lambda b: _edit_json(b, MANIFEST_FILE, lambda m: m["files"].pop(TORCHSCRIPT_FILE)),
+        "model.torchscript.pt is not listed in manifest.json",
+    ),
+    "a listed file missing": (
+        lambda b: (b / ONNX_FILE).unlink(),
+        "model.onnx is listed in manifest.json but missing",
+    ),
+    "a manifest that is not one": (
+        lambda b: (b / MANIFEST_FILE).write_text('{"files": []}'),
+        "manifest.json: not a nasfcn-manifest/1 manifest",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSEALED), ids=list(UNSEALED))
+def test_a_file_that_does_not_match_the_manifest_is_named(sealed: Path, tmp_path: Path, case: str) -> None:
+    tamper, message = UNSEALED[case]
+    tamper(sealed)
+    packed = tmp_path / "packed.zip"
+    write_zip(sealed, packed)
+    for bundle in (sealed, packed):
+        with pytest.raises(BundleError) as caught:
+            load_bundle(bundle)
+        assert message in str(caught.value)
+        assert str(bundle) in str(caught.value)
+        assert "nasfcn export" in str(caught.value)
+
+
+def test_a_bundle_from_before_manifests_loads_with_a_warning(sealed: Path) -> None:
+    (sealed / MANIFEST_FILE).unlink()
+    _swap_onnx(sealed)  # nothing can tell
+    with pytest.warns(BundleWarning, match=r"sealed: no manifest\.json .* not checked against the weights"):
+        model, info = load_bundle(sealed)
+    assert MANIFEST_FILE not in info.files
+    assert isinstance(model, torch.nn.Module)

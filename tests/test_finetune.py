@@ -150,7 +150,8 @@ def test_finetuning_on_new_classes_gives_a_better_working_bundle(
         assert text in result.stdout
     assert "new for 3 classes: head.classifier.weight, head.classifier.bias" in result.stdout
 
-    model, info = load_bundle(out)
+    model, info = load_bundle(out)  # its manifest checked: a BundleWarning here would fail the test
+    assert "manifest.json" in info.files
     assert info.preprocess.class_names == NEW_CLASSES
     assert info.preprocess.dataset == f"folder:{folder_data}"
     assert info.recipe == FinetuneRecipe.from_yaml(recipe.read_text())
@@ -222,4 +223,25 @@ def test_cli_refuses_a_huge_image_size_in_one_line(
         assert result.returncode == 2, result.stderr[-3000:]
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert message in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_a_bundle_that_does_not_match_its_manifest(
+    bundle: Path, folder_data: Path, tmp_path: Path
+) -> None:
+    (bundle / "metrics.json").write_text(json.dumps({"val": {"miou": 0.99}}))  # a better-looking model
+    args = [
+        "finetune",
+        "--bundle",
+        str(bundle),
+        "--data",
+        f"folder:{folder_data}",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())  # one message, however the console wraps it
+    assert message.startswith(f"{bundle}: metrics.json does not match manifest.json (changed or replaced")
+    assert message.endswith("export it again (nasfcn export ... --out PATH)")
     assert not (tmp_path / "o").exists()

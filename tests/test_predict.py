@@ -182,6 +182,11 @@ def test_cli_refuses_a_bundle_bomb_in_one_line(
     assert str(bomb) in result.stderr
 
 
+def _message(stderr: str) -> list[str]:
+    """What the CLI printed, as one message (the console wraps lines at 200 characters)."""
+    return [" ".join(stderr.split())]
+
+
 def test_a_decompression_bomb_is_refused_in_one_line(bundle: Path, tmp_path: Path, write_png_bomb) -> None:
     bomb = tmp_path / "bomb.png"
     write_png_bomb(bomb, 20000, 20000)
@@ -191,7 +196,36 @@ def test_a_decompression_bomb_is_refused_in_one_line(bundle: Path, tmp_path: Pat
     assert not (tmp_path / "out").exists()
     result = runner.invoke(app, ["predict", "--bundle", str(bundle), str(bomb), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [
+    assert _message(result.stderr) == [
         f"{bomb}: the image is 400,000,000 pixels, more than the 89,478,485 an image may have "
         "(PIL.Image.MAX_IMAGE_PIXELS); scale it down"
     ]
+
+
+def test_cli_names_a_bundle_file_that_does_not_match_its_manifest(bundle: Path, tmp_path: Path) -> None:
+    changed = Path(shutil.copytree(bundle, tmp_path / "changed"))
+    (changed / "model.onnx").write_bytes(b"an ONNX file of another network")  # not in the manifest
+    image = str(_images(tmp_path / "in")[0])
+    result = runner.invoke(app, ["predict", "--bundle", str(changed), image, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert _message(result.stderr) == [
+        f"{changed}: model.onnx is not listed in manifest.json; restore the bundle's original files or "
+        "export it again (nasfcn export ... --out PATH)"
+    ]
+
+
+@pytest.mark.slow
+def test_cli_predicts_with_a_bundle_from_before_manifests_and_says_so(
+    bundle: Path, tmp_path: Path, cli_under_memory_limit
+) -> None:
+    old = Path(shutil.copytree(bundle, tmp_path / "old"))
+    (old / "manifest.json").unlink()
+    image = str(_images(tmp_path / "in")[0])
+    result = cli_under_memory_limit(["predict", "--bundle", str(old), image, "--out", str(tmp_path / "o")], 3)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"warning: {old}: no manifest.json (exported before nasfcn wrote one), so model.onnx, "
+        "model.torchscript.pt and the other files are not checked against the weights; export it "
+        "again (nasfcn export ... --out PATH) to add one"
+    ]
+    assert (tmp_path / "o" / "odd.png").is_file()
