@@ -289,9 +289,13 @@ class FinetuneRecipe:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = FINETUNE_FILE) -> FinetuneRecipe:
+        from nasfcn.space import is_refused, load_yaml, yaml_problem  # a "billion laughs" is refused
+
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as err:
+            if is_refused(err):
+                raise RecipeError(f"{source}: {yaml_problem(err)}") from err
             raise RecipeError(f"{source}: not valid YAML ({err})") from err
         return cls.from_dict(data, source)
 
@@ -300,11 +304,15 @@ def load_recipe(path: str | Path) -> FinetuneRecipe:
     """Read a ``finetune.yaml`` (errors name the file, the field and the allowed values)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TEXT_BYTES + 1)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file; every bundle holds one ({FINETUNE_FILE})") from None
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: cannot read the recipe ({err})") from err
+    if len(raw) > MAX_TEXT_BYTES:
+        raise RecipeError(f"{path}: larger than the {MAX_TEXT_BYTES:,} bytes a recipe may hold")
     return FinetuneRecipe.from_yaml(text, str(path))
 
 

@@ -785,10 +785,29 @@ class _BoundedLoader(_UniqueKeyLoader):
                 None,
                 None,
                 f"the document expands to more than {MAX_SPACE_NODES:,} values once its aliases "
-                f"(*name) are resolved; a space file needs a few hundred",
+                f"(*name) are resolved; nasfcn's YAML files need a few hundred",
                 mark,
             )
         return size
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` within the limits of a space file (nesting, aliases expanded), for every
+    YAML file a user hands nasfcn; raises ``yaml.YAMLError`` (duplicate keys too)."""
+    return yaml.load(text, Loader=_BoundedLoader)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: where, and what (``refused`` for a document past the limits)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(err, "problem", None) or str(err)
+    return f"{'refused' if is_refused(err) else 'invalid YAML'} at {where}{problem}"
+
+
+def is_refused(err: yaml.YAMLError) -> bool:
+    """Whether a YAML error is a well-formed document refused for its size."""
+    return isinstance(err, _LimitError)
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -823,13 +842,9 @@ def _check_size(size: int, source: str) -> None:
 def parse_space(text: str, source: str = "<string>") -> SearchSpace:
     _check_size(len(text.encode("utf-8")), source)
     try:
-        data = yaml.load(text, Loader=_BoundedLoader)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        what = "refused" if isinstance(err, _LimitError) else "invalid YAML"
-        raise SpaceError(source, [SpaceIssue("", f"{what} at {where}{problem}")]) from err
+        raise SpaceError(source, [SpaceIssue("", yaml_problem(err))]) from err
     return _Validator(source, text).space(data)
 
 

@@ -486,3 +486,18 @@ def test_a_bundle_from_before_manifests_loads_with_a_warning(sealed: Path) -> No
         model, info = load_bundle(sealed)
     assert MANIFEST_FILE not in info.files
     assert isinstance(model, torch.nn.Module)
+
+
+def test_a_recipe_bomb_is_refused_before_it_expands(bundle: Path, tmp_path: Path) -> None:
+    """Nested aliases (9**6 values here) once reached the error message whole."""
+    lines = ["defs:", "  - &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 6)]
+    (bundle / "finetune.yaml").write_text("\n".join([*lines, "stages: {head: *a5}", ""]))
+    for load in (load_recipe, load_bundle):
+        with pytest.raises(RecipeError) as caught:
+            load(bundle / "finetune.yaml" if load is load_recipe else bundle)
+        assert str(caught.value).startswith(f"{bundle / 'finetune.yaml'}: refused at line")
+        assert "more than 10,000 values once its aliases (*name) are resolved" in str(caught.value)
+    (tmp_path / "big.yaml").write_text("# padding\n" * 200_000)
+    with pytest.raises(RecipeError, match=r"big\.yaml: larger than the 1,048,576 bytes a recipe may hold"):
+        load_recipe(tmp_path / "big.yaml")
