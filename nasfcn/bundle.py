@@ -688,7 +688,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
     _verify_manifest(reader, info.files)
     try:
         state = load(data)
-    except SafetensorError as err:
+    except (SafetensorError, ValueError) as err:
         raise BundleError(f"{weights_path}: not a readable safetensors file ({err}); {REEXPORT}") from err
     model = build_model(info.genotype, info.num_classes, info.in_channels)
     model.load_state_dict(state)
