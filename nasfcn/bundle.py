@@ -9,6 +9,7 @@
 ``metrics.json``         where the model came from, val metrics, per-class IoU, cost
 ``finetune.yaml``        the staged fine-tuning recipe (:class:`FinetuneRecipe`)
 ``README.md``            a short model card
+``manifest.json``        size and SHA-256 of every other file, checked on load
 =======================  ============================================================
 
 :func:`load_bundle` rebuilds the network from ``genotype.json`` and loads
@@ -20,15 +21,21 @@ written and checked by :mod:`nasfcn.export`.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
+import re
 import struct
+import warnings
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -43,6 +50,7 @@ PREPROCESS_FILE = "preprocess.json"
 METRICS_FILE = "metrics.json"
 FINETUNE_FILE = "finetune.yaml"
 CARD_FILE = "README.md"
+MANIFEST_FILE = "manifest.json"
 #: Every file of a complete bundle, in the order the model card lists them.
 BUNDLE_FILES = (
     GENOTYPE_FILE,
@@ -53,13 +61,29 @@ BUNDLE_FILES = (
     METRICS_FILE,
     FINETUNE_FILE,
     CARD_FILE,
+    MANIFEST_FILE,
 )
 #: What ``load_bundle`` needs; the other files are for other runtimes and for people.
 REQUIRED_FILES = (GENOTYPE_FILE, WEIGHTS_FILE, PREPROCESS_FILE)
 #: Written into the weights' safetensors header, checked on load.
 FORMAT = "nasfcn-bundle/1"
+#: Written into manifest.json.
+MANIFEST_FORMAT = "nasfcn-manifest/1"
 #: Where a broken bundle comes from again.
 REEXPORT = "export it again (nasfcn export ... --out PATH)"
+
+#: Limits on what a bundle may hold, far above any real export (a few MB of weights, KBs of
+#: JSON), so that a hostile or broken bundle is refused before it costs gigabytes: sizes are
+#: checked from zip headers and file sizes first, and reading stops at the limit.
+MAX_PARAMS = 250_000_000  # numbers in the network genotype.json describes (1 GB as float32)
+MAX_MODEL_BYTES = MAX_PARAMS * 4 + 64 * 2**20  # weights.safetensors, model.onnx, model.torchscript.pt
+MAX_JSON_BYTES = 16 * 2**20  # genotype.json, preprocess.json, metrics.json
+MAX_TEXT_BYTES = 2**20  # finetune.yaml, README.md
+MAX_BUNDLE_BYTES = 3 * MAX_MODEL_BYTES + 4 * MAX_JSON_BYTES  # everything read from one bundle
+MAX_JSON_DEPTH = 32  # nesting of objects and lists in a JSON file
+MAX_IMAGE_SIDE = 4096  # image_size (height, width) in preprocess.json and finetune.yaml
+_MODEL_FILES = (WEIGHTS_FILE, ONNX_FILE, TORCHSCRIPT_FILE)
+_TEXT_FILES = (FINETUNE_FILE, CARD_FILE)
 
 
 class BundleError(ValueError):
@@ -68,6 +92,10 @@ class BundleError(ValueError):
 
 class RecipeError(ValueError):
     """A fine-tuning recipe is malformed; the message names the file, field and allowed values."""
+
+
+class BundleWarning(UserWarning):
+    """A bundle loads, but something about it is unchecked (e.g. it predates ``manifest.json``)."""
 
 
 # -- preprocess.json -------------------------------------------------------------------------
@@ -123,8 +151,10 @@ class Preprocess:
             )
         except (TypeError, ValueError) as err:
             raise BundleError(f"{source}: malformed value ({err}); {REEXPORT}") from err
-        if len(pre.image_size) != 2 or min(pre.image_size) < 1:
-            problems.append(f"image_size must be [height, width], got {list(pre.image_size)}")
+        if len(pre.image_size) != 2 or min(pre.image_size) < 1 or max(pre.image_size) > MAX_IMAGE_SIDE:
+            problems.append(
+                f"image_size must be [height, width], each 1..{MAX_IMAGE_SIDE}, got {list(pre.image_size)}"
+            )
         if len(pre.std) != len(pre.mean) or any(not s > 0 for s in pre.std):
             problems.append("std must have one positive value per mean value")
         if "in_channels" in data and data["in_channels"] != len(pre.mean):
@@ -245,6 +275,8 @@ class FinetuneRecipe:
             size = [size, size] if _is_int(size) else size
             if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v >= 8 for v in size):
                 problems.append(f"image_size must be [height, width] (each >= 8) or null, got {size!r}")
+            elif max(size) > MAX_IMAGE_SIDE:
+                problems.append(f"image_size must be at most {MAX_IMAGE_SIDE} a side, got {size!r}")
             else:
                 values["image_size"] = (int(size[0]), int(size[1]))
         try:
@@ -257,9 +289,13 @@ class FinetuneRecipe:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = FINETUNE_FILE) -> FinetuneRecipe:
+        from nasfcn.space import is_refused, load_yaml, yaml_problem  # a "billion laughs" is refused
+
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as err:
+            if is_refused(err):
+                raise RecipeError(f"{source}: {yaml_problem(err)}") from err
             raise RecipeError(f"{source}: not valid YAML ({err})") from err
         return cls.from_dict(data, source)
 
@@ -268,11 +304,15 @@ def load_recipe(path: str | Path) -> FinetuneRecipe:
     """Read a ``finetune.yaml`` (errors name the file, the field and the allowed values)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TEXT_BYTES + 1)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file; every bundle holds one ({FINETUNE_FILE})") from None
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: cannot read the recipe ({err})") from err
+    if len(raw) > MAX_TEXT_BYTES:
+        raise RecipeError(f"{path}: larger than the {MAX_TEXT_BYTES:,} bytes a recipe may hold")
     return FinetuneRecipe.from_yaml(text, str(path))
 
 
@@ -349,6 +389,25 @@ def write_bundle(
     (folder / METRICS_FILE).write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     (folder / FINETUNE_FILE).write_text(recipe.to_yaml())
     (folder / CARD_FILE).write_text(card)
+    write_manifest(folder)
+
+
+def write_manifest(folder: str | Path) -> None:
+    """``manifest.json``: size and SHA-256 of every other bundle file in ``folder`` (the ONNX and
+    TorchScript files are written before it), so that a file changed or swapped after export (a
+    ``model.onnx`` of another network) is named on load instead of silently used."""
+    folder = Path(folder)
+    files = {}
+    for name in BUNDLE_FILES:
+        path = folder / name
+        if name != MANIFEST_FILE and path.is_file():
+            sha = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(2**20):
+                    sha.update(chunk)
+            files[name] = {"size": path.stat().st_size, "sha256": sha.hexdigest()}
+    manifest = {"format": MANIFEST_FORMAT, "files": files}
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def write_zip(folder: str | Path, path: str | Path) -> None:
@@ -405,11 +464,13 @@ class BundleInfo:
 
 
 class _Reader:
-    """The members of a bundle folder or zip, read into memory by name."""
+    """The members of a bundle folder or zip, read by name, each within its size limit."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._zip: dict[str, bytes] | None = None
+        self._zip: dict[str, zipfile.ZipInfo] | None = None  # bundle file name -> zip member
+        self._read = 0  # bytes read so far, against MAX_BUNDLE_BYTES
+        self._digests: dict[str, tuple[int, str]] = {}  # name -> (size, sha256) of what was read
         if path.is_file():
             try:
                 with zipfile.ZipFile(path) as archive:
@@ -421,14 +482,15 @@ class _Reader:
                         default="",
                     )
                     self._zip = {
-                        name[len(prefix) :]: archive.read(name)
-                        for name in members
+                        name[len(prefix) :]: info
+                        for name, info in members.items()
                         if name.startswith(prefix) and name[len(prefix) :] in BUNDLE_FILES
                     }
             except (zipfile.BadZipFile, OSError) as err:
                 raise BundleError(
                     f"{path}: not a bundle folder or a readable zip ({err}); {REEXPORT}"
                 ) from err
+            _check_declared_sizes(path, {name: info.file_size for name, info in self._zip.items()})
         elif not path.is_dir():
             raise BundleError(
                 f"{path}: no such bundle; make one with `nasfcn export --search NAME --out {path}`"
@@ -442,13 +504,60 @@ class _Reader:
         return tuple(n for n in BUNDLE_FILES if (self.path / n).is_file())
 
     def bytes(self, name: str) -> bytes:
-        if self._zip is not None:
-            return self._zip[name]
-        return (self.path / name).read_bytes()
+        data = b"".join(self._chunks(name))
+        self._digests[name] = (len(data), hashlib.sha256(data).hexdigest())
+        return data
+
+    def digest(self, name: str) -> tuple[int, str]:
+        """Size and SHA-256 of a file, streamed (and read only once: ``bytes`` remembers it)."""
+        if name not in self._digests:
+            sha, size = hashlib.sha256(), 0
+            for chunk in self._chunks(name):
+                sha.update(chunk)
+                size += len(chunk)
+            self._digests[name] = (size, sha.hexdigest())
+        return self._digests[name]
+
+    def _chunks(self, name: str) -> Iterator[bytes]:
+        """The file in chunks, stopped past its size limit or the bundle's, whatever headers say."""
+        limit = min(size_limit(name), MAX_BUNDLE_BYTES - self._read)
+        where = self.path / name
+        size = 0
+        with contextlib.ExitStack() as stack:
+            handle = self._open(name, limit, stack)
+            while True:
+                try:
+                    chunk = handle.read(2**20)
+                except _ZIP_ERRORS as err:
+                    raise BundleError(f"{where}: cannot be read from the zip ({err}); {REEXPORT}") from err
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(where, size_limit(name), self._read)
+                yield chunk
+        self._read += size
+
+    def _open(self, name: str, limit: int, stack: contextlib.ExitStack) -> IO[bytes]:
+        if self._zip is None:
+            if (self.path / name).stat().st_size > limit:
+                raise _too_large(self.path / name, size_limit(name), self._read)
+            return stack.enter_context((self.path / name).open("rb"))
+        try:
+            archive = stack.enter_context(zipfile.ZipFile(self.path))
+            return stack.enter_context(archive.open(self._zip[name]))
+        except _ZIP_ERRORS as err:
+            raise BundleError(f"{self.path / name}: cannot be read from the zip ({err}); {REEXPORT}") from err
 
     def json(self, name: str) -> Any:
+        data = self.bytes(name)
+        if _json_depth(data) > MAX_JSON_DEPTH:
+            raise BundleError(
+                f"{self.path / name}: nested deeper than {MAX_JSON_DEPTH} levels, which no nasfcn "
+                f"export writes; {REEXPORT}"
+            )
         try:
-            return json.loads(self.bytes(name).decode("utf-8"))
+            return json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise BundleError(f"{self.path / name}: not valid JSON ({err}); {REEXPORT}") from err
 
@@ -463,6 +572,54 @@ def _refuse_links_out(folder: Path) -> None:
                 f"{folder / name}: a link to {target}, outside the bundle folder; copy the file "
                 f"into the bundle (links that stay inside it are fine) or {REEXPORT}"
             )
+
+
+def size_limit(name: str) -> int:
+    """The most bytes a bundle file may hold."""
+    if name in _MODEL_FILES:
+        return MAX_MODEL_BYTES
+    return MAX_TEXT_BYTES if name in _TEXT_FILES else MAX_JSON_BYTES
+
+
+def _check_declared_sizes(path: Path, sizes: Mapping[str, int]) -> None:
+    """Refuse a zip whose headers already announce too much, before decompressing anything."""
+    for name, size in sizes.items():
+        if size > size_limit(name):
+            raise _too_large(path / name, size_limit(name), 0, declared=size)
+    if sum(sizes.values()) > MAX_BUNDLE_BYTES:
+        raise BundleError(
+            f"{path}: the zip's bundle files expand to {sum(sizes.values()):,} bytes, more than the "
+            f"{MAX_BUNDLE_BYTES:,} a bundle may hold; {REEXPORT}"
+        )
+
+
+def _too_large(path: Path, limit: int, read: int, declared: int | None = None) -> BundleError:
+    said = f" (its zip header says {declared:,})" if declared is not None else ""
+    if limit > MAX_BUNDLE_BYTES - read:
+        return BundleError(
+            f"{path}: reading it would take the bundle past the {MAX_BUNDLE_BYTES:,} bytes it may "
+            f"hold{said}; {REEXPORT}"
+        )
+    return BundleError(f"{path}: larger than the {limit:,} bytes this file may hold{said}; {REEXPORT}")
+
+
+#: What reading a damaged or unsupported zip member raises.
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error)
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _json_depth(data: bytes) -> int:
+    """How deeply objects and lists nest in a JSON text (strings skipped), without parsing it:
+    the parser would recurse once per level."""
+    codes = np.frombuffer(_JSON_STRING.sub(b"", data), dtype=np.uint8)
+    steps = np.isin(codes, _OPENING).astype(np.int64) - np.isin(codes, _CLOSING)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+_OPENING = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSING = np.frombuffer(b"]}", dtype=np.uint8)
 
 
 def read_info(path: str | Path) -> tuple[BundleInfo, _Reader]:
@@ -506,9 +663,14 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
     weights_path = reader.path / WEIGHTS_FILE
     data = reader.bytes(WEIGHTS_FILE)
     try:
-        header = _safetensors_metadata(data)
-        state = load(data)
-    except (SafetensorError, ValueError, struct.error) as err:
+        tensors = _safetensors_header(data)
+        header = _metadata(tensors)
+        found = {
+            key: tuple(int(n) for n in entry["shape"])
+            for key, entry in tensors.items()
+            if key != "__metadata__"
+        }
+    except (ValueError, TypeError, KeyError, struct.error) as err:
         raise BundleError(f"{weights_path}: not a readable safetensors file ({err}); {REEXPORT}") from err
     if header.get("format") != FORMAT:
         raise BundleError(f"{weights_path}: not written by a nasfcn export (no {FORMAT} header); {REEXPORT}")
@@ -528,34 +690,114 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[F
                 f"{WEIGHTS_FILE} was saved with {header.get(key)}; restore the original "
                 f"{PREPROCESS_FILE} or {REEXPORT}"
             )
-    model = build_model(info.genotype, info.num_classes, info.in_channels)
-    problems = _state_problems(model.state_dict(), state)
+    # Shapes first, from the header and a network without memory: a genotype that does not fit
+    # its weights (or describes a giant network) is refused before anything is allocated.
+    problems = _state_problems(_expected_shapes(info), found)
     if problems:
         listed = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
         raise BundleError(
             f"{weights_path}: the weights do not fit the network {GENOTYPE_FILE} describes: "
             f"{listed}; {REEXPORT}"
         )
+    _verify_manifest(reader, info.files)
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError) as err:
+        raise BundleError(f"{weights_path}: not a readable safetensors file ({err}); {REEXPORT}") from err
+    model = build_model(info.genotype, info.num_classes, info.in_channels)
     model.load_state_dict(state)
     return model.to(device).eval(), info
 
 
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors header (8-byte little-endian length, then JSON)."""
+def _verify_manifest(reader: _Reader, present: tuple[str, ...]) -> None:
+    """Every file matches ``manifest.json`` and every file is in it; a bundle made before
+    manifests loads with a ``BundleWarning`` (nothing ties its files together)."""
+    if MANIFEST_FILE not in present:
+        warnings.warn(
+            f"{reader.path}: no {MANIFEST_FILE} (exported before nasfcn wrote one), so model.onnx, "
+            f"model.torchscript.pt and the other files are not checked against the weights; "
+            f"{REEXPORT} to add one",
+            BundleWarning,
+            stacklevel=3,
+        )
+        return
+    listed = _manifest_entries(reader)
+    problems = [
+        f"{name} is not listed in {MANIFEST_FILE}"
+        for name in present
+        if name not in listed and name != MANIFEST_FILE
+    ]
+    problems += [f"{name} is listed in {MANIFEST_FILE} but missing" for name in listed if name not in present]
+    problems += [
+        f"{name} does not match {MANIFEST_FILE} (changed or replaced after export)"
+        for name, entry in listed.items()
+        if name in present and reader.digest(name) != entry
+    ]
+    if problems:
+        raise BundleError(
+            f"{reader.path}: " + "; ".join(problems) + f"; restore the bundle's original files or {REEXPORT}"
+        )
+
+
+def _manifest_entries(reader: _Reader) -> dict[str, tuple[int, str]]:
+    """``manifest.json`` as name -> (size, sha256), itself excluded."""
+    data = reader.json(MANIFEST_FILE)
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
+    if not isinstance(files, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("size"), int) and isinstance(e.get("sha256"), str)
+        for e in files.values()
+    ):
+        raise BundleError(
+            f"{reader.path / MANIFEST_FILE}: not a {MANIFEST_FORMAT} manifest "
+            f'({{"format": ..., "files": {{name: {{"size", "sha256"}}}}}}); {REEXPORT}'
+        )
+    return {str(name): (e["size"], e["sha256"]) for name, e in files.items() if name != MANIFEST_FILE}
+
+
+def _safetensors_header(data: bytes) -> dict[str, Any]:
+    """The tensor entries and ``__metadata__`` of a safetensors header (8-byte little-endian
+    length, then JSON), read without loading any tensor."""
     (length,) = struct.unpack("<Q", data[:8])
     if length > len(data) - 8:
         raise ValueError("header longer than the file (truncated?)")
-    header = json.loads(data[8 : 8 + length].decode("utf-8"))
+    text = data[8 : 8 + length]
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"header nested deeper than {MAX_JSON_DEPTH} levels")
+    header = json.loads(text.decode("utf-8"))
+    if not isinstance(header, dict) or not all(isinstance(v, dict) for v in header.values()):
+        raise ValueError("header is not a JSON object of tensor entries")
+    return header
+
+
+def _metadata(header: Mapping[str, Any]) -> dict[str, str]:
+    """The string metadata of a safetensors header (and nothing else in it)."""
     metadata = header.get("__metadata__") or {}
     return {str(k): str(v) for k, v in metadata.items()}
 
 
-def _state_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> list[str]:
+def _expected_shapes(info: BundleInfo) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of the network ``genotype.json`` describes, built on the ``meta`` device
+    (shapes only, no memory); refused past ``MAX_PARAMS``."""
+    with torch.device("meta"):
+        network = build_model(info.genotype, info.num_classes, info.in_channels)
+    shapes = {key: tuple(tensor.shape) for key, tensor in network.state_dict().items()}
+    count = sum(math.prod(shape) for shape in shapes.values())
+    if count > MAX_PARAMS:
+        raise BundleError(
+            f"{info.path / GENOTYPE_FILE}: describes a network of {count:,} parameters, more than the "
+            f"{MAX_PARAMS:,} a bundle may hold (encoder.width {info.genotype.encoder.width}); {REEXPORT}"
+        )
+    return shapes
+
+
+def _state_problems(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> list[str]:
     problems = [f"{key} is missing" for key in expected if key not in found]
     problems += [f"{key} is not part of this network" for key in found if key not in expected]
     problems += [
-        f"{key} has shape {tuple(found[key].shape)}, the network needs {tuple(tensor.shape)}"
-        for key, tensor in expected.items()
-        if key in found and found[key].shape != tensor.shape
+        f"{key} has shape {found[key]}, the network needs {shape}"
+        for key, shape in expected.items()
+        if key in found and found[key] != shape
     ]
     return problems

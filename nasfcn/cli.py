@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -1087,7 +1088,19 @@ def benchmark_report(
     console.print(f"report: {path.resolve()}", markup=False)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """nasfcn's own warnings (e.g. a bundle without a manifest) as one line on stderr."""
+    if category.__module__.split(".")[0] == "nasfcn":
+        err_console.print(f"warning: {message}", markup=False, highlight=False)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     app()
 
 

@@ -323,7 +323,8 @@ def model_card(
         "",
         "`genotype.json` (architecture), `weights.safetensors`, `model.onnx` (dynamic batch, height, "
         "width), `model.torchscript.pt`, `preprocess.json` (input size, mean/std, class names, palette, "
-        "ignore index), `metrics.json`, `finetune.yaml` (staged fine-tuning recipe) and this card.",
+        "ignore index), `metrics.json`, `finetune.yaml` (staged fine-tuning recipe), this card and "
+        "`manifest.json` (size and SHA-256 of every other file, checked by `load_bundle`).",
         "",
         "## Input",
         "",

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from nasfcn.bundle import BundleInfo, Preprocess, load_bundle
+from nasfcn.data import ImageTooLargeError, open_image
 from nasfcn.model import FCN
 
 #: Share of the mask colour in an overlay.
@@ -137,9 +138,11 @@ def predict_files(
 
 def _open(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as handle:
+        with open_image(path) as handle:
             handle.load()
             return handle.copy()
+    except ImageTooLargeError as err:
+        raise PredictError(f"{path}: {err}") from err
     except FileNotFoundError:
         raise PredictError(f"{path}: no such image") from None
     except (OSError, UnidentifiedImageError, ValueError) as err:

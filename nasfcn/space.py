@@ -739,11 +739,87 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+#: Limits on a space file, far above any real one (the shipped ones: ~1 KB, ~150 nodes, 5 levels),
+#: so that a hostile file (a "billion laughs" of nested aliases, a document nested thousands of
+#: levels deep) is refused before it costs seconds or gigabytes.
+MAX_SPACE_BYTES = 1_048_576
+MAX_SPACE_NODES = 10_000  # counted with every alias expanded
+MAX_SPACE_DEPTH = 64
+
+
+class _LimitError(yaml.MarkedYAMLError):
+    """A well-formed document refused for its size."""
+
+
+class _BoundedLoader(_UniqueKeyLoader):
+    """Refuses documents nested deeper than ``MAX_SPACE_DEPTH`` or larger than ``MAX_SPACE_NODES``
+    once aliases are expanded, while composing: an alias is not copied by the loader, but every
+    consumer of the data (validation, error messages, ``str``) walks the expanded tree."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> expanded node count, for composed nodes
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self._depth >= MAX_SPACE_DEPTH:
+            raise _LimitError(None, None, f"nested deeper than {MAX_SPACE_DEPTH} levels", mark)
+        alias = self.check_event(yaml.AliasEvent)  # type: ignore[no-untyped-call]
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
+        if not alias:
+            self._sizes[id(node)] = self._expanded_size(node, mark)
+        elif id(node) not in self._sizes:  # the alias is inside the node it names: endless
+            raise _LimitError(None, None, "an alias refers to the node that contains it", mark)
+        return node
+
+    def _expanded_size(self, node: yaml.Node, mark: Any) -> int:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        size = 1 + sum(self._sizes[id(child)] for child in children)
+        if size > MAX_SPACE_NODES:
+            raise _LimitError(
+                None,
+                None,
+                f"the document expands to more than {MAX_SPACE_NODES:,} values once its aliases "
+                f"(*name) are resolved; nasfcn's YAML files need a few hundred",
+                mark,
+            )
+        return size
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` within the limits of a space file (nesting, aliases expanded), for every
+    YAML file a user hands nasfcn; raises ``yaml.YAMLError`` (duplicate keys too)."""
+    return yaml.load(text, Loader=_BoundedLoader)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: where, and what (``refused`` for a document past the limits)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(err, "problem", None) or str(err)
+    return f"{'refused' if is_refused(err) else 'invalid YAML'} at {where}{problem}"
+
+
+def is_refused(err: yaml.YAMLError) -> bool:
+    """Whether a YAML error is a well-formed document refused for its size."""
+    return isinstance(err, _LimitError)
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a space file; raises ``SpaceError`` listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPACE_BYTES + 1)
     except FileNotFoundError:
         raise SpaceError(
             str(path),
@@ -751,17 +827,28 @@ def load_space(path: str | Path) -> SearchSpace:
         ) from None
     except OSError as err:
         raise SpaceError(str(path), [SpaceIssue("", f"cannot read the file: {err}")]) from err
+    _check_size(len(raw), str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpaceError(str(path), [SpaceIssue("", f"cannot read the file: {err}")]) from err
     return parse_space(text, source=str(path))
 
 
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_SPACE_BYTES:
+        raise SpaceError(
+            source,
+            [SpaceIssue("", f"refused: larger than {MAX_SPACE_BYTES:,} bytes; a space file needs a few KB")],
+        )
+
+
 def parse_space(text: str, source: str = "<string>") -> SearchSpace:
+    _check_size(len(text.encode("utf-8")), source)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise SpaceError(source, [SpaceIssue("", f"invalid YAML at {where}{problem}")]) from err
+        raise SpaceError(source, [SpaceIssue("", yaml_problem(err))]) from err
     return _Validator(source, text).space(data)
 
 

@@ -6,8 +6,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,57 @@ def shapes_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("shapes-checkpoint")
     fit(genotype, data, TrainRecipe(epochs=3, batch_size=8, lr=1e-2), device="cpu", out_dir=folder)
     return folder
+
+
+LimitedRun = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def cli_under_memory_limit() -> LimitedRun:
+    """``run(args, gib)``: ``nasfcn ARGS`` in a fresh process that cannot take more than ``gib``
+    GiB of address space, so a test of a hostile input fails fast (MemoryError) on code that
+    would expand it, instead of taking the machine's memory."""
+
+    def run(args: Sequence[str], gib: float) -> subprocess.CompletedProcess[str]:
+        code = (
+            "import resource, sys\n"
+            f"limit = int({gib} * 2**30)\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+            f"sys.argv = ['nasfcn', *{list(args)!r}]\n"
+            "from nasfcn.cli import main\n"
+            "main()\n"
+        )
+        env = {**os.environ, "COLUMNS": "400"}  # one error line stays one line
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+
+    return run
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+@pytest.fixture(scope="session")
+def write_png_bomb() -> Callable[[Path, int, int], None]:
+    """``write(path, width, height)``: a black 1-bit PNG of that size, a few KB on disk however
+    large (20000 x 20000 is 1.2 GB once decoded as RGB), written without ever holding it."""
+
+    def write(path: Path, width: int, height: int) -> None:
+        row = bytes(1 + -(-width // 8))  # filter byte 0, then 1 bit per pixel, all black
+        packer = zlib.compressobj(9)
+        idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+        header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", idat)
+            + _png_chunk(b"IEND", b"")
+        )
+
+    return write
 
 
 @pytest.fixture(scope="session")

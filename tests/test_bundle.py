@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pickle
 import shutil
 import zipfile
@@ -16,10 +18,15 @@ import nasfcn
 from nasfcn.bundle import (
     BUNDLE_FILES,
     GENOTYPE_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    ONNX_FILE,
     PREPROCESS_FILE,
     STAGES,
+    TORCHSCRIPT_FILE,
     WEIGHTS_FILE,
     BundleError,
+    BundleWarning,
     FinetuneRecipe,
     Preprocess,
     RecipeError,
@@ -290,3 +297,226 @@ def test_links_that_stay_inside_the_bundle_are_followed(bundle: Path, tmp_path: 
     (bundle / WEIGHTS_FILE).symlink_to(Path("originals") / WEIGHTS_FILE)
     (tmp_path / "linked_bundle").symlink_to(bundle)  # the bundle folder itself may be a link
     assert load_bundle(tmp_path / "linked_bundle")[1].files == load_bundle(bundle)[1].files
+
+
+# -- bombs: refused from sizes and shapes, before anything large is read or allocated ---------
+
+
+def _reseal_weights(bundle: Path, genotype: Genotype) -> None:
+    """Weights that claim to belong to ``genotype`` (the header a check would trust)."""
+    from safetensors import safe_open
+
+    path = bundle / WEIGHTS_FILE
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    save_file(load_file(str(path)), str(path), metadata={**metadata, "arch_id": genotype.arch_id})
+
+
+def _giant_genotype(bundle: Path) -> None:
+    """A genotype of width 4096 (1.5 billion parameters, 6 GB) with weights that claim to match it."""
+    giant = Genotype(encoder=EncoderGene(stages=2, width=4096), skip="fcn16s", upsample="transposed")
+    (bundle / GENOTYPE_FILE).write_text(json.dumps(giant.to_dict()))
+    _reseal_weights(bundle, giant)
+
+
+def _wider_genotype(bundle: Path) -> None:
+    wider = Genotype(encoder=EncoderGene(stages=2, width=6), skip="fcn16s", upsample="transposed")
+    (bundle / GENOTYPE_FILE).write_text(json.dumps(wider.to_dict()))
+    _reseal_weights(bundle, wider)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+BOMBS = {
+    "image_size 60000x60000": (
+        lambda b: _edit_json(b, PREPROCESS_FILE, lambda p: p.update(image_size=[60000, 60000])),
+        "preprocess.json: image_size must be [height, width], each 1..4096, got [60000, 60000]",
+    ),
+    "genotype nested 100k deep": (
+        lambda b: (b / GENOTYPE_FILE).write_text(_nested(100_000)),
+        "genotype.json: nested deeper than 32 levels",
+    ),
+    "metrics nested 100k deep": (
+        lambda b: (b / METRICS_FILE).write_text('{"val": ' + _nested(100_000) + "}"),
+        "metrics.json: nested deeper than 32 levels",
+    ),
+    "a 20 MB metrics.json": (
+        lambda b: os.truncate(b / METRICS_FILE, 20 * 2**20),  # sparse: costs no disk
+        "metrics.json: larger than the 16,777,216 bytes this file may hold",
+    ),
+    "a genotype of 1.5 billion parameters": (
+        _giant_genotype,
+        "genotype.json: describes a network of 1,510,273,",
+    ),
+    "a genotype wider than its weights": (
+        _wider_genotype,
+        "the weights do not fit the network genotype.json describes",
+    ),
+}
+
+
+def _meta_only(*args):
+    """build_model, refusing to build a real network: only shapes (the meta device) may be."""
+    if torch.get_default_device().type != "meta":
+        raise AssertionError("a real network was built before the bundle was checked")
+    return build_model(*args)
+
+
+@pytest.mark.parametrize("case", list(BOMBS), ids=list(BOMBS))
+def test_bombs_are_refused_before_anything_is_built(bundle: Path, case: str, monkeypatch) -> None:
+    import nasfcn.bundle
+
+    tamper, message = BOMBS[case]
+    tamper(bundle)
+    monkeypatch.setattr(nasfcn.bundle, "build_model", _meta_only)  # the giant one would need 100 GB
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle)
+    assert message in str(caught.value)
+    assert str(bundle) in str(caught.value)
+    assert "nasfcn export" in str(caught.value)
+
+
+def _zip_with(bundle: Path, path: Path, name: str, data: bytes) -> Path:
+    """The bundle as a zip in which ``name`` holds ``data`` (deflated)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member in bundle.iterdir():
+            if member.name != name:
+                archive.write(member, member.name)
+        archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_bomb_is_refused_from_its_headers(bundle: Path, tmp_path: Path) -> None:
+    """20 MB of metrics.json zip to 20 KB: the header's size is refused before decompressing."""
+    bomb = _zip_with(bundle, tmp_path / "bomb.zip", METRICS_FILE, b" " * (20 * 2**20))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bomb)
+    assert f"{bomb / METRICS_FILE}: larger than the 16,777,216 bytes this file may hold" in str(caught.value)
+    assert "its zip header says 20,971,520" in str(caught.value)
+
+
+def test_a_zip_whose_header_understates_a_member_is_not_read_past_it(bundle: Path, tmp_path: Path) -> None:
+    bomb = _zip_with(bundle, tmp_path / "liar.zip", METRICS_FILE, b" " * (20 * 2**20))
+    raw = bytearray(bomb.read_bytes())
+    declared = (20 * 2**20).to_bytes(4, "little")
+    for offset in (i for i in range(len(raw)) if raw[i : i + 4] == declared):  # local + central header
+        raw[offset : offset + 4] = (1000).to_bytes(4, "little")
+    bomb.write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match=r"liar\.zip/metrics\.json: cannot be read from the zip"):
+        load_bundle(bomb)
+
+
+def test_a_bundle_is_read_within_a_total_limit(bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    import nasfcn.bundle
+
+    packed = tmp_path / "packed.zip"
+    write_zip(bundle, packed)
+    total = sum(info.file_size for info in zipfile.ZipFile(packed).infolist())
+    monkeypatch.setattr(nasfcn.bundle, "MAX_BUNDLE_BYTES", total - 1)
+    with pytest.raises(BundleError, match=f"expand to {total:,} bytes, more than the {total - 1:,}"):
+        load_bundle(packed)
+    monkeypatch.setattr(nasfcn.bundle, "MAX_BUNDLE_BYTES", (bundle / WEIGHTS_FILE).stat().st_size)
+    with pytest.raises(BundleError, match="would take the bundle past the"):
+        load_bundle(bundle)
+
+
+def test_a_recipe_image_size_past_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "finetune.yaml"
+    path.write_text("image_size: [60000, 60000]\n")
+    with pytest.raises(RecipeError, match=r"image_size must be at most 4096 a side, got \[60000, 60000\]"):
+        load_recipe(path)
+
+
+# -- manifest.json: every file tied to the others --------------------------------------------
+
+
+@pytest.fixture
+def sealed(tmp_path: Path) -> Path:
+    """A bundle with stand-ins for the ONNX and TorchScript files, written before the manifest
+    as ``nasfcn.export`` writes them."""
+    folder = tmp_path / "sealed"
+    folder.mkdir()
+    (folder / ONNX_FILE).write_bytes(b"onnx of this network")
+    (folder / TORCHSCRIPT_FILE).write_bytes(b"torchscript of this network")
+    write_bundle(folder, _model(), _preprocess(), {"val": {"miou": 0.5}}, FinetuneRecipe(), "# card\n")
+    return folder
+
+
+def test_the_manifest_lists_size_and_sha256_of_every_other_file(sealed: Path) -> None:
+    manifest = json.loads((sealed / MANIFEST_FILE).read_text())
+    assert manifest["format"] == "nasfcn-manifest/1"
+    assert sorted(manifest["files"]) == sorted(n for n in BUNDLE_FILES if n != MANIFEST_FILE)
+    for name, entry in manifest["files"].items():
+        data = (sealed / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert load_bundle(sealed)[1].files == BUNDLE_FILES
+
+
+def _swap_onnx(bundle: Path) -> None:
+    (bundle / ONNX_FILE).write_bytes(b"onnx of another network")
+
+
+UNSEALED = {
+    "a swapped model.onnx": (_swap_onnx, "model.onnx does not match manifest.json"),
+    "edited metrics": (
+        lambda b: _edit_json(b, METRICS_FILE, lambda m: m["val"].update(miou=0.9)),
+        "metrics.json does not match manifest.json (changed or replaced after export)",
+    ),
+    "other weights of the same network": (
+        lambda b: _rewrite_weights(b, lambda s: s["head.classifier.bias"].add_(1)),
+        "weights.safetensors does not match manifest.json",
+    ),
+    "a file the manifest does not list": (
+        lambda b: _edit_json(b, MANIFEST_FILE, lambda m: m["files"].pop(TORCHSCRIPT_FILE)),
+        "model.torchscript.pt is not listed in manifest.json",
+    ),
+    "a listed file missing": (
+        lambda b: (b / ONNX_FILE).unlink(),
+        "model.onnx is listed in manifest.json but missing",
+    ),
+    "a manifest that is not one": (
+        lambda b: (b / MANIFEST_FILE).write_text('{"files": []}'),
+        "manifest.json: not a nasfcn-manifest/1 manifest",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSEALED), ids=list(UNSEALED))
+def test_a_file_that_does_not_match_the_manifest_is_named(sealed: Path, tmp_path: Path, case: str) -> None:
+    tamper, message = UNSEALED[case]
+    tamper(sealed)
+    packed = tmp_path / "packed.zip"
+    write_zip(sealed, packed)
+    for bundle in (sealed, packed):
+        with pytest.raises(BundleError) as caught:
+            load_bundle(bundle)
+        assert message in str(caught.value)
+        assert str(bundle) in str(caught.value)
+        assert "nasfcn export" in str(caught.value)
+
+
+def test_a_bundle_from_before_manifests_loads_with_a_warning(sealed: Path) -> None:
+    (sealed / MANIFEST_FILE).unlink()
+    _swap_onnx(sealed)  # nothing can tell
+    with pytest.warns(BundleWarning, match=r"sealed: no manifest\.json .* not checked against the weights"):
+        model, info = load_bundle(sealed)
+    assert MANIFEST_FILE not in info.files
+    assert isinstance(model, torch.nn.Module)
+
+
+def test_a_recipe_bomb_is_refused_before_it_expands(bundle: Path, tmp_path: Path) -> None:
+    """Nested aliases (9**6 values here) once reached the error message whole."""
+    lines = ["defs:", "  - &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 6)]
+    (bundle / "finetune.yaml").write_text("\n".join([*lines, "stages: {head: *a5}", ""]))
+    for load in (load_recipe, load_bundle):
+        with pytest.raises(RecipeError) as caught:
+            load(bundle / "finetune.yaml" if load is load_recipe else bundle)
+        assert str(caught.value).startswith(f"{bundle / 'finetune.yaml'}: refused at line")
+        assert "more than 10,000 values once its aliases (*name) are resolved" in str(caught.value)
+    (tmp_path / "big.yaml").write_text("# padding\n" * 200_000)
+    with pytest.raises(RecipeError, match=r"big\.yaml: larger than the 1,048,576 bytes a recipe may hold"):
+        load_recipe(tmp_path / "big.yaml")

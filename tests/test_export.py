@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,15 @@ import torch
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from nasfcn.bundle import BUNDLE_FILES, FinetuneRecipe, Preprocess, load_bundle
+from nasfcn.bundle import (
+    BUNDLE_FILES,
+    MANIFEST_FILE,
+    ONNX_FILE,
+    BundleError,
+    FinetuneRecipe,
+    Preprocess,
+    load_bundle,
+)
 from nasfcn.cli import app
 from nasfcn.data import voc_palette
 from nasfcn.export import (
@@ -263,6 +273,26 @@ def test_every_upsampling_type_exports_with_dynamic_sizes(upsample: str, tmp_pat
     assert [p.format for p in result.parity] == ["onnx", "torchscript"]
     assert all(p.max_abs_diff <= PARITY_TOLERANCE for p in result.parity)
     _assert_formats_match(tmp_path / "b", model)
+
+
+@pytest.mark.slow
+def test_an_export_is_sealed_by_its_manifest(tmp_path: Path) -> None:
+    """model.onnx swapped for another export's was once accepted silently."""
+    model, preprocess = _untrained("fcn8s", "bilinear")
+    other, _ = _untrained("none", "bilinear")
+    export_model(model, preprocess, {}, tmp_path / "b")
+    export_model(other, preprocess, {}, tmp_path / "other.zip")
+    manifest = json.loads((tmp_path / "b" / MANIFEST_FILE).read_text())
+    assert sorted(manifest["files"]) == sorted(n for n in BUNDLE_FILES if n != MANIFEST_FILE)
+    for name, entry in manifest["files"].items():
+        data = (tmp_path / "b" / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    with zipfile.ZipFile(tmp_path / "other.zip") as archive:
+        assert MANIFEST_FILE in archive.namelist()
+        (tmp_path / "b" / ONNX_FILE).write_bytes(archive.read(ONNX_FILE))
+    load_bundle(tmp_path / "other.zip")
+    with pytest.raises(BundleError, match=r"model\.onnx does not match manifest\.json"):
+        load_bundle(tmp_path / "b")
 
 
 @pytest.mark.slow

@@ -150,7 +150,8 @@ def test_finetuning_on_new_classes_gives_a_better_working_bundle(
         assert text in result.stdout
     assert "new for 3 classes: head.classifier.weight, head.classifier.bias" in result.stdout
 
-    model, info = load_bundle(out)
+    model, info = load_bundle(out)  # its manifest checked: a BundleWarning here would fail the test
+    assert "manifest.json" in info.files
     assert info.preprocess.class_names == NEW_CLASSES
     assert info.preprocess.dataset == f"folder:{folder_data}"
     assert info.recipe == FinetuneRecipe.from_yaml(recipe.read_text())
@@ -193,3 +194,54 @@ def test_cli_refuses_bad_inputs_in_one_line(bundle: Path, folder_data: Path, tmp
     assert nodata.exit_code == 2
     assert "no such folder" in nodata.stderr
     assert "Traceback" not in fewer.output + bad.output + nodata.output
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_huge_image_size_in_one_line(
+    bundle: Path, folder_data: Path, tmp_path: Path, cli_under_memory_limit
+) -> None:
+    """60000x60000 inputs once reached the data loader (a MemoryError traceback)."""
+    base = [
+        "finetune",
+        "--bundle",
+        str(bundle),
+        "--data",
+        f"folder:{folder_data}",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    recipe = tmp_path / "huge.yaml"
+    recipe.write_text("image_size: [60000, 60000]\n")
+    by_recipe = cli_under_memory_limit([*base, "--recipe", str(recipe), "--device", "cpu"], 3)
+    preprocess = bundle / "preprocess.json"
+    preprocess.write_text(json.dumps({**json.loads(preprocess.read_text()), "image_size": [60000, 60000]}))
+    by_bundle = cli_under_memory_limit([*base, "--device", "cpu"], 3)
+    for result, message in (
+        (by_recipe, f"{recipe}: image_size must be at most 4096 a side, got [60000, 60000]"),
+        (by_bundle, f"{preprocess}: image_size must be [height, width], each 1..4096, got [60000, 60000]"),
+    ):
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert message in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_a_bundle_that_does_not_match_its_manifest(
+    bundle: Path, folder_data: Path, tmp_path: Path
+) -> None:
+    (bundle / "metrics.json").write_text(json.dumps({"val": {"miou": 0.99}}))  # a better-looking model
+    args = [
+        "finetune",
+        "--bundle",
+        str(bundle),
+        "--data",
+        f"folder:{folder_data}",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())  # one message, however the console wraps it
+    assert message.startswith(f"{bundle}: metrics.json does not match manifest.json (changed or replaced")
+    assert message.endswith("export it again (nasfcn export ... --out PATH)")
+    assert not (tmp_path / "o").exists()

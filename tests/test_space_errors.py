@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nasfcn.space import SpaceError, load_space, parse_space
+from nasfcn.space import MAX_SPACE_BYTES, SpaceError, load_space, parse_space
 
 GOOD = """
 name: ok
@@ -255,3 +255,66 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
         load_space(tmp_path / "nope.yaml")
     assert str(tmp_path / "nope.yaml") in str(info.value)
     assert "file not found" in str(info.value)
+
+
+# -- hostile files: refused before they cost time or memory ------------------------------------
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs": each anchor is nine aliases of the previous one (9**levels values),
+    used by a real knob."""
+    lines = ["name: x", "description:", '  - &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  - &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join([*lines, "encoder:", f"  width: {{choices: *a{levels - 1}}}", ""])
+
+
+HOSTILE = [
+    # (id, yaml, fragments of the message); each one is cheap to refuse, none is cheap to accept
+    ("alias bomb", _laughs(6), ["refused at line", "more than 10,000 values once its aliases"]),
+    (
+        "nested 100k deep",
+        "name: x\ndescription: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        ["refused at line 2", "nested deeper than 64 levels"],
+    ),
+    (
+        "alias inside itself",
+        "name: x\ndescription: &a [*a]\n",
+        ["an alias refers to the node that contains it"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_yaml_is_refused_with_the_reason(text: str, fragments: list[str]) -> None:
+    path, message = _one(text)
+    assert path == ""
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "# padding\n" * (MAX_SPACE_BYTES // 10))
+    with pytest.raises(SpaceError) as info:
+        load_space(big)
+    assert str(info.value).startswith(f"{big}: 1 error")
+    assert "refused: larger than 1,048,576 bytes" in str(info.value)
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_billion_laughs_in_one_error(tmp_path: Path, cli_under_memory_limit) -> None:
+    """Expanded, this file is 387 million values: 70 s and 5.5 GB before a MemoryError once."""
+    bomb = tmp_path / "laughs.yaml"
+    bomb.write_text(_laughs(9))
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nencoder: {width: " + "[" * 100_000 + "]" * 100_000 + "}\n")
+    validate = cli_under_memory_limit(["spaces", "validate", str(bomb), str(deep)], 1)
+    # search loads Ray and torch (about 2 GiB of address space) before it reads the space
+    search = cli_under_memory_limit(["search", "--space", str(bomb), "--db", f"sqlite:///{tmp_path}/x.db"], 3)
+    for result in (validate, search):
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        assert f"{bomb}: 1 error in the search space" in result.stderr
+        assert "more than 10,000 values once its aliases" in result.stderr
+    assert f"{deep}: 1 error in the search space" in validate.stderr
+    assert "nested deeper than 64 levels" in validate.stderr

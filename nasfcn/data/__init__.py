@@ -25,6 +25,7 @@ from nasfcn.data._core import (
 from nasfcn.data._dataset import SegmentationDataset
 from nasfcn.data._digits import generate_digits
 from nasfcn.data._files import VOC_CLASSES
+from nasfcn.data._images import ImageTooLargeError, open_image, pixel_limit
 from nasfcn.data._shapes import generate_shapes
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DataConfig",
     "DatasetBundle",
     "DatasetError",
+    "ImageTooLargeError",
     "SegmentationDataset",
     "Source",
     "absolute_spec",
@@ -41,7 +43,9 @@ __all__ = [
     "generate_shapes",
     "is_generated",
     "load_dataset",
+    "open_image",
     "parse_spec",
+    "pixel_limit",
     "register_dataset",
     "voc_palette",
 ]

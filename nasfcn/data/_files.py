@@ -26,6 +26,7 @@ from nasfcn.data._core import (
     raise_problems,
     register_dataset,
 )
+from nasfcn.data._images import ImageTooLargeError, open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: Mask modes that hold class indices (not colours).
@@ -137,14 +138,20 @@ def _decode(
     for pair in pairs:
         image_name, mask_name = _rel(pair.image, root), _rel(pair.mask, root)
         try:
-            with Image.open(pair.image) as handle:
+            with open_image(pair.image) as handle:
                 image = handle.convert("RGB")
+        except ImageTooLargeError as err:
+            problems.append(f"{image_name}: {err}")
+            continue
         except (OSError, UnidentifiedImageError, ValueError) as err:
             problems.append(f"{image_name}: cannot read the image ({err}); re-save it as PNG or JPEG")
             continue
         try:
-            with Image.open(pair.mask) as handle:
+            with open_image(pair.mask) as handle:
                 mask = handle.copy()
+        except ImageTooLargeError as err:
+            problems.append(f"{mask_name}: {err}")
+            continue
         except (OSError, UnidentifiedImageError, ValueError) as err:
             problems.append(f"{mask_name}: cannot read the mask ({err}); re-save it as PNG")
             continue

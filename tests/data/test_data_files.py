@@ -334,3 +334,18 @@ def test_links_that_stay_inside_the_dataset_are_followed(make_folder, make_voc, 
     (voc / "SegmentationClass" / "2007_000001.png").rename(voc / "2007_000001.png")
     (voc / "SegmentationClass" / "2007_000001.png").symlink_to(voc / "2007_000001.png")
     assert len(load_dataset(f"voc:{voc}", **SMALL).train) == 3
+
+
+def test_folder_decompression_bombs_are_refused_with_their_size(make_folder, write_png_bomb):
+    """A few-KB PNG of 20000x20000 pixels (1.2 GB as RGB) once raised DecompressionBombError."""
+    root = make_folder()
+    write_png_bomb(root / "images" / "img00.png", 20000, 20000)  # Pillow itself refuses this one
+    write_png_bomb(root / "masks" / "img01.png", 10000, 10000)  # Pillow only warns about this one
+    assert (root / "images" / "img00.png").stat().st_size < 100_000
+    message = load_error(f"folder:{root}")
+    assert "2 problems" in message
+    assert "images/img00.png: the image is 400,000,000 pixels, more than the 89,478,485" in message
+    assert (
+        "masks/img01.png: the image is 10000x10000 = 100,000,000 pixels, more than the 89,478,485" in message
+    )
+    assert "scale it down" in message
