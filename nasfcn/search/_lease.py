@@ -43,6 +43,14 @@ class _Heartbeat(threading.Thread):
         self.stopping = threading.Event()
         self.main_lock = threading.Lock()
         self.lost: LeaseLostError | None = None
+        self.run_stopped = False
+
+    def stop_run(self) -> None:
+        """Stop the Tune run in the main thread as Ctrl-C does, once (a second one would abort it)."""
+        with self.main_lock:
+            if self.stop_main and not self.run_stopped:
+                self.run_stopped = True
+                _thread.interrupt_main()
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
@@ -51,9 +59,7 @@ class _Heartbeat(threading.Thread):
             except LeaseLostError as err:
                 self.lost = err
                 log.error("%s", err)
-                with self.main_lock:
-                    if self.stop_main:
-                        _thread.interrupt_main()  # Tune stops its trials as on Ctrl-C
+                self.stop_run()  # Tune stops its trials as on Ctrl-C
                 return
             except StoreError as err:  # the database is unreachable for now: try again next beat
                 log.warning("could not refresh the lease: %s", err)
@@ -76,6 +82,7 @@ def driver_lease(store: Store, search_id: int) -> Iterator[Lease]:
     log.info("lease of search %s taken: %s", search_id, lease.describe())
     beat = _Heartbeat(store, lease, HEARTBEAT_S, threading.current_thread() is threading.main_thread())
     fence_writes(store, search_id, lease.owner)
+    store.on_lease_lost = beat.stop_run  # a fenced write that finds the lease gone stops the run too
     beat.start()
     try:
         yield lease
@@ -86,6 +93,7 @@ def driver_lease(store: Store, search_id: int) -> Iterator[Lease]:
         raise
     finally:
         beat.stop()
+        store.on_lease_lost = None
         fence_writes(store, search_id, None)
         if beat.lost is None:
             _release(store, lease)

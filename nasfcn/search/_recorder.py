@@ -12,6 +12,7 @@ trial and re-raise from ``Tuner.fit()``; the driver then marks what was running 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import math
@@ -32,6 +33,7 @@ from nasfcn.genotype import Genotype
 from nasfcn.search._trainable import STATUS_KEY, trial_recipe
 from nasfcn.store import (
     DatabaseUnavailableError,
+    LeaseLostError,
     Store,
     finish_trial,
     mask_text,
@@ -127,6 +129,28 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _quiet_once_the_lease_is_lost(event: Callable[..., None]) -> Callable[..., None]:
+    """A Tune event that writes nothing once another driver took the search's lease.
+
+    The first fenced write that finds the lease gone stops the run as Ctrl-C does (through the
+    lease's holder, ``Store.on_lease_lost``) instead of raising into Tune, which would print a
+    traceback for every trial it stops; the driver raises the loss once Tune has returned.
+    """
+
+    @functools.wraps(event)
+    def quiet(self: StoreRecorder, *args: Any, **kwargs: Any) -> None:
+        if isinstance(self.failure, LeaseLostError):
+            return
+        try:
+            event(self, *args, **kwargs)
+        except LeaseLostError as err:
+            self.failure = err
+            if self.store.on_lease_lost is not None:
+                self.store.on_lease_lost()
+
+    return quiet
+
+
 class StoreRecorder(Callback):
     """Writes every trial event of one search to the database (the only writer)."""
 
@@ -153,7 +177,9 @@ class StoreRecorder(Callback):
         self._finished: set[str] = set()
         self.storage_path = storage_path  # where checkpoints go: named when the disk is full
         self._checkpoint_bytes = 0  # the largest checkpoint written so far: what one more needs
-        self.failure: DatabaseUnavailableError | DiskFullError | None = None  # why the search stops
+        # Why the search stops: the database stayed away, the disk is full, or another driver
+        # took the search's lease (then not one more write may land).
+        self.failure: DatabaseUnavailableError | DiskFullError | LeaseLostError | None = None
 
     # Ray pickles callbacks with the experiment state; the database and the terminal stay here.
     def __getstate__(self) -> dict[str, Any]:
@@ -176,7 +202,7 @@ class StoreRecorder(Callback):
             result = self.store.retrying(
                 write, f"recording trial {trial.config['number']}", on_retry=self._notice
             )
-        except DatabaseUnavailableError as err:
+        except (DatabaseUnavailableError, LeaseLostError) as err:
             self.failure = err
             raise
         if self.progress.notice is not None:
@@ -227,12 +253,14 @@ class StoreRecorder(Callback):
         self._refresh()
 
     # -- Tune events ---------------------------------------------------------------------
+    @_quiet_once_the_lease_is_lost
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._row(trial)
         self.progress.running.add(trial.trial_id)
         log.info("trial %s (%s) started", trial.config["number"], trial.trial_id)
         self._refresh()
 
+    @_quiet_once_the_lease_is_lost
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         row = self._row(trial)
         genotype = Genotype.from_json(trial.config["genotype"])
@@ -245,12 +273,19 @@ class StoreRecorder(Callback):
             self.progress.offer(result.get("val_miou"), genotype.arch_id, int(trial.config["number"]))
             self._refresh()
 
+    @_quiet_once_the_lease_is_lost
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
-        row = self._row(trial)
-        self._write(trial, lambda: set_checkpoint(self.store, row, checkpoint_location(checkpoint)))
+        # Tune only logs (with a traceback on the console) what this raises: a give-up is kept
+        # in ``failure`` for the next event, or for the driver once Tune returns.
+        try:
+            row = self._row(trial)
+            self._write(trial, lambda: set_checkpoint(self.store, row, checkpoint_location(checkpoint)))
+        except DatabaseUnavailableError:
+            return
         if checkpoint_location(checkpoint) == str(checkpoint.path):  # a local folder
             self._checkpoint_bytes = max(self._checkpoint_bytes, _folder_bytes(Path(checkpoint.path)))
 
+    @_quiet_once_the_lease_is_lost
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         status = result.get(STATUS_KEY)
@@ -264,6 +299,7 @@ class StoreRecorder(Callback):
             epochs = int(result.get("epoch", 0) or 0)
             self._finish(trial, "completed" if epochs >= self.epochs else "stopped_early")
 
+    @_quiet_once_the_lease_is_lost
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         text = _read_error(trial)
         text = mask_text(str(text or "the trial failed; see the Ray logs in the search folder"))

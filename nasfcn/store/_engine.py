@@ -155,6 +155,8 @@ class Store:
         # Runs in every guarded transaction before it commits and may refuse it (a driver's
         # lease fence: see nasfcn.store._leases.fence_writes).
         self.guard: Callable[[Session], None] | None = None
+        # Called by a writer that met LeaseLostError: the lease holder's way to stop its run.
+        self.on_lease_lost: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.masked_url!r})"

@@ -116,7 +116,10 @@ def test_resume_is_refused_while_another_driver_runs_and_taken_over_once_it_is_s
     resumed = CliRunner().invoke(app, resume)
     assert resumed.exit_code == 0, resumed.output
     board = leaderboard_frame(store, "dup").set_index("trial_id")
-    assert board.loc[left_running, "status"] == "interrupted"
+    # The dead driver's running trial was marked interrupted, then run again under its number.
+    assert "1 interrupted trials (number 1) run again first" in " ".join(resumed.output.split())
+    assert board.loc[left_running, "status"] == "completed"
+    assert board.loc[left_running, "arch_id"] == genotype.arch_id
     assert int(board["status"].isin(FINISHED_STATUSES).sum()) == 2
     assert current_lease(store, first.search_id) is None
 
