@@ -998,7 +998,7 @@ def benchmark(
         return
     from nasfcn.benchmark import BenchmarkConfig, BenchmarkError, run_benchmark
     from nasfcn.data import DatasetError
-    from nasfcn.search import SearchConfigError
+    from nasfcn.search import SearchConfigError, SearchStoppedError
     from nasfcn.store import DatabaseURLError, StoreError, mask_text
     from nasfcn.train import TrainRecipe
 
@@ -1026,6 +1026,8 @@ def benchmark(
             explicit=_typed(ctx, BENCHMARK_FIELDS),
         )
         summary = run_benchmark(config, console=console)
+    except SearchStoppedError as err:
+        raise _fail(mask_text(str(err)), EXIT_ENVIRONMENT) from None
     except (BenchmarkError, SearchConfigError, DatasetError, StoreError, DatabaseURLError) as err:
         raise _fail(mask_text(str(err))) from None
     console.print(

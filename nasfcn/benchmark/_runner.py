@@ -19,7 +19,15 @@ from nasfcn.benchmark._config import BENCHMARK_RESUME, BenchmarkConfig, Benchmar
 from nasfcn.benchmark._results import benchmark_results
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
-from nasfcn.search._driver import TrialRun, log_to_file, run_trials, shippable, start_ray, trial_device
+from nasfcn.search._driver import (
+    TrialRun,
+    log_to_file,
+    run_trials,
+    settled_on_error,
+    shippable,
+    start_ray,
+    trial_device,
+)
 from nasfcn.search._lease import register_under_lease
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._searcher import PlannedRun, PlanSearch
@@ -108,39 +116,42 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
         if changes:
             console.print(f"changed for this and later resumes: {', '.join(changes)}", markup=False)
         was_interrupted = False
-        if plan:
-            start_ray(config.ray_address, folder)
-            lookup = _lookup(store) if config.cache else None
-            settings = TrialSettings(
-                data=config.datasets[0],
-                data_options=data_options,
-                recipe=recipe_dict,
-                latency_input=config.image_size,
-                max_params=None,
-                max_flops=None,
-                max_latency_ms=None,
-                device=trial_device(config.gpus_per_trial, config.device),
-                threads=max(1, int(config.cpus_per_trial)),
-            )
-            from ray.tune.schedulers import FIFOScheduler
+        with settled_on_error(store, sid, f"nasfcn benchmark --resume --name {config.name}"):
+            if plan:
+                start_ray(config.ray_address, folder)
+                lookup = _lookup(store) if config.cache else None
+                settings = TrialSettings(
+                    data=config.datasets[0],
+                    data_options=data_options,
+                    recipe=recipe_dict,
+                    latency_input=config.image_size,
+                    max_params=None,
+                    max_flops=None,
+                    max_latency_ms=None,
+                    device=trial_device(config.gpus_per_trial, config.device),
+                    threads=max(1, int(config.cpus_per_trial)),
+                )
+                from ray.tune.schedulers import FIFOScheduler
 
-            was_interrupted = run_trials(
-                TrialRun(
-                    store=store,
-                    search_id=sid,
-                    searcher=PlanSearch(plan, "val_miou", recipe_dict, next_trial_number(store, sid), lookup),
-                    scheduler=FIFOScheduler(),
-                    settings=settings,
-                    resources={"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
-                    num_samples=len(plan),
-                    concurrency=config.default_concurrency(),
-                    storage_path=config.checkpoint_storage(),
-                    epochs=config.epochs,
-                    finished_before=len(finished),
-                    datasets=shippable(bundles),
-                ),
-                console,
-            )
+                was_interrupted = run_trials(
+                    TrialRun(
+                        store=store,
+                        search_id=sid,
+                        searcher=PlanSearch(
+                            plan, "val_miou", recipe_dict, next_trial_number(store, sid), lookup
+                        ),
+                        scheduler=FIFOScheduler(),
+                        settings=settings,
+                        resources={"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+                        num_samples=len(plan),
+                        concurrency=config.default_concurrency(),
+                        storage_path=config.checkpoint_storage(),
+                        epochs=config.epochs,
+                        finished_before=len(finished),
+                        datasets=shippable(bundles),
+                    ),
+                    console,
+                )
         interrupt_unfinished(store, sid)
         set_search_status(store, sid, "interrupted" if was_interrupted else "completed")
     runs = benchmark_runs_frame(store, config.name)

@@ -41,6 +41,7 @@ from nasfcn.search._trainable import TrialSettings, train_candidate
 from nasfcn.space import load_space, size_text
 from nasfcn.store import (
     DatabaseUnavailableError,
+    LeaseLostError,
     Store,
     StoreError,
     create_search,
@@ -170,7 +171,7 @@ def _run_search(
             )
             set_search_status(store, sid, "completed")
             return _summary(store, sid, name, folder, started, interrupted=False)
-        try:
+        with settled_on_error(store, sid, f"nasfcn search --resume --name {name}"):
             was_interrupted = _tune(
                 config,
                 space,
@@ -186,8 +187,6 @@ def _run_search(
                 console,
                 _failure_injection,
             )
-        except (DatabaseUnavailableError, DiskFullError) as err:
-            raise _stopped(store, sid, name, err) from None
         left = interrupt_unfinished(store, sid)
         if was_interrupted:
             set_search_status(store, sid, "interrupted")
@@ -200,19 +199,47 @@ def _run_search(
         return _summary(store, sid, name, folder, started, interrupted=was_interrupted)
 
 
-def _stopped(store: Store, sid: int, name: str, fault: Exception) -> SearchStoppedError:
-    """Ray's trials are stopped; mark what ran interrupted (one try, no retries) and say how to go on."""
-    log.error("search stopped: %s", fault)
+@contextmanager
+def settled_on_error(store: Store, sid: int, resume_command: str) -> Iterator[None]:
+    """Whatever ends a registered run early leaves no trial or search ``running``.
+
+    A database that stayed away or a full disk becomes one ``SearchStoppedError`` line; any
+    other error (an unreachable Ray cluster, a bug) marks the run interrupted and is raised
+    as it was. A driver that lost its lease writes nothing more: the new holder owns the run.
+    """
+    try:
+        yield
+    except LeaseLostError:
+        raise
+    except (DatabaseUnavailableError, DiskFullError) as err:
+        raise _stopped(store, sid, resume_command, err) from None
+    except BaseException as err:
+        if not isinstance(err, KeyboardInterrupt):
+            log.error("run stopped by %s: %s", type(err).__name__, mask_text(str(err)))
+        _mark_interrupted(store, sid)
+        raise
+
+
+def _mark_interrupted(store: Store, sid: int) -> bool:
+    """One try, no retries: the run and its running trials become ``interrupted``."""
     try:
         interrupt_unfinished(store, sid)
         set_search_status(store, sid, "interrupted")
-        statuses = "the search and its running trials are marked interrupted"
     except StoreError:
+        return False
+    return True
+
+
+def _stopped(store: Store, sid: int, resume_command: str, fault: Exception) -> SearchStoppedError:
+    """Ray's trials are stopped; mark what ran interrupted and say how to go on."""
+    log.error("search stopped: %s", fault)
+    if _mark_interrupted(store, sid):
+        statuses = "the search and its running trials are marked interrupted"
+    else:
         statuses = "the database is still unreachable, so --resume will mark the running trials interrupted"
     advice = "free space, then continue" if isinstance(fault, DiskFullError) else "continue"
     return SearchStoppedError(
-        f"{fault}: search stopped; finished trials are saved; {statuses}; "
-        f"{advice} with nasfcn search --resume --name {name}"
+        f"{fault}: search stopped; finished trials are saved; {statuses}; {advice} with {resume_command}"
     )
 
 
