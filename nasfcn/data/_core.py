@@ -131,12 +131,12 @@ DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
 def register_dataset(
-    name: str, *, takes_path: bool, help: str
+    name: str, *, takes_path: bool, description: str
 ) -> Callable[[Callable[[str | None, DataConfig], Source]], Callable[..., Source]]:
     """Decorator: register ``load(argument, config) -> Source`` under ``name``."""
 
     def decorator(load: Callable[[str | None, DataConfig], Source]) -> Callable[..., Source]:
-        DATASETS.add(name, DatasetEntry(load=load, takes_path=takes_path, help=help))
+        DATASETS.add(name, DatasetEntry(load=load, takes_path=takes_path, help=description))
         return load
 
     return decorator

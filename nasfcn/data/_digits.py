@@ -127,7 +127,7 @@ def generate_digits(
 @register_dataset(
     "digits",
     takes_path=False,
-    help="scenes of real handwritten digits from scikit-learn (11 classes, no download)",
+    description="scenes of real handwritten digits from scikit-learn (11 classes, no download)",
 )
 def load_digits_scenes(argument: str | None, config: DataConfig) -> Source:
     del argument  # takes none; checked by load_dataset

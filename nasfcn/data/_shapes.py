@@ -177,7 +177,7 @@ def generate_shapes(
 @register_dataset(
     "shapes",
     takes_path=False,
-    help="generated circles, squares and triangles on textured, noisy backgrounds",
+    description="generated circles, squares and triangles on textured, noisy backgrounds",
 )
 def load_shapes(argument: str | None, config: DataConfig) -> Source:
     del argument  # takes none; checked by load_dataset

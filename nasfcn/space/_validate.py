@@ -101,7 +101,7 @@ class _Validator:
         if not isinstance(description, str):
             self.error("description", "must be a string")
             description = ""
-        in_channels, min_size = self.input(data.get("input", {}))
+        in_channels, min_size = self.input_section(data.get("input", {}))
 
         written: dict[str, Any] = {}
         for section in SECTIONS[1:]:
@@ -147,7 +147,7 @@ class _Validator:
             text=self.text,
         )
 
-    def input(self, block: Any) -> tuple[int, int]:
+    def input_section(self, block: Any) -> tuple[int, int]:
         result = {k: default for k, (_, _, default) in INPUT_KEYS.items()}
         if not isinstance(block, dict):
             self.error("input", f"must be a mapping with {', '.join(INPUT_KEYS)}, got {_kind(block)}")
@@ -209,7 +209,7 @@ class _Validator:
             if "step" in spec or "log" in spec:
                 self.error(path, "step and log only apply to int/float ranges")
             return self.choices(definition, spec["choices"], when, per_stage)
-        return self.range(definition, form, spec, when, per_stage)
+        return self.range_knob(definition, form, spec, when, per_stage)
 
     def fixed(self, definition: KnobDef, value: Any, path: str) -> Knob | None:
         if not self.check_value(definition, value, path):
@@ -237,7 +237,7 @@ class _Validator:
                 return None
         return Knob(definition, "choices", choices=tuple(normalized), when=when, per_stage=per_stage)
 
-    def range(
+    def range_knob(
         self,
         definition: KnobDef,
         form: str,
