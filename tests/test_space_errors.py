@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nasfcn.errors import NasfcnError
 from nasfcn.space import MAX_SPACE_BYTES, SpaceError, load_space, parse_space
 
 GOOD = """
@@ -28,6 +29,14 @@ def _one(text: str) -> tuple[str, str]:
     err = _errors(text)
     assert len(err.issues) == 1, err
     return err.issues[0].path, err.issues[0].message
+
+
+def test_a_space_error_is_a_nasfcn_error_and_still_a_value_error() -> None:
+    with pytest.raises(NasfcnError) as info:
+        parse_space("name: [not, a, name]\n", source="bad.yaml")
+    assert isinstance(info.value, SpaceError)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value).startswith("bad.yaml: 1 error")
 
 
 CASES = [

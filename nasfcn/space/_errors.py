@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nasfcn.errors import NasfcnError
+
 
 @dataclass(frozen=True)
 class SpaceIssue:
@@ -13,8 +15,8 @@ class SpaceIssue:
     message: str
 
 
-class SpaceError(ValueError):
-    """Everything wrong with one space file, reported at once."""
+class SpaceError(NasfcnError, ValueError):
+    """Everything wrong with one space file, reported at once (a ``ValueError`` too, as before)."""
 
     def __init__(self, source: str, issues: Sequence[SpaceIssue]) -> None:
         self.source = source
