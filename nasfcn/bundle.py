@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import yaml
 
+from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.genotype import Genotype, GenotypeError
 from nasfcn.model import FCN, build_model
 
@@ -86,11 +87,11 @@ _MODEL_FILES = (WEIGHTS_FILE, ONNX_FILE, TORCHSCRIPT_FILE)
 _TEXT_FILES = (FINETUNE_FILE, CARD_FILE)
 
 
-class BundleError(ValueError):
+class BundleError(NasfcnError, ValueError):
     """A bundle cannot be used as it is; the message names the file and the fix."""
 
 
-class RecipeError(ValueError):
+class RecipeError(NasfcnError, ValueError):
     """A fine-tuning recipe is malformed; the message names the file, field and allowed values."""
 
 
@@ -202,9 +203,7 @@ class FinetuneRecipe:
     seed: int = 0  # data split, augmentation, new head initialisation
 
     def __post_init__(self) -> None:
-        problems = _recipe_problems(self)
-        if problems:
-            raise RecipeError(_INVALID + "; ".join(problems))
+        raise_problems(_recipe_problems(self), _INVALID, RecipeError)
 
     def stages(self) -> tuple[tuple[str, StageRecipe], ...]:
         return tuple((name, getattr(self, name)) for name in STAGES)
@@ -283,8 +282,7 @@ class FinetuneRecipe:
             recipe = cls(**values)
         except RecipeError as err:  # the field checks of __post_init__, listed with the rest
             problems.append(str(err).removeprefix(_INVALID))
-        if problems:
-            raise RecipeError(f"{source}: " + "; ".join(problems))
+        raise_problems(problems, f"{source}: ", RecipeError)
         return recipe
 
     @classmethod

@@ -40,6 +40,7 @@ from nasfcn.bundle import (
     write_bundle,
     write_zip,
 )
+from nasfcn.errors import NasfcnError
 from nasfcn.model import FCN
 from nasfcn.store import RESULT_STATUSES, Store, epochs_frame, leaderboard_frame, trial_record
 
@@ -50,7 +51,7 @@ CHECK_SIZE = (37, 53)
 CHECK_BATCH = 3
 
 
-class ExportError(RuntimeError):
+class ExportError(NasfcnError, RuntimeError):
     """The export cannot be made, or would not be faithful; the message says why and what to do."""
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from nasfcn.bundle import FinetuneRecipe, Preprocess, RecipeError, StageRecipe, load_bundle
 from nasfcn.data import DataConfig, DatasetBundle, load_dataset, voc_palette
+from nasfcn.errors import NasfcnError
 from nasfcn.export import ExportResult, export_model, measured_cost, val_metrics
 from nasfcn.genotype import TrainGene
 from nasfcn.metrics import SegMetrics
@@ -48,7 +49,7 @@ STAGE_PARTS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-class FinetuneError(ValueError):
+class FinetuneError(NasfcnError, ValueError):
     """Fine-tuning cannot start as asked; the message says what to change."""
 
 

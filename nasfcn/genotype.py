@@ -15,10 +15,12 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from nasfcn.errors import NasfcnError
+
 ARCH_ID_LENGTH = 12
 
 
-class GenotypeError(ValueError):
+class GenotypeError(NasfcnError, ValueError):
     """A genotype (usually read from JSON) is malformed; the message names the field."""
 
 

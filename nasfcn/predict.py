@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from nasfcn.bundle import BundleInfo, Preprocess, load_bundle
 from nasfcn.data import ImageTooLargeError, open_image
+from nasfcn.errors import NasfcnError
 from nasfcn.model import FCN
 
 #: Share of the mask colour in an overlay.
@@ -28,7 +29,7 @@ OVERLAY_ALPHA = 0.5
 OVERLAY_SUFFIX = "_overlay"
 
 
-class PredictError(ValueError):
+class PredictError(NasfcnError, ValueError):
     """An input image cannot be used; the message names the file."""
 
 

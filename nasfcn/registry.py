@@ -10,10 +10,12 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from nasfcn.errors import NasfcnError
+
 T = TypeVar("T")
 
 
-class UnknownChoiceError(KeyError):
+class UnknownChoiceError(NasfcnError, KeyError):
     """A name that is not in a registry; the message lists the valid ones."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message

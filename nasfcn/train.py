@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasfcn.data import DatasetBundle
+from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.genotype import Genotype
 from nasfcn.metrics import ConfusionMatrix, SegMetrics
 from nasfcn.model import build_model
@@ -43,7 +44,11 @@ CHECKPOINT_WEIGHTS = "best.safetensors"
 CHECKPOINT_INFO = "best.json"
 
 
-class TrainingDiverged(RuntimeError):  # noqa: N818 - the name says what happened
+class TrainRecipeError(NasfcnError, ValueError):
+    """A training recipe is invalid; the message names each bad field and what is allowed."""
+
+
+class TrainingDiverged(NasfcnError, RuntimeError):  # noqa: N818 - the name says what happened
     """The loss became NaN or infinite; the search records the trial as failed."""
 
 
@@ -83,8 +88,7 @@ class TrainRecipe:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS.names())}")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES.names())}")
-        if problems:
-            raise ValueError("invalid training recipe: " + "; ".join(problems))
+        raise_problems(problems, "invalid training recipe: ", TrainRecipeError)
 
     def for_genotype(self, genotype: Genotype) -> TrainRecipe:
         """This recipe with the genotype's searched training knobs applied."""
@@ -98,7 +102,7 @@ class TrainRecipe:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown recipe fields {unknown}; known: {sorted(known)}")
+            raise TrainRecipeError(f"unknown recipe fields {unknown}; known: {sorted(known)}")
         return cls(**data)
 
 

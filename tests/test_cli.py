@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from nasfcn import __version__
-from nasfcn.cli import app
+from nasfcn.cli import app, main
+from nasfcn.errors import NasfcnError
 
 runner = CliRunner()
 TINY = "search_spaces/fcn_tiny.yaml"
@@ -130,3 +133,36 @@ def test_grid_on_a_huge_space_is_refused_before_anything_is_written(tmp_path: Pa
     assert "Traceback" not in result.output
     assert searches_frame(open_store(db)).empty
     assert not storage.exists()
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run ``nasfcn ARGS`` through the entry point: (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["nasfcn", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    return stopped.value.code, capsys.readouterr().err
+
+
+def test_a_nasfcn_error_from_any_command_is_one_masked_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from nasfcn.store import Store
+
+    def refuse(self: Store) -> None:
+        raise NasfcnError("postgresql://nasfcn:hunter2@db.example:5432/runs cannot be upgraded now")
+
+    monkeypatch.setattr(Store, "upgrade", refuse)
+    code, err = _main(monkeypatch, capsys, "db", "upgrade", "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "cannot be upgraded now" in err
+    assert "hunter2" not in err
+    assert "Traceback" not in err
+
+
+def test_a_bad_learning_rate_for_search_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _main(monkeypatch, capsys, "search", "--space", TINY, "--lr", "0")
+    assert code == 2
+    assert err.strip() == "invalid training recipe: lr must be > 0, got 0.0"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.search._config import (
     checkpoint_storage,
     default_concurrency,
@@ -19,7 +20,7 @@ from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.train import TrainRecipe
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(NasfcnError, ValueError):
     """A benchmark option or architecture spec is invalid; the message says how to fix it."""
 
 
@@ -105,8 +106,7 @@ class BenchmarkConfig:
             problems.append(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
-        if problems:
-            raise BenchmarkError("invalid benchmark options:\n  " + "\n  ".join(problems))
+        raise_problems(problems, "invalid benchmark options:\n  ", BenchmarkError, separator="\n  ")
 
     def default_concurrency(self) -> int:
         return default_concurrency(self.concurrency, self.cpus_per_trial)

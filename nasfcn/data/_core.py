@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nasfcn.data._dataset import SegmentationDataset
+from nasfcn.errors import NasfcnError
 from nasfcn.registry import Registry, did_you_mean
 
 IGNORE_INDEX = 255
@@ -27,7 +28,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_LISTED_PROBLEMS = 20
 
 
-class DatasetError(ValueError):
+class DatasetError(NasfcnError, ValueError):
     """A dataset cannot be used as given; the message names the file and how to fix it."""
 
 

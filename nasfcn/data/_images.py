@@ -16,8 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from nasfcn.errors import NasfcnError
 
-class ImageTooLargeError(ValueError):
+
+class ImageTooLargeError(NasfcnError, ValueError):
     """An image has more pixels than the limit; the message gives its size and the limit."""
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.store import OBJECTIVES
 from nasfcn.train import TrainRecipe
@@ -126,11 +127,11 @@ SEARCH_RESUME = ResumeRule(
 )
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(NasfcnError, ValueError):
     """A search option is invalid; the message names it and what is allowed."""
 
 
-class SearchStoppedError(RuntimeError):
+class SearchStoppedError(NasfcnError, RuntimeError):
     """The machine stopped the search (database unreachable, disk full), not the input:
     finished trials are saved and ``--resume`` continues; the CLI exits with code 1."""
 
@@ -224,8 +225,7 @@ class SearchConfig:
         if self.explicit is not None:
             object.__setattr__(self, "explicit", frozenset(self.explicit))
         problems.extend(check_explicit(self))
-        if problems:
-            raise SearchConfigError("invalid search options:\n  " + "\n  ".join(problems))
+        raise_problems(problems, "invalid search options:\n  ", SearchConfigError, separator="\n  ")
 
     @property
     def asha_grace_period(self) -> int:

@@ -29,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype
 from nasfcn.search._trainable import STATUS_KEY, trial_recipe
 from nasfcn.store import (
@@ -53,7 +54,7 @@ _NOT_METRICS = frozenset(
 )
 
 
-class DiskFullError(RuntimeError):
+class DiskFullError(NasfcnError, RuntimeError):
     """A trial could not write its checkpoint: the storage path has no space left."""
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from nasfcn.errors import NasfcnError
 from nasfcn.store._url import mask_text, mask_url, resolve_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -36,7 +37,7 @@ log = logging.getLogger("nasfcn.store")
 T = TypeVar("T")
 
 
-class StoreError(RuntimeError):
+class StoreError(NasfcnError, RuntimeError):
     """The database cannot be used; the message (password masked) says how to fix it."""
 
 

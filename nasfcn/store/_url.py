@@ -9,6 +9,8 @@ from urllib.parse import quote, unquote
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from nasfcn.errors import NasfcnError
+
 DEFAULT_URL = "sqlite:///nasfcn.db"
 ENV_VAR = "NASFCN_DB"
 MASK = "***"
@@ -44,7 +46,7 @@ _MAPPING = re.compile(
 _SECRET_KEY = re.compile(r"pass(?:word|wd)?$|password|passwd|^pwd$|secret|token|(?:^|_)key$|apikey", re.I)
 
 
-class DatabaseURLError(ValueError):
+class DatabaseURLError(NasfcnError, ValueError):
     """A database URL that SQLAlchemy cannot parse (the message never shows a password)."""
 
 

@@ -1,0 +1,74 @@
+"""What several commands share: option declarations, how list options are read, the run summary."""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+import typer
+
+from nasfcn.cli._console import EXIT_INTERRUPTED, console
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="NASFCN_DB",
+        help="SQLAlchemy URL of the results database (default sqlite:///nasfcn.db).",
+        show_default=False,
+    ),
+]
+DataOption = Annotated[str, typer.Option(help="Dataset: shapes, digits, voc:PATH or folder:PATH.")]
+RayAddressOption = Annotated[str | None, typer.Option(help="Existing Ray cluster (ray start --head).")]
+ImageSizeOption = Annotated[int, typer.Option(min=8, help="Training image side.")]
+TrainSamplesOption = Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")]
+AmpOption = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (not on CPU).")]
+ChannelsLastOption = Annotated[
+    bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format on CUDA.")
+]
+
+#: Parameters that are not settings of the run itself.
+_NOT_SETTINGS = ("name", "db", "resume")
+
+
+def typed(ctx: typer.Context, fields: dict[str, str]) -> frozenset[str]:
+    """The config fields of the options typed on the command line (not defaults, not $NASFCN_DB).
+
+    Compared by name: typer carries its own copy of click, whose ParameterSource is another enum.
+    """
+    given = [
+        name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+    ]
+    return frozenset(fields.get(name, name) for name in given if name not in _NOT_SETTINGS)
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: how list options are written on the command line."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+class RunSummary(Protocol):
+    """What a search's and a benchmark's summaries both carry."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def interrupted(self) -> bool: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def counts(self) -> dict[str, int]: ...
+
+
+def print_summary(summary: RunSummary) -> None:
+    """The first line after a search or a benchmark: finished or interrupted, how long, the counts."""
+    console.print(
+        f"\n[bold]{summary.name}[/bold] {'interrupted' if summary.interrupted else 'finished'} in "
+        f"{summary.seconds:.0f} s: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(summary.counts.items()))
+    )
+
+
+def exit_if_interrupted(summary: RunSummary) -> None:
+    """Ctrl-C stopped the run: exit 130 once its summary is printed, as a shell expects."""
+    if summary.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -1,0 +1,156 @@
+"""``nasfcn search``: options -> SearchConfig -> run_search, then the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nasfcn.cli._console import EXIT_ENVIRONMENT, console, fail
+from nasfcn.cli._options import (
+    AmpOption,
+    ChannelsLastOption,
+    DataOption,
+    DbOption,
+    ImageSizeOption,
+    RayAddressOption,
+    TrainSamplesOption,
+    comma_list,
+    exit_if_interrupted,
+    print_summary,
+    typed,
+)
+from nasfcn.space import SpaceError
+
+
+def search(
+    ctx: typer.Context,
+    space: Annotated[Path, typer.Option(help="Search space YAML.")] = Path("search_spaces/fcn_tiny.yaml"),
+    data: DataOption = "shapes",
+    name: Annotated[str | None, typer.Option(help="Search name (default: <space>-<time>).")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Candidates to evaluate.")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per candidate (ASHA may stop earlier).")] = 3,
+    strategy: Annotated[str, typer.Option(help="random, tpe, nsga2 or grid.")] = "tpe",
+    scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo.")] = "asha",
+    grace_period: Annotated[
+        int | None,
+        typer.Option(help="ASHA: epochs every trial trains before a stop (default: epochs/4, at least 1)."),
+    ] = None,
+    reduction_factor: Annotated[
+        int, typer.Option(help="ASHA: 1 in this many goes on at each rung (at g, g*f, g*f^2... epochs).")
+    ] = 2,
+    objectives: Annotated[str, typer.Option(help="Comma list, e.g. miou or miou,latency_ms.")] = "miou",
+    max_params: Annotated[float | None, typer.Option(help="Reject candidates with more parameters.")] = None,
+    max_flops: Annotated[float | None, typer.Option(help="Reject candidates with more FLOPs.")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Reject slower candidates.")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs (and torch threads) per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; 0.25 packs 4 trials per GPU.")] = 0.0,
+    concurrency: Annotated[int | None, typer.Option(help="Trials at once (default: what fits).")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,
+    ray_address: RayAddressOption = None,
+    db: DbOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the search of this --name.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Train even already-trained candidates.")
+    ] = False,
+    with_references: Annotated[
+        bool,
+        typer.Option(
+            "--with-references", help="First train FCN-32s/16s/8s, SegNet, U-Net (see nasfcn spaces refs)."
+        ),
+    ] = False,
+    references: Annotated[
+        str | None, typer.Option(help="Only these references, comma-separated (implies --with-references).")
+    ] = None,
+    image_size: ImageSizeOption = 64,
+    train_samples: TrainSamplesOption = 512,
+    lr: Annotated[float, typer.Option(help="Learning rate unless the space searches it.")] = 3e-3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size unless the space searches it.")] = 16,
+    storage_path: Annotated[
+        str | None, typer.Option(help="Checkpoints and logs (default runs/<name>); shared on a cluster.")
+    ] = None,
+    amp: AmpOption = True,
+    channels_last: ChannelsLastOption = True,
+) -> None:
+    """Search architectures on Ray Tune; every trial is recorded in the database as it runs.
+
+    Examples:
+
+      nasfcn search --space search_spaces/fcn_tiny.yaml --data shapes
+
+      nasfcn search --space search_spaces/fcn_small.yaml --data folder:my_data --trials 64 --epochs 10
+      --strategy nsga2 --objectives miou,latency_ms --max-latency-ms 20
+
+      nasfcn search --name my-search --resume
+    """
+    from nasfcn.search import SearchConfig, SearchStoppedError, run_search
+    from nasfcn.store import mask_text
+    from nasfcn.train import TrainRecipe
+
+    try:
+        config = SearchConfig(
+            space=str(space),
+            data=data,
+            name=name,
+            trials=trials,
+            epochs=epochs,
+            strategy=strategy,
+            scheduler=scheduler,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+            objectives=comma_list(objectives),
+            max_params=max_params,
+            max_flops=max_flops,
+            max_latency_ms=max_latency_ms,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            concurrency=concurrency,
+            time_budget_min=time_budget,
+            seed=seed,
+            ray_address=ray_address,
+            db=db,
+            resume=resume,
+            cache=not no_cache,
+            references=_references(with_references, references),
+            image_size=image_size,
+            train_samples=train_samples,
+            storage_path=storage_path,
+            recipe=TrainRecipe(
+                epochs=epochs, lr=lr, batch_size=batch_size, amp=amp, channels_last=channels_last
+            ),
+            explicit=typed(ctx, SEARCH_FIELDS),
+        )
+        summary = run_search(config, console=console)
+    except SpaceError as err:  # not yet a NasfcnError, which main's handler refuses
+        raise fail(str(err)) from None
+    except SearchStoppedError as err:
+        raise fail(mask_text(str(err)), EXIT_ENVIRONMENT) from None
+    print_summary(summary)
+    if summary.best_arch_id is not None:
+        console.print(
+            f"best: trial {summary.best_trial}, arch {summary.best_arch_id}, val mIoU {summary.best_miou:.3f}"
+        )
+    console.print(f"next: nasfcn trials --search {summary.name}")
+    exit_if_interrupted(summary)
+
+
+#: Command-line parameters whose config field has another name (a resume compares typed options).
+SEARCH_FIELDS = {
+    "time_budget": "time_budget_min",
+    "no_cache": "cache",
+    "with_references": "references",
+    "lr": "recipe.lr",
+    "batch_size": "recipe.batch_size",
+    "amp": "recipe.amp",
+    "channels_last": "recipe.channels_last",
+}
+
+
+def _references(every: bool, names: str | None) -> tuple[str, ...]:
+    from nasfcn.references import REFERENCES
+
+    if names:
+        return comma_list(names)
+    return REFERENCES.names() if every else ()
