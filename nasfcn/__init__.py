@@ -1,5 +1,6 @@
 """nasfcn: architecture search and benchmarking for fully convolutional segmentation nets."""
 
+from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype, GenotypeError
 from nasfcn.space import SearchSpace, SpaceError, load_space
 
@@ -8,6 +9,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Genotype",
     "GenotypeError",
+    "NasfcnError",
     "SearchSpace",
     "SpaceError",
     "__version__",

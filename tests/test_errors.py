@@ -12,9 +12,8 @@ import nasfcn
 from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.train import TrainRecipe, TrainRecipeError
 
-#: Alembic's migration scripts run only inside Alembic; the space module becomes a package on
-#: another branch, which roots SpaceError itself.
-_SKIPPED = ("nasfcn.store.migrations", "nasfcn.space")
+#: Alembic's migration scripts run only inside Alembic.
+_SKIPPED = ("nasfcn.store.migrations",)
 
 
 def _public_errors() -> list[type[BaseException]]:

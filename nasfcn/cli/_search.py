@@ -21,7 +21,6 @@ from nasfcn.cli._options import (
     print_summary,
     typed,
 )
-from nasfcn.space import SpaceError
 
 
 def search(
@@ -123,8 +122,6 @@ def search(
             explicit=typed(ctx, SEARCH_FIELDS),
         )
         summary = run_search(config, console=console)
-    except SpaceError as err:  # not yet a NasfcnError, which main's handler refuses
-        raise fail(str(err)) from None
     except SearchStoppedError as err:
         raise fail(mask_text(str(err)), EXIT_ENVIRONMENT) from None
     print_summary(summary)
