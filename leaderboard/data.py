@@ -12,6 +12,7 @@ import pandas as pd
 
 from leaderboard.table import Column, benchmark_columns, benchmark_table, cached_source
 from nasfcn.genotype import Genotype
+from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.store import (
     DEFAULT_URL,
     RESULT_STATUSES,
@@ -258,10 +259,6 @@ def load_benchmark_board(store: Store, search: str | None = None) -> BenchmarkBo
 
 
 def _load_benchmark(store: Store, details: Mapping[str, Any]) -> BenchmarkBoard:
-    # Here, not at the top: the package imports the runner (Ray, torch), seconds a search board
-    # never needs to wait for.
-    from nasfcn.benchmark import aggregate_ranks, benchmark_results, plan_labels
-
     config = details["config"]
     labels = plan_labels(config)
     runs = benchmark_runs_frame(store, details["name"])

@@ -12,19 +12,22 @@ reused, not retrained.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from PIL import Image
+from rich.console import Console
 from rich.table import Table
 
 from leaderboard.static import write_leaderboard
-from nasfcn.cli import console
 from nasfcn.cost import format_count
 from nasfcn.search import SearchConfig, run_search
 from nasfcn.space import load_space, shipped_spaces, size_text
 from nasfcn.store import leaderboard_frame, open_store
 from nasfcn.train import TrainRecipe
 
+# Its own console (the demo sits beside the CLI, not on it), as wide as the CLI's when piped.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 TINY = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_tiny.yaml"
 
 

@@ -7,8 +7,8 @@
 from nasfcn.benchmark._archs import BenchArch, resolve_archs
 from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkSummary
 from nasfcn.benchmark._report import write_report
-from nasfcn.benchmark._results import RESULT_COLUMNS, aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.benchmark._runner import run_benchmark
+from nasfcn.results import RESULT_COLUMNS, aggregate_ranks, benchmark_results, plan_labels
 
 __all__ = [
     "RESULT_COLUMNS",

@@ -20,8 +20,7 @@ from nasfcn.benchmark._config import BenchmarkError
 from nasfcn.genotype import ARCH_ID_LENGTH, Genotype, GenotypeError
 from nasfcn.references import DEFAULT_WIDTH, REFERENCES
 from nasfcn.registry import UnknownChoiceError
-from nasfcn.store import Store, leaderboard_frame
-from nasfcn.store._benchmarks import architecture_genotype
+from nasfcn.store import Store, architecture_genotype, leaderboard_frame
 
 _ARCH_ID = re.compile(rf"^[0-9a-f]{{{ARCH_ID_LENGTH}}}$")
 _TOP = re.compile(r"^top(\d+)$")

@@ -11,10 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from nasfcn.benchmark._config import BenchmarkError
-from nasfcn.benchmark._results import aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.cost import format_count
-from nasfcn.store import Store, get_search, mask_url
-from nasfcn.store._benchmarks import benchmark_runs_frame
+from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
+from nasfcn.store import Store, benchmark_runs_frame, get_search, mask_url
 
 METHODS = """\
 - Every architecture is trained once per seed (seeds 0..{last}) on every dataset with the

@@ -16,9 +16,9 @@ from rich.console import Console
 
 from nasfcn.benchmark._archs import BenchArch, resolve_archs
 from nasfcn.benchmark._config import BENCHMARK_RESUME, BenchmarkConfig, BenchmarkError, BenchmarkSummary
-from nasfcn.benchmark._results import benchmark_results
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
+from nasfcn.results import benchmark_results
 from nasfcn.search._driver import (
     TrialRun,
     log_to_file,
@@ -34,6 +34,7 @@ from nasfcn.search._searcher import PlannedRun, PlanSearch
 from nasfcn.search._trainable import TrialSettings
 from nasfcn.store import (
     Store,
+    benchmark_runs_frame,
     create_search,
     finished_trials,
     get_search,
@@ -43,7 +44,6 @@ from nasfcn.store import (
     reusable_result,
     set_search_status,
 )
-from nasfcn.store._benchmarks import benchmark_runs_frame
 
 log = logging.getLogger("nasfcn.benchmark")
 

@@ -142,8 +142,7 @@ def cell(value: object, column: str) -> str:
 
 def results_store(db: str | None) -> Store:
     """The database to read, refusing one without results with a line saying what to run."""
-    from nasfcn.store import Store
-    from nasfcn.store._engine import require_database
+    from nasfcn.store import Store, require_database
 
     require_database(db)
     store = Store(db)

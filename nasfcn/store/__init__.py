@@ -20,6 +20,7 @@ from nasfcn.store._engine import (
     TransientStoreError,
     head_revision,
     open_store,
+    require_database,
 )
 from nasfcn.store._leases import (
     HEARTBEAT_S,
@@ -133,6 +134,7 @@ __all__ = [
     "record_epoch",
     "release_lease",
     "renew_lease",
+    "require_database",
     "resolve_url",
     "reusable_result",
     "search_details",

@@ -2,13 +2,15 @@
 
 Pure functions of the runs frame (``nasfcn.store.benchmark_runs_frame``); the methods are
 those of ``nasfcn.stats``. Only full runs (completed or cached) count; failed runs are
-left out of the statistics and counted in ``failed``.
+left out of the statistics and counted in ``failed``. Outside ``nasfcn.benchmark`` so the
+leaderboard can rank a benchmark without importing the runner (torch, Ray, Optuna).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -139,6 +141,6 @@ def aggregate_ranks(results: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["mean_rank", "miou_mean"], ascending=[True, False], ignore_index=True)
 
 
-def plan_labels(config: Mapping) -> dict[str, str]:
+def plan_labels(config: Mapping[str, Any]) -> dict[str, str]:
     """arch_id -> label from a benchmark's stored config (its resolved --archs)."""
     return {Genotype.from_json(a["genotype"]).arch_id: a["label"] for a in config.get("plan_archs", [])}
