@@ -466,7 +466,7 @@ def _options(values: pd.Series, label: Any = str) -> list[dict[str, str]]:
 def _empty_outputs(message: str, knobs: int) -> tuple:
     blank = figures.message_figure("", message)
     figure_count = len(_FIGURES) + len(_COMPARE_FIGURES) + 1
-    head = (message, "", _SHOWN, _HIDDEN, [], no_update, [], [])
+    head: tuple[Any, ...] = (message, "", _SHOWN, _HIDDEN, [], no_update, [], [])
     return (*head, *([[]] * knobs), [], no_update, *([blank] * figure_count))
 
 

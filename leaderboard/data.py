@@ -112,8 +112,9 @@ def _load_board(store: Store, details: Mapping[str, Any]) -> Board:
             trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
         )
     epochs = epochs_frame(store, name)
-    sources = {cached_source(row) for row in trials.to_dict("records")} - {None} - set(epochs["trial_id"])
-    reused = epochs_frame(store, trial_ids=sorted(sources)) if sources else epochs.iloc[0:0]  # type: ignore[type-var]
+    sources = {source for row in trials.to_dict("records") if (source := cached_source(row)) is not None}
+    sources -= set(epochs["trial_id"])
+    reused = epochs_frame(store, trial_ids=sorted(sources)) if sources else epochs.iloc[0:0]
     per_class = per_class_iou_frame(store, name)
     width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
     names = details["class_names"] or ()

@@ -214,7 +214,7 @@ def _plain(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):  # numpy scalars
-        value = value.item()  # type: ignore[union-attr]
+        value = value.item()
         if isinstance(value, float) and math.isnan(value):
             return None
     return value

@@ -21,6 +21,7 @@ written and checked by :mod:`nasfcn.export`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
@@ -516,7 +517,7 @@ class _Reader:
             self._digests[name] = (size, sha.hexdigest())
         return self._digests[name]
 
-    def _chunks(self, name: str) -> Iterator[bytes]:
+    def _chunks(self, name: str) -> Iterator[builtins.bytes]:
         """The file in chunks, stopped past its size limit or the bundle's, whatever headers say."""
         limit = min(size_limit(name), MAX_BUNDLE_BYTES - self._read)
         where = self.path / name
@@ -536,7 +537,7 @@ class _Reader:
                 yield chunk
         self._read += size
 
-    def _open(self, name: str, limit: int, stack: contextlib.ExitStack) -> IO[bytes]:
+    def _open(self, name: str, limit: int, stack: contextlib.ExitStack) -> IO[builtins.bytes]:
         if self._zip is None:
             if (self.path / name).stat().st_size > limit:
                 raise _too_large(self.path / name, size_limit(name), self._read)

@@ -198,7 +198,7 @@ class _FlopCount(TorchDispatchMode):
     def _should_skip_dynamo(cls) -> bool:
         return False  # keeps TorchDispatchMode from importing torch._dynamo at the first op
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         packet = func._overloadpacket
         formula = self.formulas.get(packet)

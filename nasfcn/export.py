@@ -161,7 +161,7 @@ def export_onnx(
                 verbose=False,
                 dynamo=True,
             )
-            program.save(str(path))
+            program.save(str(path))  # type: ignore[union-attr]  # dynamo=True: never None
     except Exception as err:
         raise ExportError(_exporter_failed("ONNX", model, err)) from err
     options = onnxruntime.SessionOptions()

@@ -11,6 +11,7 @@ import logging
 import time
 from contextlib import ExitStack
 from dataclasses import replace
+from typing import Any
 
 from rich.console import Console
 
@@ -64,7 +65,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
         config, stored_archs, changes = _resumed(config, store)
     archs = stored_archs or resolve_archs(config.archs, store, config.ref_width)
     config = replace(config, datasets=tuple(absolute_spec(d) for d in config.datasets))
-    data_options = {
+    data_options: dict[str, Any] = {
         "image_size": config.image_size,
         "train_samples": config.train_samples,
         "val_samples": config.val_samples,

@@ -86,7 +86,7 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: object
     if category.__module__.split(".")[0] == "nasfcn":
         err_console.print(f"warning: {message}", markup=False, highlight=False)
     else:
-        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+        _python_show_warning(message, category, *args, **kwargs)
 
 
 _python_show_warning = warnings.showwarning

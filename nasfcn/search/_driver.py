@@ -98,7 +98,7 @@ def _run_search(
         raise SearchConfigError(refusal)  # counted, not enumerated: before anything is written
     name = config.name or default_name(space.name)
     config = replace(config, name=name)
-    data_options = {
+    data_options: dict[str, Any] = {
         "image_size": config.image_size,
         "train_samples": config.train_samples,
         "val_samples": config.val_samples,

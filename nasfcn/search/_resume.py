@@ -56,7 +56,7 @@ def given_fields(config: Any) -> frozenset[str]:
     """The fields the caller set: ``config.explicit``, else those that differ from the defaults."""
     if config.explicit is not None:
         return frozenset(config.explicit)
-    given = set()
+    given: set[str] = set()
     for spec in fields(config):
         value = getattr(config, spec.name)
         default = _default(spec)

@@ -144,7 +144,7 @@ def _odometer(draw: Callable[[TrialLike], dict[str, Any]]) -> Iterator[dict[str,
     while True:
         trial = _OdometerTrial(prefix)
         try:
-            yield draw(trial)  # type: ignore[arg-type]
+            yield draw(trial)
         except _ExhaustedError as err:
             raise ValueError(str(err)) from None
         decisions, arities = trial.decisions, trial.arities

@@ -15,7 +15,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
@@ -24,7 +24,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -51,13 +51,13 @@ class _BoundedLoader(_UniqueKeyLoader):
         self._sizes: dict[int, int] = {}  # id(node) -> expanded node count, for composed nodes
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        mark = self.peek_event().start_mark
         if self._depth >= MAX_SPACE_DEPTH:
             raise _LimitError(None, None, f"nested deeper than {MAX_SPACE_DEPTH} levels", mark)
-        alias = self.check_event(yaml.AliasEvent)  # type: ignore[no-untyped-call]
+        alias = self.check_event(yaml.AliasEvent)
         self._depth += 1
         try:
-            node = super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
         if not alias:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +27,10 @@ from nasfcn.store._schema import Search, SearchLease
 #: How often a driver refreshes its lease, and how long without a refresh makes it stale.
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
+
+# The dialects with INSERT ... ON CONFLICT; their inserts share on_conflict_* but no common type
+# declares it, hence Callable[..., Any].
+_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class LeaseHeldError(StoreError):
@@ -156,7 +162,7 @@ def _claim(
 ) -> Lease | None:
     """One atomic insert-or-take-over; the lease when this driver holds it afterwards, else None."""
     stamp = _now()
-    values = {
+    values: dict[str, Any] = {
         "search_id": search_id,
         "owner": owner,
         "host": _host(),
@@ -173,7 +179,7 @@ def _claim(
         takeable.append(table.c.owner == dead_owner)
     with store.session_scope(guarded=False) as session:
         dialect = session.get_bind().dialect.name
-        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+        insert = _INSERTS.get(dialect)
         if insert is None:
             raise StoreError(f"search leases need SQLite or PostgreSQL, not {dialect}")
         statement = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Selectable, case, func, select
 
 from nasfcn.store._engine import Store, StoreError
 from nasfcn.store._schema import Architecture, Epoch, Search, Trial, TrialCost
@@ -61,12 +61,12 @@ class NoSuchSearchError(StoreError):
     """The named search is not in the database (the message lists the ones that are)."""
 
 
-def _frame(store: Store, statement: Select) -> pd.DataFrame:
+def _frame(store: Store, statement: Selectable) -> pd.DataFrame:
     with store.engine.connect() as connection:
         return pd.read_sql(statement, connection)
 
 
-def _count_status(status: str):
+def _count_status(status: str) -> ColumnElement[Any]:
     return func.sum(case((Trial.status == status, 1), else_=0))
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +29,10 @@ from nasfcn.store._schema import (
 )
 
 TRACEBACK_LINES = 40  # the excerpt of a failed trial's traceback that is kept
+
+# The dialects with INSERT ... ON CONFLICT; their inserts share on_conflict_* but no common type
+# declares it, hence Callable[..., Any].
+_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class SearchExistsError(StoreError):
@@ -86,7 +90,7 @@ def _upsert(
     ``created_at`` keeps its first value; with ``overwrite=False`` an existing row is left as is.
     """
     dialect = session.get_bind().dialect.name
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+    insert = _INSERTS.get(dialect)
     table = model.__table__  # type: ignore[attr-defined]
     primary = next(iter(table.primary_key.columns))
     if insert is None:  # another backend: a read-then-write under the session's transaction
@@ -262,7 +266,7 @@ def upsert_trial(
 def record_epoch(store: Store, trial_id: int, epoch: int, metrics: Mapping[str, Any]) -> None:
     """Store one epoch's results (metrics as ``fit`` reports them); rewriting it updates it."""
     per_class = metrics.get("val_per_class_iou")
-    values = {
+    values: dict[str, Any] = {
         "trial_id": trial_id,
         "epoch": int(epoch),
         "train_loss": _number(metrics.get("train_loss")),

@@ -13,6 +13,8 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -30,7 +32,7 @@ _MOVED = {
     "cost_input": "input",
     "cost_device": "device",
 }
-_OLD_TYPES = {
+_OLD_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "params": sa.BigInteger(),
     "flops": sa.BigInteger(),
     "latency_ms": sa.Float(),
