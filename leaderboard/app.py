@@ -9,15 +9,15 @@ renders every string as text, and the figures escape stored text themselves (see
 
 from __future__ import annotations
 
+import json
 import re
-import warnings
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, ctx, dash_table, dcc, html, no_update
-from dash.dash_table.Format import Format, Scheme
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash_ag_grid import AgGrid
 
 from leaderboard import figures
 from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_board, load_view
@@ -49,74 +49,84 @@ _FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
 _COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
 _SHOWN, _HIDDEN = {"display": "block"}, {"display": "none"}
 _DD = {"margin": 0, "overflowWrap": "anywhere"}
+_MARKED_STATUSES = ("failed", "rejected_by_constraint")
 
 
-def _table_format(kind: str) -> dict[str, Any]:
-    if kind == "ratio":
-        return {"type": "numeric", "format": Format(precision=3, scheme=Scheme.fixed)}
-    if kind == "ms":
-        return {"type": "numeric", "format": Format(precision=2, scheme=Scheme.fixed)}
-    if kind == "count":
-        return {"type": "numeric", "format": Format(precision=3, scheme=Scheme.decimal_si_prefix)}
-    if kind == "int":
-        return {"type": "numeric"}
-    return {"type": "text"}
+#: d3-format of each numeric column kind, as the grid shows it (sorting uses the numbers).
+_GRID_FORMATS = {"ratio": ".3f", "ms": ".2f", "count": ".3s"}
+_NUMERIC_KINDS = ("int", "ratio", "ms", "count")
+_MARKED_ROW = {"backgroundColor": "#fbeeee"}  # a failed or rejected trial's row
 
 
-def _status_styles() -> list[dict[str, Any]]:
-    styles: list[dict[str, Any]] = []
-    for status, (label, color) in STATUS_STYLE.items():
-        query = '{status} = "' + label + '"'
-        styles.append(
-            {"if": {"filter_query": query, "column_id": "status"}, "color": color, "fontWeight": 600}
-        )
-        if status in ("failed", "rejected_by_constraint"):
-            styles.append({"if": {"filter_query": query}, "backgroundColor": "#fbeeee"})
-    reference = '{note} contains "reference design"'  # table.py's note of a reference design's row
-    styles.append({"if": {"filter_query": reference, "column_id": "rank"}, "borderLeft": "4px solid #444"})
-    styles.append({"if": {"filter_query": reference, "column_id": "note"}, "fontWeight": 600})
-    return styles
+def _is_status(statuses: tuple[str, ...]) -> str:
+    """A grid condition on the row's raw status: our own ``STATUS_STYLE`` keys, never stored text."""
+    return " || ".join(f"params.data.status_key === {json.dumps(s)}" for s in statuses)
+
+
+def _column_def(column: Column) -> dict[str, Any]:
+    """One grid column: numbers sort and filter as numbers; the default cell renderer writes
+    text only (no HTML), so stored strings are shown as typed."""
+    spec: dict[str, Any] = {"field": column.key, "headerName": column.title}
+    if column.kind in _NUMERIC_KINDS:
+        spec["filter"] = "agNumberColumnFilter"
+    if column.kind in _GRID_FORMATS:
+        fmt = json.dumps(_GRID_FORMATS[column.kind])
+        spec["valueFormatter"] = {"function": f"params.value == null ? '' : d3.format({fmt})(params.value)"}
+    if column.key == "status":
+        spec["cellStyle"] = {
+            "styleConditions": [
+                {"condition": _is_status((status,)), "style": {"color": color, "fontWeight": 600}}
+                for status, (_, color) in STATUS_STYLE.items()
+            ]
+        }
+    reference = "params.data.reference != null"  # table.py's reference design's row
+    if column.key == "rank":
+        spec["cellStyle"] = {
+            "styleConditions": [{"condition": reference, "style": {"borderLeft": "4px solid #444"}}]
+        }
+    if column.key == "note":
+        spec["cellStyle"] = {"styleConditions": [{"condition": reference, "style": {"fontWeight": 600}}]}
+        spec["tooltipField"] = "note"  # errors are long; the tooltip shows them whole, as text
+    return spec
 
 
 def _table_columns(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
-    return [{"name": c.title, "id": c.key, **_table_format(c.kind)} for c in columns]
+    return [_column_def(c) for c in columns]
 
 
 def _graph(graph_id: str) -> dcc.Graph:
     return dcc.Graph(id=graph_id, figure=go.Figure(), config={"displaylogo": False})
 
 
-def _data_table() -> dash_table.DataTable:
-    return dash_table.DataTable(
+def _data_table() -> AgGrid:
+    """The trials table: virtualised rows (only those on screen are drawn, so tens of thousands
+    of trials stay responsive), sorting and a filter under every header."""
+    return AgGrid(
         id="table",
-        columns=_table_columns(tuple(c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS)),
-        data=[],
-        sort_action="native",
-        filter_action="native",
-        page_action="native",
-        page_size=25,
-        style_table={"overflowX": "auto"},
-        style_cell={
-            "fontFamily": "system-ui, sans-serif",
-            "fontSize": "13px",
-            "textAlign": "left",
-            "maxWidth": "28rem",
-            "overflow": "hidden",
-            "textOverflow": "ellipsis",
-            "cursor": "pointer",
+        columnDefs=_table_columns(tuple(c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS)),
+        rowData=[],
+        getRowId="params.data.id",
+        defaultColDef={
+            "sortable": True,
+            "filter": True,
+            "floatingFilter": True,
+            "resizable": True,
+            "maxWidth": 450,
         },
-        style_header={"fontWeight": 600, "backgroundColor": "#f3f3f3"},
-        style_data_conditional=_status_styles(),
-        tooltip_delay=300,
+        getRowStyle={"styleConditions": [{"condition": _is_status(_MARKED_STATUSES), "style": _MARKED_ROW}]},
+        dashGridOptions={
+            "ensureDomOrder": True,  # rows in the page in table order, for screen readers
+            "suppressColumnVirtualisation": True,  # ~20 columns: all drawn; rows are what grows
+            "rowStyle": {"cursor": "pointer"},
+            "tooltipShowDelay": 300,
+            "animateRows": False,
+        },
+        style={"height": "36rem", "fontFamily": "system-ui, sans-serif", "fontSize": "13px"},
     )
 
 
 def _layout(refresh_s: float) -> html.Div:
-    with warnings.catch_warnings():
-        # Dash 4 still ships DataTable but points to the separate dash-ag-grid package; pyproject
-        # keeps dash < 5, the version that may drop it.
-        warnings.filterwarnings("ignore", r"\s*The dash_table.DataTable will be removed", DeprecationWarning)
-        table = _data_table()
+    table = _data_table()
     filters = html.Div(
         [
             html.Label(["status ", dcc.Checklist(id="filter-status", options=[], value=[], inline=True)]),
@@ -237,8 +247,8 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
         Output("search-board", "style"),
         Output("benchmark-board", "style"),
         Output("benchmark-board", "children"),
-        Output("table", "columns"),
-        Output("table", "data"),
+        Output("table", "columnDefs"),
+        Output("table", "rowData"),
         Output("filter-status", "options"),
         *(Output(f"filter-{knob}", "options") for knob in FILTER_KNOBS),
         Output("compare", "options"),
@@ -321,21 +331,20 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
 
     @app.callback(
         Output("url", "pathname"),
-        Output("table", "active_cell"),
-        Input("table", "active_cell"),
+        Input("table", "cellClicked"),
         Input("pareto", "clickData"),
         prevent_initial_call=True,
     )
-    def open_trial(cell: dict | None, click: dict | None) -> tuple:
-        """A click on a row or a Pareto point opens the trial; the cell is let go so that the
-        same row opens again after coming back."""
-        if ctx.triggered_id == "table" and cell and cell.get("row_id") is not None:
-            return f"/trial/{int(cell['row_id'])}", None
+    def open_trial(cell: dict | None, click: dict | None) -> Any:
+        """A click on a row or a Pareto point opens the trial; every click is a new event (the
+        grid stamps it), so the same row opens again after coming back."""
+        if ctx.triggered_id == "table" and cell and cell.get("rowId") is not None:
+            return f"/trial/{int(cell['rowId'])}"
         if ctx.triggered_id == "pareto" and click and click.get("points"):
             trial_id = click["points"][0].get("customdata")
             if trial_id is not None:
-                return f"/trial/{int(trial_id)}", no_update
-        return no_update, no_update
+                return f"/trial/{int(trial_id)}"
+        return no_update
 
     @app.callback(
         Output("board", "style"),

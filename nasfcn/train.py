@@ -209,6 +209,25 @@ def _ray_gpu_ids() -> list[Any] | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Loop:
+    """What every epoch of one ``fit`` shares: the model on its device, the optimizer and
+    the loaders. Frozen so an epoch cannot swap them; the objects themselves carry state."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loader: DataLoader
+    val_loader: DataLoader
+    device: torch.device
+    amp: bool
+    memory_format: torch.memory_format
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+
 def fit(
     genotype: Genotype,
     data: DatasetBundle,
@@ -229,7 +248,47 @@ def fit(
         TrainingDiverged: the training loss became NaN or infinite.
     """
     recipe = (recipe or TrainRecipe()).for_genotype(genotype)
-    device = select_device(str(device) if device is not None else None)
+    loop = _set_up(genotype, data, recipe, select_device(str(device) if device is not None else None), model)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    history: list[EpochResult] = []
+    best_epoch, best_miou, stopped_early, step = 0, -math.inf, False, 0
+    for epoch in range(1, recipe.epochs + 1):
+        result, step = _run_epoch(loop, genotype, data, recipe, epoch, step)
+        history.append(result)
+        if result.val.miou > best_miou or best_epoch == 0:
+            best_epoch, best_miou = epoch, result.val.miou
+            if out is not None and recipe.keep_checkpoint:
+                save_checkpoint(out, loop.model, genotype, data, recipe, result)
+        if progress is not None:
+            progress(result)
+        if report is not None and report(epoch, result.as_dict()) and epoch < recipe.epochs:
+            stopped_early = True
+            break
+
+    return TrainResult(
+        genotype=genotype,
+        recipe=recipe,
+        device=str(loop.device),
+        history=tuple(history),
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        checkpoint=out if out is not None and recipe.keep_checkpoint else None,
+        params=sum(p.numel() for p in loop.model.parameters()),
+        class_names=data.class_names,
+    )
+
+
+def _set_up(
+    genotype: Genotype,
+    data: DatasetBundle,
+    recipe: TrainRecipe,
+    device: torch.device,
+    model: nn.Module | None,
+) -> _Loop:
+    """The seeded model on its device, its optimizer over the trainable parameters, and the loaders."""
     cuda = device.type == "cuda"
     amp = recipe.amp and cuda
     memory_format = torch.channels_last if (cuda and recipe.channels_last) else torch.contiguous_format
@@ -261,77 +320,77 @@ def fit(
         num_workers=recipe.num_workers,
         pin_memory=cuda,
     )
-    steps_per_epoch = len(loader)
-    total_steps = steps_per_epoch * recipe.epochs
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    return _Loop(model, optimizer, scaler, loader, val_loader, device, amp, memory_format)
 
-    history: list[EpochResult] = []
-    best_epoch, best_miou, stopped_early, step = 0, -math.inf, False, 0
-    for epoch in range(1, recipe.epochs + 1):
-        started = time.perf_counter()
-        data.train.set_epoch(epoch)
-        train_mode(model)
-        loss_sum = torch.zeros((), device=device)
-        images = 0
-        for batch_images, batch_masks in loader:
-            factor = lr_factor(step, total_steps, steps_per_epoch, recipe)
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * factor
-            batch_images = batch_images.to(device, non_blocking=True, memory_format=memory_format)
-            batch_masks = batch_masks.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=amp):
-                logits = model(batch_images)
-                loss = F.cross_entropy(logits, batch_masks, ignore_index=data.ignore_index)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if recipe.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach() * batch_images.shape[0]
-            images += batch_images.shape[0]
-            step += 1
-        train_loss = float(loss_sum) / max(1, images)  # one device sync per epoch, before timing
-        train_seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch} of {genotype.arch_id} "
-                f"(lr {recipe.lr:g}); lower the learning rate or enable gradient clipping"
-            )
-        val = evaluate(model, val_loader, data.num_classes, data.ignore_index, device, amp, memory_format)
-        result = EpochResult(
-            epoch=epoch,
-            train_loss=train_loss,
-            val=val,
-            lr=optimizer.param_groups[0]["lr"],
-            seconds=time.perf_counter() - started,
-            images_per_s=images / train_seconds if train_seconds > 0 else 0.0,
+
+def _run_epoch(
+    loop: _Loop, genotype: Genotype, data: DatasetBundle, recipe: TrainRecipe, epoch: int, step: int
+) -> tuple[EpochResult, int]:
+    """Train one epoch and evaluate; returns the epoch's result and the step count after it.
+
+    Raises:
+        TrainingDiverged: the epoch's training loss is NaN or infinite.
+    """
+    started = time.perf_counter()
+    data.train.set_epoch(epoch)
+    train_mode(loop.model)
+    loss_sum, images, step = _train_epoch(loop, data, recipe, step)
+    train_loss = float(loss_sum) / max(1, images)  # one device sync per epoch, before timing
+    train_seconds = time.perf_counter() - started
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(
+            f"training loss became {train_loss} in epoch {epoch} of {genotype.arch_id} "
+            f"(lr {recipe.lr:g}); lower the learning rate or enable gradient clipping"
         )
-        history.append(result)
-        if val.miou > best_miou or best_epoch == 0:
-            best_epoch, best_miou = epoch, val.miou
-            if out is not None and recipe.keep_checkpoint:
-                save_checkpoint(out, model, genotype, data, recipe, result)
-        if progress is not None:
-            progress(result)
-        if report is not None and report(epoch, result.as_dict()) and epoch < recipe.epochs:
-            stopped_early = True
-            break
-
-    return TrainResult(
-        genotype=genotype,
-        recipe=recipe,
-        device=str(device),
-        history=tuple(history),
-        best_epoch=best_epoch,
-        stopped_early=stopped_early,
-        checkpoint=out if out is not None and recipe.keep_checkpoint else None,
-        params=sum(p.numel() for p in model.parameters()),
-        class_names=data.class_names,
+    val = evaluate(
+        loop.model,
+        loop.val_loader,
+        data.num_classes,
+        data.ignore_index,
+        loop.device,
+        loop.amp,
+        loop.memory_format,
     )
+    result = EpochResult(
+        epoch=epoch,
+        train_loss=train_loss,
+        val=val,
+        lr=loop.optimizer.param_groups[0]["lr"],
+        seconds=time.perf_counter() - started,
+        images_per_s=images / train_seconds if train_seconds > 0 else 0.0,
+    )
+    return result, step
+
+
+def _train_epoch(
+    loop: _Loop, data: DatasetBundle, recipe: TrainRecipe, step: int
+) -> tuple[torch.Tensor, int, int]:
+    """One pass over the training loader; returns the summed loss (still on the device, so
+    no sync per batch), the number of images and the step count after the pass."""
+    device, model, optimizer, scaler = loop.device, loop.model, loop.optimizer, loop.scaler
+    total_steps = loop.steps_per_epoch * recipe.epochs
+    loss_sum = torch.zeros((), device=device)
+    images = 0
+    for batch_images, batch_masks in loop.loader:
+        factor = lr_factor(step, total_steps, loop.steps_per_epoch, recipe)
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * factor
+        batch_images = batch_images.to(device, non_blocking=True, memory_format=loop.memory_format)
+        batch_masks = batch_masks.to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=loop.amp):
+            logits = model(batch_images)
+            loss = F.cross_entropy(logits, batch_masks, ignore_index=data.ignore_index)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if recipe.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += loss.detach() * batch_images.shape[0]
+        images += batch_images.shape[0]
+        step += 1
+    return loss_sum, images, step
 
 
 def train_mode(model: nn.Module) -> None:

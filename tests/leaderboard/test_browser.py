@@ -31,14 +31,6 @@ def _wait(driver, condition, message: str):
     return wait.until(condition, message)
 
 
-def _texts(driver, selector: str) -> list[str]:
-    """The text of every element ``selector`` matches, read in one step in the page: the live
-    app re-renders its table on every refresh, so elements fetched earlier can go stale."""
-    return driver.execute_script(
-        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText.trim())", selector
-    )
-
-
 def _click_first(driver, selector: str, message: str) -> None:
     """Click the first match, fetching it again if a refresh replaced it under the click."""
 
@@ -124,13 +116,27 @@ def test_static_file_shows_a_script_name_as_text(browser, searched_db, tmp_path)
     assert _injected(browser) == ["undefined"] * 3
 
 
-TABLE_CELLS = '#table td.dash-cell[data-dash-column="arch_id"]'
+TABLE_CELLS = '#table .ag-row .ag-cell[col-id="arch_id"]'
+#: The first row of the grid as shown (sorted and filtered), whatever order its rows are drawn in.
+FIRST_ROW_CELL = '#table .ag-row[row-index="0"] .ag-cell[col-id="arch_id"]'
 
 
 def _table_rows(driver) -> list:
     from selenium.webdriver.common.by import By
 
     return driver.find_elements(By.CSS_SELECTOR, TABLE_CELLS)
+
+
+def _column(driver, key: str) -> list[str]:
+    """The texts of one grid column, top to bottom by each row's index, read in one step in the
+    page: the live app re-renders its table on every refresh, so elements fetched earlier can go stale."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#table .ag-row'))"
+        ".filter(r => r.querySelector(`.ag-cell[col-id='${arguments[0]}']`))"
+        ".sort((a, b) => Number(a.getAttribute('row-index')) - Number(b.getAttribute('row-index')))"
+        ".map(r => r.querySelector(`.ag-cell[col-id='${arguments[0]}']`).innerText.trim())",
+        key,
+    )
 
 
 def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
@@ -141,15 +147,15 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     trials = _board(searched_db, "tiny")
     browser.get(f"{live_server}/?search=tiny")
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
-    assert _texts(browser, TABLE_CELLS) == list(trials["arch_id"])
+    assert _column(browser, "arch_id") == list(trials["arch_id"])
     for graph in ("pareto", "curves", "best", "parcoords", "effects", "heatmap", "across"):
         _wait(
             browser, lambda d, g=graph: d.find_elements(By.CSS_SELECTOR, f"#{g} .main-svg"), f"{graph} empty"
         )
-    statuses = set(_texts(browser, 'td[data-dash-column="status"]'))
+    statuses = set(_column(browser, "status"))
     assert any("rejected" in s for s in statuses)  # the parameter budget rejected someone, visibly
 
-    _click_first(browser, TABLE_CELLS, "the first row could not be clicked")
+    _click_first(browser, FIRST_ROW_CELL, "the first row could not be clicked")
     first = trials.iloc[0]
     path = f"/trial/{int(first['trial_id'])}"
     _wait(browser, lambda d: urlparse(d.current_url).path == path, "the click did not open the trial")
@@ -164,7 +170,9 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     _click_first(browser, "#back", "the back link could not be clicked")
     _wait(browser, lambda d: d.find_element(By.ID, "board").is_displayed(), "the board did not come back")
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not come back")
-    _click_first(browser, TABLE_CELLS, "the first row could not be clicked again")  # the same row opens again
+    _click_first(
+        browser, FIRST_ROW_CELL, "the first row could not be clicked again"
+    )  # the same row opens again
     _wait(browser, lambda d: urlparse(d.current_url).path == path, "a second click did not open the trial")
 
 
@@ -176,7 +184,7 @@ def test_live_server_shows_a_script_name_as_text(browser, searched_db, live_serv
     _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
     _wait(browser, lambda d: XSS_NAME in d.find_element(By.ID, "search").text, "the name is not shown")
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#across .main-svg"), "no cross-search plot")
-    notes = _texts(browser, 'td[data-dash-column="note"]')
+    notes = _column(browser, "note")
     assert XSS_ERROR in notes
     assert _injected(browser) == ["undefined"] * 3
 
@@ -208,8 +216,8 @@ def test_live_server_shows_new_trials_without_a_reload(browser, handmade_db, liv
     finally:
         store.dispose()
     _wait(browser, lambda d: len(_table_rows(d)) == 2, "the new trial did not appear")
-    assert _texts(browser, TABLE_CELLS)[0] == genotype.arch_id  # 0.9: now the best
-    statuses = _texts(browser, 'td[data-dash-column="status"]')
+    assert _column(browser, "arch_id")[0] == genotype.arch_id  # 0.9: now the best
+    statuses = _column(browser, "status")
     assert statuses[0] == "▶ running"
     _wait(browser, lambda d: d.find_element(By.ID, "message").text == "", "the message stayed")
 
@@ -225,7 +233,7 @@ def _benchmark_labels(url: str) -> list[str]:
 
 
 def _benchmark_rows(driver) -> list[list[str]]:
-    """Every row's cell texts, read in one step in the page (see ``_texts``)."""
+    """Every row's cell texts, read in one step in the page (see ``_column``)."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('#benchmark-table tbody tr'))"
         ".map(r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))"

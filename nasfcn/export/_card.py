@@ -1,0 +1,150 @@
+"""The model card: the bundle's README.md, written from its metrics and recipe."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nasfcn.bundle import ONNX_FILE, TORCHSCRIPT_FILE, FinetuneRecipe, Preprocess
+from nasfcn.model import FCN
+
+
+def model_card(
+    model: FCN, preprocess: Preprocess, metrics: Mapping[str, Any], recipe: FinetuneRecipe, out: Path
+) -> str:
+    """README.md: the architecture in words, metrics, how to load, predict and fine-tune."""
+    # Over 80 lines on purpose: it is one document, read top to bottom like the card it writes.
+    genotype = model.genotype
+    val = metrics.get("val", {})
+    cost = metrics.get("cost", {})
+    source = metrics.get("source", {})
+    height, width = preprocess.image_size
+    lines = [
+        f"# nasfcn model `{genotype.arch_id}`",
+        "",
+        f"{genotype.describe()}; {preprocess.num_classes} classes, {preprocess.in_channels} input channels.",
+        "",
+        f"- **Trained on** `{preprocess.dataset}` at {height}x{width} ({_source_text(source)}).",
+    ]
+    if val.get("miou") is not None:
+        lines.append(
+            f"- **Val mIoU {val['miou']:.3f}**, pixel accuracy {_fmt(val.get('pixel_accuracy'))}"
+            + (f" (epoch {val['epoch']})" if val.get("epoch") else "")
+            + "."
+        )
+    if cost.get("params") is not None:
+        lines.append(
+            f"- **Cost**: {cost['params']:,} parameters, {_fmt_count(cost.get('flops'))} FLOPs, "
+            f"latency {_fmt(cost.get('latency_ms'), '.2f')} ms, peak memory "
+            f"{_fmt(cost.get('peak_memory_mb'), '.1f')} MiB on {cost.get('device') or '?'} "
+            f"(input {cost.get('input') or '?'})."
+        )
+    parity = metrics.get("export", {})
+    if parity:
+        lines.append(
+            "- **Exports checked** against PyTorch at "
+            + ", ".join(
+                f"{name} {p['input']}: max abs diff {p['max_abs_diff']:.1e}" for name, p in _formats(parity)
+            )
+            + "."
+        )
+    per_class = val.get("per_class_iou") or {}
+    if per_class:
+        lines += ["", "| class | val IoU |", "|---|---|"]
+        lines += [f"| {name} | {_fmt(iou)} |" for name, iou in per_class.items()]
+    finetune = metrics.get("finetune", {})
+    if finetune.get("stages"):
+        lines += ["", "Fine-tuning stages (val after each):", ""]
+        lines.append(f"- before: mIoU {_fmt(finetune.get('baseline', {}).get('miou'))}")
+        lines += [
+            f"- {s['name']}: {s['epochs']} epochs at lr {s['lr']:g}, mIoU {_fmt(s['val'].get('miou'))}"
+            for s in finetune["stages"]
+        ]
+    name = out.name
+    lines += [
+        "",
+        "## Files",
+        "",
+        "`genotype.json` (architecture), `weights.safetensors`, `model.onnx` (dynamic batch, height, "
+        "width), `model.torchscript.pt`, `preprocess.json` (input size, mean/std, class names, palette, "
+        "ignore index), `metrics.json`, `finetune.yaml` (staged fine-tuning recipe), this card and "
+        "`manifest.json` (size and SHA-256 of every other file, checked by `load_bundle`).",
+        "",
+        "## Input",
+        "",
+        f"RGB values scaled to [0, 1], then `(x - mean) / std` per channel with mean "
+        f"{list(preprocess.mean)} and std {list(preprocess.std)}; N x {preprocess.in_channels} x H x W "
+        f"float32, any H and W (trained at {height}x{width}). Output: logits N x "
+        f"{preprocess.num_classes} x H x W; the class is the argmax.",
+        "",
+        "## Load",
+        "",
+        "```python",
+        "import nasfcn",
+        "",
+        f'model, info = nasfcn.load_bundle("{name}")  # genotype + safetensors, no pickle',
+        "logits = model(images)  # N x C x H x W, normalized as above",
+        "```",
+        "",
+        "```python",
+        "import onnxruntime",
+        "",
+        f'session = onnxruntime.InferenceSession("{name}/{ONNX_FILE}")',
+        'logits = session.run(None, {"image": images})[0]  # images: float32 numpy array',
+        "```",
+        "",
+        f'TorchScript: `torch.jit.load("{name}/{TORCHSCRIPT_FILE}")` (PyTorch has deprecated '
+        "TorchScript; for new code prefer ONNX or `load_bundle`).",
+        "",
+        "## Predict",
+        "",
+        "```bash",
+        f"nasfcn predict --bundle {name} photo.jpg --out masks/ --overlay",
+        "```",
+        "",
+        "## Fine-tune",
+        "",
+        "Stage 1 trains only the classifier head (replaced when the number of classes differs), stage "
+        "2 also the decoder (upsampling, skip fusion, attention), stage 3 the whole model at a lower "
+        "learning rate; epochs and learning rates are in `finetune.yaml`:",
+        "",
+        "```bash",
+        f"nasfcn finetune --bundle {name} --data folder:my_data --out my_model",
+        "```",
+        "",
+        "| stage | epochs | lr |",
+        "|---|---|---|",
+        *(f"| {stage} | {s.epochs} | {s.lr:g} |" for stage, s in recipe.stages()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _formats(export: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(name, value) for name, value in export.items() if name in ("onnx", "torchscript")]
+
+
+def _source_text(source: Mapping[str, Any]) -> str:
+    if source.get("kind") == "search":
+        text = f"search `{source.get('search')}`, trial {source.get('trial')}"
+        trained_by = source.get("trained_by")
+        if trained_by:
+            text += f", a cached result of trial {trained_by['trial']} of search `{trained_by['search']}`"
+        return text
+    if source.get("kind") == "finetune":
+        return f"fine-tuned from `{source.get('bundle')}` ({source.get('arch_id')})"
+    return "trained with nasfcn"
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _fmt_count(value: Any) -> str:
+    from nasfcn.cost import format_count
+
+    return "-" if value is None else format_count(float(value))
