@@ -15,6 +15,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from nasfcn.catalogue import (
+    ATTENTION_PLACES,
+    index_keeping_downsampling,
+    keeps_pool_indices,
+    needs_pool_indices,
+    one_of,
+)
 from nasfcn.errors import NasfcnError
 
 ARCH_ID_LENGTH = 12
@@ -45,9 +52,9 @@ class EncoderGene:
     blocks_per_stage: tuple[int, ...] | int = 1  # conv blocks per stage
     kernel_size: tuple[int, ...] | int = 3  # conv kernel per stage
     dilation: tuple[int, ...] | int = 1  # conv dilation per stage
-    downsample: str = "maxpool"  # registry key: maxpool | strided_conv
-    norm: str = "batch"  # registry key: batch | group | none
-    activation: str = "relu"  # registry key: relu | leaky_relu | gelu | silu
+    downsample: str = "maxpool"  # nasfcn.catalogue.DOWNSAMPLING key
+    norm: str = "batch"  # nasfcn.catalogue.NORMS key
+    activation: str = "relu"  # nasfcn.catalogue.ACTIVATIONS key
 
     def __post_init__(self) -> None:
         if self.stages < 1:
@@ -79,14 +86,14 @@ class EncoderGene:
 class AttentionGene:
     """Which attention block, and where it sits (channel reduction is fixed at 4)."""
 
-    type: str = "none"  # registry key: none | se | spatial | cbam
-    where: str | None = None  # encoder | decoder | both; None when type is none
+    type: str = "none"  # nasfcn.catalogue.ATTENTION key
+    where: str | None = None  # nasfcn.catalogue.ATTENTION_PLACES key; None when type is none
 
     def __post_init__(self) -> None:
         if self.type == "none":
             object.__setattr__(self, "where", None)
-        elif self.where not in ("encoder", "decoder", "both"):
-            raise GenotypeError(f"attention.where must be encoder, decoder or both, got {self.where!r}")
+        elif self.where not in ATTENTION_PLACES:
+            raise GenotypeError(f"attention.where must be {one_of(ATTENTION_PLACES)}, got {self.where!r}")
 
     @property
     def in_encoder(self) -> bool:
@@ -138,17 +145,17 @@ class Genotype:
     """One architecture of the FCN family, plus the training knobs it was drawn with."""
 
     encoder: EncoderGene
-    skip: str = "none"  # registry key: none | fcn16s | fcn8s | unet_concat | unet_add
-    upsample: str = "bilinear"  # registry key: bilinear | transposed | pixel_shuffle | max_unpool
+    skip: str = "none"  # nasfcn.catalogue.SKIP_PATHS key
+    upsample: str = "bilinear"  # nasfcn.catalogue.UPSAMPLING key
     attention: AttentionGene = field(default_factory=AttentionGene)
     head: HeadGene = field(default_factory=HeadGene)
     train: TrainGene = field(default_factory=TrainGene)
 
     def __post_init__(self) -> None:
-        if self.upsample == "max_unpool" and self.encoder.downsample != "maxpool":
+        if needs_pool_indices(self.upsample) and not keeps_pool_indices(self.encoder.downsample):
             raise GenotypeError(
-                "upsample max_unpool reuses the encoder's max-pooling indices, so it needs "
-                f"encoder.downsample maxpool, got {self.encoder.downsample!r}"
+                f"upsample {self.upsample} reuses the encoder's max-pooling indices, so it needs "
+                f"encoder.downsample {one_of(index_keeping_downsampling())}, got {self.encoder.downsample!r}"
             )
 
     # -- canonical forms -------------------------------------------------------------

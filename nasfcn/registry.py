@@ -1,14 +1,15 @@
 """Named choices (blocks, upsampling, attention, datasets, ...) looked up by string.
 
-Adding a choice is one function plus one ``@REGISTRY.register("name")`` line; the YAML
-language, the CLI and the tests all read the valid names from the registry itself.
+The names the YAML language, the CLI and configs accept, and their properties, are listed
+in ``nasfcn.catalogue``; an implementation registry is bound to its catalogue kind and
+refuses a name the catalogue lacks.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from nasfcn.errors import NasfcnError
 
@@ -35,8 +36,10 @@ def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
 class Registry(Generic[T]):
     """A name -> entry mapping where duplicates raise and unknown names explain themselves."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, catalogue: Registry[Any] | None = None) -> None:
+        """``catalogue``: the kind in ``nasfcn.catalogue`` whose keys alone may be registered."""
         self.kind = kind
+        self.catalogue = catalogue
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -49,6 +52,11 @@ class Registry(Generic[T]):
     def add(self, name: str, entry: T) -> None:
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
+        if self.catalogue is not None and name not in self.catalogue:
+            raise ValueError(
+                f"{self.kind} {name!r} is not in nasfcn/catalogue.py; add it there first "
+                f"(catalogued: {', '.join(self.catalogue.names())})"
+            )
         self._entries[name] = entry
 
     def get(self, name: str) -> T:

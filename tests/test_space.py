@@ -30,11 +30,6 @@ def test_importing_the_space_imports_neither_torch_nor_ray() -> None:
     assert _heavy_modules_after("import nasfcn.space") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry-backed knobs take their valid names from nasfcn.model, which imports torch; "
-    "issue 19's torch-free catalogue of names removes the import",
-)
 def test_loading_a_space_imports_neither_torch_nor_ray() -> None:
     code = "from nasfcn.space import load_space\nload_space('search_spaces/fcn_small.yaml')"
     assert _heavy_modules_after(code) == []

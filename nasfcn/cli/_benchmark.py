@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from nasfcn.catalogue import DATASETS
 from nasfcn.cli._console import EXIT_ENVIRONMENT, console, fail
 from nasfcn.cli._db import results_store
 from nasfcn.cli._options import (
@@ -38,6 +39,11 @@ BENCHMARK_FIELDS = {
     "batch_size": "recipe.batch_size",
 }
 
+_DATASETS_HELP = (
+    "Comma list of datasets "
+    f"({', '.join(f'{name}:' if DATASETS.get(name).takes_path else name for name in DATASETS)})."
+)
+
 
 @benchmark_app.callback()
 def benchmark(
@@ -47,9 +53,7 @@ def benchmark(
         str | None,
         typer.Option(help="Comma list: search:NAME:topK, ref:NAME[:WIDTH], genotype .json files, arch_ids."),
     ] = None,
-    data: Annotated[
-        str, typer.Option(help="Comma list of datasets (shapes, digits, voc:, folder:).")
-    ] = "shapes",
+    data: Annotated[str, typer.Option(help=_DATASETS_HELP)] = "shapes",
     seeds: Annotated[int, typer.Option(min=1, help="Runs per architecture and dataset (seeds 0..N-1).")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per run (no early stopping).")] = 5,
     db: DbOption = None,

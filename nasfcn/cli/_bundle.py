@@ -11,12 +11,14 @@ from rich.table import Table
 
 from nasfcn.cli._console import console, fail
 from nasfcn.cli._db import cell
-from nasfcn.cli._options import DbOption
+from nasfcn.cli._options import DATA_SPECS, DbOption
 from nasfcn.cli._train import advance, epoch_progress
 
 if TYPE_CHECKING:
     from nasfcn.export import ExportResult
     from nasfcn.train import EpochResult
+
+_NEW_DATA_HELP = f"New data: {DATA_SPECS}."
 
 
 def export(
@@ -115,7 +117,7 @@ def predict(
 
 def finetune(
     bundle: Annotated[Path, typer.Option(help="The bundle to start from (folder or .zip).")],
-    data: Annotated[str, typer.Option(help="New data: shapes, digits, voc:PATH or folder:PATH.")],
+    data: Annotated[str, typer.Option(help=_NEW_DATA_HELP)],
     out: Annotated[Path, typer.Option(help="The new bundle: a folder, or a .zip file.")],
     classes: Annotated[
         int | None, typer.Option(min=1, help="Number of classes (default: the data's class names).")

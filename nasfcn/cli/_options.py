@@ -6,6 +6,7 @@ from typing import Annotated, Protocol
 
 import typer
 
+from nasfcn.catalogue import DATASETS, one_of
 from nasfcn.cli._console import EXIT_INTERRUPTED, console
 
 DbOption = Annotated[
@@ -17,7 +18,9 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
-DataOption = Annotated[str, typer.Option(help="Dataset: shapes, digits, voc:PATH or folder:PATH.")]
+#: Every catalogued dataset as a user writes it: shapes, digits, voc:PATH or folder:PATH.
+DATA_SPECS = one_of(DATASETS.get(name).spec for name in DATASETS)
+DataOption = Annotated[str, typer.Option(help=f"Dataset: {DATA_SPECS}.")]
 RayAddressOption = Annotated[str | None, typer.Option(help="Existing Ray cluster (ray start --head).")]
 ImageSizeOption = Annotated[int, typer.Option(min=8, help="Training image side.")]
 TrainSamplesOption = Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from nasfcn.catalogue import SCHEDULERS, STRATEGIES, one_of
 from nasfcn.cli._console import EXIT_ENVIRONMENT, console, fail
 from nasfcn.cli._options import (
     AmpOption,
@@ -22,6 +23,9 @@ from nasfcn.cli._options import (
     typed,
 )
 
+_STRATEGY_HELP = f"{one_of(STRATEGIES.names())}."
+_SCHEDULER_HELP = f"{one_of(SCHEDULERS.get(name).label for name in SCHEDULERS)}."
+
 
 def search(
     ctx: typer.Context,
@@ -30,8 +34,8 @@ def search(
     name: Annotated[str | None, typer.Option(help="Search name (default: <space>-<time>).")] = None,
     trials: Annotated[int, typer.Option(min=1, help="Candidates to evaluate.")] = 12,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per candidate (ASHA may stop earlier).")] = 3,
-    strategy: Annotated[str, typer.Option(help="random, tpe, nsga2 or grid.")] = "tpe",
-    scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo.")] = "asha",
+    strategy: Annotated[str, typer.Option(help=_STRATEGY_HELP)] = "tpe",
+    scheduler: Annotated[str, typer.Option(help=_SCHEDULER_HELP)] = "asha",
     grace_period: Annotated[
         int | None,
         typer.Option(help="ASHA: epochs every trial trains before a stop (default: epochs/4, at least 1)."),

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from nasfcn.catalogue import LR_SCHEDULES, OPTIMIZERS, one_of
 from nasfcn.cli._console import console, fail
 from nasfcn.cli._options import AmpOption, ChannelsLastOption, DataOption, TrainSamplesOption
 from nasfcn.cli._spaces import load
@@ -26,6 +27,9 @@ from nasfcn.genotype import Genotype
 
 if TYPE_CHECKING:
     from nasfcn.train import EpochResult
+
+_OPTIMIZER_HELP = f"{one_of(OPTIMIZERS.names())}."
+_SCHEDULE_HELP = f"{one_of(LR_SCHEDULES.names())}."
 
 
 def train(
@@ -39,8 +43,8 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(min=0.0)] = 3e-3,
-    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "adamw",
-    schedule: Annotated[str, typer.Option(help="cosine, poly or constant.")] = "cosine",
+    optimizer: Annotated[str, typer.Option(help=_OPTIMIZER_HELP)] = "adamw",
+    schedule: Annotated[str, typer.Option(help=_SCHEDULE_HELP)] = "cosine",
     image_size: Annotated[int, typer.Option(min=8, help="Training and validation image side.")] = 64,
     train_samples: TrainSamplesOption = 512,
     seed: Annotated[int, typer.Option(help="Training seed (weights, batches, augmentation).")] = 0,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasfcn import catalogue
 from nasfcn.data._dataset import SegmentationDataset
 from nasfcn.errors import NasfcnError
 from nasfcn.registry import Registry, did_you_mean
@@ -128,16 +129,21 @@ class DatasetEntry:
     help: str
 
 
-DATASETS: Registry[DatasetEntry] = Registry("dataset")
+DATASETS: Registry[DatasetEntry] = Registry("dataset", catalogue.DATASETS)
 
 
 def register_dataset(
-    name: str, *, takes_path: bool, description: str
+    name: str,
 ) -> Callable[[Callable[[str | None, DataConfig], Source]], Callable[..., Source]]:
-    """Decorator: register ``load(argument, config) -> Source`` under ``name``."""
+    """Decorator: register ``load(argument, config) -> Source`` under the catalogued ``name``.
+
+    Whether the spec carries a path, and the description, are the catalogue's
+    (``nasfcn.catalogue.DATASETS``), so the CLI help needs no import of the loaders.
+    """
 
     def decorator(load: Callable[[str | None, DataConfig], Source]) -> Callable[..., Source]:
-        DATASETS.add(name, DatasetEntry(load=load, takes_path=takes_path, help=description))
+        known = catalogue.DATASETS.get(name)
+        DATASETS.add(name, DatasetEntry(load=load, takes_path=known.takes_path, help=known.doc))
         return load
 
     return decorator

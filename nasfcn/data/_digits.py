@@ -124,11 +124,7 @@ def generate_digits(
     )
 
 
-@register_dataset(
-    "digits",
-    takes_path=False,
-    description="scenes of real handwritten digits from scikit-learn (11 classes, no download)",
-)
+@register_dataset("digits")
 def load_digits_scenes(argument: str | None, config: DataConfig) -> Source:
     del argument  # takes none; checked by load_dataset
     return synthetic_source(generate_digits, config, CLASS_NAMES)

@@ -257,7 +257,7 @@ def _find_image(folder: Path, stem: str) -> Path | None:
     return None
 
 
-@register_dataset("voc", takes_path=True, description="PASCAL VOC layout: voc:PATH/TO/VOC2012")
+@register_dataset("voc")
 def load_voc(argument: str | None, config: DataConfig) -> Source:
     root = _root("voc", argument)
     images_dir, masks_dir = root / "JPEGImages", root / "SegmentationClass"
@@ -310,11 +310,7 @@ def load_voc(argument: str | None, config: DataConfig) -> Source:
     )
 
 
-@register_dataset(
-    "folder",
-    takes_path=True,
-    description="images/ + masks/ (PNG class indices) with matching stems; optional classes.txt, splits/",
-)
+@register_dataset("folder")
 def load_folder(argument: str | None, config: DataConfig) -> Source:
     root = _root("folder", argument)
     images_dir, masks_dir = root / "images", root / "masks"

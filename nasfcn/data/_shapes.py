@@ -174,11 +174,7 @@ def generate_shapes(
     )
 
 
-@register_dataset(
-    "shapes",
-    takes_path=False,
-    description="generated circles, squares and triangles on textured, noisy backgrounds",
-)
+@register_dataset("shapes")
 def load_shapes(argument: str | None, config: DataConfig) -> Source:
     del argument  # takes none; checked by load_dataset
     return synthetic_source(generate_shapes, config, CLASS_NAMES)

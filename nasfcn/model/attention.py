@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nasfcn import catalogue
 from nasfcn.registry import Registry
 
 #: Channel reduction of SE and CBAM's channel gate. Fixed rather than searched: with the
@@ -14,7 +15,7 @@ from nasfcn.registry import Registry
 ATTENTION_REDUCTION = 4
 
 #: name -> factory(channels, reduction) building a shape-preserving module.
-ATTENTION: Registry[Callable[[int, int], nn.Module]] = Registry("attention")
+ATTENTION: Registry[Callable[[int, int], nn.Module]] = Registry("attention", catalogue.ATTENTION)
 
 
 class ChannelAttention(nn.Module):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nasfcn import catalogue
 from nasfcn.registry import Registry
 
-NORMS: Registry[Callable[[int], nn.Module]] = Registry("normalization")
-ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
-DOWNSAMPLERS: Registry[DownsampleSpec] = Registry("downsampling")
+NORMS: Registry[Callable[[int], nn.Module]] = Registry("normalization", catalogue.NORMS)
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation", catalogue.ACTIVATIONS)
+#: name -> module class(channels, norm, activation); whether it keeps pooling indices is a
+#: property of the name, in ``nasfcn.catalogue.DOWNSAMPLING``.
+DOWNSAMPLERS: Registry[Callable[[int, str, str], nn.Module]] = Registry(
+    "downsampling", catalogue.DOWNSAMPLING
+)
 
 
 @NORMS.register("batch")
@@ -90,11 +94,5 @@ class StridedConvDown(nn.Module):
         return self.conv(x), torch.empty(0, dtype=torch.long, device=x.device)
 
 
-@dataclass(frozen=True)
-class DownsampleSpec:
-    build: Callable[[int, str, str], nn.Module]  # (channels, norm, activation) -> module
-    keeps_indices: bool  # whether max-unpooling can reuse what it records
-
-
-DOWNSAMPLERS.add("maxpool", DownsampleSpec(MaxPoolDown, keeps_indices=True))
-DOWNSAMPLERS.add("strided_conv", DownsampleSpec(StridedConvDown, keeps_indices=False))
+DOWNSAMPLERS.add("maxpool", MaxPoolDown)
+DOWNSAMPLERS.add("strided_conv", StridedConvDown)

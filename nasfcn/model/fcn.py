@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasfcn import catalogue
 from nasfcn.genotype import EncoderGene, Genotype
 from nasfcn.model.attention import ATTENTION, ATTENTION_REDUCTION
 from nasfcn.model.blocks import DOWNSAMPLERS, ConvBlock
@@ -58,7 +59,7 @@ class Encoder(nn.Module):
                 )
             blocks.append(_attention(genotype, channels[i], genotype.attention.in_encoder))
             self.stages.append(nn.Sequential(*blocks))
-            self.downs.append(DOWNSAMPLERS.get(enc.downsample).build(channels[i], enc.norm, enc.activation))
+            self.downs.append(DOWNSAMPLERS.get(enc.downsample)(channels[i], enc.norm, enc.activation))
             previous = channels[i]
         self.center = nn.Sequential(
             ConvBlock(previous, channels[-1], enc.kernel_size[-1], 1, enc.norm, enc.activation),
@@ -101,7 +102,7 @@ class ScoreDecoder(nn.Module):
         super().__init__()
         enc = genotype.encoder
         self.levels = SKIPS.get(genotype.skip).levels(enc.stages)
-        up = UPSAMPLERS.get(genotype.upsample).build
+        up = UPSAMPLERS.get(genotype.upsample)
         self.ups = nn.ModuleList(up(num_classes, num_classes, 2) for _ in self.levels)
         self.scores = nn.ModuleList()
         self.attention = nn.ModuleList()
@@ -141,7 +142,7 @@ class FeatureDecoder(nn.Module):
         spec = SKIPS.get(genotype.skip)
         fused = set(spec.levels(enc.stages))
         make_fusion, fused_channels = FUSIONS.get(spec.fusion)
-        up = UPSAMPLERS.get(genotype.upsample).build
+        up = UPSAMPLERS.get(genotype.upsample)
         self.levels = tuple(range(enc.stages - 1, -1, -1))
         self.fused = tuple(level in fused for level in self.levels)
         self.ups = nn.ModuleList()
@@ -201,7 +202,7 @@ class FCN(nn.Module):
         self.in_channels = in_channels
         self.stride = 2**genotype.encoder.stages
         spec = SKIPS.get(genotype.skip)
-        needs_indices = UPSAMPLERS.get(genotype.upsample).needs_indices
+        needs_indices = catalogue.UPSAMPLING.get(genotype.upsample).needs_pool_indices
         # Max-unpooling must visit every level's indices, so it implies the feature decoder.
         self.scores_first = not (spec.feature_decoder or needs_indices)
         self.encoder = Encoder(genotype, in_channels)

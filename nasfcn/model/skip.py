@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nasfcn import catalogue
 from nasfcn.registry import Registry
 
 
@@ -20,7 +21,6 @@ class SkipSpec:
     levels: Callable[[int], tuple[int, ...]]  # stages -> fused levels, deepest first
     fusion: str  # FUSIONS key
     feature_decoder: bool  # U-Net family (fuse features) rather than FCN family (fuse scores)
-    min_stages: int  # fewest encoder stages that leave the fusion meaningful
 
 
 class AddFusion(nn.Module):
@@ -38,18 +38,19 @@ FUSIONS: Registry[tuple[Callable[[], nn.Module], Callable[[int], int]]] = Regist
 FUSIONS.add("add", (AddFusion, lambda channels: channels))
 FUSIONS.add("concat", (ConcatFusion, lambda channels: 2 * channels))
 
-SKIPS: Registry[SkipSpec] = Registry("skip path")
+#: The fewest stages each path needs is a property of its name, in ``nasfcn.catalogue.SKIP_PATHS``.
+SKIPS: Registry[SkipSpec] = Registry("skip path", catalogue.SKIP_PATHS)
 # FCN-32s: classify the deepest features and upsample once.
-SKIPS.add("none", SkipSpec(lambda s: (), "add", feature_decoder=False, min_stages=1))
+SKIPS.add("none", SkipSpec(lambda s: (), "add", feature_decoder=False))
 # FCN-16s / FCN-8s: add class scores of the one / two next-deepest levels.
-SKIPS.add("fcn16s", SkipSpec(lambda s: (s - 1,), "add", feature_decoder=False, min_stages=2))
-SKIPS.add("fcn8s", SkipSpec(lambda s: (s - 1, s - 2), "add", feature_decoder=False, min_stages=3))
+SKIPS.add("fcn16s", SkipSpec(lambda s: (s - 1,), "add", feature_decoder=False))
+SKIPS.add("fcn8s", SkipSpec(lambda s: (s - 1, s - 2), "add", feature_decoder=False))
 # U-Net: fuse encoder features at every level on the way up.
 SKIPS.add(
     "unet_concat",
-    SkipSpec(lambda s: tuple(range(s - 1, -1, -1)), "concat", feature_decoder=True, min_stages=1),
+    SkipSpec(lambda s: tuple(range(s - 1, -1, -1)), "concat", feature_decoder=True),
 )
 SKIPS.add(
     "unet_add",
-    SkipSpec(lambda s: tuple(range(s - 1, -1, -1)), "add", feature_decoder=True, min_stages=1),
+    SkipSpec(lambda s: tuple(range(s - 1, -1, -1)), "add", feature_decoder=True),
 )

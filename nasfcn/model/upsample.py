@@ -9,23 +9,17 @@ the pooling indices of the matching encoder stage (used by max-unpooling only).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasfcn import catalogue
 from nasfcn.registry import Registry
 
-
-@dataclass(frozen=True)
-class UpsampleSpec:
-    build: Callable[[int, int, int], nn.Module]  # (in_channels, out_channels, factor)
-    needs_indices: bool = False  # reuses the encoder's max-pooling indices
-    progressive_only: bool = False  # can only undo one /2 step at a time
-
-
-UPSAMPLERS: Registry[UpsampleSpec] = Registry("upsampling")
+#: name -> module class(in_channels, out_channels, factor); whether it needs the encoder's
+#: pooling indices is a property of the name, in ``nasfcn.catalogue.UPSAMPLING``.
+UPSAMPLERS: Registry[Callable[[int, int, int], nn.Module]] = Registry("upsampling", catalogue.UPSAMPLING)
 
 
 def _project(in_channels: int, out_channels: int) -> nn.Module:
@@ -116,7 +110,7 @@ class MaxUnpoolUp(nn.Module):
         return self.unpool(self.project(x), indices)
 
 
-UPSAMPLERS.add("bilinear", UpsampleSpec(BilinearUp))
-UPSAMPLERS.add("transposed", UpsampleSpec(TransposedUp))
-UPSAMPLERS.add("pixel_shuffle", UpsampleSpec(PixelShuffleUp))
-UPSAMPLERS.add("max_unpool", UpsampleSpec(MaxUnpoolUp, needs_indices=True, progressive_only=True))
+UPSAMPLERS.add("bilinear", BilinearUp)
+UPSAMPLERS.add("transposed", TransposedUp)
+UPSAMPLERS.add("pixel_shuffle", PixelShuffleUp)
+UPSAMPLERS.add("max_unpool", MaxUnpoolUp)

@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasfcn import catalogue
 from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.store import OBJECTIVES
 from nasfcn.train import TrainRecipe
 
-STRATEGIES = ("random", "tpe", "nsga2", "grid")
-SCHEDULERS = ("asha", "fifo")
+STRATEGIES = catalogue.STRATEGIES.names()
+SCHEDULERS = catalogue.SCHEDULERS.names()
 #: objective name -> the metric name trials report to Ray Tune
 REPORTED = {
     "miou": "val_miou",
@@ -145,8 +146,8 @@ class SearchConfig:
     name: str | None = None  # unique per database; default: <space name>-<timestamp>
     trials: int = 12
     epochs: int = 3
-    strategy: str = "tpe"  # random | tpe | nsga2 | grid
-    scheduler: str = "asha"  # asha | fifo
+    strategy: str = "tpe"  # nasfcn.catalogue.STRATEGIES key
+    scheduler: str = "asha"  # nasfcn.catalogue.SCHEDULERS key
     objectives: tuple[str, ...] = ("miou",)  # first maximized mIoU; nsga2 needs two or more
     max_params: float | None = None
     max_flops: float | None = None
@@ -192,9 +193,13 @@ class SearchConfig:
                 problems.append(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")
         if len(set(objectives)) != len(objectives) or not objectives:
             problems.append("--objectives must name one or more distinct objectives")
-        if self.strategy == "nsga2" and len(objectives) < 2:
+        multi_objective = (
+            self.strategy in STRATEGIES and catalogue.STRATEGIES.get(self.strategy).multi_objective
+        )
+        if multi_objective and len(objectives) < 2:
             problems.append(
-                "--strategy nsga2 is multi-objective: give --objectives miou,latency_ms (or similar)"
+                f"--strategy {self.strategy} is multi-objective: "
+                "give --objectives miou,latency_ms (or similar)"
             )
         for option in ("max_params", "max_flops", "max_latency_ms", "time_budget_min"):
             value = getattr(self, option)

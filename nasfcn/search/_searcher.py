@@ -26,11 +26,14 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
+from nasfcn.catalogue import STRATEGIES, one_of
 from nasfcn.genotype import Genotype
 from nasfcn.registry import Registry
 from nasfcn.space import ENUMERATION_LIMIT, SearchSpace, size_text
 
-SAMPLERS: Registry[Callable[[int, int], optuna.samplers.BaseSampler]] = Registry("search strategy")
+SAMPLERS: Registry[Callable[[int, int], optuna.samplers.BaseSampler]] = Registry(
+    "search strategy", STRATEGIES
+)
 SAMPLERS.add("random", lambda seed, objectives: optuna.samplers.RandomSampler(seed=seed))
 SAMPLERS.add(
     "tpe",
@@ -315,7 +318,7 @@ def grid_refusal(space: SearchSpace) -> str | None:
     size = space.size()
     if size <= ENUMERATION_LIMIT:
         return None
-    others = "another --strategy: random, tpe or nsga2"
+    others = f"another --strategy: {one_of(s for s in STRATEGIES if not STRATEGIES.get(s).exhaustive)}"
     if math.isinf(size):
         return (
             f"--strategy grid: space {space.name} is {size_text(size)}: a grid cannot walk it; use {others}"

@@ -1,7 +1,7 @@
 """The knob catalogue: every knob the language knows, in suggestion order.
 
-Valid names of registry-backed knobs come from the model's registries, looked up only
-when asked, so importing the space does not import torch."""
+Valid names of named-choice knobs, and the properties the checks reason about, come from
+``nasfcn.catalogue``, which is plain data: loading a space never imports torch."""
 
 from __future__ import annotations
 
@@ -9,25 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nasfcn import catalogue
 from nasfcn.space._errors import _show
 
 Values = Callable[[], tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class _RegistryNames:
-    """The valid names of one of the model's registries, looked up when asked (picklable)."""
-
-    attr: str
-
-    def __call__(self) -> tuple[str, ...]:
-        from nasfcn import model  # the model's registries are the source of valid names
-
-        return getattr(model, self.attr).names()
-
-
-def _registry_names(attr: str) -> Values:
-    return _RegistryNames(attr)
 
 
 @dataclass(frozen=True)
@@ -63,25 +48,25 @@ ENUMERATION_LIMIT = 1_000_000
 
 CATALOG: tuple[KnobDef, ...] = (
     KnobDef("encoder.stages", "int", "number of /2 downsampling stages", 4, low=1, high=MAX_STAGES),
-    KnobDef("skip", "str", "skip path", "none", _registry_names("SKIPS")),
-    KnobDef("upsample", "str", "upsampling", "bilinear", _registry_names("UPSAMPLERS")),
-    KnobDef("encoder.downsample", "str", "downsampling", "maxpool", _registry_names("DOWNSAMPLERS")),
+    KnobDef("skip", "str", "skip path", "none", catalogue.SKIP_PATHS.names()),
+    KnobDef("upsample", "str", "upsampling", "bilinear", catalogue.UPSAMPLING.names()),
+    KnobDef("encoder.downsample", "str", "downsampling", "maxpool", catalogue.DOWNSAMPLING.names()),
     KnobDef("encoder.width", "int", "channels of the first stage", 16, low=1, high=2048),
     KnobDef("encoder.max_width", "int", "cap on channels", None, low=1, high=8192, nullable=True),
     KnobDef("encoder.blocks_per_stage", "int", "conv blocks per stage", 1, low=1, high=8, per_stage=True),
     KnobDef("encoder.kernel_size", "int", "conv kernel size", 3, (1, 3, 5, 7), per_stage=True),
     KnobDef("encoder.dilation", "int", "conv dilation", 1, low=1, high=8, per_stage=True),
-    KnobDef("encoder.norm", "str", "normalization", "batch", _registry_names("NORMS")),
-    KnobDef("encoder.activation", "str", "activation", "relu", _registry_names("ACTIVATIONS")),
-    KnobDef("attention.type", "str", "attention block", "none", _registry_names("ATTENTION")),
-    KnobDef("attention.where", "str", "attention placement", "decoder", ("encoder", "decoder", "both")),
+    KnobDef("encoder.norm", "str", "normalization", "batch", catalogue.NORMS.names()),
+    KnobDef("encoder.activation", "str", "activation", "relu", catalogue.ACTIVATIONS.names()),
+    KnobDef("attention.type", "str", "attention block", "none", catalogue.ATTENTION.names()),
+    KnobDef("attention.where", "str", "attention placement", "decoder", catalogue.ATTENTION_PLACES.names()),
     KnobDef("head.kernel_size", "int", "classifier kernel", 1, (1, 3)),
     KnobDef("head.extra_conv", "bool", "extra conv block before the classifier", False, (False, True)),
     KnobDef("head.extra_kernel_size", "int", "kernel of the extra conv block", 3, (1, 3, 5, 7)),
     KnobDef("train.lr", "float", "learning rate", None, low=1e-7, high=10.0, train=True),
     KnobDef("train.weight_decay", "float", "weight decay", None, low=0.0, high=1.0, train=True),
     KnobDef("train.batch_size", "int", "batch size", None, low=1, high=4096, train=True),
-    KnobDef("train.optimizer", "str", "optimizer", None, ("sgd", "adamw"), train=True),
+    KnobDef("train.optimizer", "str", "optimizer", None, catalogue.OPTIMIZERS.names(), train=True),
 )
 KNOBS: dict[str, KnobDef] = {k.path: k for k in CATALOG}
 
@@ -100,28 +85,13 @@ INTRINSIC_CONDITIONS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 INTRINSIC_TEXT = {
     "attention.where": "attention.type != none",
     "head.extra_kernel_size": "head.extra_conv == true",
-    "encoder.downsample": "upsample != max_unpool (else maxpool)",
+    "encoder.downsample": (
+        f"upsample != {catalogue.one_of(n for n in catalogue.UPSAMPLING if catalogue.needs_pool_indices(n))} "
+        f"(else {catalogue.index_keeping_downsampling()[0]})"
+    ),
 }
 INTRINSIC_DEPENDS = {
     "attention.where": ("attention.type",),
     "head.extra_kernel_size": ("head.extra_conv",),
     "encoder.downsample": ("upsample",),
 }
-
-
-def _needs_indices(upsample: str) -> bool:
-    from nasfcn.model import UPSAMPLERS
-
-    return upsample in UPSAMPLERS and UPSAMPLERS.get(upsample).needs_indices
-
-
-def _keeps_indices(downsample: str) -> bool:
-    from nasfcn.model import DOWNSAMPLERS
-
-    return downsample in DOWNSAMPLERS and DOWNSAMPLERS.get(downsample).keeps_indices
-
-
-def _min_stages(skip: str) -> int:
-    from nasfcn.model import SKIPS
-
-    return SKIPS.get(skip).min_stages if skip in SKIPS else 1

@@ -7,8 +7,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from nasfcn.catalogue import keeps_pool_indices, needs_pool_indices
 from nasfcn.genotype import EncoderGene
-from nasfcn.space._catalog import _keeps_indices, _needs_indices
 
 if TYPE_CHECKING:
     from nasfcn.space._space import SearchSpace
@@ -58,8 +58,8 @@ def _count_finite(space: SearchSpace, include_train: bool) -> float:
         for path in free:
             product *= len(values_of[path] or ())
         downsample = values_of["encoder.downsample"] or ()
-        if _needs_indices(assignment["upsample"]):
-            downsample = tuple(d for d in downsample if _keeps_indices(d))[:1]
+        if needs_pool_indices(assignment["upsample"]):
+            downsample = tuple(d for d in downsample if keeps_pool_indices(d))[:1]
         stages = assignment["encoder.stages"]
         product *= len(downsample)
         product *= _count_channels(values_of["encoder.width"], values_of["encoder.max_width"], stages)

@@ -6,8 +6,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasfcn import catalogue
+from nasfcn.catalogue import needs_pool_indices
 from nasfcn.genotype import AttentionGene, EncoderGene, Genotype, HeadGene, TrainGene
-from nasfcn.space._catalog import ENUMERATION_LIMIT, INTRINSIC_CONDITIONS, _needs_indices
+from nasfcn.space._catalog import ENUMERATION_LIMIT, INTRINSIC_CONDITIONS
 from nasfcn.space._counting import _count
 from nasfcn.space._knobs import Knob, TrialLike
 from nasfcn.space._trials import RandomTrial, _GenotypeTrial, _NotInSpaceError, _odometer
@@ -37,8 +39,9 @@ class SearchSpace:
             knob = self.knobs[path]
             if not self.is_active(path, values) or (knob.definition.train and not include_train):
                 values[path] = knob.definition.default
-            elif path == "encoder.downsample" and _needs_indices(values["upsample"]):
-                values[path] = "maxpool"  # max-unpooling needs the pooling indices
+            elif path == "encoder.downsample" and needs_pool_indices(values["upsample"]):
+                # max-unpooling needs the pooling indices
+                values[path] = catalogue.index_keeping_downsampling()[0]
             elif knob.per_stage:
                 values[path] = tuple(
                     knob.draw(trial, f"{knob.param}/{i}") for i in range(values["encoder.stages"])

@@ -9,6 +9,13 @@ from typing import Any
 
 import yaml
 
+from nasfcn.catalogue import (
+    index_keeping_downsampling,
+    keeps_pool_indices,
+    min_stages,
+    needs_pool_indices,
+    one_of,
+)
 from nasfcn.registry import did_you_mean
 from nasfcn.space._catalog import (
     CATALOG,
@@ -21,9 +28,6 @@ from nasfcn.space._catalog import (
     TOP_LEVEL_KEYS,
     TOP_LEVEL_KNOBS,
     KnobDef,
-    _keeps_indices,
-    _min_stages,
-    _needs_indices,
 )
 from nasfcn.space._conditions import Condition, parse_condition
 from nasfcn.space._errors import SpaceError, SpaceIssue, _show
@@ -432,15 +436,16 @@ class _Validator:
         upsample = knobs["upsample"].values() or ()
         downsample = knobs["encoder.downsample"].values() or ()
         for choice in upsample:
-            if _needs_indices(choice) and not any(_keeps_indices(d) for d in downsample):
+            if needs_pool_indices(choice) and not any(keeps_pool_indices(d) for d in downsample):
                 self.error(
                     "upsample",
                     f"{choice} reuses max-pooling indices, but encoder.downsample only allows "
-                    f"{', '.join(downsample)}; add maxpool to encoder.downsample or drop {choice}",
+                    f"{', '.join(downsample)}; add {one_of(index_keeping_downsampling())} "
+                    f"to encoder.downsample or drop {choice}",
                 )
         fewest = min(stages) if stages else 1
         for choice in knobs["skip"].values() or ():
-            need = _min_stages(choice)
+            need = min_stages(choice)
             if fewest < need:
                 self.error(
                     "skip",
