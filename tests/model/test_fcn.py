@@ -77,6 +77,7 @@ def test_every_registered_choice_counts_flops_as_torch_does(skip, upsample, atte
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 2,100 networks: ~2 min alone, 10-15 min when the 2 cores are shared
 def test_every_fcn_tiny_architecture_builds_and_keeps_size() -> None:
     space = load_space("search_spaces/fcn_tiny.yaml")
     count = 0
