@@ -161,4 +161,5 @@ def known() -> SimpleNamespace:
         miou=miou,
         latency=latency,
         write_tabulation=write_tabulation,
+        genotypes=genotypes(),
     )
