@@ -15,6 +15,21 @@ Methods (the same in the report, the leaderboard and the CLI):
   the best when its adjusted p >= alpha (0.05). Tie groups are built greedily from the
   top: the best architecture opens group 1 and every architecture not significantly
   worse than it joins; the best of the rest opens group 2; and so on.
+
+For tabular benchmarks (every architecture of a space x seeds x epochs):
+
+- **Intra-class correlation** ICC(1) (one-way random effects, Shrout & Fleiss 1979) with
+  architectures as groups and seeds as repeats: ``(MSB - MSW) / (MSB + (k - 1) MSW)``, the
+  share of the variance that lies between architectures. Its confidence interval comes from
+  ``F = MSB / MSW`` and the F distribution's quantiles (McGraw & Wong 1996, case 1). With
+  unequal repeats ``k`` is ``(N - sum n_i^2 / N) / (a - 1)``.
+- **Main effects** of a knob: architectures grouped by the knob's value; each group's mean
+  with its t interval (``summarize``); every pair of values compared with Welch's t-test
+  (unequal variances, unpaired: the groups hold different architectures), the pairs of one
+  knob Holm-adjusted as one family.
+- **Fidelity**: Spearman's rank correlation between the architectures' mean at epoch k and
+  their mean at the final epoch, for every k: how far an early ranking can be trusted.
+- **Pareto front**: the points no other point beats on every objective (NaN never counts).
 """
 
 from __future__ import annotations
@@ -137,3 +152,156 @@ def tie_groups(
             groups[name] = group
         remaining = [name for name in remaining if name not in groups]
     return groups, adjusted
+
+
+@dataclass(frozen=True)
+class ICC:
+    """One-way random-effects intra-class correlation, ICC(1), with its F-based interval."""
+
+    icc: float
+    ci_low: float
+    ci_high: float
+    groups: int  # architectures with at least one value
+    repeats: float  # k: values per group (the adjusted mean size when unequal)
+    ms_between: float
+    ms_within: float
+    f: float  # MSB / MSW
+    p_value: float  # of F against "no difference between groups"
+
+
+def icc1(groups: Sequence[Sequence[float]], confidence: float = CONFIDENCE) -> ICC:
+    """ICC(1) of values grouped by architecture (NaN values are left out; see the module docstring).
+
+    NaN everywhere when fewer than two groups, or no group with two values, remain.
+    """
+    data = [np.asarray([v for v in g if not math.isnan(v)], dtype=float) for g in groups]
+    data = [g for g in data if len(g) > 0]
+    a = len(data)
+    total = int(sum(len(g) for g in data))
+    if a < 2 or total <= a:
+        return ICC(math.nan, math.nan, math.nan, a, math.nan, math.nan, math.nan, math.nan, math.nan)
+    sizes = np.asarray([len(g) for g in data], dtype=float)
+    grand = float(np.concatenate(data).mean())
+    ss_between = float(sum(n * (g.mean() - grand) ** 2 for n, g in zip(sizes, data, strict=True)))
+    ss_within = float(sum(((g - g.mean()) ** 2).sum() for g in data))
+    df_between, df_within = a - 1, total - a
+    ms_between, ms_within = ss_between / df_between, ss_within / df_within
+    k = float((total - (sizes**2).sum() / total) / (a - 1))
+    if ms_within == 0.0:
+        whole = 1.0 if ms_between > 0 else math.nan
+        return ICC(whole, whole, whole, a, k, ms_between, ms_within, math.inf, 0.0)
+    f = ms_between / ms_within
+    tail = (1 - confidence) / 2
+    f_low = f / float(_scipy.f.ppf(1 - tail, df_between, df_within))
+    f_high = f * float(_scipy.f.ppf(1 - tail, df_within, df_between))
+    return ICC(
+        icc=(ms_between - ms_within) / (ms_between + (k - 1) * ms_within),
+        ci_low=(f_low - 1) / (f_low + k - 1),
+        ci_high=(f_high - 1) / (f_high + k - 1),
+        groups=a,
+        repeats=k,
+        ms_between=ms_between,
+        ms_within=ms_within,
+        f=f,
+        p_value=float(_scipy.f.sf(f, df_between, df_within)),
+    )
+
+
+@dataclass(frozen=True)
+class WelchTest:
+    """Welch's unpaired t-test of ``mean(a) - mean(b)``."""
+
+    mean_difference: float
+    t: float
+    df: float
+    p_value: float  # two-sided; NaN when either side has fewer than 2 values
+
+
+def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchTest:
+    """Compare two groups of different architectures (unequal variances allowed)."""
+    x = np.asarray([v for v in a if not math.isnan(v)], dtype=float)
+    y = np.asarray([v for v in b if not math.isnan(v)], dtype=float)
+    if len(x) == 0 or len(y) == 0:
+        return WelchTest(math.nan, math.nan, math.nan, math.nan)
+    difference = float(x.mean() - y.mean())
+    if len(x) < 2 or len(y) < 2:
+        return WelchTest(difference, math.nan, math.nan, math.nan)
+    vx, vy = float(x.var(ddof=1)) / len(x), float(y.var(ddof=1)) / len(y)
+    if vx + vy == 0.0:
+        t = 0.0 if difference == 0 else math.copysign(math.inf, difference)
+        return WelchTest(difference, t, math.nan, 1.0 if difference == 0 else 0.0)
+    t = difference / math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    return WelchTest(difference, t, df, float(2 * _scipy.t.sf(abs(t), df)))
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    """Two values of one knob compared: Welch's test and its Holm-adjusted p-value."""
+
+    a: str
+    b: str
+    test: WelchTest
+    p_adjusted: float
+
+
+@dataclass(frozen=True)
+class KnobEffect:
+    """The main effect of one knob: a summary per value and every pair of values compared."""
+
+    knob: str
+    levels: dict[str, Summary]
+    pairs: tuple[PairComparison, ...]
+
+
+def knob_effect(knob: str, groups: Mapping[str, Sequence[float]]) -> KnobEffect:
+    """Main effect of ``knob`` from ``{value: [architecture means]}`` (see the module docstring)."""
+    levels = {value: summarize(values) for value, values in groups.items()}
+    names = list(groups)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    tests = [welch_test(groups[a], groups[b]) for a, b in pairs]
+    adjusted = holm([test.p_value for test in tests])
+    return KnobEffect(
+        knob,
+        levels,
+        tuple(PairComparison(a, b, t, p) for (a, b), t, p in zip(pairs, tests, adjusted, strict=True)),
+    )
+
+
+def fidelity(means: np.ndarray) -> list[float]:
+    """Spearman's rho of each epoch's column against the last, over the rows (architectures).
+
+    ``means`` is architectures x epochs; a row with a NaN in either column is left out of that
+    epoch's correlation; NaN when fewer than three rows remain or a column is constant.
+    """
+    table = np.asarray(means, dtype=float)
+    final = table[:, -1]
+    rhos = []
+    for k in range(table.shape[1]):
+        column = table[:, k]
+        keep = ~(np.isnan(column) | np.isnan(final))
+        x, y = column[keep], final[keep]
+        if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+            rhos.append(math.nan)
+            continue
+        rhos.append(float(_scipy.spearmanr(x, y).statistic))
+    return rhos
+
+
+def pareto_mask(maximize: Sequence[float], minimize: Sequence[float]) -> list[bool]:
+    """Which points no other point beats (higher ``maximize`` and lower ``minimize``, one strictly).
+
+    A point with a NaN coordinate is never on the front and never beats another.
+    """
+    up = np.asarray(maximize, dtype=float)
+    down = np.asarray(minimize, dtype=float)
+    valid = ~(np.isnan(up) | np.isnan(down))
+    front = []
+    for i in range(len(up)):
+        if not valid[i]:
+            front.append(False)
+            continue
+        at_least = valid & (up >= up[i]) & (down <= down[i])
+        better = (up > up[i]) | (down < down[i])
+        front.append(not bool(np.any(at_least & better)))
+    return front

@@ -204,3 +204,17 @@ def test_training_knobs_do_not_change_arch_id() -> None:
     assert len(genotypes) == 4
     assert len({g.arch_id for g in genotypes}) == 1
     assert len({g.trial_key for g in genotypes}) == 4
+
+
+def test_space_hash_ignores_layout_and_names_but_not_meaning() -> None:
+    from nasfcn.space import space_hash
+
+    text = Path("search_spaces/fcn_tiny.yaml").read_text()
+    base = space_hash(parse_space(text))
+    relaid = "# a comment\n" + text.replace("name: fcn_tiny", "name: renamed").replace(", ", " ,   ")
+    assert space_hash(parse_space(relaid)) == base
+    assert space_hash(load_space("search_spaces/fcn_tiny.yaml")) == base
+    narrower = text.replace("kernel_size: {choices: [3, 5]}", "kernel_size: {choices: [3]}")
+    assert narrower != text
+    assert space_hash(parse_space(narrower)) != base
+    assert len(base) == 16

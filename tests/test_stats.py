@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from nasfcn.stats import holm, paired_test, summarize, tie_groups
+from nasfcn.stats import (
+    fidelity,
+    holm,
+    icc1,
+    knob_effect,
+    paired_test,
+    pareto_mask,
+    summarize,
+    tie_groups,
+    welch_test,
+)
 
 SAMPLE = [0.712, 0.698, 0.731, 0.705, 0.722]
 
@@ -76,3 +86,76 @@ def test_identical_distributions_tie_and_clear_gaps_do_not() -> None:
     assert math.isnan(p_vs_best[best])
     assert all(p_vs_best[n] >= 0.05 for n in ("winner", "twin", "close") if n != best)
     assert p_vs_best["worse"] < 0.05
+
+
+# -- tabular benchmarks --------------------------------------------------------------------------
+
+
+def test_icc1_matches_a_hand_computed_anova() -> None:
+    # group means 1.5, 3.5, 5.5 around 3.5: SSB = 2 * (4 + 0 + 4) = 16 on 2 df, MSB = 8;
+    # each group's SS is 0.5: SSW = 1.5 on 3 df, MSW = 0.5; ICC = (8 - 0.5) / (8 + 0.5).
+    result = icc1([[1, 2], [3, 4], [5, 6]])
+    assert (result.ms_between, result.ms_within, result.f) == pytest.approx((8.0, 0.5, 16.0))
+    assert result.icc == pytest.approx(7.5 / 8.5)
+    assert (result.groups, result.repeats) == (3, pytest.approx(2.0))
+    f_low = 16.0 / scipy_stats.f.ppf(0.975, 2, 3)
+    f_high = 16.0 * scipy_stats.f.ppf(0.975, 3, 2)
+    assert result.ci_low == pytest.approx((f_low - 1) / (f_low + 1))
+    assert result.ci_high == pytest.approx((f_high - 1) / (f_high + 1))
+    assert result.ci_low < result.icc < result.ci_high
+    assert result.p_value == pytest.approx(scipy_stats.f.sf(16.0, 2, 3))
+
+
+def test_icc1_is_near_zero_when_groups_differ_only_by_noise_and_one_when_seeds_agree() -> None:
+    rng = np.random.default_rng(3)
+    noise = icc1(rng.normal(0.5, 0.05, size=(200, 3)).tolist())
+    assert abs(noise.icc) < 0.1
+    assert noise.ci_low < 0 < noise.ci_high
+    apart = icc1([[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]])
+    assert (apart.icc, apart.ci_low, apart.ci_high) == (1.0, 1.0, 1.0)
+
+
+def test_icc1_with_unequal_repeats_uses_the_adjusted_group_size() -> None:
+    result = icc1([[1.0, 2.0, float("nan")], [3.0, 4.0, 5.0], [6.0]])  # NaN: a failed run, left out
+    n, sizes = 6, [2, 3, 1]
+    k0 = (n - sum(s * s for s in sizes) / n) / 2
+    assert result.repeats == pytest.approx(k0)
+    grand = 21.0 / 6
+    msb = (2 * (1.5 - grand) ** 2 + 3 * (4.0 - grand) ** 2 + (6.0 - grand) ** 2) / 2
+    msw = (0.5 + 2.0) / 3
+    assert result.icc == pytest.approx((msb - msw) / (msb + (k0 - 1) * msw))
+    assert math.isnan(icc1([[1.0], [2.0]]).icc)  # no repeats: nothing to compare with
+
+
+def test_welch_test_matches_scipy() -> None:
+    a, b = [0.61, 0.65, 0.58, 0.70], [0.55, 0.52, 0.60]
+    result = welch_test(a, b)
+    reference = scipy_stats.ttest_ind(a, b, equal_var=False)
+    assert result.t == pytest.approx(reference.statistic)
+    assert result.p_value == pytest.approx(reference.pvalue)
+    assert result.mean_difference == pytest.approx(np.mean(a) - np.mean(b))
+    assert math.isnan(welch_test([0.5], b).p_value)
+    assert welch_test([0.5, 0.5], [0.5, 0.5]).p_value == 1.0
+
+
+def test_knob_effect_summarizes_each_value_and_holm_adjusts_the_pairs() -> None:
+    groups = {"a": [0.5, 0.52, 0.55], "b": [0.6, 0.63, 0.61], "c": [0.5, 0.7, 0.6]}
+    effect = knob_effect("skip", groups)
+    assert effect.levels["b"] == summarize(groups["b"])
+    assert [(p.a, p.b) for p in effect.pairs] == [("a", "b"), ("a", "c"), ("b", "c")]
+    raw = [welch_test(groups[p.a], groups[p.b]).p_value for p in effect.pairs]
+    assert [p.p_adjusted for p in effect.pairs] == pytest.approx(holm(raw))
+
+
+def test_fidelity_is_spearman_of_each_epoch_against_the_last() -> None:
+    means = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 1.0], [3.0, 3.0, 2.0]])
+    # final ranks (3, 1, 2); epoch 1 ranks (1, 2, 3): sum d^2 = 6, rho = 1 - 6 * 6 / (3 * 8) = -0.5
+    assert fidelity(means) == pytest.approx([-0.5, 0.5, 1.0])
+    with_nan = np.vstack([means, [[np.nan, 9.0, 9.0]]])  # left out of epoch 1 only
+    assert fidelity(with_nan)[0] == pytest.approx(-0.5)
+
+
+def test_pareto_mask_keeps_what_nothing_beats() -> None:
+    miou = [0.5, 0.6, 0.55, 0.4, 0.5, float("nan")]
+    latency = [10.0, 12.0, 11.0, 9.0, 11.0, 1.0]
+    assert pareto_mask(miou, latency) == [True, True, True, True, False, False]

@@ -12,7 +12,8 @@ enumeration. Parameter names are ``/`` paths that match the genotype's fields.
 One private module per section, in the order they build on each other: ``_errors``,
 ``_catalog`` (the knobs the language knows), ``_conditions`` (``when:``), ``_knobs``,
 ``_trials`` (the ``TrialLike`` adapters), ``_counting``, ``_space`` (``SearchSpace``),
-``_yaml`` (the bounded loader) and ``_validate`` (a file in, a space or every problem out).
+``_yaml`` (the bounded loader), ``_validate`` (a file in, a space or every problem out) and
+``_hash`` (the space's identity, for files that claim to come from it).
 """
 
 from nasfcn.space._catalog import (
@@ -35,6 +36,7 @@ from nasfcn.space._catalog import (
 from nasfcn.space._conditions import Clause, Condition, parse_condition
 from nasfcn.space._counting import size_text
 from nasfcn.space._errors import SpaceError, SpaceIssue
+from nasfcn.space._hash import SPACE_HASH_LENGTH, space_hash
 from nasfcn.space._knobs import Knob, TrialLike
 from nasfcn.space._space import SearchSpace
 from nasfcn.space._trials import RandomTrial
@@ -61,6 +63,7 @@ __all__ = [
     "MAX_SPACE_NODES",
     "MAX_STAGES",
     "SECTIONS",
+    "SPACE_HASH_LENGTH",
     "SPEC_FORMS",
     "SPEC_OPTIONS",
     "TOP_LEVEL_KEYS",
@@ -82,5 +85,6 @@ __all__ = [
     "parse_space",
     "shipped_spaces",
     "size_text",
+    "space_hash",
     "yaml_problem",
 ]

@@ -56,6 +56,7 @@ from nasfcn.store._queries import (
     trial_times_frame,
 )
 from nasfcn.store._schema import FINISHED_STATUSES, RESULT_STATUSES, SEARCH_STATUSES, TRIAL_STATUSES
+from nasfcn.store._tables import table_epochs_frame, table_facts, table_runs_frame
 from nasfcn.store._url import DEFAULT_URL, ENV_VAR, DatabaseURLError, mask_text, mask_url, resolve_url
 from nasfcn.store._writes import (
     SearchExistsError,
@@ -145,6 +146,9 @@ __all__ = [
     "set_search_status",
     "software_versions",
     "spread_recipe",
+    "table_epochs_frame",
+    "table_facts",
+    "table_runs_frame",
     "trial_record",
     "trial_search",
     "trial_times_frame",

@@ -1,0 +1,141 @@
+"""``nasfcn tabulate export`` and ``nasfcn tabulate report``: a finished table as a file, and what it shows.
+
+Plain click commands; the ``tabulate`` group (``_tabulate``) attaches them. A refused input
+(unknown table, unfinished runs, a tampered file) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.table import Table as RichTable
+
+from nasfcn.cli._console import EXIT_BAD_INPUT, console, err_console
+from nasfcn.errors import NasfcnError
+
+if TYPE_CHECKING:
+    from nasfcn.table import Table, TableReport
+
+_DB_HELP = "SQLAlchemy URL of the results database (default sqlite:///nasfcn.db)."
+
+
+@click.command("export")
+@click.argument("name")
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False), help="The .parquet file to write."
+)
+@click.option("--db", envvar="NASFCN_DB", default=None, help=_DB_HELP)
+def export_command(name: str, out: str, db: str | None) -> None:
+    """Write the finished table NAME to one Parquet file (rows, costs, genotypes, metadata).
+
+    Example: nasfcn tabulate export fcn_bench_shapes --out fcn_bench_shapes.parquet
+    """
+    from nasfcn.store import mask_text, open_store
+    from nasfcn.table import export_table, load
+
+    try:
+        store = open_store(db, create=False)
+        path = export_table(store, name, out)
+        table = load(path)
+    except NasfcnError as err:
+        raise _refuse(mask_text(str(err))) from None
+    size = path.stat().st_size
+    console.print(
+        f"{path}: {len(table.archs())} architectures x {len(table.seeds)} seeds x {table.epochs} epochs, "
+        f"{size / 1024:.0f} KiB; load it with nasfcn.table.load({str(path)!r})",
+        markup=False,
+    )
+
+
+@click.command("report")
+@click.argument("target")
+@click.option("--db", envvar="NASFCN_DB", default=None, help=_DB_HELP)
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="HTML file to write.")
+def report_command(target: str, db: str | None, out: str | None) -> None:
+    """Show what a table says: variance between architectures vs seeds, knob effects, fidelity, Pareto front.
+
+    TARGET is a table's name in the database or a .parquet file written by `tabulate export`.
+
+    Example: nasfcn tabulate report fcn_bench_shapes.parquet --out report.html
+    """
+    from nasfcn.store import mask_text
+    from nasfcn.table import render_html, table_report
+
+    try:
+        table = _open(target, db)
+        report = table_report(table)
+    except NasfcnError as err:
+        raise _refuse(mask_text(str(err))) from None
+    _print(report, table)
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(report, table), encoding="utf-8")
+        console.print(f"report: {path}", markup=False)
+
+
+def _open(target: str, db: str | None) -> Table:
+    from nasfcn.store import open_store
+    from nasfcn.table import Table, load, table_from_store
+
+    if target.endswith(".parquet") or Path(target).is_file():
+        return load(target)
+    store = open_store(db, create=False)
+    return Table.from_arrow(table_from_store(store, target), f"table {target}")
+
+
+def _print(report: TableReport, table: Table) -> None:
+    icc = report.icc
+    facts = table.facts
+    console.print(
+        f"[bold]{facts.get('name')}[/bold]: space {facts.get('space_name')}, dataset {facts.get('dataset')}, "
+        f"{len(report.archs)} architectures x {len(table.seeds)} seeds x {table.epochs} epochs, "
+        f"{report.failed_runs} failed runs",
+        highlight=False,
+    )
+    means = [m for m in report.means if not math.isnan(m)]
+    if means:
+        console.print(
+            f"mean final val mIoU per architecture: min {min(means):.3f}, median "
+            f"{sorted(means)[len(means) // 2]:.3f}, max {max(means):.3f}",
+            highlight=False,
+        )
+    console.print(
+        f"ICC(1) (share of variance between architectures): {_f(icc.icc)} "
+        f"[95% CI {_f(icc.ci_low)}, {_f(icc.ci_high)}]",
+        highlight=False,
+        markup=False,
+    )
+    effects = RichTable(title="main effects (mean final val mIoU over architectures, 95% CI)")
+    for column in ("knob", "value", "archs", "mean", "95% CI", "vs best: Holm p"):
+        effects.add_column(column)
+    for effect in report.effects:
+        best = max(effect.levels, key=lambda level: effect.levels[level].mean)
+        for level, summary in effect.levels.items():
+            pair = next((p for p in effect.pairs if {p.a, p.b} == {best, level} and level != best), None)
+            effects.add_row(
+                effect.knob,
+                level,
+                str(summary.n),
+                _f(summary.mean),
+                f"[{_f(summary.ci_low)}, {_f(summary.ci_high)}]",
+                "best" if level == best else _f(pair.p_adjusted if pair else math.nan),
+            )
+    console.print(effects)
+    rhos = ", ".join(f"{k}: {_f(rho, 2)}" for k, rho in enumerate(report.fidelity, start=1))
+    console.print(f"fidelity (Spearman of epoch-k means vs final): {rhos}", highlight=False, markup=False)
+    front = [a for a, on in zip(report.archs, report.pareto, strict=True) if on]
+    console.print(f"Pareto front (mIoU up, latency down): {', '.join(front)}", highlight=False, markup=False)
+
+
+def _refuse(message: str) -> click.exceptions.Exit:
+    """One line on stderr, exit 2 (``typer.Exit`` is not click's: a plain click command needs click's)."""
+    err_console.print(message, markup=False, highlight=False)
+    return click.exceptions.Exit(EXIT_BAD_INPUT)
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
