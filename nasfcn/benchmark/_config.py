@@ -24,6 +24,10 @@ class BenchmarkError(NasfcnError, ValueError):
     """A benchmark option or architecture spec is invalid; the message says how to fix it."""
 
 
+#: The search-row kinds a benchmark runs as, and the command that runs (and resumes) each.
+COMMANDS = {"benchmark": "nasfcn benchmark", "table": "nasfcn tabulate"}
+KINDS = tuple(COMMANDS)
+
 #: On --resume: what a benchmark keeps (its plan and how each run trains) and what may change.
 BENCHMARK_RESUME = ResumeRule(
     kept=(
@@ -80,6 +84,7 @@ class BenchmarkConfig:
     cache: bool = True  # reuse identical finished runs (same network, data, recipe and seed)
     device: str = "auto"
     quiet: bool = False
+    kind: str = "benchmark"  # the search row's kind: "table" for nasfcn tabulate (every arch of a space)
     # On --resume: the fields the caller set; None: those that differ from these defaults
     # (archs: when not empty). Not stored. See nasfcn.search._resume.
     explicit: frozenset[str] | None = None
@@ -92,7 +97,8 @@ class BenchmarkConfig:
         problems = check_explicit(self)
         if problem := name_problem(self.name):
             problems.append(problem)
-        if not self.archs and not self.resume:  # a resume runs the stored architectures
+        # A resume runs the stored architectures; a table's come from its space (tabulate).
+        if not self.archs and not self.resume and self.kind == "benchmark":
             problems.append("--archs names no architecture (e.g. ref:fcn8s,search:demo:top3)")
         if not self.datasets:
             problems.append("--data names no dataset")
@@ -106,6 +112,8 @@ class BenchmarkConfig:
             problems.append(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if self.kind not in KINDS:
+            problems.append(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         raise_problems(problems, "invalid benchmark options:\n  ", BenchmarkError, separator="\n  ")
 
     def default_concurrency(self) -> int:

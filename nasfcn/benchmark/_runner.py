@@ -15,8 +15,14 @@ from typing import Any
 
 from rich.console import Console
 
-from nasfcn.benchmark._archs import BenchArch, resolve_archs
-from nasfcn.benchmark._config import BENCHMARK_RESUME, BenchmarkConfig, BenchmarkError, BenchmarkSummary
+from nasfcn.benchmark._archs import BenchArch, resolve_archs, space_file, space_source
+from nasfcn.benchmark._config import (
+    BENCHMARK_RESUME,
+    COMMANDS,
+    BenchmarkConfig,
+    BenchmarkError,
+    BenchmarkSummary,
+)
 from nasfcn.data import DataConfig, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.results import benchmark_results
@@ -33,6 +39,7 @@ from nasfcn.search._lease import register_under_lease
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._searcher import PlannedRun, PlanSearch
 from nasfcn.search._trainable import TrialSettings
+from nasfcn.space import load_space
 from nasfcn.store import (
     Store,
     benchmark_runs_frame,
@@ -78,6 +85,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
     class_names = {spec: list(bundle.class_names) for spec, bundle in bundles.items()}
     recipe = replace(config.recipe, epochs=config.epochs, seed=0)
     recipe_dict = recipe.to_dict()
+    space_name, space_yaml = _space_row(config) if not config.resume else (None, None)
     sid = register_under_lease(  # one live driver per benchmark, as for searches
         held,
         store,
@@ -87,8 +95,11 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
             store,
             config.name,
             ",".join(config.datasets),
+            space_name=space_name,
+            space_yaml=space_yaml,
             config={
                 **config.as_dict(),
+                **_space_fields(config),
                 "plan_archs": [
                     {"label": a.label, "genotype": a.genotype.to_json(), "reference": a.reference}
                     for a in archs
@@ -96,7 +107,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
                 "class_names": class_names,
             },
             recipe=recipe_dict,
-            kind="benchmark",
+            kind=config.kind,
             resume=config.resume,
         ),
     )
@@ -108,7 +119,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
     with log_to_file(folder / "benchmark.log"):
         total = len(archs) * len(config.datasets) * config.seeds
         console.print(
-            f"[bold]benchmark {config.name}[/bold]: {len(archs)} architectures x {len(config.datasets)} "
+            f"[bold]{config.kind} {config.name}[/bold]: {len(archs)} architectures x {len(config.datasets)} "
             f"datasets x {config.seeds} seeds = {total} runs of {config.epochs} epochs; "
             f"{len(finished)} finished before, {len(plan)} to run"
         )
@@ -117,7 +128,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
         if changes:
             console.print(f"changed for this and later resumes: {', '.join(changes)}", markup=False)
         was_interrupted = False
-        with settled_on_error(store, sid, f"nasfcn benchmark --resume --name {config.name}"):
+        with settled_on_error(store, sid, f"{COMMANDS[config.kind]} --resume --name {config.name}"):
             if plan:
                 start_ray(config.ray_address, folder)
                 lookup = _lookup(store) if config.cache else None
@@ -150,6 +161,7 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
                         epochs=config.epochs,
                         finished_before=len(finished),
                         datasets=shippable(bundles),
+                        noun="runs",
                     ),
                     console,
                 )
@@ -179,6 +191,24 @@ def _plan(archs: list[BenchArch], config: BenchmarkConfig, finished: list[dict])
     ]
 
 
+def _space_row(config: BenchmarkConfig) -> tuple[str | None, str | None]:
+    """The space's name and YAML for the search row when the benchmark trains one space (a table)."""
+    source = space_source(config.archs)
+    if source is None:
+        return None, None
+    space = load_space(space_file(source.space))
+    return space.name, space.text
+
+
+def _space_fields(config: BenchmarkConfig) -> dict[str, Any]:
+    """A table's config also says which space it trains and how it was sampled (from the stored
+    ``archs`` on a resume, so every resume records the same)."""
+    source = space_source(config.archs)
+    if source is None:
+        return {}
+    return {"space": source.space, "sample": source.sample, "sample_seed": source.seed}
+
+
 def _lookup(store: Store):
     def lookup(genotype: Genotype, data: str, recipe: dict) -> dict | None:
         found = reusable_result(store, genotype, data, recipe)
@@ -199,13 +229,13 @@ def _resumed(
     config, the stored architectures and the changed settings.
     """
     stored = get_search(store, config.name)
-    if stored is None or stored["kind"] != "benchmark":
-        raise BenchmarkError(f"--resume: no benchmark named {config.name!r} in {store.masked_url}")
+    if stored is None or stored["kind"] != config.kind:
+        raise BenchmarkError(f"--resume: no {config.kind} named {config.name!r} in {store.masked_url}")
     saved = stored["config"]
     normalize = {"datasets": lambda specs: tuple(absolute_spec(d) for d in specs)}
     merged = merge_stored(config, saved, BENCHMARK_RESUME, given_fields(config), normalize)
     if merged.conflicts:
-        raise BenchmarkError(conflict_message(merged.conflicts, "benchmark"))
+        raise BenchmarkError(conflict_message(merged.conflicts, config.kind))
     archs = [
         BenchArch(entry["label"], Genotype.from_json(entry["genotype"]), entry.get("reference"))
         for entry in saved.get("plan_archs", [])

@@ -23,6 +23,7 @@ from nasfcn.cli._db import db_app, trials
 from nasfcn.cli._leaderboard import leaderboard, serve
 from nasfcn.cli._search import search
 from nasfcn.cli._spaces import spaces_app
+from nasfcn.cli._tabulate import tabulate_app
 from nasfcn.cli._train import train
 from nasfcn.errors import NasfcnError
 
@@ -56,6 +57,7 @@ app = typer.Typer(
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(db_app, name="db")
 app.add_typer(benchmark_app, name="benchmark")
+app.add_typer(tabulate_app, name="tabulate")
 app.command("train")(train)
 app.command("search")(search)
 app.command("trials")(trials)

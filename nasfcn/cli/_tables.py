@@ -1,6 +1,6 @@
 """``nasfcn tabulate export`` and ``nasfcn tabulate report``: a finished table as a file, and what it shows.
 
-Plain click commands; the ``tabulate`` group (``_tabulate``) attaches them. A refused input
+Commands of the ``tabulate`` group (``_tabulate`` registers them). A refused input
 (unknown table, unfinished runs, a tampered file) is one line on stderr and exit code 2.
 """
 
@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-import click
+import typer
 from rich.table import Table as RichTable
 
-from nasfcn.cli._console import EXIT_BAD_INPUT, console, err_console
+from nasfcn.cli._console import console, fail
+from nasfcn.cli._options import DbOption
 from nasfcn.errors import NasfcnError
 
 if TYPE_CHECKING:
     from nasfcn.table import Table, TableReport
 
-_DB_HELP = "SQLAlchemy URL of the results database (default sqlite:///nasfcn.db)."
 
-
-@click.command("export")
-@click.argument("name")
-@click.option(
-    "--out", "out", required=True, type=click.Path(dir_okay=False), help="The .parquet file to write."
-)
-@click.option("--db", envvar="NASFCN_DB", default=None, help=_DB_HELP)
-def export_command(name: str, out: str, db: str | None) -> None:
+def export_command(
+    name: Annotated[str, typer.Argument(help="The table's name (nasfcn tabulate --name).")],
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="The .parquet file to write.")],
+    db: DbOption = None,
+) -> None:
     """Write the finished table NAME to one Parquet file (rows, costs, genotypes, metadata).
 
     Example: nasfcn tabulate export fcn_bench_shapes --out fcn_bench_shapes.parquet
@@ -41,7 +38,7 @@ def export_command(name: str, out: str, db: str | None) -> None:
         path = export_table(store, name, out)
         table = load(path)
     except NasfcnError as err:
-        raise _refuse(mask_text(str(err))) from None
+        raise fail(mask_text(str(err))) from None
     size = path.stat().st_size
     console.print(
         f"{path}: {len(table.archs())} architectures x {len(table.seeds)} seeds x {table.epochs} epochs, "
@@ -50,11 +47,11 @@ def export_command(name: str, out: str, db: str | None) -> None:
     )
 
 
-@click.command("report")
-@click.argument("target")
-@click.option("--db", envvar="NASFCN_DB", default=None, help=_DB_HELP)
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="HTML file to write.")
-def report_command(target: str, db: str | None, out: str | None) -> None:
+def report_command(
+    target: Annotated[str, typer.Argument(help="A table's name in the database, or a .parquet file.")],
+    db: DbOption = None,
+    out: Annotated[Path | None, typer.Option("--out", dir_okay=False, help="HTML file to write.")] = None,
+) -> None:
     """Show what a table says: variance between architectures vs seeds, knob effects, fidelity, Pareto front.
 
     TARGET is a table's name in the database or a .parquet file written by `tabulate export`.
@@ -68,10 +65,10 @@ def report_command(target: str, db: str | None, out: str | None) -> None:
         table = _open(target, db)
         report = table_report(table)
     except NasfcnError as err:
-        raise _refuse(mask_text(str(err))) from None
+        raise fail(mask_text(str(err))) from None
     _print(report, table)
     if out is not None:
-        path = Path(out)
+        path = out
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(report, table), encoding="utf-8")
         console.print(f"report: {path}", markup=False)
@@ -129,12 +126,6 @@ def _print(report: TableReport, table: Table) -> None:
     console.print(f"fidelity (Spearman of epoch-k means vs final): {rhos}", highlight=False, markup=False)
     front = [a for a, on in zip(report.archs, report.pareto, strict=True) if on]
     console.print(f"Pareto front (mIoU up, latency down): {', '.join(front)}", highlight=False, markup=False)
-
-
-def _refuse(message: str) -> click.exceptions.Exit:
-    """One line on stderr, exit 2 (``typer.Exit`` is not click's: a plain click command needs click's)."""
-    err_console.print(message, markup=False, highlight=False)
-    return click.exceptions.Exit(EXIT_BAD_INPUT)
 
 
 def _f(value: float, digits: int = 3) -> str:

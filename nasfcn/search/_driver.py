@@ -61,6 +61,7 @@ from nasfcn.store import (
 log = logging.getLogger("nasfcn.search")
 _RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
+_COMMANDS = {"table": "tabulate"}  # the command of each search-row kind, where it is another word
 _WATCHDOGS: list[Any] = []  # the local Ray's watchdog: its stdin closes when this process ends
 
 
@@ -257,7 +258,7 @@ def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[st
     if stored["kind"] != "search":
         raise SearchConfigError(
             f"--resume: {config.name!r} is a {stored['kind']}; "
-            f"continue it with nasfcn {stored['kind']} --resume"
+            f"continue it with nasfcn {_COMMANDS.get(stored['kind'], stored['kind'])} --resume"
         )
     given = given_fields(config)
     saved = {**stored["config"], "data": stored["dataset"]}
@@ -420,6 +421,7 @@ class TrialRun:
     # Generated datasets the driver already made, by spec: sent once through Ray's object
     # store instead of every worker generating them again. File datasets are read by workers.
     datasets: dict[str, Any] = field(default_factory=dict)
+    noun: str = "trials"  # what the live view counts: a search's trials, a benchmark's runs
 
 
 def run_trials(run: TrialRun, console: Console) -> bool:
@@ -429,7 +431,9 @@ def run_trials(run: TrialRun, console: Console) -> bool:
     trainable = tune.with_resources(
         tune.with_parameters(train_candidate, settings=run.settings, datasets=run.datasets), run.resources
     )
-    progress = Progress(requested=run.finished_before + run.num_samples, finished_before=run.finished_before)
+    progress = Progress(
+        requested=run.finished_before + run.num_samples, finished_before=run.finished_before, noun=run.noun
+    )
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
         recorder = StoreRecorder(
             run.store,

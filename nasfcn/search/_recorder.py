@@ -85,6 +85,7 @@ class Progress:
     best_number: int | None = None
     finished_before: int = 0  # a resumed search's earlier trials
     notice: str | None = None  # what the database is doing while a write waits for it
+    noun: str = "trials"  # what is counted: a search's trials, a benchmark's runs
 
     def offer(self, miou: float | None, arch_id: str, number: int) -> None:
         """Keep the best val mIoU seen so far, with the trial that reached it."""
@@ -102,7 +103,7 @@ class Progress:
         eta = elapsed / done * remaining if done else math.nan
         table = Table.grid(padding=(0, 2))
         table.add_row(
-            Text(f"trials {done + self.finished_before}/{self.requested}", style="bold"),
+            Text(f"{self.noun} {done + self.finished_before}/{self.requested}", style="bold"),
             f"running {len(self.running)}",
             f"completed {self.counts.get('completed', 0)}",
             f"stopped early {self.counts.get('stopped_early', 0)}",
@@ -118,7 +119,7 @@ class Progress:
         table.add_row(
             Text(f"best val mIoU {best}", style="green"),
             f"elapsed {_clock(elapsed)}",
-            f"remaining ~{_clock(eta)}" if math.isfinite(eta) else "remaining ?",
+            f"{remaining} left, ~{_clock(eta)}" if math.isfinite(eta) else f"{remaining} left, time ?",
         )
         if self.notice:
             table.add_row(Text(self.notice, style="yellow"))

@@ -305,3 +305,17 @@ def test_a_full_disk_under_the_storage_path_stops_the_search_cleanly(
     summary = run_search(replace(config, resume=True))
     assert summary.counts["completed"] == 4
     assert _statuses(config.db, "full")[0] == "completed"
+
+
+def test_the_live_view_of_a_resumed_run_counts_done_and_left_from_the_earlier_runs() -> None:
+    from rich.console import Console
+
+    from nasfcn.search._recorder import Progress
+
+    progress = Progress(requested=16, finished_before=6, noun="runs")
+    progress.counts = {"completed": 2}
+    console = Console(record=True, width=200)
+    console.print(progress.render())
+    text = console.export_text()
+    assert "runs 8/16" in text  # 6 before the resume, 2 since
+    assert "8 left, ~" in text  # an ETA from this session's 2 runs, for the 8 still to run
