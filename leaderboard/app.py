@@ -210,10 +210,14 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
     store = store if isinstance(store, Store) else Store(store)
     app = Dash(__name__, title="nasfcn leaderboard", update_title=None, serve_locally=True)
     app.layout = _layout(refresh_s)
+    _add_search_list(app, store)
+    _add_refresh(app, store)
+    _add_navigation(app, store)
+    return app
 
-    def board(search: str | None) -> Board | BenchmarkBoard:
-        store.check(create=False)  # an empty or outdated database says so instead of failing
-        return load_view(store, search)
+
+def _add_search_list(app: Dash, store: Store) -> None:
+    """The search menu: every search and benchmark; ``?search=NAME`` chooses one."""
 
     @app.callback(
         Output("search", "options"),
@@ -241,6 +245,9 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
             return options, no_update
         return options, names[0] if names else None
 
+
+def _add_refresh(app: Dash, store: Store) -> None:
+    """The board, redrawn on every tick and on every change of search, filter or comparison."""
     outputs = [
         Output("message", "children"),
         Output("summary", "children"),
@@ -272,62 +279,75 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
         if pathname and pathname != "/" and ctx.triggered_id == "tick":
             return (no_update,) * len(outputs)  # a detail page is open: leave the hidden board alone
         try:
-            loaded = board(search)
+            store.check(create=False)  # an empty or outdated database says so instead of failing
+            loaded = load_view(store, search)
         except StoreError as err:
             return _empty_outputs(str(err), len(FILTER_KNOBS))
         if isinstance(loaded, BenchmarkBoard):  # the search board's parts stay as they are, hidden
             summary = f"benchmark {loaded.status} · {loaded.summary()}"
             head = (loaded.message() or "", summary, _HIDDEN, _SHOWN, benchmark_page(loaded))
             return head + (no_update,) * (len(outputs) - len(head))
-        trials = loaded.trials
-        shown = filter_trials(trials, statuses, dict(zip(FILTER_KNOBS, knob_values, strict=True)))
-        shown_ids = set(shown["trial_id"])
-        curves = loaded.curves()
-        curves = curves[curves["trial_id"].isin(shown_ids)]
-        valid = [t for t in (compare or []) if t in set(loaded.scored["trial_id"])][:COMPARE_MAX]
-        chosen = valid or [int(t) for t in loaded.scored["trial_id"].head(COMPARE_DEFAULT)]
-        compare_options = [
-            {"label": f"#{r.number} {r.arch_id} (mIoU {r.best_miou:.3f})", "value": int(r.trial_id)}
-            for r in loaded.scored.itertuples()
-        ]
-        counts = trials["status"].value_counts()
-        summary = f"dataset {loaded.dataset} · search {loaded.status} · {len(trials)} trials: " + ", ".join(
-            f"{n} {STATUS_STYLE.get(str(s), (str(s), ''))[0]}" for s, n in counts.items()
-        )
-        levels = figures.reference_levels(trials)  # from every trial: a filter does not move the bar
-        compare_figures = (
-            figures.genotype_diff(trials, chosen),
-            figures.learning_curves(curves[curves["trial_id"].isin(chosen)]),
-            figures.per_class_bars(loaded.per_class, trials, loaded.class_names, chosen),
-            figures.cost_bars(trials, chosen),
-        )
-        figures_out = [
-            figures.pareto_figure(shown, costs=(cost or "latency_ms",), references=levels),
-            figures.learning_curves(curves, levels),
-            figures.best_so_far(shown),
-            figures.parallel_knobs(shown),
-            figures.knob_effects(shown),
-            figures.per_class_heatmap(loaded.per_class, shown, loaded.class_names),
-            *compare_figures,
-            figures.cross_search_figure(loaded.across, loaded.dataset),
-        ]
-        for figure in figures_out:  # a refresh keeps the reader's zoom and legend choices
-            figure.update_layout(uirevision=loaded.search)
-        rows = table_frame(shown)
-        return (
-            loaded.message() or "",
-            summary,
-            _SHOWN,
-            _HIDDEN,
-            [],
-            _table_columns(table_columns(rows)),
-            records(rows),
-            _options(trials["status"], lambda s: STATUS_STYLE.get(s, (s, ""))[0]),
-            *(_options(trials[knob].astype(str)) for knob in FILTER_KNOBS),
-            compare_options,
-            chosen if chosen != (compare or []) else no_update,
-            *figures_out,
-        )
+        knobs = dict(zip(FILTER_KNOBS, knob_values, strict=True))
+        return _search_outputs(loaded, statuses, knobs, cost, compare)
+
+
+def _search_outputs(
+    loaded: Board, statuses: list[str], knobs: dict[str, Any], cost: str | None, compare: list[int] | None
+) -> tuple:
+    """What a refresh draws for a search, in the order of ``_add_refresh``'s outputs."""
+    trials = loaded.trials
+    shown = filter_trials(trials, statuses, knobs)
+    shown_ids = set(shown["trial_id"])
+    curves = loaded.curves()
+    curves = curves[curves["trial_id"].isin(shown_ids)]
+    valid = [t for t in (compare or []) if t in set(loaded.scored["trial_id"])][:COMPARE_MAX]
+    chosen = valid or [int(t) for t in loaded.scored["trial_id"].head(COMPARE_DEFAULT)]
+    compare_options = [
+        {"label": f"#{r.number} {r.arch_id} (mIoU {r.best_miou:.3f})", "value": int(r.trial_id)}
+        for r in loaded.scored.itertuples()
+    ]
+    counts = trials["status"].value_counts()
+    summary = f"dataset {loaded.dataset} · search {loaded.status} · {len(trials)} trials: " + ", ".join(
+        f"{n} {STATUS_STYLE.get(str(s), (str(s), ''))[0]}" for s, n in counts.items()
+    )
+    levels = figures.reference_levels(trials)  # from every trial: a filter does not move the bar
+    compare_figures = (
+        figures.genotype_diff(trials, chosen),
+        figures.learning_curves(curves[curves["trial_id"].isin(chosen)]),
+        figures.per_class_bars(loaded.per_class, trials, loaded.class_names, chosen),
+        figures.cost_bars(trials, chosen),
+    )
+    figures_out = [
+        figures.pareto_figure(shown, costs=(cost or "latency_ms",), references=levels),
+        figures.learning_curves(curves, levels),
+        figures.best_so_far(shown),
+        figures.parallel_knobs(shown),
+        figures.knob_effects(shown),
+        figures.per_class_heatmap(loaded.per_class, shown, loaded.class_names),
+        *compare_figures,
+        figures.cross_search_figure(loaded.across, loaded.dataset),
+    ]
+    for figure in figures_out:  # a refresh keeps the reader's zoom and legend choices
+        figure.update_layout(uirevision=loaded.search)
+    rows = table_frame(shown)
+    return (
+        loaded.message() or "",
+        summary,
+        _SHOWN,
+        _HIDDEN,
+        [],
+        _table_columns(table_columns(rows)),
+        records(rows),
+        _options(trials["status"], lambda s: STATUS_STYLE.get(s, (s, ""))[0]),
+        *(_options(trials[knob].astype(str)) for knob in FILTER_KNOBS),
+        compare_options,
+        chosen if chosen != (compare or []) else no_update,
+        *figures_out,
+    )
+
+
+def _add_navigation(app: Dash, store: Store) -> None:
+    """Opening a trial (a table row or a Pareto point) and drawing the page its path names."""
 
     @app.callback(
         Output("url", "pathname"),
@@ -366,8 +386,6 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
         except StoreError as err:
             return _HIDDEN, _SHOWN, [dcc.Link("← back to the leaderboard", href="/"), html.P(str(err))]
         return _HIDDEN, _SHOWN, detail_page(loaded, trial_id, revision=str(trial_id))
-
-    return app
 
 
 def detail_page(board: Board, trial_id: int, revision: str | None = None) -> list:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nasfcn import catalogue
 from nasfcn.data import DatasetBundle
 from nasfcn.errors import NasfcnError, raise_problems
 from nasfcn.genotype import Genotype
@@ -33,12 +34,15 @@ from nasfcn.metrics import ConfusionMatrix, SegMetrics
 from nasfcn.model import build_model
 from nasfcn.registry import Registry
 
-#: name -> factory(parameters, recipe) -> optimizer
+#: name -> factory(parameters, recipe) -> optimizer; the names are ``catalogue.OPTIMIZERS``
 OPTIMIZERS: Registry[Callable[[Iterable[nn.Parameter], TrainRecipe], torch.optim.Optimizer]] = Registry(
-    "optimizer"
+    "optimizer", catalogue.OPTIMIZERS
 )
-#: name -> factor(progress in [0, 1], recipe) multiplying the base learning rate
-SCHEDULES: Registry[Callable[[float, TrainRecipe], float]] = Registry("learning-rate schedule")
+#: name -> factor(progress in [0, 1], recipe) multiplying the base learning rate;
+#: the names are ``catalogue.LR_SCHEDULES``
+SCHEDULES: Registry[Callable[[float, TrainRecipe], float]] = Registry(
+    "learning-rate schedule", catalogue.LR_SCHEDULES
+)
 
 CHECKPOINT_WEIGHTS = "best.safetensors"
 CHECKPOINT_INFO = "best.json"

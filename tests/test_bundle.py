@@ -366,11 +366,11 @@ def _meta_only(*args):
 
 @pytest.mark.parametrize("case", list(BOMBS), ids=list(BOMBS))
 def test_bombs_are_refused_before_anything_is_built(bundle: Path, case: str, monkeypatch) -> None:
-    import nasfcn.bundle
+    import nasfcn.bundle._load
 
     tamper, message = BOMBS[case]
     tamper(bundle)
-    monkeypatch.setattr(nasfcn.bundle, "build_model", _meta_only)  # the giant one would need 100 GB
+    monkeypatch.setattr(nasfcn.bundle._load, "build_model", _meta_only)  # the giant one would need 100 GB
     with pytest.raises(BundleError) as caught:
         load_bundle(bundle)
     assert message in str(caught.value)
@@ -410,15 +410,15 @@ def test_a_zip_whose_header_understates_a_member_is_not_read_past_it(bundle: Pat
 
 
 def test_a_bundle_is_read_within_a_total_limit(bundle: Path, tmp_path: Path, monkeypatch) -> None:
-    import nasfcn.bundle
+    import nasfcn.bundle._read
 
     packed = tmp_path / "packed.zip"
     write_zip(bundle, packed)
     total = sum(info.file_size for info in zipfile.ZipFile(packed).infolist())
-    monkeypatch.setattr(nasfcn.bundle, "MAX_BUNDLE_BYTES", total - 1)
+    monkeypatch.setattr(nasfcn.bundle._read, "MAX_BUNDLE_BYTES", total - 1)
     with pytest.raises(BundleError, match=f"expand to {total:,} bytes, more than the {total - 1:,}"):
         load_bundle(packed)
-    monkeypatch.setattr(nasfcn.bundle, "MAX_BUNDLE_BYTES", (bundle / WEIGHTS_FILE).stat().st_size)
+    monkeypatch.setattr(nasfcn.bundle._read, "MAX_BUNDLE_BYTES", (bundle / WEIGHTS_FILE).stat().st_size)
     with pytest.raises(BundleError, match="would take the bundle past the"):
         load_bundle(bundle)
 

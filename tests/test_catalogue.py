@@ -78,8 +78,8 @@ def test_a_model_registry_refuses_a_name_the_catalogue_lacks() -> None:
     assert "nearest" not in UPSAMPLERS
 
 
-def test_every_model_and_data_registry_is_bound_to_its_catalogue_kind() -> None:
-    from nasfcn import data, model
+def test_every_model_data_and_training_registry_is_bound_to_its_catalogue_kind() -> None:
+    from nasfcn import data, model, train
     from nasfcn.search._searcher import SAMPLERS
 
     for kind, registry in (
@@ -90,9 +90,21 @@ def test_every_model_and_data_registry_is_bound_to_its_catalogue_kind() -> None:
         ("activation", model.ACTIVATIONS),
         ("attention", model.ATTENTION),
         ("dataset", data.DATASETS),
+        ("optimizer", train.OPTIMIZERS),
+        ("schedule", train.SCHEDULES),
         ("strategy", SAMPLERS),
     ):
         assert registry.catalogue is catalogue.KINDS[kind], kind
+
+
+@pytest.mark.parametrize("kind", ["optimizer", "schedule"])
+def test_a_training_registry_refuses_a_name_the_catalogue_lacks(kind: str) -> None:
+    from nasfcn import train
+
+    registry = {"optimizer": train.OPTIMIZERS, "schedule": train.SCHEDULES}[kind]
+    with pytest.raises(ValueError, match=r"'lion' is not in nasfcn/catalogue\.py"):
+        registry.add("lion", registry.get(registry.names()[0]))
+    assert "lion" not in registry
 
 
 def test_an_unknown_name_lists_the_valid_ones() -> None:

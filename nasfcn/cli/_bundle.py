@@ -16,6 +16,7 @@ from nasfcn.cli._train import advance, epoch_progress
 
 if TYPE_CHECKING:
     from nasfcn.export import ExportResult
+    from nasfcn.finetune import FinetuneResult
     from nasfcn.train import EpochResult
 
 _NEW_DATA_HELP = f"New data: {DATA_SPECS}."
@@ -174,6 +175,11 @@ def finetune(
         raise fail(f"training diverged: {err}", code=1) from None
     except ValueError as err:  # also a device this machine does not have
         raise fail(str(err)) from None
+    _print_finetuned(result, exported, data)
+
+
+def _print_finetuned(result: FinetuneResult, exported: ExportResult, data: str) -> None:
+    """Val metrics before and after each stage, the replaced layers and where the bundle is."""
     table = Table(title=f"fine-tuning {result.model.genotype.arch_id} on {data} ({result.device})")
     for column in ("stage", "epochs", "lr", "trainable params", "val mIoU", "pixel accuracy"):
         table.add_column(column, justify="left" if column == "stage" else "right")

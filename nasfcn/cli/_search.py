@@ -27,6 +27,8 @@ _STRATEGY_HELP = f"{one_of(STRATEGIES.names())}."
 _SCHEDULER_HELP = f"{one_of(SCHEDULERS.get(name).label for name in SCHEDULERS)}."
 
 
+# long: the signature is the command's option table (one typed option a line, as Typer reads it)
+# and the body passes each option to its SearchConfig field; split, both would be read twice.
 def search(
     ctx: typer.Context,
     space: Annotated[Path, typer.Option(help="Search space YAML.")] = Path("search_spaces/fcn_tiny.yaml"),

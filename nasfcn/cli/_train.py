@@ -26,7 +26,7 @@ from nasfcn.cli._spaces import load
 from nasfcn.genotype import Genotype
 
 if TYPE_CHECKING:
-    from nasfcn.train import EpochResult
+    from nasfcn.train import EpochResult, TrainResult
 
 _OPTIMIZER_HELP = f"{one_of(OPTIMIZERS.names())}."
 _SCHEDULE_HELP = f"{one_of(LR_SCHEDULES.names())}."
@@ -103,7 +103,11 @@ def train(
             result = fit(chosen, bundle, recipe, device=device, out_dir=out, progress=show)
         except TrainingDiverged as err:
             raise fail(f"training diverged: {err}", code=1) from None
+    _print_result(result, out)
 
+
+def _print_result(result: TrainResult, out: Path) -> None:
+    """The best epoch's per-class IoU table, its other metrics and where the checkpoint is."""
     table = Table(title=f"best epoch {result.best_epoch} of {len(result.history)} on {result.device}")
     table.add_column("class")
     table.add_column("IoU", justify="right")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nasfcn.bundle import ONNX_FILE, TORCHSCRIPT_FILE, FinetuneRecipe, Preprocess
+from nasfcn.genotype import Genotype
 from nasfcn.model import FCN
 
 
@@ -15,8 +16,17 @@ def model_card(
     model: FCN, preprocess: Preprocess, metrics: Mapping[str, Any], recipe: FinetuneRecipe, out: Path
 ) -> str:
     """README.md: the architecture in words, metrics, how to load, predict and fine-tune."""
-    # Over 80 lines on purpose: it is one document, read top to bottom like the card it writes.
-    genotype = model.genotype
+    lines = [
+        *_summary(model.genotype, preprocess, metrics),
+        *_results(metrics),
+        *_input(preprocess),
+        *_usage(out.name, recipe),
+    ]
+    return "\n".join(lines)
+
+
+def _summary(genotype: Genotype, preprocess: Preprocess, metrics: Mapping[str, Any]) -> list[str]:
+    """The title and one line each: the data trained on, val metrics, cost, checked exports."""
     val = metrics.get("val", {})
     cost = metrics.get("cost", {})
     source = metrics.get("source", {})
@@ -50,7 +60,13 @@ def model_card(
             )
             + "."
         )
-    per_class = val.get("per_class_iou") or {}
+    return lines
+
+
+def _results(metrics: Mapping[str, Any]) -> list[str]:
+    """Per-class val IoU, and the val mIoU after each fine-tuning stage (for a fine-tuned bundle)."""
+    lines: list[str] = []
+    per_class = metrics.get("val", {}).get("per_class_iou") or {}
     if per_class:
         lines += ["", "| class | val IoU |", "|---|---|"]
         lines += [f"| {name} | {_fmt(iou)} |" for name, iou in per_class.items()]
@@ -62,8 +78,13 @@ def model_card(
             f"- {s['name']}: {s['epochs']} epochs at lr {s['lr']:g}, mIoU {_fmt(s['val'].get('miou'))}"
             for s in finetune["stages"]
         ]
-    name = out.name
-    lines += [
+    return lines
+
+
+def _input(preprocess: Preprocess) -> list[str]:
+    """What the bundle holds and what the network takes and gives."""
+    height, width = preprocess.image_size
+    return [
         "",
         "## Files",
         "",
@@ -78,6 +99,12 @@ def model_card(
         f"{list(preprocess.mean)} and std {list(preprocess.std)}; N x {preprocess.in_channels} x H x W "
         f"float32, any H and W (trained at {height}x{width}). Output: logits N x "
         f"{preprocess.num_classes} x H x W; the class is the argmax.",
+    ]
+
+
+def _usage(name: str, recipe: FinetuneRecipe) -> list[str]:
+    """How to load (PyTorch, ONNX Runtime, TorchScript), predict and fine-tune the bundle ``name``."""
+    return [
         "",
         "## Load",
         "",
@@ -119,7 +146,6 @@ def model_card(
         *(f"| {stage} | {s.epochs} | {s.lr:g} |" for stage, s in recipe.stages()),
         "",
     ]
-    return "\n".join(lines)
 
 
 def _formats(export: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

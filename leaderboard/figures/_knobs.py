@@ -1,0 +1,100 @@
+"""Which architecture knobs win: parallel coordinates and per-knob distributions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from leaderboard.figures._base import (
+    KNOBS,
+    PALETTE,
+    TEMPLATE,
+    esc,
+    message_figure,
+)
+
+
+def _categories(values: pd.Series) -> list:
+    """A knob's values in natural order: numbers numerically, text alphabetically."""
+    unique = values.dropna().unique().tolist()
+    return sorted(
+        unique, key=lambda v: (0, v, "") if isinstance(v, (int, float, np.number)) else (1, 0, str(v))
+    )
+
+
+def parallel_knobs(trials: pd.DataFrame) -> go.Figure:
+    """One line per trial across its knobs, coloured by val mIoU: which combinations win."""
+    title = "Architecture knobs, coloured by val mIoU"
+    scored = trials[trials["best_miou"].notna()]
+    if scored.empty:
+        return message_figure(title, "No trial has a validation mIoU yet.")
+    dimensions = []
+    for knob, label in KNOBS.items():
+        categories = _categories(scored[knob])
+        codes = scored[knob].map({v: i for i, v in enumerate(categories)})
+        dimensions.append(
+            {
+                "label": label,
+                "values": codes.to_numpy(dtype=float),
+                "tickvals": list(range(len(categories))),
+                "ticktext": [esc(v) for v in categories],
+                "range": [-0.25, max(len(categories) - 1, 0) + 0.25],
+            }
+        )
+    dimensions.append({"label": "val mIoU", "values": scored["best_miou"].to_numpy(dtype=float)})
+    figure = go.Figure(
+        go.Parcoords(
+            line={
+                "color": scored["best_miou"].to_numpy(dtype=float),
+                "colorscale": "Viridis",
+                "showscale": True,
+                "colorbar": {"title": {"text": "mIoU"}},
+            },
+            dimensions=dimensions,
+        )
+    )
+    figure.update_layout(title=title, template=TEMPLATE, height=440, margin={"l": 60, "r": 60, "t": 90})
+    return figure
+
+
+def knob_effects(trials: pd.DataFrame, knobs: Sequence[str] = tuple(KNOBS)) -> go.Figure:
+    """Val mIoU distribution per value of each knob, values ordered by median (best first)."""
+    title = "Per-knob effect on val mIoU"
+    scored = trials[trials["best_miou"].notna()]
+    if scored.empty:
+        return message_figure(title, "No trial has a validation mIoU yet.")
+    cols = 3
+    rows = (len(knobs) + cols - 1) // cols
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=[KNOBS.get(k, k) for k in knobs])
+    for i, knob in enumerate(knobs):
+        text = scored[knob].astype(str)
+        order = scored.groupby(text)["best_miou"].median().sort_values(ascending=False).index.tolist()
+        figure.add_trace(
+            go.Box(
+                x=[esc(v) for v in text],
+                y=scored["best_miou"],
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                name=KNOBS.get(knob, knob),
+                marker={"color": PALETTE[i % len(PALETTE)], "size": 5},
+                customdata=scored["trial_id"].to_numpy(),
+                meta={"knob": knob, "order": order},
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+        figure.update_xaxes(
+            type="category",
+            categoryorder="array",
+            categoryarray=[esc(v) for v in order],
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    figure.update_yaxes(title_text="val mIoU", col=1)
+    figure.update_layout(title=title, template=TEMPLATE, height=320 * rows, showlegend=False)
+    return figure

@@ -1,0 +1,127 @@
+"""How a search progresses: learning curves per trial and the best result so far."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from leaderboard.figures._base import (
+    FRONT_COLOR,
+    TEMPLATE,
+    add_reference_lines,
+    candidate_label,
+    message_figure,
+)
+from leaderboard.table import status_color
+
+
+def learning_curves(epochs: pd.DataFrame, references: Mapping[str, float] | None = None) -> go.Figure:
+    """Val mIoU per epoch per trial; trials ASHA stopped are dotted and end in a cross.
+
+    ``references`` (name -> val mIoU, see ``reference_levels``) are drawn as dashed lines.
+    """
+    title = "Learning curves: val mIoU per epoch"
+    curves = epochs[epochs["val_miou"].notna()]
+    if curves.empty:
+        return message_figure(title, "No epoch has been evaluated yet.")
+    figure = go.Figure()
+    for (_, number, arch_id, status), group in curves.groupby(
+        ["trial_id", "number", "arch_id", "status"], sort=True
+    ):
+        group = group.sort_values("epoch")
+        stopped = status == "stopped_early"
+        symbols = ["circle"] * len(group)
+        if stopped:
+            symbols[-1] = "x"
+        name = candidate_label(number, arch_id)
+        if stopped:
+            name += f" (stopped at epoch {int(group['epoch'].iloc[-1])})"
+        figure.add_trace(
+            go.Scatter(
+                x=group["epoch"],
+                y=group["val_miou"],
+                mode="lines+markers",
+                name=name,
+                line={
+                    "color": status_color(str(status)),
+                    "dash": "dot" if stopped else "solid",
+                    "width": 1.5,
+                },
+                marker={"symbol": symbols, "size": [6] * (len(group) - 1) + [12 if stopped else 6]},
+                customdata=group["trial_id"].to_numpy(),
+                text=[name] * len(group),
+                hovertemplate="%{text}<br>epoch %{x}: val mIoU %{y:.3f}<extra></extra>",
+                meta={"status": str(status), "stopped": bool(stopped)},
+            )
+        )
+    figure.update_layout(
+        title=title,
+        template=TEMPLATE,
+        xaxis={"title": {"text": "epoch"}, "dtick": 1},
+        yaxis={"title": {"text": "val mIoU"}},
+        height=440,
+    )
+    return add_reference_lines(figure, references or {})
+
+
+def best_so_far(trials: pd.DataFrame) -> go.Figure:
+    """The best val mIoU found so far, against trials run and against wall time."""
+    title = "Best so far"
+    scored = trials[trials["best_miou"].notna()]
+    if scored.empty:
+        return message_figure(title, "No trial has a validation mIoU yet.")
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("against trials run", "against wall time"))
+    by_number = trials.sort_values("number")
+    runs = np.arange(1, len(by_number) + 1)
+    figure.add_trace(
+        go.Scatter(
+            x=runs,
+            y=by_number["best_miou"],
+            mode="markers",
+            name="trial result",
+            marker={"color": "#999999", "size": 6},
+            customdata=by_number["trial_id"].to_numpy(),
+            meta={"role": "trials"},
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=runs,
+            y=by_number["best_miou"].cummax().ffill(),
+            mode="lines",
+            name="best so far",
+            line={"shape": "hv", "color": FRONT_COLOR, "width": 3},
+            meta={"role": "best_by_count"},
+        ),
+        row=1,
+        col=1,
+    )
+    if "finished_at" in trials and trials["finished_at"].notna().any():
+        timed = trials[trials["finished_at"].notna()].sort_values("finished_at")
+        start = (
+            trials["started_at"].min() if trials["started_at"].notna().any() else timed["finished_at"].min()
+        )
+        minutes = (timed["finished_at"] - start).dt.total_seconds() / 60.0
+        figure.add_trace(
+            go.Scatter(
+                x=minutes,
+                y=timed["best_miou"].cummax().ffill(),
+                mode="lines+markers",
+                name="best so far (time)",
+                line={"shape": "hv", "color": "#1b9e77", "width": 3},
+                meta={"role": "best_by_time"},
+            ),
+            row=1,
+            col=2,
+        )
+    figure.update_xaxes(title_text="trials run", row=1, col=1)
+    figure.update_xaxes(title_text="minutes since the first trial started", row=1, col=2)
+    figure.update_yaxes(title_text="val mIoU", row=1, col=1)
+    figure.update_layout(title=title, template=TEMPLATE, height=400, showlegend=False)
+    return figure
