@@ -44,6 +44,8 @@ TABULATE_FIELDS = {
 _SOURCE_OPTIONS = ("space", "sample", "sample_seed")
 
 
+# long: the signature is the command's option table (one typed option a line, as Typer reads it)
+# and the body passes each option to its BenchmarkConfig field; split, both would be read twice.
 @tabulate_app.callback()
 def tabulate(
     ctx: typer.Context,
