@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -181,3 +182,60 @@ def own_postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.remove()
+
+
+HOW_TO = (
+    "PostgreSQL tests need a server: `apt-get install postgresql` (a throwaway cluster is "
+    "then started automatically), or set NASFCN_TEST_POSTGRES_URL=postgresql+psycopg://..."
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL server's maintenance database, shared by the session's tests.
+
+    From ``NASFCN_TEST_POSTGRES_URL`` (``.ci/run`` starts a throwaway cluster and sets it) or,
+    when Debian's ``postgresql`` is installed, a throwaway cluster started here. In CI a
+    missing PostgreSQL fails; elsewhere those tests skip.
+    """
+    url = os.environ.get("NASFCN_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if (PG_BIN / "initdb").exists():
+        cluster = PostgresCluster()
+        try:
+            cluster.start()
+            yield cluster.url
+        finally:
+            cluster.remove()
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CI must test PostgreSQL for real, but no server is available. " + HOW_TO)
+    pytest.skip(HOW_TO)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the server, dropped after the test."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"nasfcn_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -128,8 +128,9 @@ def write_tabulation(store: Store, name: str = "t8", kind: str = "table", finish
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(f"sqlite:///{tmp_path / 'tables.db'}")
+def store(db_url: str, store_tracker: list) -> Store:
+    """The table's database: every test that reads one runs on SQLite and on PostgreSQL."""
+    return open_store(db_url)
 
 
 @pytest.fixture
