@@ -21,7 +21,7 @@ from nasfcn.cli._bundle import export, finetune, predict
 from nasfcn.cli._console import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, console, err_console, fail
 from nasfcn.cli._db import db_app, trials
 from nasfcn.cli._leaderboard import leaderboard, serve
-from nasfcn.cli._search import search
+from nasfcn.cli._search import SearchCommand, search
 from nasfcn.cli._spaces import spaces_app
 from nasfcn.cli._train import train
 from nasfcn.errors import NasfcnError
@@ -57,7 +57,7 @@ app.add_typer(spaces_app, name="spaces")
 app.add_typer(db_app, name="db")
 app.add_typer(benchmark_app, name="benchmark")
 app.command("train")(train)
-app.command("search")(search)
+app.command("search", cls=SearchCommand)(search)
 app.command("trials")(trials)
 app.command("leaderboard")(leaderboard)
 app.command("serve")(serve)
