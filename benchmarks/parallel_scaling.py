@@ -31,7 +31,7 @@ import platform
 import tempfile
 import time
 
-from nasfcn.search import SearchConfig, run_search
+from nasfcn.search import Execution, SearchConfig, run_search
 from nasfcn.store import epochs_frame, open_store, trial_times_frame
 from nasfcn.train import TrainRecipe
 
@@ -53,13 +53,15 @@ def run(folder: str, concurrency: int, args) -> tuple[float, float, int, float, 
         strategy=strategy,
         seed=0,
         scheduler="fifo",
-        db=db,
-        storage_path=os.path.join(folder, f"runs-{concurrency}"),
+        execution=Execution(
+            db=db,
+            storage_path=os.path.join(folder, f"runs-{concurrency}"),
+            cpus_per_trial=1,
+            concurrency=concurrency,
+            cache=False,
+            quiet=True,
+        ),
         train_samples=args.train_samples,
-        cpus_per_trial=1,
-        concurrency=concurrency,
-        cache=False,
-        quiet=True,
         recipe=TrainRecipe(epochs=args.epochs, batch_size=16, lr=3e-3),
     )
     started = time.perf_counter()

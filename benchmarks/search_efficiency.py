@@ -35,7 +35,7 @@ import tempfile
 
 import pandas as pd
 
-from nasfcn.search import SearchConfig, run_search
+from nasfcn.search import Execution, SearchConfig, run_search
 from nasfcn.store import Store, epochs_frame, get_search, open_store, trial_times_frame
 from nasfcn.train import TrainRecipe
 
@@ -84,17 +84,19 @@ def search(
         scheduler=scheduler,
         grace_period=args.grace_period,
         seed=seed,
-        db=db,
-        storage_path=os.path.join(folder, name),
+        execution=Execution(
+            db=db,
+            storage_path=os.path.join(folder, name),
+            concurrency=1,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            cache=False,
+            quiet=True,
+            resume=get_search(store, name) is not None,
+        ),
         train_samples=args.train_samples,
         image_size=args.image_size,
-        concurrency=1,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
         reduction_factor=args.reduction_factor,
-        cache=False,
-        quiet=True,
-        resume=get_search(store, name) is not None,
         recipe=TrainRecipe(epochs=args.epochs, batch_size=16, lr=3e-3),
     )
     run_search(config)

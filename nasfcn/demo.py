@@ -21,7 +21,7 @@ from rich.table import Table
 
 from leaderboard.static import write_leaderboard
 from nasfcn.cost import format_count
-from nasfcn.search import SearchConfig, run_search
+from nasfcn.search import Execution, SearchConfig, run_search
 from nasfcn.space import load_space, shipped_spaces, size_text
 from nasfcn.store import leaderboard_frame, open_store
 from nasfcn.train import TrainRecipe
@@ -44,13 +44,13 @@ def main() -> None:
         epochs=6,
         strategy="tpe",
         scheduler="asha",
-        cpus_per_trial=1,
+        execution=Execution(cpus_per_trial=1, storage_path=None),
         train_samples=768,
         recipe=TrainRecipe(epochs=6, batch_size=16, lr=3e-3),
-        storage_path=None,
     )
     summary = run_search(config, console=console)
-    board = leaderboard_frame(open_store(config.db), summary.name).dropna(subset=["best_miou"]).head(5)
+    board = leaderboard_frame(open_store(config.execution.db), summary.name)
+    board = board.dropna(subset=["best_miou"]).head(5)
     table = Table(title=f"best architectures of {summary.name}")
     for column in (
         "rank",
@@ -87,14 +87,14 @@ def main() -> None:
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(summary.counts.items()))
         + f" in {summary.seconds:.0f} s; results in {summary.database}, logs in {summary.run_folder}"
     )
-    page = write_leaderboard(open_store(config.db), Path("leaderboard.html"), summary.name)
+    page = write_leaderboard(open_store(config.execution.db), Path("leaderboard.html"), summary.name)
     console.print(f"Leaderboard (one HTML file, opens offline): {page.resolve()}", markup=False)
     console.print(
         f"Next: [bold]nasfcn serve[/bold] (live leaderboard), [bold]nasfcn trials --search {summary.name}"
         "[/bold], or a bigger search: "
         "[bold]nasfcn search --space search_spaces/fcn_small.yaml --data shapes --trials 32[/bold]"
     )
-    export_best(config.db, summary.name, summary.run_folder)
+    export_best(config.execution.db, summary.name, summary.run_folder)
 
 
 def export_best(db: str | None, search: str, folder: Path) -> None:

@@ -59,6 +59,11 @@ class Registry(Generic[T]):
             )
         self._entries[name] = entry
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (an unknown name raises, listing the valid ones)."""
+        self.get(name)
+        del self._entries[name]
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]

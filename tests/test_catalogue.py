@@ -17,14 +17,8 @@ HEAVY = ("torch", "ray", "optuna", "sqlalchemy")
 
 def _implementations(kind: str) -> tuple[str, ...]:
     """The names registered with an implementation for one catalogue kind."""
-    from nasfcn import data, model, train
-    from nasfcn.search._searcher import SAMPLERS
+    from nasfcn import data, model, search, train
 
-    if kind == "strategy":  # the exhaustive grid is the searcher itself, not an Optuna sampler
-        return (
-            *SAMPLERS.names(),
-            *(s for s in catalogue.STRATEGIES if catalogue.STRATEGIES.get(s).exhaustive),
-        )
     registries = {
         "skip": model.SKIPS,
         "upsample": model.UPSAMPLERS,
@@ -35,6 +29,7 @@ def _implementations(kind: str) -> tuple[str, ...]:
         "optimizer": train.OPTIMIZERS,
         "schedule": train.SCHEDULES,
         "dataset": data.DATASETS,
+        "strategy": search.SEARCHERS,
     }
     return registries[kind].names()
 
@@ -79,8 +74,7 @@ def test_a_model_registry_refuses_a_name_the_catalogue_lacks() -> None:
 
 
 def test_every_model_data_and_training_registry_is_bound_to_its_catalogue_kind() -> None:
-    from nasfcn import data, model, train
-    from nasfcn.search._searcher import SAMPLERS
+    from nasfcn import data, model, search, train
 
     for kind, registry in (
         ("skip", model.SKIPS),
@@ -92,7 +86,7 @@ def test_every_model_data_and_training_registry_is_bound_to_its_catalogue_kind()
         ("dataset", data.DATASETS),
         ("optimizer", train.OPTIMIZERS),
         ("schedule", train.SCHEDULES),
-        ("strategy", SAMPLERS),
+        ("strategy", search.SEARCHERS),
     ):
         assert registry.catalogue is catalogue.KINDS[kind], kind
 

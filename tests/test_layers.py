@@ -65,6 +65,21 @@ def test_the_contracts_refuse_a_leaderboard_that_imports_the_benchmark_runner(tm
     assert "leaderboard.data -> nasfcn.benchmark" in result.stdout
 
 
+def test_the_contracts_refuse_a_benchmark_that_imports_a_private_search_module(tmp_path: Path) -> None:
+    for package in ("nasfcn", "leaderboard"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    runner = tmp_path / "nasfcn" / "benchmark" / "_runner.py"
+    private = "\n\ndef _run():\n    from nasfcn.search._tune import run_trials\n"
+    runner.write_text(runner.read_text() + private)
+
+    result = _lint_imports(tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Benchmarks run through the search's public names (nasfcn.search) BROKEN" in result.stdout
+    assert "nasfcn.benchmark._runner -> nasfcn.search._tune" in result.stdout
+
+
 @pytest.mark.parametrize(
     "module", ["nasfcn.store", "nasfcn.results", "nasfcn.space", "leaderboard.data", "leaderboard.app"]
 )

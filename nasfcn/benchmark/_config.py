@@ -9,14 +9,7 @@ from typing import Any
 import pandas as pd
 
 from nasfcn.errors import NasfcnError, raise_problems
-from nasfcn.search._config import (
-    checkpoint_storage,
-    default_concurrency,
-    masked_locations,
-    name_problem,
-    run_folder,
-)
-from nasfcn.search._resume import ResumeRule, check_explicit
+from nasfcn.search import EXECUTION, Execution, ResumeRule, check_explicit, name_problem
 from nasfcn.train import TrainRecipe
 
 
@@ -42,17 +35,17 @@ BENCHMARK_RESUME = ResumeRule(
         "recipe",
     ),
     adjustable=(
-        "ray_address",
-        "cpus_per_trial",
-        "gpus_per_trial",
-        "concurrency",
-        "storage_path",
-        "cache",
-        "device",
+        "execution.ray_address",
+        "execution.cpus_per_trial",
+        "execution.gpus_per_trial",
+        "execution.concurrency",
+        "execution.storage_path",
+        "execution.cache",
+        "execution.device",
     ),
     options={
         "datasets": "--data",
-        "cache": "cache",
+        "execution.cache": "cache",
         "recipe.lr": "--lr",
         "recipe.batch_size": "--batch-size",
     },
@@ -69,21 +62,12 @@ class BenchmarkConfig:
     datasets: tuple[str, ...] = ("shapes",)
     seeds: int = 3  # seeds 0 .. seeds-1
     epochs: int = 5
-    db: str | None = None
-    ray_address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    concurrency: int | None = None
+    execution: Execution = field(default_factory=Execution)  # db, Ray, resources, storage, cache
     image_size: int = 64
     train_samples: int = 512  # synthetic datasets only
     val_samples: int = 128
     recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=5))
     ref_width: int | None = None  # width of ref: specs without one (default 16)
-    storage_path: str | None = None
-    resume: bool = False
-    cache: bool = True  # reuse identical finished runs (same network, data, recipe and seed)
-    device: str = "auto"
-    quiet: bool = False
     kind: str = "benchmark"  # the search row's kind: "table" for nasfcn tabulate (every arch of a space)
     # On --resume: the fields the caller set; None: those that differ from these defaults
     # (archs: when not empty). Not stored. See nasfcn.search._resume.
@@ -98,7 +82,7 @@ class BenchmarkConfig:
         if problem := name_problem(self.name):
             problems.append(problem)
         # A resume runs the stored architectures; a table's come from its space (tabulate).
-        if not self.archs and not self.resume and self.kind == "benchmark":
+        if not self.archs and not self.execution.resume and self.kind == "benchmark":
             problems.append("--archs names no architecture (e.g. ref:fcn8s,search:demo:top3)")
         if not self.datasets:
             problems.append("--data names no dataset")
@@ -108,28 +92,21 @@ class BenchmarkConfig:
             problems.append(f"--seeds must be >= 1, got {self.seeds}")
         if self.epochs < 1:
             problems.append(f"--epochs must be >= 1, got {self.epochs}")
-        if self.cpus_per_trial <= 0:
-            problems.append(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial < 0:
-            problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        problems.extend(self.execution.problems())
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         raise_problems(problems, "invalid benchmark options:\n  ", BenchmarkError, separator="\n  ")
 
-    def default_concurrency(self) -> int:
-        return default_concurrency(self.concurrency, self.cpus_per_trial)
-
     def run_folder(self) -> Path:
-        return run_folder(self.storage_path, self.name)
-
-    def checkpoint_storage(self) -> str:
-        return checkpoint_storage(self.storage_path, self.name)
+        return self.execution.run_folder(self.name)
 
     def as_dict(self) -> dict[str, Any]:
+        """The config as stored with the benchmark (URLs masked; ``execution`` nested)."""
         data = asdict(self)
         del data["explicit"]
         data["archs"], data["datasets"] = list(self.archs), list(self.datasets)
-        return masked_locations(data)
+        data[EXECUTION] = self.execution.as_dict()
+        return data
 
 
 @dataclass(frozen=True)

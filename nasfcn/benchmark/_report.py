@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from nasfcn.benchmark._config import BenchmarkError
 from nasfcn.cost import format_count
 from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
+from nasfcn.search import flat_config
 from nasfcn.store import Store, benchmark_runs_frame, get_search, mask_url
 
 METHODS = """\
@@ -82,7 +83,7 @@ def write_report(store: Store, name: str, out: Path) -> Path:
         "```",
         "",
         "Software: " + ", ".join(f"{k} {v}" for k, v in sorted(stored["versions"].items())) + ".",
-        f"Database: `{mask_url(str(config.get('db') or store.url))}`. "
+        f"Database: `{mask_url(str(flat_config(config).get('db') or store.url))}`. "
         f"Results as CSV: [{csv.name}]({csv.name}).",
         "",
     ]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -23,52 +23,78 @@ from nasfcn.benchmark._config import (
     BenchmarkError,
     BenchmarkSummary,
 )
-from nasfcn.data import DataConfig, absolute_spec, load_dataset
+from nasfcn.data import DataConfig, DatasetBundle, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.results import benchmark_results
-from nasfcn.search._driver import (
-    TrialRun,
-    log_to_file,
-    run_trials,
-    settled_on_error,
+from nasfcn.search import (
+    PlannedRun,
+    PlanSearch,
+    Registered,
+    Registration,
+    RunLifecycle,
+    RunLookup,
+    Trials,
+    TrialSettings,
+    conflict_message,
+    given_fields,
+    merge_stored,
     shippable,
-    start_ray,
-    trial_device,
 )
-from nasfcn.search._lease import register_under_lease
-from nasfcn.search._resume import conflict_message, given_fields, merge_stored
-from nasfcn.search._searcher import PlannedRun, PlanSearch
-from nasfcn.search._trainable import TrialSettings
 from nasfcn.space import load_space
 from nasfcn.store import (
     Store,
     benchmark_runs_frame,
-    create_search,
-    finished_trials,
     get_search,
-    interrupt_unfinished,
     next_trial_number,
     open_store,
     reusable_result,
-    set_search_status,
 )
 
 log = logging.getLogger("nasfcn.benchmark")
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A benchmark ready to register: its final config, architectures, data and recipe."""
+
+    config: BenchmarkConfig
+    archs: list[BenchArch]
+    bundles: dict[str, DatasetBundle]  # by dataset spec
+    data_options: dict[str, Any]
+    recipe: dict[str, Any]
+    changes: tuple[str, ...]  # adjustable settings a resume was given with new values
+
+
 def run_benchmark(config: BenchmarkConfig, console: Console | None = None) -> BenchmarkSummary:
     """Run (or resume) a benchmark; every run lands in the database as it happens."""
-    with ExitStack() as held:  # the benchmark's lease, once it is registered
-        return _run_benchmark(config, console, held)
-
-
-def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitStack) -> BenchmarkSummary:
     started = time.monotonic()
-    console = console or Console(quiet=config.quiet)
-    store = open_store(config.db)
+    console = console or Console(quiet=config.execution.quiet)
+    store = open_store(config.execution.db)
+    prepared = _prepare(config, store, console)
+    config = prepared.config
+    command = COMMANDS[config.kind]
+    with RunLifecycle(config.execution, command, store) as run:
+        registered = run.register(_registration(prepared))
+        plan = _plan(prepared.archs, config, registered.finished)
+        folder = config.run_folder()
+        with run.logging(folder, f"{config.kind}.log"):
+            _announce(prepared, registered, len(plan), console)
+            interrupted = bool(plan) and run.run_trials(
+                registered.search_id,
+                config.name,
+                folder,
+                lambda: _trials(prepared, store, registered, plan),
+                console,
+            )
+            run.settle(registered.search_id, interrupted)
+    return _summary(prepared, store, registered.search_id, folder, started, interrupted)
+
+
+def _prepare(config: BenchmarkConfig, store: Store, console: Console) -> _Prepared:
+    """Resume the stored plan, resolve the architectures and check every dataset, before writing."""
     stored_archs = None
     changes: tuple[str, ...] = ()
-    if config.resume:
+    if config.execution.resume:
         config, stored_archs, changes = _resumed(config, store)
     archs = stored_archs or resolve_archs(config.archs, store, config.ref_width)
     config = replace(config, datasets=tuple(absolute_spec(d) for d in config.datasets))
@@ -82,101 +108,92 @@ def _run_benchmark(config: BenchmarkConfig, console: Console | None, held: ExitS
     for spec in config.datasets:
         with console.status(f"checking dataset {spec} ..."):
             bundles[spec] = load_dataset(spec, DataConfig(**data_options))
-    class_names = {spec: list(bundle.class_names) for spec, bundle in bundles.items()}
-    recipe = replace(config.recipe, epochs=config.epochs, seed=0)
-    recipe_dict = recipe.to_dict()
-    space_name, space_yaml = _space_row(config) if not config.resume else (None, None)
-    sid = register_under_lease(  # one live driver per benchmark, as for searches
-        held,
-        store,
-        config.name,
-        config.resume,
-        lambda: create_search(
-            store,
-            config.name,
-            ",".join(config.datasets),
-            space_name=space_name,
-            space_yaml=space_yaml,
-            config={
-                **config.as_dict(),
-                **_space_fields(config),
-                "plan_archs": [
-                    {"label": a.label, "genotype": a.genotype.to_json(), "reference": a.reference}
-                    for a in archs
-                ],
-                "class_names": class_names,
-            },
-            recipe=recipe_dict,
-            kind=config.kind,
-            resume=config.resume,
-        ),
-    )
-    interrupted = interrupt_unfinished(store, sid) if config.resume else 0
-    finished = finished_trials(store, sid)
-    plan = _plan(archs, config, finished)
-    folder = config.run_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    with log_to_file(folder / "benchmark.log"):
-        total = len(archs) * len(config.datasets) * config.seeds
-        console.print(
-            f"[bold]{config.kind} {config.name}[/bold]: {len(archs)} architectures x {len(config.datasets)} "
-            f"datasets x {config.seeds} seeds = {total} runs of {config.epochs} epochs; "
-            f"{len(finished)} finished before, {len(plan)} to run"
-        )
-        if interrupted:
-            console.print(f"resuming: {interrupted} interrupted runs are run again")
-        if changes:
-            console.print(f"changed for this and later resumes: {', '.join(changes)}", markup=False)
-        was_interrupted = False
-        with settled_on_error(store, sid, f"{COMMANDS[config.kind]} --resume --name {config.name}"):
-            if plan:
-                start_ray(config.ray_address, folder)
-                lookup = _lookup(store) if config.cache else None
-                settings = TrialSettings(
-                    data=config.datasets[0],
-                    data_options=data_options,
-                    recipe=recipe_dict,
-                    latency_input=config.image_size,
-                    max_params=None,
-                    max_flops=None,
-                    max_latency_ms=None,
-                    device=trial_device(config.gpus_per_trial, config.device),
-                    threads=max(1, int(config.cpus_per_trial)),
-                )
-                from ray.tune.schedulers import FIFOScheduler
+    recipe = replace(config.recipe, epochs=config.epochs, seed=0).to_dict()
+    return _Prepared(config, archs, bundles, data_options, recipe, changes)
 
-                was_interrupted = run_trials(
-                    TrialRun(
-                        store=store,
-                        search_id=sid,
-                        searcher=PlanSearch(
-                            plan, "val_miou", recipe_dict, next_trial_number(store, sid), lookup
-                        ),
-                        scheduler=FIFOScheduler(),
-                        settings=settings,
-                        resources={"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
-                        num_samples=len(plan),
-                        concurrency=config.default_concurrency(),
-                        storage_path=config.checkpoint_storage(),
-                        epochs=config.epochs,
-                        finished_before=len(finished),
-                        datasets=shippable(bundles),
-                        noun="runs",
-                    ),
-                    console,
-                )
-        interrupt_unfinished(store, sid)
-        set_search_status(store, sid, "interrupted" if was_interrupted else "completed")
+
+def _registration(prepared: _Prepared) -> Registration:
+    """The benchmark's row: its config with the resolved plan, so a resume runs the same networks."""
+    config = prepared.config
+    stored = {
+        **config.as_dict(),
+        "plan_archs": [
+            {"label": a.label, "genotype": a.genotype.to_json(), "reference": a.reference}
+            for a in prepared.archs
+        ],
+        **_space_fields(config),
+        "class_names": {spec: list(bundle.class_names) for spec, bundle in prepared.bundles.items()},
+    }
+    space_name, space_yaml = _space_row(config) if not config.execution.resume else (None, None)
+    return Registration(
+        config.name,
+        ",".join(config.datasets),
+        stored,
+        prepared.recipe,
+        kind=config.kind,
+        space_name=space_name,
+        space_yaml=space_yaml,
+    )
+
+
+def _announce(prepared: _Prepared, registered: Registered, to_run: int, console: Console) -> None:
+    config, archs = prepared.config, prepared.archs
+    total = len(archs) * len(config.datasets) * config.seeds
+    console.print(
+        f"[bold]{config.kind} {config.name}[/bold]: {len(archs)} architectures x {len(config.datasets)} "
+        f"datasets x {config.seeds} seeds = {total} runs of {config.epochs} epochs; "
+        f"{len(registered.finished)} finished before, {to_run} to run"
+    )
+    if registered.interrupted:
+        console.print(f"resuming: {registered.interrupted} interrupted runs are run again")
+    if prepared.changes:
+        console.print(f"changed for this and later resumes: {', '.join(prepared.changes)}", markup=False)
+
+
+def _trials(prepared: _Prepared, store: Store, registered: Registered, plan: list[PlannedRun]) -> Trials:
+    """The plan's searcher under FIFO (no early stopping), once Ray is up."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    config, execution = prepared.config, prepared.config.execution
+    settings = TrialSettings(
+        data=config.datasets[0],
+        data_options=prepared.data_options,
+        recipe=prepared.recipe,
+        latency_input=config.image_size,
+        max_params=None,
+        max_flops=None,
+        max_latency_ms=None,
+        device=execution.trial_device(),
+        threads=execution.threads,
+    )
+    first_number = next_trial_number(store, registered.search_id)
+    lookup = _lookup(store) if execution.cache else None
+    return Trials(
+        searcher=PlanSearch(plan, "val_miou", prepared.recipe, first_number, lookup),
+        scheduler=FIFOScheduler(),
+        settings=settings,
+        num_samples=len(plan),
+        epochs=config.epochs,
+        finished_before=len(registered.finished),
+        datasets=shippable(prepared.bundles),
+        noun="runs",
+    )
+
+
+def _summary(
+    prepared: _Prepared, store: Store, search_id: int, folder: Path, started: float, interrupted: bool
+) -> BenchmarkSummary:
+    config = prepared.config
     runs = benchmark_runs_frame(store, config.name)
     return BenchmarkSummary(
         name=config.name,
-        search_id=sid,
+        search_id=search_id,
         database=store.masked_url,
         run_folder=folder,
         counts={str(k): int(v) for k, v in runs["status"].value_counts().items()},
-        results=benchmark_results(runs, {a.genotype.arch_id: a.label for a in archs}),
+        results=benchmark_results(runs, {a.genotype.arch_id: a.label for a in prepared.archs}),
         seconds=time.monotonic() - started,
-        interrupted=was_interrupted,
+        interrupted=interrupted,
     )
 
 
@@ -209,8 +226,8 @@ def _space_fields(config: BenchmarkConfig) -> dict[str, Any]:
     return {"space": source.space, "sample": source.sample, "sample_seed": source.seed}
 
 
-def _lookup(store: Store):
-    def lookup(genotype: Genotype, data: str, recipe: dict) -> dict | None:
+def _lookup(store: Store) -> RunLookup:
+    def lookup(genotype: Genotype, data: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
         found = reusable_result(store, genotype, data, recipe)
         if found is not None:
             log.info("reusing trial %s for %s on %s", found["trial_id"], genotype.arch_id, data)

@@ -17,7 +17,7 @@ from rich.console import Console
 from nasfcn.benchmark._archs import SpaceSpec, space_file, space_refusal
 from nasfcn.benchmark._config import BenchmarkConfig, BenchmarkError, BenchmarkSummary
 from nasfcn.benchmark._runner import run_benchmark
-from nasfcn.search._resume import conflict_message, show
+from nasfcn.search import conflict_message, show
 from nasfcn.space import load_space
 from nasfcn.store import get_search, open_store
 
@@ -34,7 +34,7 @@ class TableSource:
 def tabulate(
     source: TableSource, config: BenchmarkConfig, console: Console | None = None
 ) -> BenchmarkSummary:
-    """Build (or with ``config.resume`` continue) the table ``config.name`` of ``source``.
+    """Build (or with ``config.execution.resume`` continue) the table ``config.name`` of ``source``.
 
     ``config`` carries how and where to train (data, seeds, epochs, resources, database);
     its ``archs`` are ignored: the space decides them. A space that cannot be listed, or is
@@ -42,7 +42,7 @@ def tabulate(
     """
     if len(config.datasets) != 1:
         raise BenchmarkError(f"--data: a table is of one dataset, got {len(config.datasets)}")
-    if config.resume:
+    if config.execution.resume:
         _check_resume(source, config)
         return run_benchmark(replace(config, archs=(), kind="table"), console)
     if source.space is None:
@@ -59,7 +59,7 @@ def tabulate(
 def _check_resume(source: TableSource, config: BenchmarkConfig) -> None:
     """A resumed table trains its stored plan: a --space, --sample or --sample-seed given again
     must say the same as the stored one (the plan itself is never rebuilt from the file)."""
-    store = open_store(config.db, create=False)
+    store = open_store(config.execution.db, create=False)
     try:
         stored = get_search(store, config.name)
     finally:

@@ -21,7 +21,7 @@ from nasfcn.cli._bundle import export, finetune, predict
 from nasfcn.cli._console import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, console, err_console, fail
 from nasfcn.cli._db import db_app, trials
 from nasfcn.cli._leaderboard import leaderboard, serve
-from nasfcn.cli._search import search
+from nasfcn.cli._search import SearchCommand, search
 from nasfcn.cli._spaces import spaces_app
 from nasfcn.cli._tabulate import tabulate_app
 from nasfcn.cli._train import train
@@ -59,7 +59,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(tabulate_app, name="tabulate")
 app.command("train")(train)
-app.command("search")(search)
+app.command("search", cls=SearchCommand)(search)
 app.command("trials")(trials)
 app.command("leaderboard")(leaderboard)
 app.command("serve")(serve)

@@ -34,7 +34,12 @@ benchmark_app = typer.Typer(
 #: Command-line parameters whose config field has another name (a resume compares typed options).
 BENCHMARK_FIELDS = {
     "data": "datasets",
-    "no_cache": "cache",
+    "no_cache": "execution.cache",
+    "cpus_per_trial": "execution.cpus_per_trial",
+    "gpus_per_trial": "execution.gpus_per_trial",
+    "concurrency": "execution.concurrency",
+    "ray_address": "execution.ray_address",
+    "storage_path": "execution.storage_path",
     "lr": "recipe.lr",
     "batch_size": "recipe.batch_size",
 }
@@ -87,7 +92,7 @@ def benchmark(
     if ctx.invoked_subcommand is not None:
         return
     from nasfcn.benchmark import BenchmarkConfig, run_benchmark
-    from nasfcn.search import SearchStoppedError
+    from nasfcn.search import Execution, SearchStoppedError
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -100,18 +105,20 @@ def benchmark(
             datasets=comma_list(data),
             seeds=seeds,
             epochs=epochs,
-            db=db,
-            ray_address=ray_address,
-            cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
-            concurrency=concurrency,
+            execution=Execution(
+                db=db,
+                ray_address=ray_address,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+                concurrency=concurrency,
+                storage_path=storage_path,
+                cache=not no_cache,
+                resume=resume,
+            ),
             image_size=image_size,
             train_samples=train_samples,
             recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
             ref_width=ref_width,
-            storage_path=storage_path,
-            resume=resume,
-            cache=not no_cache,
             explicit=typed(ctx, BENCHMARK_FIELDS),
         )
         summary = run_benchmark(config, console=console)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from nasfcn.catalogue import SCHEDULERS, STRATEGIES, one_of
 from nasfcn.cli._console import EXIT_ENVIRONMENT, console, fail
@@ -23,7 +24,29 @@ from nasfcn.cli._options import (
     typed,
 )
 
-_STRATEGY_HELP = f"{one_of(STRATEGIES.names())}."
+
+def strategy_help() -> str:
+    """``--strategy``'s help: the catalogued strategies, as registered when it is read."""
+    return f"{one_of(STRATEGIES.names())}."
+
+
+class SearchCommand(TyperCommand):
+    """``nasfcn search``, whose help lists the strategies registered when it is shown.
+
+    A strategy registered in ``nasfcn.search`` (or by a plugin before the command runs) is
+    listed, though the help text was written when the CLI was imported.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> Any:  # typer's own copy of click's types
+        import nasfcn.search  # noqa: F401 - runs the strategies' registrations
+
+        for param in self.params:
+            if param.name == "strategy":
+                param.help = strategy_help()  # type: ignore[attr-defined]  # an Option's
+        return super().format_help(ctx, formatter)
+
+
+_STRATEGY_HELP = strategy_help()
 _SCHEDULER_HELP = f"{one_of(SCHEDULERS.get(name).label for name in SCHEDULERS)}."
 
 
@@ -90,7 +113,7 @@ def search(
 
       nasfcn search --name my-search --resume
     """
-    from nasfcn.search import SearchConfig, SearchStoppedError, run_search
+    from nasfcn.search import Execution, SearchConfig, SearchStoppedError, run_search
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -109,19 +132,21 @@ def search(
             max_params=max_params,
             max_flops=max_flops,
             max_latency_ms=max_latency_ms,
-            cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
-            concurrency=concurrency,
             time_budget_min=time_budget,
             seed=seed,
-            ray_address=ray_address,
-            db=db,
-            resume=resume,
-            cache=not no_cache,
+            execution=Execution(
+                db=db,
+                ray_address=ray_address,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+                concurrency=concurrency,
+                storage_path=storage_path,
+                cache=not no_cache,
+                resume=resume,
+            ),
             references=_references(with_references, references),
             image_size=image_size,
             train_samples=train_samples,
-            storage_path=storage_path,
             recipe=TrainRecipe(
                 epochs=epochs, lr=lr, batch_size=batch_size, amp=amp, channels_last=channels_last
             ),
@@ -142,7 +167,12 @@ def search(
 #: Command-line parameters whose config field has another name (a resume compares typed options).
 SEARCH_FIELDS = {
     "time_budget": "time_budget_min",
-    "no_cache": "cache",
+    "no_cache": "execution.cache",
+    "cpus_per_trial": "execution.cpus_per_trial",
+    "gpus_per_trial": "execution.gpus_per_trial",
+    "concurrency": "execution.concurrency",
+    "ray_address": "execution.ray_address",
+    "storage_path": "execution.storage_path",
     "with_references": "references",
     "lr": "recipe.lr",
     "batch_size": "recipe.batch_size",

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from nasfcn.cli._benchmark import BENCHMARK_FIELDS
 from nasfcn.cli._console import EXIT_ENVIRONMENT, console, fail
 from nasfcn.cli._options import (
     DataOption,
@@ -35,12 +36,7 @@ tabulate_app.command("report")(report_command)
 
 #: Command-line parameters whose config field has another name; those that are no config
 #: field at all (what the table is of) are checked by nasfcn.benchmark.tabulate itself.
-TABULATE_FIELDS = {
-    "data": "datasets",
-    "no_cache": "cache",
-    "lr": "recipe.lr",
-    "batch_size": "recipe.batch_size",
-}
+TABULATE_FIELDS = BENCHMARK_FIELDS  # a table is a benchmark: the same options, the same fields
 _SOURCE_OPTIONS = ("space", "sample", "sample_seed")
 
 
@@ -94,7 +90,7 @@ def tabulate(
         return
     from nasfcn.benchmark import BenchmarkConfig, TableSource
     from nasfcn.benchmark import tabulate as build
-    from nasfcn.search import SearchStoppedError
+    from nasfcn.search import Execution, SearchStoppedError
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -108,18 +104,20 @@ def tabulate(
             datasets=(data,),
             seeds=seeds,
             epochs=epochs,
-            db=db,
-            ray_address=ray_address,
-            cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
-            concurrency=concurrency,
+            execution=Execution(
+                db=db,
+                ray_address=ray_address,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+                concurrency=concurrency,
+                storage_path=storage_path,
+                cache=not no_cache,
+                resume=resume,
+            ),
             image_size=image_size,
             train_samples=train_samples,
             val_samples=val_samples,
             recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
-            storage_path=storage_path,
-            resume=resume,
-            cache=not no_cache,
             kind="table",
             explicit=given - set(_SOURCE_OPTIONS),
         )

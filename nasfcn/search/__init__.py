@@ -1,28 +1,75 @@
 """Architecture search on Ray Tune: Optuna proposes, ASHA stops early, SQL remembers.
 
 ``run_search(SearchConfig(...)) -> SearchSummary`` is the Python API behind ``nasfcn search``.
+``Execution`` (where and how a run executes), ``RunLifecycle`` (the steps every run takes)
+and ``PlanSearch`` (a fixed list of runs) are what benchmarks and tables build on; a new
+strategy is one ``@optuna_strategy`` (or ``@register_strategy``) registration.
 """
 
 from nasfcn.search._config import (
     REPORTED,
     SCHEDULERS,
-    STRATEGIES,
+    SEARCH_RESUME,
     SearchConfig,
     SearchConfigError,
     SearchStoppedError,
     SearchSummary,
+    name_problem,
 )
 from nasfcn.search._driver import run_search
-from nasfcn.search._searcher import SAMPLERS
+from nasfcn.search._execution import EXECUTION, Execution, execution_options, flat_config, with_execution
+from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
+from nasfcn.search._resume import (
+    ResumeRule,
+    check_explicit,
+    conflict_message,
+    given_fields,
+    merge_stored,
+    show,
+)
+from nasfcn.search._searcher import PlannedRun, PlanSearch, RunLookup
+from nasfcn.search._strategies import (
+    SEARCHERS,
+    SearcherInputs,
+    optuna_strategy,
+    register_strategy,
+    unregister_strategy,
+)
+from nasfcn.search._trainable import TrialSettings
 
 __all__ = [
+    "EXECUTION",
     "REPORTED",
-    "SAMPLERS",
     "SCHEDULERS",
-    "STRATEGIES",
+    "SEARCHERS",
+    "SEARCH_RESUME",
+    "Execution",
+    "PlanSearch",
+    "PlannedRun",
+    "Registered",
+    "Registration",
+    "ResumeRule",
+    "RunLifecycle",
+    "RunLookup",
     "SearchConfig",
     "SearchConfigError",
     "SearchStoppedError",
     "SearchSummary",
+    "SearcherInputs",
+    "TrialSettings",
+    "Trials",
+    "check_explicit",
+    "conflict_message",
+    "execution_options",
+    "flat_config",
+    "given_fields",
+    "merge_stored",
+    "name_problem",
+    "optuna_strategy",
+    "register_strategy",
     "run_search",
+    "shippable",
+    "show",
+    "unregister_strategy",
+    "with_execution",
 ]

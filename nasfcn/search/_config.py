@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,11 +10,11 @@ from typing import Any
 
 from nasfcn import catalogue
 from nasfcn.errors import NasfcnError, raise_problems
+from nasfcn.search._execution import EXECUTION, Execution
 from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.store import OBJECTIVES
 from nasfcn.train import TrainRecipe
 
-STRATEGIES = catalogue.STRATEGIES.names()
 SCHEDULERS = catalogue.SCHEDULERS.names()
 #: objective name -> the metric name trials report to Ray Tune
 REPORTED = {
@@ -44,46 +43,6 @@ def name_problem(name: str, option: str = "--name") -> str | None:
     )
 
 
-def default_concurrency(concurrency: int | None, cpus_per_trial: float) -> int:
-    """Trials at once: as asked, else as many as this machine's CPUs hold."""
-    if concurrency is not None:
-        return concurrency
-    return max(1, int((os.cpu_count() or 1) // cpus_per_trial))
-
-
-def run_folder(storage_path: str | None, name: str) -> Path:
-    """The local folder for a run's log and space file (and its checkpoints unless remote)."""
-    if storage_path and not is_uri(storage_path):
-        return Path(storage_path.removeprefix("file://")).expanduser().resolve()
-    return (Path("runs") / name).resolve()
-
-
-def checkpoint_storage(storage_path: str | None, name: str) -> str:
-    """Ray Tune's storage path: the run folder, or ``<URI>/<name>`` on remote storage."""
-    if storage_path and is_uri(storage_path):
-        return f"{storage_path.rstrip('/')}/{name}"
-    return str(run_folder(storage_path, name))
-
-
-def is_uri(location: str) -> bool:
-    """A remote location such as s3://bucket/path (file:// and Windows drives are local)."""
-    scheme, sep, _ = location.partition("://")
-    return bool(sep) and len(scheme) > 1 and scheme != "file"
-
-
-def masked_locations(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with credentials masked in its URLs: it is stored in the database and shown."""
-    from nasfcn.store import mask_text, mask_url
-
-    masked = dict(config)
-    if masked.get("db"):
-        masked["db"] = mask_url(masked["db"])
-    for key in ("storage_path", "ray_address"):  # s3://key:secret@bucket works in pyarrow
-        if masked.get(key):
-            masked[key] = mask_text(masked[key])
-    return masked
-
-
 #: On --resume: what a search keeps (what its results mean) and what may change (how much
 #: more to run, and where). ``space`` is compared by content, in the driver.
 SEARCH_RESUME = ResumeRule(
@@ -109,17 +68,17 @@ SEARCH_RESUME = ResumeRule(
     adjustable=(
         "trials",
         "time_budget_min",
-        "concurrency",
-        "cpus_per_trial",
-        "gpus_per_trial",
-        "ray_address",
-        "storage_path",
-        "cache",
-        "device",
+        "execution.concurrency",
+        "execution.cpus_per_trial",
+        "execution.gpus_per_trial",
+        "execution.ray_address",
+        "execution.storage_path",
+        "execution.cache",
+        "execution.device",
     ),
     options={
         "time_budget_min": "--time-budget",
-        "cache": "cache",
+        "execution.cache": "cache",
         "recipe.lr": "--lr",
         "recipe.batch_size": "--batch-size",
         "recipe.amp": "--amp",
@@ -152,16 +111,9 @@ class SearchConfig:
     max_params: float | None = None
     max_flops: float | None = None
     max_latency_ms: float | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    concurrency: int | None = None  # trials at once; default: what the resources allow
     time_budget_min: float | None = None
     seed: int = 0
-    ray_address: str | None = None  # an existing Ray cluster; None starts a local Ray
-    db: str | None = None  # SQLAlchemy URL; None: $NASFCN_DB or sqlite:///nasfcn.db
-    resume: bool = False
-    cache: bool = True  # reuse results of identical (architecture, knobs, data, recipe)
-    storage_path: str | None = None  # checkpoints and logs; default runs/<name>
+    execution: Execution = field(default_factory=Execution)  # db, Ray, resources, storage, cache
     image_size: int = 64
     train_samples: int = 512  # synthetic datasets only
     val_samples: int = 128
@@ -169,9 +121,7 @@ class SearchConfig:
     grace_period: int | None = None  # ASHA: epochs every trial gets; None: asha_grace_period
     reduction_factor: int = 2  # ASHA: keep 1/reduction_factor at each rung
     latency_input: int | None = None  # side of the input latency is measured at (default image_size)
-    device: str = "auto"  # training device inside a trial: auto | cpu | cuda
     references: tuple[str, ...] = ()  # classic designs (nasfcn.references) to train first
-    quiet: bool = False  # no live view (tests, scripts)
     # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
     # that differ from these defaults. Not stored. See nasfcn.search._resume.
     explicit: frozenset[str] | None = None
@@ -182,8 +132,9 @@ class SearchConfig:
             problems.append(f"--trials must be >= 1, got {self.trials}")
         if self.epochs < 1:
             problems.append(f"--epochs must be >= 1, got {self.epochs}")
-        if self.strategy not in STRATEGIES:
-            problems.append(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        strategies = catalogue.STRATEGIES.names()  # read now: strategies may be registered later
+        if self.strategy not in strategies:
+            problems.append(f"--strategy must be one of {', '.join(strategies)}, got {self.strategy!r}")
         if self.scheduler not in SCHEDULERS:
             problems.append(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         objectives = tuple(self.objectives)
@@ -194,7 +145,7 @@ class SearchConfig:
         if len(set(objectives)) != len(objectives) or not objectives:
             problems.append("--objectives must name one or more distinct objectives")
         multi_objective = (
-            self.strategy in STRATEGIES and catalogue.STRATEGIES.get(self.strategy).multi_objective
+            self.strategy in strategies and catalogue.STRATEGIES.get(self.strategy).multi_objective
         )
         if multi_objective and len(objectives) < 2:
             problems.append(
@@ -205,18 +156,14 @@ class SearchConfig:
             value = getattr(self, option)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 problems.append(f"--{option.replace('_', '-')} must be positive, got {value}")
-        if self.cpus_per_trial <= 0:
-            problems.append(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial < 0:
-            problems.append(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
-        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+        gpus = self.execution.gpus_per_trial
+        problems.extend(self.execution.problems())
+        if gpus > 1 and gpus != int(gpus):
             problems.append("--gpus-per-trial above 1 must be a whole number")
         if self.grace_period is not None and self.grace_period < 1:
             problems.append(f"--grace-period must be >= 1 epoch, got {self.grace_period}")
         if self.reduction_factor < 2:
             problems.append(f"--reduction-factor must be >= 2, got {self.reduction_factor}")
-        if self.concurrency is not None and self.concurrency < 1:
-            problems.append(f"--concurrency must be >= 1, got {self.concurrency}")
         object.__setattr__(self, "references", tuple(self.references))
         from nasfcn.references import REFERENCES
 
@@ -252,26 +199,14 @@ class SearchConfig:
     def modes(self) -> list[str]:
         return [OBJECTIVES[name][1] for name in self.objectives]
 
-    @property
-    def remote_storage(self) -> bool:
-        """``storage_path`` is a URI (s3://, gs://, ...) that every node of a cluster can reach."""
-        return bool(self.storage_path) and is_uri(self.storage_path)  # type: ignore[arg-type]
-
-    def run_folder(self, name: str) -> Path:
-        return run_folder(self.storage_path, name)
-
-    def checkpoint_storage(self, name: str) -> str:
-        return checkpoint_storage(self.storage_path, name)
-
     def as_dict(self) -> dict[str, Any]:
+        """The config as stored with the search (URLs masked; ``execution`` nested)."""
         data = asdict(self)
         del data["explicit"]
         data["objectives"] = list(self.objectives)
         data["references"] = list(self.references)
-        return masked_locations(data)
-
-    def default_concurrency(self) -> int:
-        return default_concurrency(self.concurrency, self.cpus_per_trial)
+        data[EXECUTION] = self.execution.as_dict()
+        return data
 
 
 @dataclass(frozen=True)

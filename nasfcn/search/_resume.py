@@ -21,9 +21,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
+from nasfcn.search._execution import EXECUTION, Execution, flat_config
 from nasfcn.train import TrainRecipe
 
 RECIPE = "recipe"
+#: Fields that hold a dataclass of settings, named ``section.field`` in rules and ``explicit``.
+_SECTIONS = (RECIPE, EXECUTION)
 #: Recipe fields that mirror a config's own ``epochs`` and ``seed``: compared there, not here.
 _MIRRORED = ("epochs", "seed")
 
@@ -40,7 +43,9 @@ class ResumeRule:
     def option(self, name: str) -> str:
         if name in self.options:
             return self.options[name]
-        return name if name.startswith(f"{RECIPE}.") else f"--{name.replace('_', '-')}"
+        if name.startswith(f"{RECIPE}."):
+            return name
+        return f"--{name.rpartition('.')[2].replace('_', '-')}"  # execution.x: the CLI's --x
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,12 @@ def given_fields(config: Any) -> frozenset[str]:
     for spec in fields(config):
         value = getattr(config, spec.name)
         default = _default(spec)
-        if spec.name == RECIPE:
+        if spec.name in _SECTIONS:
+            defaults = _section_fields(default)
             given.update(
-                f"{RECIPE}.{name}"
-                for name, field_value in _recipe_fields(value).items()
-                if field_value != _recipe_fields(default).get(name)
+                f"{spec.name}.{name}"
+                for name, field_value in _section_fields(value).items()
+                if field_value != defaults.get(name)
             )
         elif (value != default) if default is not MISSING else bool(value):
             given.add(spec.name)
@@ -75,7 +81,9 @@ def check_explicit(config: Any) -> list[str]:
     """Names in ``config.explicit`` that are no field: a typo would silently count as not given."""
     if config.explicit is None:
         return []
-    known = {spec.name for spec in fields(config)} | {f"{RECIPE}.{name}" for name in _recipe_names()}
+    known = {spec.name for spec in fields(config)}
+    known |= {f"{RECIPE}.{name}" for name in _recipe_names()}
+    known |= {f"{EXECUTION}.{spec.name}" for spec in fields(Execution)}
     unknown = sorted(set(config.explicit) - known)
     return [f"explicit names unknown fields {', '.join(unknown)}"] if unknown else []
 
@@ -89,25 +97,30 @@ def merge_stored(
 ) -> Merged:
     """Stored values for what was not given; given kept values must equal the stored ones.
 
-    ``stored`` is the config as recorded with the search (JSON: lists for tuples); a field
-    it lacks (a search recorded by an older version) keeps the value of ``config``.
-    ``normalize`` maps a field to the function that puts a given value in stored form.
+    ``stored`` is the config as recorded with the search (JSON: lists for tuples; execution
+    settings nested or, recorded by an older version, at the top level); a field it lacks
+    keeps the value of ``config``. ``normalize`` maps a field to the function that puts a
+    given value in stored form. ``execution.x`` in a rule is the field ``x`` of ``config.execution``.
     """
     normalize = normalize or {}
+    flat = flat_config(stored)
     values: dict[str, Any] = {}
+    execution: dict[str, Any] = {}
     conflicts: list[str] = []
     changes: list[str] = []
-    for name in (*rule.kept, *rule.adjustable):
-        if name == RECIPE or name not in stored:
+    for path in (*rule.kept, *rule.adjustable):
+        section, _, name = path.rpartition(".")
+        if path == RECIPE or name not in flat:
             continue
-        current = getattr(config, name)
-        saved = _decode(current, stored[name])
-        if name not in given:
-            values[name] = saved
-            continue
-        value = normalize.get(name, lambda v: v)(current)
-        _compare(rule, name, value, saved, name in rule.kept, conflicts, changes)
-        values[name] = value
+        current = getattr(config.execution if section == EXECUTION else config, name)
+        saved = _decode(current, flat[name])
+        if path in given:
+            value = normalize.get(path, lambda v: v)(current)
+            _compare(rule, path, value, saved, path in rule.kept, conflicts, changes)
+            saved = value
+        (execution if section == EXECUTION else values)[name] = saved
+    if execution:
+        values[EXECUTION] = replace(config.execution, **execution)
     if RECIPE in (*rule.kept, *rule.adjustable) and isinstance(stored.get(RECIPE), Mapping):
         recipe = _merge_recipe(config.recipe, stored[RECIPE], rule, given, conflicts, changes)
         values[RECIPE] = recipe
@@ -183,6 +196,13 @@ def _recipe_names() -> list[str]:
 
 def _recipe_fields(recipe: TrainRecipe) -> dict[str, Any]:
     return {name: getattr(recipe, name) for name in _recipe_names()}
+
+
+def _section_fields(section: Any) -> dict[str, Any]:
+    """A recipe's or an execution's fields that a resume compares."""
+    if isinstance(section, TrainRecipe):
+        return _recipe_fields(section)
+    return {spec.name: getattr(section, spec.name) for spec in fields(section)}
 
 
 def _default(spec: Any) -> Any:

@@ -10,10 +10,12 @@ what it would hold had the search never stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nasfcn import catalogue
+from nasfcn.registry import Registry
 from nasfcn.search._config import SearchConfig
 
 METRIC, TIME_ATTR = "val_miou", "training_iteration"
@@ -27,12 +29,27 @@ class _StoredTrial:
     trial_id: str
 
 
+#: (config, histories) -> a Ray Tune scheduler, by the catalogue's scheduler name.
+SchedulerFactory = Callable[[SearchConfig, Sequence[Sequence[float]]], Any]
+SCHEDULER_FACTORIES: Registry[SchedulerFactory] = Registry("trial scheduler", catalogue.SCHEDULERS)
+
+
 def make_scheduler(config: SearchConfig, histories: Sequence[Sequence[float]] = ()) -> Any:
     """The search's scheduler; ``histories`` (val mIoU per epoch of each finished trial) refill ASHA."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    return SCHEDULER_FACTORIES.get(config.scheduler)(config, histories)
 
-    if config.scheduler != "asha":
-        return FIFOScheduler()
+
+@SCHEDULER_FACTORIES.register("fifo")
+def _fifo(config: SearchConfig, histories: Sequence[Sequence[float]]) -> Any:
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+@SCHEDULER_FACTORIES.register("asha")
+def _asha(config: SearchConfig, histories: Sequence[Sequence[float]]) -> Any:
+    from ray.tune.schedulers import ASHAScheduler
+
     scheduler = ASHAScheduler(
         metric=METRIC,
         mode="max",

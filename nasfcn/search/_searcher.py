@@ -1,4 +1,7 @@
-"""Where candidates come from: Optuna behind Ray Tune (random, TPE, NSGA-II) or a grid.
+"""Where candidates come from: Optuna behind Ray Tune (random, TPE, NSGA-II, ...) or a grid.
+
+Which searcher a strategy uses, and with which Optuna sampler, is its registration in
+``nasfcn.search._strategies``.
 
 Both searchers run in the driver. Each suggestion becomes a trial config holding the
 genotype JSON (workers need no space file), the trial's number in the search, the
@@ -28,18 +31,7 @@ from ray.tune.utils import flatten_dict
 
 from nasfcn.catalogue import STRATEGIES, one_of
 from nasfcn.genotype import Genotype
-from nasfcn.registry import Registry
 from nasfcn.space import ENUMERATION_LIMIT, SearchSpace, size_text
-
-SAMPLERS: Registry[Callable[[int, int], optuna.samplers.BaseSampler]] = Registry(
-    "search strategy", STRATEGIES
-)
-SAMPLERS.add("random", lambda seed, objectives: optuna.samplers.RandomSampler(seed=seed))
-SAMPLERS.add(
-    "tpe",
-    lambda seed, objectives: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
-)
-SAMPLERS.add("nsga2", lambda seed, objectives: optuna.samplers.NSGAIISampler(seed=seed, population_size=8))
 
 
 def sampler_seed(seed: int, first_number: int) -> int:
@@ -109,10 +101,13 @@ class _NumberedSearch:
     database connection and stays behind: an unpickled searcher proposes without it.
     """
 
-    _cache: CacheLookup | None
-    _number: int
-    _replays: list[Replay]  # still to run, in order
-    _replay_trials: dict[str, Replay]  # Ray trial id -> the replay it runs
+    def __init__(self, first_number: int, cache: CacheLookup | None = None, **searcher: Any) -> None:
+        """``searcher``: the keyword arguments of the Ray Tune searcher this is mixed into."""
+        super().__init__(**searcher)
+        self._number = first_number  # the next trial's number in the search
+        self._cache = cache
+        self._replays: list[Replay] = []  # still to run, in order
+        self._replay_trials: dict[str, Replay] = {}  # Ray trial id -> the replay it runs
 
     def add_replays(self, replays: Sequence[Replay]) -> None:
         """Run these first, in order, before the optimizer's own suggestions."""
@@ -170,27 +165,25 @@ class SpaceSearch(_NumberedSearch, OptunaSearch):
     def __init__(
         self,
         space: SearchSpace,
-        strategy: str,
+        sampler: optuna.samplers.BaseSampler,
         metrics: list[str],
         modes: list[str],
-        seed: int,
         first_number: int,
         cache: CacheLookup | None = None,
         train_defaults: dict[str, Any] | None = None,
     ) -> None:
+        """``sampler`` carries the seed (``sampler_seed``; OptunaSearch warns when given both)."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search has its own view
         self.nas_space = space
-        self._number = first_number
-        self._cache = cache
         self._train_defaults = train_defaults or {}  # the recipe's values of searchable training knobs
-        self._replays, self._replay_trials = [], {}
-        sampler = SAMPLERS.get(strategy)(sampler_seed(seed, first_number), len(metrics))
         single = len(metrics) == 1
         super().__init__(
+            first_number,
+            cache,
             space=self._define_by_run,
             metric=metrics[0] if single else metrics,
             mode=modes[0] if single else modes,
-            sampler=sampler,  # carries the seed (OptunaSearch warns when given both)
+            sampler=sampler,
         )
 
     def _define_by_run(self, trial: optuna.Trial) -> None:
@@ -293,12 +286,9 @@ class GridSearch(_NumberedSearch, Searcher):
         done: set[str],
         cache: CacheLookup | None = None,
     ) -> None:
-        super().__init__(metric=metric, mode=mode)
+        super().__init__(first_number, cache, metric=metric, mode=mode)
         self._genotypes = [g for g in space.iter_genotypes(include_train=False) if g.trial_key not in done]
         self._next = 0
-        self._number = first_number
-        self._cache = cache
-        self._replays, self._replay_trials = [], {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         replay = self._replay_config(trial_id)
@@ -313,18 +303,20 @@ class GridSearch(_NumberedSearch, Searcher):
         pass
 
 
-def grid_refusal(space: SearchSpace) -> str | None:
-    """Why a grid cannot walk ``space`` (None: it can), from its size counted without enumerating."""
+def grid_refusal(space: SearchSpace, strategy: str = "grid") -> str | None:
+    """Why an exhaustive ``strategy`` cannot walk ``space`` (None: it can), from its size counted
+    without enumerating."""
     size = space.size()
     if size <= ENUMERATION_LIMIT:
         return None
     others = f"another --strategy: {one_of(s for s in STRATEGIES if not STRATEGIES.get(s).exhaustive)}"
     if math.isinf(size):
         return (
-            f"--strategy grid: space {space.name} is {size_text(size)}: a grid cannot walk it; use {others}"
+            f"--strategy {strategy}: space {space.name} is {size_text(size)}: a grid cannot walk it; "
+            f"use {others}"
         )
     return (
-        f"--strategy grid: space {space.name} has {size_text(size)} architectures, more than the "
+        f"--strategy {strategy}: space {space.name} has {size_text(size)} architectures, more than the "
         f"{ENUMERATION_LIMIT:,} a grid walks; use a smaller space (fewer choices; nasfcn spaces show "
         f"counts them) or {others}"
     )
@@ -355,12 +347,10 @@ class PlanSearch(_NumberedSearch, Searcher):
         first_number: int,
         lookup: RunLookup | None = None,
     ) -> None:
-        super().__init__(metric=metric, mode="max")
+        super().__init__(first_number, None, metric=metric, mode="max")
         self._runs = list(runs)
         self._recipe = recipe
         self._next = 0
-        self._number = first_number
-        self._cache = None
         self._lookup = lookup
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:

@@ -12,9 +12,7 @@ best checkpoint when it improves.
 
 from __future__ import annotations
 
-import errno
 import functools
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +35,6 @@ class TrialSettings:
     max_latency_ms: float | None
     device: str
     threads: int
-    # arch_id -> "raise" | "diverge" | "disk_full" (its checkpoint meets a full disk); tests only
-    failure_injection: dict[str, str] | None = None
 
 
 def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
@@ -120,15 +116,7 @@ def train_candidate(
         tune.report({**cached["metrics"], **base, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
         return
 
-    injected = (settings.failure_injection or {}).get(genotype.arch_id)
-    recipe_dict = trial_recipe(config, settings.recipe)
-    recipe = TrainRecipe.from_dict(recipe_dict)
-    if injected == "raise":
-        raise RuntimeError(f"injected failure for {genotype.arch_id}")
-    if injected == "diverge":
-        recipe = TrainRecipe.from_dict({**recipe_dict, "lr": 1e12, "optimizer": "sgd"})
-        genotype = Genotype.from_dict({**genotype.to_dict(), "train": {}})
-
+    recipe = TrainRecipe.from_dict(trial_recipe(config, settings.recipe))
     best = {"miou": -1.0}
     if device.type == "cuda":  # a reused worker's previous trial must not count
         torch.cuda.reset_peak_memory_stats(device)
@@ -146,8 +134,6 @@ def train_candidate(
             miou = metrics.get("val_miou")
             if miou is not None and miou > best["miou"]:
                 best["miou"] = miou
-                if injected == "disk_full":
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from nasfcn.benchmark import (
 )
 from nasfcn.cli import app
 from nasfcn.references import reference
+from nasfcn.search import Execution, execution_options, flat_config
 from nasfcn.space import load_space
 from nasfcn.store import (
     benchmark_runs_frame,
@@ -52,7 +54,8 @@ def _config(tmp_path: Path, **overrides) -> BenchmarkConfig:
         "quiet": True,
     }
     options.update(overrides)
-    return BenchmarkConfig(**options)
+    execution, rest = execution_options(options)
+    return BenchmarkConfig(**rest, execution=execution)
 
 
 @pytest.mark.slow
@@ -60,7 +63,7 @@ def test_a_benchmark_trains_every_architecture_and_seed_and_resumes(ray_local, t
     config = _config(tmp_path)
     summary = run_benchmark(config)
     assert summary.counts == {"completed": 4}
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     runs = benchmark_runs_frame(store, "bench")
     assert len(runs) == 4
     assert sorted(zip(runs["reference"], runs["seed"], strict=True)) == [
@@ -220,10 +223,10 @@ def test_a_name_that_is_no_plain_folder_name_is_refused(tmp_path, name: str) -> 
 
 
 def test_the_stored_config_holds_no_credential() -> None:
-    config = BenchmarkConfig(
-        name="b", archs=("ref:fcn8s",), db="postgresql+psycopg://alice@db/nas?sslpassword=Zq7s3cret"
-    )
-    assert config.as_dict()["db"] == "postgresql+psycopg://alice@db/nas?sslpassword=***"
+    execution = Execution(db="postgresql+psycopg://alice@db/nas?sslpassword=Zq7s3cret")
+    config = BenchmarkConfig(name="b", archs=("ref:fcn8s",), execution=execution)
+    assert config.as_dict()["execution"]["db"] == "postgresql+psycopg://alice@db/nas?sslpassword=***"
+    assert "Zq7s3cret" not in json.dumps(config.as_dict())
 
 
 def test_cli_errors_are_one_line(tmp_path) -> None:
@@ -275,16 +278,18 @@ def test_report_figures_show_labels_as_text(tmp_path) -> None:
     assert "<b>mine</b>" not in text
 
 
-def _stored_benchmark(tmp_path: Path) -> BenchmarkConfig:
-    """A benchmark recorded as run_benchmark does, its one planned run finished."""
+def _stored_benchmark(tmp_path: Path, flat: bool = False) -> BenchmarkConfig:
+    """A benchmark recorded as run_benchmark does, its one planned run finished.
+
+    ``flat``: its config as versions before ``Execution`` stored it (execution fields at the top).
+    """
     config = _config(tmp_path, archs=("ref:unet:4",), seeds=1)
     genotype = reference("unet", 4)
     recipe = TrainRecipe(epochs=1, batch_size=8, seed=0).to_dict()
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
+    stored = flat_config(config.as_dict()) if flat else config.as_dict()
     plan = [{"label": "unet@4", "genotype": genotype.to_json(), "reference": "unet"}]
-    sid = create_search(
-        store, "bench", "shapes", config={**config.as_dict(), "plan_archs": plan}, kind="benchmark"
-    )
+    sid = create_search(store, "bench", "shapes", config={**stored, "plan_archs": plan}, kind="benchmark")
     trial = upsert_trial(store, sid, 0, genotype, dataset="shapes", recipe=recipe, status="running")
     record_epoch(store, trial, 1, {"val_miou": 0.5, "train_loss": 1.0})
     finish_trial(store, trial, "completed")
@@ -306,7 +311,9 @@ def test_benchmark_resume_refuses_a_typed_setting_that_changes_results(
     tmp_path, store_tracker, typed, refusal
 ) -> None:
     config = _stored_benchmark(tmp_path)
-    result = CliRunner().invoke(app, ["benchmark", "--name", "bench", "--resume", "--db", config.db, *typed])
+    result = CliRunner().invoke(
+        app, ["benchmark", "--name", "bench", "--resume", "--db", config.execution.db, *typed]
+    )
     assert result.exit_code == 2, result.output
     assert refusal in result.stderr
     assert (
@@ -315,16 +322,20 @@ def test_benchmark_resume_refuses_a_typed_setting_that_changes_results(
     assert "Traceback" not in result.output
 
 
-def test_benchmark_resume_keeps_the_plan_and_records_where_to_run(tmp_path, store_tracker) -> None:
-    config = _stored_benchmark(tmp_path)
+@pytest.mark.parametrize("flat", [False, True], ids=["stored", "stored-flat-by-an-earlier-version"])
+def test_benchmark_resume_keeps_the_plan_and_records_where_to_run(tmp_path, store_tracker, flat) -> None:
+    config = _stored_benchmark(tmp_path, flat)
     typed = ["--seeds", "1", "--image-size", "32", "--concurrency", "1"]
-    result = CliRunner().invoke(app, ["benchmark", "--name", "bench", "--resume", "--db", config.db, *typed])
+    result = CliRunner().invoke(
+        app, ["benchmark", "--name", "bench", "--resume", "--db", config.execution.db, *typed]
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert "1 architectures x 1 datasets x 1 seeds = 1 runs of 1 epochs; 1 finished before, 0 to run" in text
     assert "changed for this and later resumes: --concurrency 1 (stored 2)" in text
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     from nasfcn.store import get_search
 
     saved = get_search(store, "bench")["config"]
-    assert (saved["concurrency"], saved["image_size"], saved["train_samples"]) == (1, 32, 32)
+    assert (saved["execution"]["concurrency"], saved["image_size"], saved["train_samples"]) == (1, 32, 32)
+    assert saved["execution"]["storage_path"] == str(tmp_path / "runs")

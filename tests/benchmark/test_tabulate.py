@@ -25,6 +25,7 @@ from nasfcn.benchmark import (
 )
 from nasfcn.benchmark._archs import parse_space_spec
 from nasfcn.cli import app
+from nasfcn.search import execution_options
 from nasfcn.space import load_space, parse_space
 from nasfcn.store import (
     FINISHED_STATUSES,
@@ -92,7 +93,8 @@ def _config(tmp_path: Path, **overrides) -> BenchmarkConfig:
         "kind": "table",
     }
     options.update(overrides)
-    return BenchmarkConfig(**options)
+    execution, rest = execution_options(options)
+    return BenchmarkConfig(**rest, execution=execution)
 
 
 @pytest.mark.slow
@@ -103,7 +105,7 @@ def test_a_table_trains_every_architecture_and_seed_and_stores_every_epoch(
     config = _config(tmp_path)
     summary = tabulate(TableSource(str(space_path)), config)
     assert summary.counts == {"completed": 16}
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     runs = benchmark_runs_frame(store, "table")
     listed = {g.arch_id for g in load_space(space_path).iter_genotypes()}
     assert len(listed) == 8
@@ -305,7 +307,7 @@ def _stored_table(tmp_path: Path) -> str:
     """A table recorded as tabulate does (every architecture of EIGHT, nothing run yet)."""
     path = _space(tmp_path)
     config = _config(tmp_path, archs=(f"space:{path.resolve()}",))
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     space = parse_space(EIGHT)
     create_search(
         store,
@@ -317,7 +319,7 @@ def _stored_table(tmp_path: Path) -> str:
         kind="table",
     )
     store.dispose()
-    return str(config.db)
+    return str(config.execution.db)
 
 
 @pytest.mark.parametrize(

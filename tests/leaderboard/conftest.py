@@ -54,7 +54,7 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> st
     be named so), plus a failed trial in the latter whose error is markup; and
     the real tiny benchmark ``bench`` (``BENCH_ARCHS`` x ``BENCH_DATASETS`` x 2 seeds, 1 epoch)."""
     from nasfcn.benchmark import BenchmarkConfig, run_benchmark
-    from nasfcn.search import SearchConfig, run_search
+    from nasfcn.search import Execution, SearchConfig, run_search
     from nasfcn.train import TrainRecipe
 
     root = tmp_path_factory.mktemp("board")
@@ -72,14 +72,11 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> st
                 strategy="random",
                 scheduler="asha",
                 max_params=12000,
-                db=url,
-                storage_path=str(root / "runs"),
+                execution=Execution(db=url, storage_path=str(root / "runs"), concurrency=2, quiet=True),
                 image_size=32,
                 train_samples=32,
                 val_samples=16,
                 recipe=TrainRecipe(epochs=2, batch_size=8),
-                concurrency=2,
-                quiet=True,
             )
         )
     run_benchmark(
@@ -89,14 +86,11 @@ def searched_db(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> st
             datasets=BENCH_DATASETS,
             seeds=2,
             epochs=1,
-            db=url,
-            storage_path=str(root / "runs"),
+            execution=Execution(db=url, storage_path=str(root / "runs"), concurrency=2, quiet=True),
             image_size=32,
             train_samples=32,
             val_samples=16,
             recipe=TrainRecipe(epochs=1, batch_size=8),
-            concurrency=2,
-            quiet=True,
         )
     )
     _rename_search(url, "xss", XSS_NAME)

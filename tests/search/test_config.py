@@ -9,20 +9,22 @@ import pytest
 from typer.testing import CliRunner
 
 from nasfcn.cli import app
-from nasfcn.search import SearchConfig, SearchConfigError
+from nasfcn.search import Execution, SearchConfig, SearchConfigError
 from nasfcn.search._driver import default_name
 
 
 def test_the_stored_config_holds_no_credential() -> None:
     config = SearchConfig(
         space="space.yaml",
-        db="postgresql+psycopg://alice@db/nas?password=Zq7s3cret",
-        storage_path="s3://AKIAKEY:Zq7s3cret@bucket/runs",
+        execution=Execution(
+            db="postgresql+psycopg://alice@db/nas?password=Zq7s3cret",
+            storage_path="s3://AKIAKEY:Zq7s3cret@bucket/runs",
+        ),
     )
     stored = config.as_dict()
     assert "Zq7s3cret" not in json.dumps(stored)
-    assert stored["db"] == "postgresql+psycopg://alice@db/nas?password=***"
-    assert stored["storage_path"] == "s3://AKIAKEY:***@bucket/runs"
+    assert stored["execution"]["db"] == "postgresql+psycopg://alice@db/nas?password=***"
+    assert stored["execution"]["storage_path"] == "s3://AKIAKEY:***@bucket/runs"
 
 
 BAD_NAMES = ["../../escaped_name", "a/b", "..", ".", ".hidden", "-x", "a b", "", "na\u00efve", "x" * 101]

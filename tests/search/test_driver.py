@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nasfcn.search._driver import log_to_file
+from nasfcn.search._log import log_to_file
 
 FULL = Path("/dev/full")  # every write fails with ENOSPC, as on a full disk
 
@@ -32,7 +32,7 @@ def test_a_search_log_on_a_full_disk_says_so_once_and_stops(capsys: pytest.Captu
 
 
 def _search_config(tmp_path: Path, space: Path, **overrides):
-    from nasfcn.search import SearchConfig
+    from nasfcn.search import SearchConfig, execution_options
 
     options = {
         "space": str(space),
@@ -48,7 +48,8 @@ def _search_config(tmp_path: Path, space: Path, **overrides):
         "quiet": True,
     }
     options.update(overrides)
-    return SearchConfig(**options)
+    execution, rest = execution_options(options)
+    return SearchConfig(**rest, execution=execution)
 
 
 def _statuses(db: str, name: str) -> tuple[str, list[str]]:
@@ -66,45 +67,45 @@ def test_a_search_whose_ray_cannot_start_is_left_interrupted(
     tmp_path: Path, micro_space: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unreachable --ray-address (or any error past registration) once left the search `running`."""
-    from nasfcn.search import _driver, run_search
+    from nasfcn.search import _lifecycle, run_search
 
     def unreachable(address: str | None, run_folder: Path | None = None) -> None:
         raise ConnectionError(f"could not connect to the Ray cluster at {address}")
 
-    monkeypatch.setattr(_driver, "start_ray", unreachable)
+    monkeypatch.setattr(_lifecycle, "start_ray", unreachable)
     config = _search_config(tmp_path, micro_space, ray_address="127.0.0.1:1")
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:1"):
         run_search(config)
-    assert _statuses(config.db, "stopped") == ("interrupted", [])
+    assert _statuses(config.execution.db, "stopped") == ("interrupted", [])
 
 
 def test_a_benchmark_whose_database_stays_away_stops_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A database give-up in a benchmark once escaped as a StoreError and left it `running`."""
-    from nasfcn.benchmark import BenchmarkConfig, _runner, run_benchmark
-    from nasfcn.search import SearchStoppedError
+    from nasfcn.benchmark import BenchmarkConfig, run_benchmark
+    from nasfcn.search import Execution, SearchStoppedError, _lifecycle
     from nasfcn.store import DatabaseUnavailableError
     from nasfcn.train import TrainRecipe
 
     def database_away(run, console) -> bool:
         raise DatabaseUnavailableError("database sqlite:///x unreachable for 90 s while recording trial 0")
 
-    monkeypatch.setattr(_runner, "start_ray", lambda address, run_folder=None: None)
-    monkeypatch.setattr(_runner, "run_trials", database_away)
+    monkeypatch.setattr(_lifecycle, "start_ray", lambda address, run_folder=None: None)
+    monkeypatch.setattr(_lifecycle, "run_trials", database_away)
     config = BenchmarkConfig(
         name="away",
         archs=("ref:unet:4",),
         datasets=("shapes",),
         seeds=1,
         epochs=1,
-        db=f"sqlite:///{tmp_path / 'nasfcn.db'}",
-        storage_path=str(tmp_path / "runs"),
+        execution=Execution(
+            db=f"sqlite:///{tmp_path / 'nasfcn.db'}", storage_path=str(tmp_path / "runs"), quiet=True
+        ),
         image_size=32,
         train_samples=32,
         val_samples=16,
         recipe=TrainRecipe(epochs=1, batch_size=8),
-        quiet=True,
     )
     with pytest.raises(SearchStoppedError) as stopped:
         run_benchmark(config)
@@ -112,4 +113,4 @@ def test_a_benchmark_whose_database_stays_away_stops_with_one_line(
     assert "while recording trial 0: search stopped; finished trials are saved" in message
     assert "the search and its running trials are marked interrupted" in message
     assert message.endswith("continue with nasfcn benchmark --resume --name away")
-    assert _statuses(config.db, "away")[0] == "interrupted"
+    assert _statuses(config.execution.db, "away")[0] == "interrupted"

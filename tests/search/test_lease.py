@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, update
 from typer.testing import CliRunner
 
 from nasfcn.cli import app
-from nasfcn.search import SearchConfig, run_search
+from nasfcn.search import SearchConfig, execution_options, run_search
 from nasfcn.space import load_space
 from nasfcn.store import (
     FINISHED_STATUSES,
@@ -58,7 +58,8 @@ def _config(tmp_path: Path, space: Path, **overrides) -> SearchConfig:
         "quiet": True,
     }
     options.update(overrides)
-    return SearchConfig(**options)
+    execution, rest = execution_options(options)
+    return SearchConfig(**rest, execution=execution)
 
 
 def _held_elsewhere(store: Store, search: int, heartbeat_age_s: float) -> None:
@@ -75,7 +76,7 @@ def test_resume_is_refused_while_another_driver_runs_and_taken_over_once_it_is_s
 ) -> None:
     config = _config(tmp_path, micro_space)
     first = run_search(config)
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     assert current_lease(store, first.search_id) is None  # released at the end
     genotype = load_space(micro_space).sample(7)
     left_running = upsert_trial(
@@ -94,7 +95,7 @@ def test_resume_is_refused_while_another_driver_runs_and_taken_over_once_it_is_s
         "--epochs",
         "1",
         "--db",
-        config.db,
+        config.execution.db,
         "--storage-path",
         str(tmp_path / "runs"),
         "--scheduler",

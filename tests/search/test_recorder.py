@@ -15,12 +15,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from nasfcn.search import SearchConfig, SearchStoppedError, run_search
+from nasfcn.search import SearchConfig, SearchStoppedError, execution_options, run_search, with_execution
 from nasfcn.space import load_space
 from nasfcn.store import (
     FINISHED_STATUSES,
@@ -56,7 +55,8 @@ def _config(tmp_path: Path, space: Path, **overrides) -> SearchConfig:
         "quiet": True,
     }
     options.update(overrides)
-    return SearchConfig(**options)
+    execution, rest = execution_options(options)
+    return SearchConfig(**rest, execution=execution)
 
 
 @pytest.fixture(autouse=True)
@@ -148,17 +148,17 @@ def test_a_lock_held_beyond_the_retry_budget_stops_the_search_cleanly(
         run_search(config)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"database {config.db} unreachable for ")
+    assert message.startswith(f"database {config.execution.db} unreachable for ")
     assert "locked): search stopped; finished trials are saved; the search and its running trials" in message
     assert message.endswith("; continue with nasfcn search --resume --name stuck")
-    search, trials = _statuses(config.db, "stuck")
+    search, trials = _statuses(config.execution.db, "stuck")
     assert search == "interrupted"
     assert trials[0] == "completed"
     assert set(trials[1:]) <= {"interrupted"}
 
     monkeypatch.delenv("NASFCN_DB_RETRY_S")
-    summary = run_search(replace(config, resume=True))
-    search, trials = _statuses(config.db, "stuck")
+    summary = run_search(with_execution(config, resume=True))
+    search, trials = _statuses(config.execution.db, "stuck")
     assert search == "completed"
     assert sum(s in FINISHED_STATUSES for s in trials) == 4
     assert "running" not in trials
@@ -271,30 +271,29 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[Path, Callable[[], None] | None]
 
 
 def test_a_full_disk_under_the_storage_path_stops_the_search_cleanly(
-    ray_local, tmp_path, micro_space, on_log, full_disk, capsys
+    ray_local, tmp_path, micro_space, on_log, full_disk, capsys, trial_failures
 ) -> None:
     storage, fill = full_disk
     config = _config(tmp_path, micro_space, name="full", storage_path=str(storage))
-    injection = None
     if fill is None:  # no tmpfs here: the second trial's checkpoint meets ENOSPC instead
         second = list(load_space(micro_space).iter_genotypes(include_train=False))[1]
-        injection = {second.arch_id: "disk_full"}
+        trial_failures({second.arch_id: "disk_full"})
     else:
         on_log["completed"] = fill
     with pytest.raises(SearchStoppedError) as caught:
-        run_search(config, _failure_injection=injection)
+        run_search(config)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"no space left on {storage} (--storage-path): the checkpoint of trial 1 ")
     assert re.search(
-        r"\(\d[\d.]* [KM]?B free; a checkpoint of this search needs about \d[\d.]* KB\)", message
+        r"\(\d[\d.]* [KMGT]?B free; a checkpoint of this search needs about \d[\d.]* KB\)", message
     )
     assert "): search stopped; finished trials are saved; the search and its running trials are" in message
     assert message.endswith("free space, then continue with nasfcn search --resume --name full")
-    search, trials = _statuses(config.db, "full")
+    search, trials = _statuses(config.execution.db, "full")
     assert search == "interrupted"
     assert trials == ["completed", "interrupted"]  # re-run by the resume, not a failed candidate
-    board = leaderboard_frame(open_store(config.db), "full").set_index("number")
+    board = leaderboard_frame(open_store(config.execution.db), "full").set_index("number")
     assert "No space left on device" in board.loc[1, "error"]
     if fill is not None:
         err = capsys.readouterr().err
@@ -302,9 +301,10 @@ def test_a_full_disk_under_the_storage_path_stops_the_search_cleanly(
         assert err.count(f"search log {storage / 'search.log'}: cannot write") == 1
         (storage / "filler").unlink()
 
-    summary = run_search(replace(config, resume=True))
+    trial_failures({})  # the disk has room again
+    summary = run_search(with_execution(config, resume=True))
     assert summary.counts["completed"] == 4
-    assert _statuses(config.db, "full")[0] == "completed"
+    assert _statuses(config.execution.db, "full")[0] == "completed"
 
 
 def test_the_live_view_of_a_resumed_run_counts_done_and_left_from_the_earlier_runs() -> None:

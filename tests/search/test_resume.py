@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from nasfcn.cli import app
-from nasfcn.search import SearchConfig, SearchConfigError, run_search
+from nasfcn.search import SearchConfig, SearchConfigError, execution_options, flat_config, run_search
 from nasfcn.space import load_space
 from nasfcn.store import (
     create_search,
@@ -28,8 +28,13 @@ from nasfcn.store import (
 from nasfcn.train import TrainRecipe
 
 
-def stored_search(tmp_path: Path, space: Path, finished: int = 1, **overrides) -> SearchConfig:
-    """Record a search as ``run_search`` does, with trials 0 .. finished-1 done; returns its config."""
+def stored_search(
+    tmp_path: Path, space: Path, finished: int = 1, flat: bool = False, **overrides
+) -> SearchConfig:
+    """Record a search as ``run_search`` does, with trials 0 .. finished-1 done; returns its config.
+
+    ``flat``: its config as versions before ``Execution`` stored it (execution fields at the top).
+    """
     options = {
         "space": str(space),
         "name": "kept",
@@ -47,17 +52,18 @@ def stored_search(tmp_path: Path, space: Path, finished: int = 1, **overrides) -
         "quiet": True,
     }
     options.update(overrides)
-    config = SearchConfig(**options)
+    execution, rest = execution_options(options)
+    config = SearchConfig(**rest, execution=execution)
     loaded = load_space(space)
     recipe = replace(config.recipe, epochs=config.epochs, seed=config.seed).to_dict()
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     sid = create_search(
         store,
         "kept",
         config.data,
         space_name=loaded.name,
         space_yaml=loaded.text,
-        config=config.as_dict(),
+        config=flat_config(config.as_dict()) if flat else config.as_dict(),
         recipe=recipe,
     )
     for number in range(finished):
@@ -75,9 +81,10 @@ def stored_search(tmp_path: Path, space: Path, finished: int = 1, **overrides) -
 def _resume(config: SearchConfig, **fields) -> tuple[str, dict]:
     """Resume as a library caller passing only ``fields``; returns the printed text and the stored search."""
     console = Console(record=True, width=200)
-    options = {"space": "", "name": "kept", "db": config.db, "resume": True, **fields}
-    run_search(SearchConfig(**options), console=console)
-    store = open_store(config.db)
+    options = {"space": "", "name": "kept", "db": config.execution.db, "resume": True, **fields}
+    execution, rest = execution_options(options)
+    run_search(SearchConfig(**rest, execution=execution), console=console)
+    store = open_store(config.execution.db)
     stored = get_search(store, "kept")
     store.dispose()
     return console.export_text(), stored
@@ -92,7 +99,12 @@ def test_fields_left_at_their_defaults_take_the_stored_values(tmp_path, micro_sp
     assert stored["status"] == "completed"
     saved = stored["config"]
     assert (saved["image_size"], saved["train_samples"], saved["val_samples"]) == (32, 32, 16)
-    assert (saved["trials"], saved["concurrency"], saved["storage_path"]) == (1, 2, str(tmp_path / "runs"))
+    execution = saved["execution"]
+    assert (saved["trials"], execution["concurrency"], execution["storage_path"]) == (
+        1,
+        2,
+        str(tmp_path / "runs"),
+    )
     assert (saved["recipe"]["lr"], saved["recipe"]["batch_size"]) == (0.01, 8)
     assert (tmp_path / "runs" / "space.yaml").read_text() == micro_space.read_text()
 
@@ -117,7 +129,7 @@ def test_every_refused_setting_is_named_at_once_and_nothing_is_written(
     tmp_path, micro_space, store_tracker
 ) -> None:
     config = stored_search(tmp_path, micro_space)
-    before = get_search(open_store(config.db), "kept")
+    before = get_search(open_store(config.execution.db), "kept")
     with pytest.raises(SearchConfigError) as refused:
         _resume(
             config,
@@ -145,7 +157,7 @@ def test_every_refused_setting_is_named_at_once_and_nothing_is_written(
     ):
         assert part in message
     assert "\n" not in message
-    assert get_search(open_store(config.db), "kept") == before  # status and config untouched
+    assert get_search(open_store(config.execution.db), "kept") == before  # status and config untouched
     assert not (tmp_path / "runs").exists()
 
 
@@ -156,10 +168,27 @@ def test_adjustable_settings_are_recorded_for_the_next_resume(tmp_path, micro_sp
         "changed for this and later resumes: --time-budget 5 (stored none), --concurrency 1 (stored 2), "
         "--cpus-per-trial 2 (stored 1)"
     ) in output
-    assert (stored["config"]["concurrency"], stored["config"]["time_budget_min"]) == (1, 5.0)
-    assert stored["config"]["cpus_per_trial"] == 2.0
+    assert (stored["config"]["execution"]["concurrency"], stored["config"]["time_budget_min"]) == (1, 5.0)
+    assert stored["config"]["execution"]["cpus_per_trial"] == 2.0
     _, again = _resume(config)  # a resume without them continues with the recorded values
-    assert (again["config"]["concurrency"], again["config"]["time_budget_min"]) == (1, 5.0)
+    assert (again["config"]["execution"]["concurrency"], again["config"]["time_budget_min"]) == (1, 5.0)
+
+
+def test_a_search_stored_flat_by_an_earlier_version_resumes_with_its_settings(
+    tmp_path, micro_space, store_tracker
+) -> None:
+    """Searches recorded before ``Execution`` hold its fields at the top level of their config."""
+    config = stored_search(tmp_path, micro_space, flat=True)
+    saved = get_search(open_store(config.execution.db), "kept")["config"]
+    assert "execution" not in saved  # the old shape
+    assert saved["concurrency"] == 2
+    output, stored = _resume(config, cpus_per_trial=2.0)
+    assert "changed for this and later resumes: --cpus-per-trial 2 (stored 1)" in output
+    assert "nothing left to run" in output
+    execution = stored["config"]["execution"]  # recorded again in the new shape
+    assert (execution["concurrency"], execution["cpus_per_trial"]) == (2, 2.0)
+    assert execution["storage_path"] == str(tmp_path / "runs")
+    assert (tmp_path / "runs" / "space.yaml").is_file()  # the stored storage path, not runs/kept
 
 
 def test_a_different_space_file_is_refused_the_same_one_accepted(
@@ -213,15 +242,15 @@ def test_cli_resume_refuses_a_typed_setting_that_changes_results(
     tmp_path, micro_space, store_tracker, typed, refusal
 ) -> None:
     config = stored_search(tmp_path, micro_space)
-    before = get_search(open_store(config.db), "kept")
+    before = get_search(open_store(config.execution.db), "kept")
     result = runner.invoke(
-        app, ["search", "--name", "kept", "--resume", "--db", config.db, "--trials", "1", *typed]
+        app, ["search", "--name", "kept", "--resume", "--db", config.execution.db, "--trials", "1", *typed]
     )
     assert result.exit_code == 2, result.output
     assert refusal in result.stderr
     assert "a resumed search keeps its settings; start a new search with another --name" in result.stderr
     assert "Traceback" not in result.output
-    assert get_search(open_store(config.db), "kept") == before
+    assert get_search(open_store(config.execution.db), "kept") == before
 
 
 def test_cli_resume_accepts_typed_settings_equal_to_the_stored_ones(
@@ -241,7 +270,7 @@ def test_cli_resume_accepts_typed_settings_equal_to_the_stored_ones(
         "2",
     ]
     result = runner.invoke(
-        app, ["search", "--name", "kept", "--resume", "--db", config.db, "--trials", "1", *typed]
+        app, ["search", "--name", "kept", "--resume", "--db", config.execution.db, "--trials", "1", *typed]
     )
     assert result.exit_code == 0, result.output
     assert "nothing left to run" in result.stdout
@@ -251,10 +280,12 @@ def test_cli_resume_with_fewer_trials_than_finished_says_nothing_is_left(
     tmp_path, micro_space, store_tracker
 ) -> None:
     config = stored_search(tmp_path, micro_space, finished=3, trials=3)
-    result = runner.invoke(app, ["search", "--name", "kept", "--resume", "--db", config.db, "--trials", "2"])
+    result = runner.invoke(
+        app, ["search", "--name", "kept", "--resume", "--db", config.execution.db, "--trials", "2"]
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert "nothing left to run: 3 trials already finished, 2 asked for (--trials 2)" in text
     assert "a larger --trials extends the search" in text
     assert "--trials 2 (stored 3)" in text
-    assert get_search(open_store(config.db), "kept")["status"] == "completed"
+    assert get_search(open_store(config.execution.db), "kept")["status"] == "completed"

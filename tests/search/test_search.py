@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from nasfcn.search import SearchConfig, SearchConfigError, run_search
+from nasfcn.search import (
+    Execution,
+    SearchConfig,
+    SearchConfigError,
+    execution_options,
+    run_search,
+    with_execution,
+)
 from nasfcn.search._trainable import measured_alike
 from nasfcn.space import load_space
 from nasfcn.store import counts, epochs_frame, leaderboard_frame, open_store, trial_record
@@ -38,7 +45,8 @@ def _config(tmp_path: Path, space: Path, **overrides) -> SearchConfig:
         "quiet": True,
     }
     options.update(overrides)
-    return SearchConfig(**options)
+    execution, rest = execution_options(options)
+    return SearchConfig(**rest, execution=execution)
 
 
 @pytest.mark.parametrize("strategy", ["random", "tpe", "grid"])
@@ -82,28 +90,31 @@ def test_asha_stops_some_trials_early(ray_local, tmp_path, micro_space) -> None:
     summary = run_search(config)
     assert summary.counts.get("stopped_early", 0) >= 1
     assert sum(summary.counts.values()) == 8
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     board = leaderboard_frame(store, "asha")
     stopped = board[board["status"] == "stopped_early"]
     assert (stopped["epochs_trained"] == 2).all()
     assert (board[board["status"] == "completed"]["epochs_trained"] == 4).all()
     # a resume hands the new scheduler the rungs the finished trials filled
-    resumed = run_search(replace(config, trials=10, resume=True))
+    resumed = run_search(with_execution(replace(config, trials=10), resume=True))
     assert sum(resumed.counts.values()) == 10
-    log_text = (config.run_folder("asha") / "search.log").read_text()
+    log_text = (config.execution.run_folder("asha") / "search.log").read_text()
     assert "ASHA's rungs refilled from the epochs of 8 finished trials" in log_text
     board = leaderboard_frame(store, "asha")
     assert set(board[board["status"] == "stopped_early"]["epochs_trained"]) == {2}
 
 
-def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path, micro_space) -> None:
+def test_failures_are_recorded_and_the_search_goes_on(
+    ray_local, tmp_path, micro_space, trial_failures
+) -> None:
     space = load_space(micro_space)
     genotypes = list(space.iter_genotypes(include_train=False))
     crash, diverge = genotypes[0].arch_id, genotypes[1].arch_id
     config = _config(tmp_path, micro_space, strategy="grid", name="failing")
-    summary = run_search(config, _failure_injection={crash: "raise", diverge: "diverge"})
+    trial_failures({crash: "raise", diverge: "diverge"})
+    summary = run_search(config)
     assert summary.counts == {"failed": 2, "completed": 2}
-    board = leaderboard_frame(open_store(config.db), "failing").set_index("arch_id")
+    board = leaderboard_frame(open_store(config.execution.db), "failing").set_index("arch_id")
     assert "injected failure" in board.loc[crash, "error"]
     assert "TrainingDiverged" in board.loc[diverge, "error"]
     assert "lower the learning rate" in board.loc[diverge, "error"]
@@ -112,7 +123,7 @@ def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path, micro
 def test_constraints_reject_without_training_and_cache_reuses(ray_local, tmp_path, micro_space) -> None:
     first = _config(tmp_path, micro_space, strategy="grid", name="first")
     run_search(first)
-    store = open_store(first.db)
+    store = open_store(first.execution.db)
     trained = leaderboard_frame(store, "first")
     limit = float(trained["params"].median())
     # The same four architectures again, with a parameter budget: over-budget ones are
@@ -146,7 +157,7 @@ def test_each_search_keeps_the_cost_it_measured(ray_local, tmp_path, micro_space
     large = run_search(replace(small, name="large", latency_input=64))
     again = run_search(replace(small, name="again"))
     assert large.counts == again.counts == {"cached": 2}
-    store = open_store(small.db)
+    store = open_store(small.execution.db)
     boards = {
         name: leaderboard_frame(store, name).set_index("arch_id") for name in ("small", "large", "again")
     }
@@ -199,7 +210,7 @@ def test_invalid_options_are_refused() -> None:
 def test_epoch_rows_carry_the_reported_metrics(ray_local, tmp_path, micro_space) -> None:
     config = _config(tmp_path, micro_space, trials=2, name="metrics", storage_path=f"file://{tmp_path}/store")
     run_search(config)
-    store = open_store(config.db)
+    store = open_store(config.execution.db)
     epochs = epochs_frame(store, "metrics")
     assert isinstance(epochs, pd.DataFrame)
     with store.engine.connect() as connection:
@@ -223,10 +234,10 @@ def test_fractional_gpus_pack_trials_on_one_gpu(ray_local, tmp_path, micro_space
     config = _config(tmp_path, micro_space, trials=4, gpus_per_trial=0.25, cpus_per_trial=0.5, concurrency=4)
     summary = run_search(config)
     assert summary.counts == {"completed": 4}
-    board = leaderboard_frame(open_store(config.db), "s")
+    board = leaderboard_frame(open_store(config.execution.db), "s")
     assert all(device.startswith("cuda:0") for device in board["train_device"])
     assert (board["peak_train_memory_mb"] > 0).all()
-    with open_store(config.db).engine.connect() as connection:
+    with open_store(config.execution.db).engine.connect() as connection:
         spans = connection.execute(text("SELECT started_at, finished_at FROM trials")).all()
     spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
     overlapping = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
@@ -239,11 +250,11 @@ def test_storage_locations_local_and_remote(tmp_path) -> None:
 
     from nasfcn.search._recorder import checkpoint_location
 
-    local = SearchConfig(space="x.yaml", name="n", storage_path=f"file://{tmp_path}/store")
+    local = Execution(storage_path=f"file://{tmp_path}/store")
     assert not local.remote_storage
     assert local.run_folder("n") == tmp_path / "store"
     assert local.checkpoint_storage("n") == str(tmp_path / "store")
-    bucket = SearchConfig(space="x.yaml", name="n", storage_path="s3://team-bucket/nasfcn/")
+    bucket = Execution(storage_path="s3://team-bucket/nasfcn/")
     assert bucket.remote_storage
     assert bucket.checkpoint_storage("n") == "s3://team-bucket/nasfcn/n"
     assert bucket.run_folder("n") == (Path("runs") / "n").resolve()  # the log stays local
@@ -259,7 +270,7 @@ def test_references_run_first_and_are_marked(ray_local, tmp_path, micro_space) -
     config = _config(tmp_path, micro_space, trials=2, name="refs", references=("fcn8s", "unet", "segnet"))
     summary = run_search(config)
     assert sum(summary.counts.values()) == 5  # the references come on top of --trials
-    board = leaderboard_frame(open_store(config.db), "refs").sort_values("number")
+    board = leaderboard_frame(open_store(config.execution.db), "refs").sort_values("number")
     assert list(board["reference"].iloc[:3]) == ["fcn8s", "unet", "segnet"]
     assert board["reference"].iloc[3:].isna().all()
     from nasfcn.references import reference
@@ -270,16 +281,15 @@ def test_references_run_first_and_are_marked(ray_local, tmp_path, micro_space) -
     ]
     assert (board["status"] == "completed").all()
     # a resume keeps the stored references and does not re-run the finished ones
-    again = run_search(replace(config, resume=True, trials=3, references=()))
+    again = run_search(with_execution(replace(config, trials=3, references=()), resume=True))
     assert sum(again.counts.values()) == 6
-    board = leaderboard_frame(open_store(config.db), "refs")
+    board = leaderboard_frame(open_store(config.execution.db), "refs")
     assert len(board) == 6
     assert board["reference"].notna().sum() == 3
 
 
 def test_a_reference_the_space_can_draw_is_told_to_the_optimizer() -> None:
     from nasfcn.references import reference
-    from nasfcn.search._searcher import SpaceSearch
     from nasfcn.space import parse_space
 
     space = parse_space(
@@ -297,9 +307,7 @@ train:
   lr: {log_uniform: [1.0e-3, 2.0e-2]}
 """
     )
-    searcher = SpaceSearch(
-        space, "tpe", ["val_miou"], ["max"], seed=0, first_number=0, train_defaults={"lr": 3e-3}
-    )
+    searcher = _searcher(space, "tpe", seed=0, first_number=0, train_defaults={"lr": 3e-3})
     searcher.add_references({"unet": reference("unet", 4), "fcn8s": reference("fcn8s", 4)})
     first, second = searcher.suggest("t0"), searcher.suggest("t1")
     assert (first["reference"], second["reference"], first["number"], second["number"]) == (
@@ -326,9 +334,26 @@ train:
     assert third["number"] == 2
 
 
+def _searcher(space, strategy: str, seed: int, first_number: int, train_defaults=None):
+    """The strategy's searcher as the driver builds it (through its registration)."""
+    from nasfcn.search import SEARCHERS, SearcherInputs
+
+    inputs = SearcherInputs(
+        space=space,
+        metrics=["val_miou"],
+        modes=["max"],
+        seed=seed,
+        first_number=first_number,
+        finished=[],
+        replays=[],
+        cache=None,
+        train_defaults=train_defaults or {},
+    )
+    return SEARCHERS.get(strategy)(inputs)
+
+
 @pytest.mark.parametrize("strategy", ["random", "tpe", "nsga2"])
 def test_a_resumed_optimizer_does_not_draw_its_first_configurations_again(strategy) -> None:
-    from nasfcn.search._searcher import SpaceSearch
     from nasfcn.space import parse_space
 
     space = parse_space(
@@ -344,7 +369,7 @@ train:
     )
 
     def draws(first_number: int) -> list[str]:
-        searcher = SpaceSearch(space, strategy, ["val_miou"], ["max"], seed=7, first_number=first_number)
+        searcher = _searcher(space, strategy, seed=7, first_number=first_number)
         return [searcher.suggest(f"t{i}")["params"] for i in range(4)]
 
     fresh = draws(0)
