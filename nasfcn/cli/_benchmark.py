@@ -19,6 +19,7 @@ from nasfcn.cli._options import (
     RayAddressOption,
     TrainSamplesOption,
     comma_list,
+    execution_from,
     exit_if_interrupted,
     print_summary,
     typed,
@@ -92,7 +93,7 @@ def benchmark(
     if ctx.invoked_subcommand is not None:
         return
     from nasfcn.benchmark import BenchmarkConfig, run_benchmark
-    from nasfcn.search import Execution, SearchStoppedError
+    from nasfcn.search import SearchStoppedError
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -105,16 +106,7 @@ def benchmark(
             datasets=comma_list(data),
             seeds=seeds,
             epochs=epochs,
-            execution=Execution(
-                db=db,
-                ray_address=ray_address,
-                cpus_per_trial=cpus_per_trial,
-                gpus_per_trial=gpus_per_trial,
-                concurrency=concurrency,
-                storage_path=storage_path,
-                cache=not no_cache,
-                resume=resume,
-            ),
+            execution=execution_from(ctx.params),
             image_size=image_size,
             train_samples=train_samples,
             recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),

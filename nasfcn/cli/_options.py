@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
 from nasfcn.catalogue import DATASETS, one_of
 from nasfcn.cli._console import EXIT_INTERRUPTED, console
+
+if TYPE_CHECKING:
+    from nasfcn.search import Execution
 
 DbOption = Annotated[
     str | None,
@@ -75,3 +79,20 @@ def exit_if_interrupted(summary: RunSummary) -> None:
     """Ctrl-C stopped the run: exit 130 once its summary is printed, as a shell expects."""
     if summary.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def execution_from(params: Mapping[str, Any]) -> Execution:
+    """Where and how a run command's trials execute, from its parsed options (``ctx.params``):
+    search, benchmark and tabulate name these options alike."""
+    from nasfcn.search import Execution
+
+    return Execution(
+        db=params["db"],
+        ray_address=params["ray_address"],
+        cpus_per_trial=params["cpus_per_trial"],
+        gpus_per_trial=params["gpus_per_trial"],
+        concurrency=params["concurrency"],
+        storage_path=params["storage_path"],
+        cache=not params["no_cache"],
+        resume=params["resume"],
+    )

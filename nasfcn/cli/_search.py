@@ -19,6 +19,7 @@ from nasfcn.cli._options import (
     RayAddressOption,
     TrainSamplesOption,
     comma_list,
+    execution_from,
     exit_if_interrupted,
     print_summary,
     typed,
@@ -113,7 +114,7 @@ def search(
 
       nasfcn search --name my-search --resume
     """
-    from nasfcn.search import Execution, SearchConfig, SearchStoppedError, run_search
+    from nasfcn.search import SearchConfig, SearchStoppedError, run_search
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -134,16 +135,7 @@ def search(
             max_latency_ms=max_latency_ms,
             time_budget_min=time_budget,
             seed=seed,
-            execution=Execution(
-                db=db,
-                ray_address=ray_address,
-                cpus_per_trial=cpus_per_trial,
-                gpus_per_trial=gpus_per_trial,
-                concurrency=concurrency,
-                storage_path=storage_path,
-                cache=not no_cache,
-                resume=resume,
-            ),
+            execution=execution_from(ctx.params),
             references=_references(with_references, references),
             image_size=image_size,
             train_samples=train_samples,

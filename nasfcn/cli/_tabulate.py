@@ -18,6 +18,7 @@ from nasfcn.cli._options import (
     ImageSizeOption,
     RayAddressOption,
     TrainSamplesOption,
+    execution_from,
     exit_if_interrupted,
     print_summary,
     typed,
@@ -90,7 +91,7 @@ def tabulate(
         return
     from nasfcn.benchmark import BenchmarkConfig, TableSource
     from nasfcn.benchmark import tabulate as build
-    from nasfcn.search import Execution, SearchStoppedError
+    from nasfcn.search import SearchStoppedError
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -104,16 +105,7 @@ def tabulate(
             datasets=(data,),
             seeds=seeds,
             epochs=epochs,
-            execution=Execution(
-                db=db,
-                ray_address=ray_address,
-                cpus_per_trial=cpus_per_trial,
-                gpus_per_trial=gpus_per_trial,
-                concurrency=concurrency,
-                storage_path=storage_path,
-                cache=not no_cache,
-                resume=resume,
-            ),
+            execution=execution_from(ctx.params),
             image_size=image_size,
             train_samples=train_samples,
             val_samples=val_samples,
