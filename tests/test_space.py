@@ -204,3 +204,18 @@ def test_training_knobs_do_not_change_arch_id() -> None:
     assert len(genotypes) == 4
     assert len({g.arch_id for g in genotypes}) == 1
     assert len({g.trial_key for g in genotypes}) == 4
+
+
+def test_fcn_bench_enumerates_every_topology_axis_at_one_width() -> None:
+    space = load_space("search_spaces/fcn_bench.yaml")
+    genotypes = list(space.iter_genotypes(include_train=False))
+    assert len(genotypes) == space.size() == 280
+    assert all(knob.values is not None for knob in space.searched)  # no continuous knob
+    assert {(g.encoder.width, g.encoder.stages, g.encoder.downsample) for g in genotypes} == {
+        (8, 3, "maxpool")
+    }
+    assert {g.encoder.kernel_size for g in genotypes} == {(3, 3, 3), (5, 5, 5)}
+    assert {g.skip for g in genotypes} == {"none", "fcn16s", "fcn8s", "unet_concat", "unet_add"}
+    assert {g.upsample for g in genotypes} == {"bilinear", "transposed", "pixel_shuffle", "max_unpool"}
+    attention = {(g.attention.type, g.attention.where) for g in genotypes}
+    assert len(attention) == 7  # none, and se / spatial / cbam in the encoder or the decoder
