@@ -219,3 +219,6 @@ def test_fcn_bench_enumerates_every_topology_axis_at_one_width() -> None:
     assert {g.upsample for g in genotypes} == {"bilinear", "transposed", "pixel_shuffle", "max_unpool"}
     attention = {(g.attention.type, g.attention.where) for g in genotypes}
     assert len(attention) == 7  # none, and se / spatial / cbam in the encoder or the decoder
+    with_train = list(space.iter_genotypes(include_train=True))  # the measured regime, fixed
+    assert {(g.train.lr, g.train.batch_size) for g in with_train} == {(0.01, 8)}
+    assert len(with_train) == 280
