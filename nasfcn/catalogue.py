@@ -134,6 +134,7 @@ DATASETS = _kind(
     "dataset",
     Dataset("shapes", "generated circles, squares and triangles on textured, noisy backgrounds"),
     Dataset("digits", "scenes of real handwritten digits from scikit-learn (11 classes, no download)"),
+    Dataset("photos", "horse, digit and star silhouettes pasted on bundled photographs (no download)"),
     Dataset("voc", "PASCAL VOC layout: voc:PATH/TO/VOC2012", takes_path=True),
     Dataset(
         "folder",

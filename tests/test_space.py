@@ -218,3 +218,21 @@ def test_space_hash_ignores_layout_and_names_but_not_meaning() -> None:
     assert narrower != text
     assert space_hash(parse_space(narrower)) != base
     assert len(base) == 16
+
+
+def test_fcn_bench_enumerates_every_topology_axis_at_one_width() -> None:
+    space = load_space("search_spaces/fcn_bench.yaml")
+    genotypes = list(space.iter_genotypes(include_train=False))
+    assert len(genotypes) == space.size() == 280
+    assert all(knob.values is not None for knob in space.searched)  # no continuous knob
+    assert {(g.encoder.width, g.encoder.stages, g.encoder.downsample) for g in genotypes} == {
+        (8, 3, "maxpool")
+    }
+    assert {g.encoder.kernel_size for g in genotypes} == {(3, 3, 3), (5, 5, 5)}
+    assert {g.skip for g in genotypes} == {"none", "fcn16s", "fcn8s", "unet_concat", "unet_add"}
+    assert {g.upsample for g in genotypes} == {"bilinear", "transposed", "pixel_shuffle", "max_unpool"}
+    attention = {(g.attention.type, g.attention.where) for g in genotypes}
+    assert len(attention) == 7  # none, and se / spatial / cbam in the encoder or the decoder
+    with_train = list(space.iter_genotypes(include_train=True))  # the measured regime, fixed
+    assert {(g.train.lr, g.train.batch_size) for g in with_train} == {(0.01, 8)}
+    assert len(with_train) == 280

@@ -22,7 +22,7 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
-#: Every catalogued dataset as a user writes it: shapes, digits, voc:PATH or folder:PATH.
+#: Every catalogued dataset as a user writes it (e.g. shapes, photos, voc:PATH, folder:PATH).
 DATA_SPECS = one_of(DATASETS.get(name).spec for name in DATASETS)
 DataOption = Annotated[str, typer.Option(help=f"Dataset: {DATA_SPECS}.")]
 RayAddressOption = Annotated[str | None, typer.Option(help="Existing Ray cluster (ray start --head).")]

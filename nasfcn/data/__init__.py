@@ -1,4 +1,4 @@
-"""Datasets for segmentation, named by spec strings: ``shapes``, ``digits``, ``voc:PATH``,
+"""Datasets for segmentation, named by spec strings: ``shapes``, ``digits``, ``photos``, ``voc:PATH``,
 ``folder:PATH``.
 
 ``load_dataset(spec, config)`` checks everything up front and returns a
@@ -7,7 +7,7 @@ C x H x W normalized, int64 H x W with 255 = ignore) plus class names, palette a
 normalization. A new dataset is one loader function under ``@register_dataset``.
 """
 
-from nasfcn.data import _digits, _files, _shapes  # noqa: F401  (register the datasets)
+from nasfcn.data import _digits, _files, _photos, _shapes  # noqa: F401  (register the datasets)
 from nasfcn.data._core import (
     DATASETS,
     IGNORE_INDEX,
@@ -26,6 +26,7 @@ from nasfcn.data._dataset import SegmentationDataset
 from nasfcn.data._digits import generate_digits
 from nasfcn.data._files import VOC_CLASSES
 from nasfcn.data._images import ImageTooLargeError, open_image, pixel_limit
+from nasfcn.data._photos import generate_photos
 from nasfcn.data._shapes import generate_shapes
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Source",
     "absolute_spec",
     "generate_digits",
+    "generate_photos",
     "generate_shapes",
     "is_generated",
     "load_dataset",

@@ -27,6 +27,7 @@ def spec_for(make_folder, make_voc):
     specs = {
         "shapes": lambda: "shapes",
         "digits": lambda: "digits",
+        "photos": lambda: "photos",
         "folder": lambda: f"folder:{make_folder()}",
         "voc": lambda: f"voc:{make_voc()}",
     }

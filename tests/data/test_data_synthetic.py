@@ -1,4 +1,4 @@
-"""Generated datasets (``shapes``, ``digits``): determinism, sizes, classes, difficulty."""
+"""Generated datasets (``shapes``, ``digits``, ``photos``): determinism, sizes, classes, difficulty."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from nasfcn.data import generate_digits, generate_shapes, load_dataset
+from nasfcn.data import generate_digits, generate_photos, generate_shapes, load_dataset
 from nasfcn.data._digits import _scans
 
-GENERATORS = {"shapes": generate_shapes, "digits": generate_digits}
-NUM_CLASSES = {"shapes": 4, "digits": 11}
+GENERATORS = {"shapes": generate_shapes, "digits": generate_digits, "photos": generate_photos}
+NUM_CLASSES = {"shapes": 4, "digits": 11, "photos": 4}
 
 
 @pytest.mark.parametrize("name", GENERATORS)

@@ -90,6 +90,19 @@ def test_every_fcn_tiny_architecture_builds_and_keeps_size() -> None:
     assert count == 2100
 
 
+@pytest.mark.slow
+def test_every_fcn_bench_architecture_builds_at_the_table_sizes() -> None:
+    """A tabular build trains all 280: none may fail to build or change the output size."""
+    count = 0
+    for genotype in load_space("search_spaces/fcn_bench.yaml").iter_genotypes(include_train=False):
+        model = build_model(genotype, num_classes=4).eval()
+        with torch.no_grad():
+            for height, width in [(32, 32), (37, 53)]:
+                assert model(torch.randn(1, 3, height, width)).shape == (1, 4, height, width)
+        count += 1
+    assert count == 280
+
+
 @pytest.mark.parametrize("path", shipped_spaces(), ids=lambda p: p.stem)
 def test_samples_of_every_shipped_space_train_at_odd_sizes(path) -> None:
     space = load_space(path)
