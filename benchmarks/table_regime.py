@@ -33,27 +33,11 @@ import pandas as pd
 from nasfcn.benchmark import BenchmarkConfig, run_benchmark
 from nasfcn.genotype import Genotype
 from nasfcn.space import load_space
+from nasfcn.stats import icc1
 from nasfcn.store import NoSuchSearchError, benchmark_runs_frame, epochs_frame, open_store, trial_times_frame
 from nasfcn.train import TrainRecipe
 
 SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_bench.yaml"
-
-
-def icc1(groups: Sequence[Sequence[float]]) -> float:
-    """ICC(1), one-way random effects: (MSB - MSW) / (MSB + (k - 1) MSW).
-
-    ``groups`` are equal-sized (k repeats each); NaN when there is no within-group variance
-    and no between-group variance either.
-    """
-    values = np.asarray(groups, dtype=float)
-    n, k = values.shape
-    if n < 2 or k < 2:
-        raise ValueError(f"ICC needs >= 2 groups of >= 2 repeats, got {n} x {k}")
-    means = values.mean(axis=1)
-    msb = k * ((means - values.mean()) ** 2).sum() / (n - 1)
-    msw = ((values - means[:, None]) ** 2).sum() / (n * (k - 1))
-    denominator = msb + (k - 1) * msw
-    return float((msb - msw) / denominator) if denominator > 0 else math.nan
 
 
 def sample_archs(space_path: Path, count: int, seed: int) -> list[Genotype]:
@@ -109,7 +93,7 @@ def figures(frame: pd.DataFrame, dataset: str, seeds: int) -> Figures:
         dataset=dataset,
         archs=len(table),
         seeds=seeds,
-        icc=icc1(table.to_numpy()) if len(table) >= 2 else math.nan,
+        icc=icc1(table.to_numpy().tolist()).icc if len(table) >= 2 else math.nan,
         seed_sd=float(np.sqrt((within**2).to_numpy().sum() / (table.size - len(table)))),
         mean_sd=float(means.std(ddof=1)),
         best=float(means.max()),
