@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from nasfcn.benchmark._config import BenchmarkError
+from nasfcn.benchmark._config import KINDS, BenchmarkError
 from nasfcn.cost import format_count
 from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.search import flat_config
@@ -31,7 +31,7 @@ METHODS = """\
 def write_report(store: Store, name: str, out: Path) -> Path:
     """Write ``out`` (Markdown), ``<stem>_results.csv`` and ``<stem>_figures/`` beside it."""
     stored = get_search(store, name)
-    if stored is None or stored["kind"] != "benchmark":
+    if stored is None or stored["kind"] not in KINDS:  # a table is a benchmark of every architecture
         raise BenchmarkError(f"no benchmark named {name!r} in {store.masked_url}")
     config = stored["config"]
     runs = benchmark_runs_frame(store, name)
@@ -48,7 +48,7 @@ def write_report(store: Store, name: str, out: Path) -> Path:
         f"# Benchmark `{name}`",
         "",
         f"{len(results['label'].unique()) if not results.empty else 0} architectures x "
-        f"{len(config.get('datasets', []))} datasets x {config.get('seeds')} seeds, "
+        f"{len(config.get('datasets') or runs['dataset'].unique())} datasets x {config.get('seeds')} seeds, "
         f"{config.get('epochs')} epochs each; {len(runs)} runs "
         f"({_counts(runs)}); status {stored['status']}; started {stored['created_at']:%Y-%m-%d %H:%M} UTC.",
         "",

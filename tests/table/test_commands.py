@@ -50,3 +50,14 @@ def test_refusals_are_one_line_and_exit_2(known, store, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["tabulate", "report", str(bad)])
     assert result.exit_code == 2
     assert "not a readable Parquet file" in result.output
+
+
+def test_a_table_has_a_benchmark_report_too(tabulation, tmp_path: Path) -> None:
+    """A table is a benchmark of every architecture: its ranked report with intervals and ties."""
+    out = tmp_path / "t8.md"
+    db = str(tabulation.store.engine.url)
+    result = CliRunner().invoke(app, ["benchmark", "report", "t8", "--db", db, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith("# Benchmark `t8`")
+    assert "8 architectures x 1 datasets x 2 seeds" in text
