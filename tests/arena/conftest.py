@@ -39,6 +39,7 @@ attention: {type: {choices: [none, se]}, where: decoder}
 SEEDS = 3
 EPOCHS = 4
 BEST = 7  # plan index of the clearly best architecture
+FAILED = (2, 1)  # (plan index, seed) of the run that fails after one epoch in table arena8f
 
 
 def miou(arch: int, seed: int, epoch: int) -> float:
@@ -49,8 +50,9 @@ def genotypes() -> tuple[Genotype, ...]:
     return tuple(parse_space(SPACE_YAML).iter_genotypes(include_train=False))
 
 
-def write_table(store: Store, name: str, archs: int = 8) -> None:
-    """The first ``archs`` architectures of the space x seeds x epochs, every run finished."""
+def write_table(store: Store, name: str, archs: int = 8, failed: tuple[int, int] | None = None) -> None:
+    """The first ``archs`` architectures of the space x seeds x epochs; the run ``failed``
+    (architecture, seed) fails after its first epoch, every other one completes."""
     plan = genotypes()[:archs]
     recipe = {"epochs": EPOCHS, "lr": 0.003, "batch_size": 16, "seed": 0}
     config = {
@@ -90,19 +92,26 @@ def write_table(store: Store, name: str, archs: int = 8) -> None:
                     epoch,
                     {**metrics, "val_per_class_iou": [value, value, value], "seconds": 1.0 + arch % 3},
                 )
-            finish_trial(store, trial, "completed")
+                if (arch, seed) == failed:
+                    break
+            if (arch, seed) == failed:
+                finish_trial(store, trial, "failed", error="training diverged: loss is NaN")
+            else:
+                finish_trial(store, trial, "completed")
     set_search_status(store, sid, "completed")
 
 
 @pytest.fixture(scope="session")
 def table_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """The whole table, and one that lacks the last architecture (same space)."""
+    """The whole table, one that lacks the last architecture (same space), one with a failed run."""
     folder = tmp_path_factory.mktemp("arena")
     store = open_store(f"sqlite:///{folder / 'arena.db'}")
     try:
         write_table(store, "arena8")
         write_table(store, "arena7", archs=7)
-        yield {name: export_table(store, name, folder / f"{name}.parquet") for name in ("arena8", "arena7")}
+        write_table(store, "arena8f", failed=FAILED)
+        names = ("arena8", "arena7", "arena8f")
+        yield {name: export_table(store, name, folder / f"{name}.parquet") for name in names}
     finally:
         store.dispose()
 
@@ -115,3 +124,9 @@ def table(table_files: dict[str, Path]) -> Table:
 @pytest.fixture(scope="session")
 def best_arch() -> str:
     return genotypes()[BEST].arch_id
+
+
+@pytest.fixture(scope="session")
+def failed_run() -> tuple[str, int]:
+    """(arch_id, seed) of the run that fails in table arena8f."""
+    return genotypes()[FAILED[0]].arch_id, FAILED[1]

@@ -104,6 +104,18 @@ def test_the_simulated_clock_runs_concurrency_workers(table: Table, concurrency:
     assert result.trace["time"].is_monotonic_increasing
 
 
+def test_a_run_that_failed_in_the_table_fails_the_trial(table_files: dict, failed_run: tuple) -> None:
+    result = replay(load(table_files["arena8f"]), ArenaSearch("random", "fifo", trials=40), seed=2)
+    trials = result.trials
+    hit = (trials["arch_id"] == failed_run[0]) & (trials["table_seed"] == failed_run[1])
+    assert hit.any()
+    assert set(trials.loc[hit, "status"]) == {"failed"}
+    assert set(trials.loc[hit, "epochs"]) == {1}  # the epoch it reported before it failed
+    assert "failed" not in set(trials.loc[~hit, "status"])
+    assert len(trials) == 40  # the search went on
+    assert result.trace["epochs"].iloc[-1] == trials["epochs"].sum()
+
+
 def test_a_multi_objective_strategy_with_a_single_metric_is_refused(table: Table) -> None:
     with pytest.raises(
         ArenaError, match=r"cannot replay nsga2 \+ fifo on .*: --strategy nsga2 is multi-objective"
