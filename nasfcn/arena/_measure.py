@@ -13,6 +13,8 @@
   epochs any replay trained), so early stopping is not charged for training less.
 - **Winner's curse**: the exported architecture's best observed run minus its true mean,
   at the end of each replay.
+- **Average ranks** per epoch budget: each repeat ranks the pairs by regret (ties share
+  the mean rank); the ranks are averaged over the repeats.
 - **Paired tests**: every pair against the baseline (random + FIFO) on regret at equal
   epochs, repeat by repeat (Wilcoxon signed-rank, two-sided), Holm-adjusted as one family.
 """
@@ -32,6 +34,7 @@ from nasfcn.stats import CONFIDENCE, holm
 
 BASELINE = ("random", "fifo")
 RESAMPLES = 1000
+RANK_BUDGETS = 20  # evenly spaced epoch budgets the average ranks are given at
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ArenaSummary:
     summary: pd.DataFrame  # one row per pair: medians with CIs, share reached, p-values, mean rank
     epoch_curves: pd.DataFrame  # pair, epochs, median, low, high
     time_curves: pd.DataFrame  # pair, time, median, low, high
+    ranks: pd.DataFrame  # pair, epochs, mean_rank at RANK_BUDGETS budgets up to the most epochs trained
 
 
 def epochs_to_target(result: ReplayResult, target: float) -> float:
@@ -117,6 +121,7 @@ def compare(
         summary,
         curves(results, "epochs", epochs, resamples, seed),
         curves(results, "time", times, resamples, seed),
+        mean_ranks(results, sorted({round(float(b)) for b in np.linspace(1, epochs[-1], RANK_BUDGETS)})),
     )
 
 
@@ -160,6 +165,22 @@ def curves(
             pd.DataFrame({"pair": pair, axis: points[known], "median": median, "low": low, "high": high})
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def mean_ranks(results: Sequence[ReplayResult], budgets: Sequence[int]) -> pd.DataFrame:
+    """Each pair's rank by regret (1: lowest; ties share the mean rank) at each epoch budget, averaged
+    over the repeats every pair ran (paired by seed): pair, epochs, mean_rank."""
+    rows = []
+    points = np.asarray(budgets)
+    for pair, group in _by_pair(results).items():
+        for result in group:
+            for budget, regret in zip(points, regret_at(result, "epochs", points), strict=True):
+                rows.append({"pair": pair, "seed": result.seed, "epochs": int(budget), "regret": regret})
+    table = pd.DataFrame(rows).pivot_table(
+        index=["epochs", "seed"], columns="pair", values="regret", sort=False
+    )
+    ranks = table.dropna().rank(axis=1, method="average").groupby(level="epochs").mean()
+    return ranks.reset_index().melt(id_vars="epochs", var_name="pair", value_name="mean_rank")
 
 
 def _by_pair(results: Sequence[ReplayResult]) -> dict[str, list[ReplayResult]]:

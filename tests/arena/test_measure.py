@@ -15,6 +15,7 @@ from nasfcn.arena import (
     bootstrap_median,
     compare,
     epochs_to_target,
+    mean_ranks,
     regret_at,
     replays,
     wilcoxon,
@@ -98,6 +99,19 @@ def test_compare_measures_every_pair_against_random_fifo(table: Table) -> None:
     for _, curve in epoch_curves.groupby("pair"):
         assert curve["median"].is_monotonic_decreasing
     assert not summary.time_curves["median"].isna().any()
+    ranks = summary.ranks.groupby("epochs")["mean_rank"]
+    assert ranks.count().eq(4).all()
+    assert ranks.sum().to_numpy() == pytest.approx(10.0)  # 1 + 2 + 3 + 4 at every budget
+
+
+def test_mean_ranks_rank_the_pairs_by_regret_at_each_budget() -> None:
+    low = _made([0.9, 0.9], [0.95, 0.95], [1.0, 2.0])  # regret 0 from the first epoch
+    high = _made([0.5, 0.9], [0.6, 0.95], [1.0, 2.0])  # regret 0.4, then 0
+    high = ReplayResult(ArenaSearch("tpe", "asha", 2), 0, high.trials, high.trace)
+    ranks = mean_ranks([low, high], [1, 2]).set_index(["epochs", "pair"])["mean_rank"]
+    assert ranks[(1, "random + fifo")] == 1.0
+    assert ranks[(1, "tpe + asha")] == 2.0
+    assert ranks[(2, "random + fifo")] == ranks[(2, "tpe + asha")] == 1.5  # tied
 
 
 def test_the_winners_curse_is_best_observed_minus_true_mean() -> None:
