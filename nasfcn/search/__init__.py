@@ -27,6 +27,7 @@ from nasfcn.search._resume import (
     merge_stored,
     show,
 )
+from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import PlannedRun, PlanSearch, RunLookup
 from nasfcn.search._strategies import (
     SEARCHERS,
@@ -63,6 +64,7 @@ __all__ = [
     "execution_options",
     "flat_config",
     "given_fields",
+    "make_scheduler",
     "merge_stored",
     "name_problem",
     "optuna_strategy",

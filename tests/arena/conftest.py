@@ -1,0 +1,132 @@
+"""A small table where the answer is known, written through the store and exported: no training.
+
+Eight architectures (the table tests' space); architecture 7 in plan order is clearly best.
+Architectures lie 0.06 apart and a run's seed and epoch move it by at most 0.03, so every run
+of a better architecture beats every run of a worse one at every epoch: the best single run
+always belongs to the better architecture, and ASHA never stops the best one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nasfcn.genotype import Genotype
+from nasfcn.space import parse_space
+from nasfcn.store import (
+    Store,
+    create_search,
+    finish_trial,
+    open_store,
+    record_cost,
+    record_epoch,
+    set_search_status,
+    upsert_trial,
+)
+from nasfcn.table import Table, export_table, load
+
+SPACE_YAML = """\
+# eight networks for the arena tests
+name: arena8
+input: {channels: 3, min_size: 32}
+encoder: {stages: 3, width: 8, max_width: 32, kernel_size: 3, downsample: maxpool}
+skip: {choices: [none, fcn8s]}
+upsample: {choices: [bilinear, transposed]}
+attention: {type: {choices: [none, se]}, where: decoder}
+"""
+SEEDS = 3
+EPOCHS = 4
+BEST = 7  # plan index of the clearly best architecture
+FAILED = (2, 1)  # (plan index, seed) of the run that fails after one epoch in table arena8f
+
+
+def miou(arch: int, seed: int, epoch: int) -> float:
+    return round(0.2 + 0.06 * arch + 0.006 * seed + 0.004 * epoch, 6)
+
+
+def genotypes() -> tuple[Genotype, ...]:
+    return tuple(parse_space(SPACE_YAML).iter_genotypes(include_train=False))
+
+
+def write_table(store: Store, name: str, archs: int = 8, failed: tuple[int, int] | None = None) -> None:
+    """The first ``archs`` architectures of the space x seeds x epochs; the run ``failed``
+    (architecture, seed) fails after its first epoch, every other one completes."""
+    plan = genotypes()[:archs]
+    recipe = {"epochs": EPOCHS, "lr": 0.003, "batch_size": 16, "seed": 0}
+    config = {
+        "name": name,
+        "epochs": EPOCHS,
+        "seeds": SEEDS,
+        "plan_archs": [{"label": g.arch_id, "genotype": g.to_json(), "reference": None} for g in plan],
+        "class_names": {"shapes": ["background", "circle", "square"]},
+    }
+    sid = create_search(
+        store,
+        name,
+        "shapes",
+        space_name="arena8",
+        space_yaml=SPACE_YAML,
+        config=config,
+        recipe=recipe,
+        kind="table",
+    )
+    number = 0
+    for seed in range(SEEDS):
+        for arch, genotype in enumerate(plan):
+            trial = upsert_trial(
+                store, sid, number, genotype, dataset="shapes", recipe=recipe, status="running", seed=seed
+            )
+            number += 1
+            cost = {"params": 1000 * (arch + 1), "flops": 5000 * (arch + 1), "latency_ms": 1.0 + arch}
+            record_cost(
+                store, trial, {**cost, "peak_memory_mb": 3.0, "device": "cpu", "input_shape": [1, 3, 32, 32]}
+            )
+            for epoch in range(1, EPOCHS + 1):
+                value = miou(arch, seed, epoch)
+                metrics = {"val_miou": value, "val_pixel_accuracy": value + 0.1, "train_loss": 1.0 / epoch}
+                record_epoch(
+                    store,
+                    trial,
+                    epoch,
+                    {**metrics, "val_per_class_iou": [value, value, value], "seconds": 1.0 + arch % 3},
+                )
+                if (arch, seed) == failed:
+                    break
+            if (arch, seed) == failed:
+                finish_trial(store, trial, "failed", error="training diverged: loss is NaN")
+            else:
+                finish_trial(store, trial, "completed")
+    set_search_status(store, sid, "completed")
+
+
+@pytest.fixture(scope="session")
+def table_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """The whole table, one that lacks the last architecture (same space), one with a failed run."""
+    folder = tmp_path_factory.mktemp("arena")
+    store = open_store(f"sqlite:///{folder / 'arena.db'}")
+    try:
+        write_table(store, "arena8")
+        write_table(store, "arena7", archs=7)
+        write_table(store, "arena8f", failed=FAILED)
+        names = ("arena8", "arena7", "arena8f")
+        yield {name: export_table(store, name, folder / f"{name}.parquet") for name in names}
+    finally:
+        store.dispose()
+
+
+@pytest.fixture(scope="session")
+def table(table_files: dict[str, Path]) -> Table:
+    return load(table_files["arena8"])
+
+
+@pytest.fixture(scope="session")
+def best_arch() -> str:
+    return genotypes()[BEST].arch_id
+
+
+@pytest.fixture(scope="session")
+def failed_run() -> tuple[str, int]:
+    """(arch_id, seed) of the run that fails in table arena8f."""
+    return genotypes()[FAILED[0]].arch_id, FAILED[1]
