@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from leaderboard.figures._base import (
+    GL_POINTS,
     KNOBS,
     PALETTE,
     TEMPLATE,
@@ -75,9 +76,9 @@ def knob_effects(trials: pd.DataFrame, knobs: Sequence[str] = tuple(KNOBS)) -> g
         order = scored.groupby(text)["best_miou"].median().sort_values(ascending=False).index.tolist()
         figure.add_trace(
             go.Box(
-                x=[esc(v) for v in text],
+                x=np.array([esc(v) for v in text], dtype=object),  # an array: validated in one step
                 y=scored["best_miou"],
-                boxpoints="all",
+                boxpoints="all" if len(scored) < GL_POINTS else "outliers",  # 10^4 SVG dots are a blur
                 jitter=0.4,
                 pointpos=0,
                 name=KNOBS.get(knob, knob),
