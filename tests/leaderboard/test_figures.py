@@ -208,6 +208,26 @@ def test_scatter_plots_of_many_points_use_webgl(trials) -> None:
     assert {t.type for t in figures.best_so_far(trials).data} == {"scatter"}
 
 
+def test_knob_effects_of_many_trials_are_box_statistics_not_points() -> None:
+    rng = np.random.default_rng(0)
+    n = figures.GL_POINTS + 500
+    many = pd.DataFrame(
+        {"trial_id": range(n), "best_miou": rng.random(n), "skip": rng.choice(["none", "<b>x</b>"], n)}
+    )
+    many.loc[0, "best_miou"] = 5.0  # far above the rest: outside the fence
+    (box,) = figures.knob_effects(many, knobs=("skip",)).data
+    assert box.y is None  # a few numbers per knob value, not one per trial
+    order = box.meta["order"]
+    assert list(box.x) == [figures.esc(v) for v in order]
+    for k, value in enumerate(order):
+        group = many[many["skip"] == value]["best_miou"]
+        assert box.q1[k] == pytest.approx(group.quantile(0.25))
+        assert box.median[k] == pytest.approx(group.median())
+        assert box.q3[k] == pytest.approx(group.quantile(0.75))
+        assert group.min() <= box.lowerfence[k] <= box.q1[k]
+        assert box.q3[k] <= box.upperfence[k] < 5.0
+
+
 def test_best_so_far_by_trial_count_and_wall_time(trials) -> None:
     figure = figures.best_so_far(trials)
     (by_count,) = _traces(figure, role="best_by_count")
