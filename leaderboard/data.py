@@ -8,13 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from leaderboard.table import Column, benchmark_columns, benchmark_table, cached_source
+from leaderboard.table import Column, benchmark_columns, benchmark_table
 from nasfcn.genotype import Genotype
 from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.store import (
     DEFAULT_URL,
+    EPOCH_COLUMNS,
     RESULT_STATUSES,
     Store,
     benchmark_runs_frame,
@@ -64,18 +66,15 @@ class Board:
     def curves(self) -> pd.DataFrame:
         """Every trial's epochs; a cached trial gets the epochs of the trial it reused, as its own."""
         pool = pd.concat([self.epochs, self.reused_epochs]) if not self.reused_epochs.empty else self.epochs
+        reused = self.trials["cached_from"].notna() if "cached_from" in self.trials else None
         parts = [self.epochs]
-        for row in self.trials.to_dict("records"):
-            source = cached_source(row)
-            if source is not None:
-                borrowed = pool[pool["trial_id"] == source].copy()
-                borrowed[["trial_id", "number", "arch_id", "status"]] = [
-                    row["trial_id"],
-                    row["number"],
-                    row["arch_id"],
-                    row["status"],
-                ]
-                parts.append(borrowed)
+        if reused is not None and reused.any():  # one join for all cached trials, not a scan per trial
+            cached = self.trials.loc[reused, ["trial_id", "number", "arch_id", "status"]]
+            cached = cached.assign(source=self.trials.loc[reused, "cached_from"].astype(int))
+            borrowed = pool.drop(columns=["number", "arch_id", "status"]).merge(
+                cached, left_on="trial_id", right_on="source", suffixes=("_own", "")
+            )
+            parts.append(borrowed.drop(columns=["trial_id_own", "source"]).loc[:, list(self.epochs.columns)])
         return pd.concat(parts, ignore_index=True).sort_values(["trial_id", "epoch"], ignore_index=True)
 
     def curve(self, trial_id: int) -> pd.DataFrame:
@@ -93,16 +92,23 @@ def load_board(store: Store, search: str | None = None) -> Board:
     return _load_board(store, search_details(store, search))
 
 
-def load_view(store: Store, search: str | None = None) -> Board | BenchmarkBoard:
+#: What a board reads of each epoch when it only draws learning curves (``load_view(curves_only=True)``).
+CURVE_COLUMNS = ("epoch", "val_miou")
+
+
+def load_view(store: Store, search: str | None = None, curves_only: bool = False) -> Board | BenchmarkBoard:
     """What the leaderboard shows for ``search`` (default: the latest): a benchmark's statistics
-    for a benchmark, the search board for anything else."""
+    for a benchmark, the search board for anything else. With ``curves_only`` a board's
+    ``epochs`` hold only ``CURVE_COLUMNS`` (the static file draws nothing else from them)."""
     details = search_details(store, search)
     if details["kind"] == "benchmark":
         return _load_benchmark(store, details)
-    return _load_board(store, details)
+    return _load_board(store, details, CURVE_COLUMNS if curves_only else EPOCH_COLUMNS)
 
 
-def _load_board(store: Store, details: Mapping[str, Any]) -> Board:
+def _load_board(
+    store: Store, details: Mapping[str, Any], epoch_columns: Sequence[str] = EPOCH_COLUMNS
+) -> Board:
     name = details["name"]
     trials = leaderboard_frame(store, name)
     times = trial_times_frame(store, name).loc[:, ["trial_id", "started_at", "finished_at"]]
@@ -111,10 +117,11 @@ def _load_board(store: Store, details: Mapping[str, Any]) -> Board:
         trials = with_seed_spread(
             trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
         )
-    epochs = epochs_frame(store, name)
-    sources = {source for row in trials.to_dict("records") if (source := cached_source(row)) is not None}
-    sources -= set(epochs["trial_id"])
-    reused = epochs_frame(store, trial_ids=sorted(sources)) if sources else epochs.iloc[0:0]
+    epochs = epochs_frame(store, name, columns=epoch_columns)
+    sources = set(trials["cached_from"].dropna().astype(int)) - set(epochs["trial_id"])
+    reused = (
+        epochs_frame(store, trial_ids=sorted(sources), columns=epoch_columns) if sources else epochs.iloc[0:0]
+    )
     per_class = per_class_iou_frame(store, name)
     width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
     names = details["class_names"] or ()
@@ -142,12 +149,21 @@ def with_seed_spread(trials: pd.DataFrame, spread: pd.DataFrame, recipe: str | N
     ``seeds_mean``, ``seeds_std`` (NaN where there is no spread) and ``seeds_other_recipe``.
     """
     repeated = spread[spread["seeds"] >= 2]
+    if repeated.empty:  # nothing to look up: skip hashing every trial's genotype
+        nothing = pd.Series(np.nan, index=trials.index, dtype=float)
+        return trials.assign(seeds_n=nothing, seeds_mean=nothing, seeds_std=nothing, seeds_other_recipe=False)
     repeated = repeated.assign(other=repeated["recipe"] != recipe).sort_values(
         ["other", "seeds", "miou_mean"], ascending=[True, False, False], kind="stable"
     )
     best = repeated.drop_duplicates("trial_key").set_index("trial_key")
+    candidates = trials["arch_id"].isin(set(repeated["arch_id"])) if "arch_id" in trials else None
     keys = pd.Series(
-        [Genotype.from_json(text).trial_key for text in trials["genotype_json"]], index=trials.index
+        [
+            Genotype.from_json(text).trial_key if candidates is None or candidates[i] else None
+            for i, text in trials["genotype_json"].items()
+        ],
+        index=trials.index,
+        dtype=object,
     )
     return trials.assign(
         seeds_n=keys.map(best["seeds"]).astype(float),

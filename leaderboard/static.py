@@ -1,15 +1,22 @@
 """The leaderboard as one self-contained HTML file: Plotly's JavaScript inlined once, no network.
 
-Every stored text reaches the page through ``html.escape`` (in the markup) or Plotly's JSON
-encoder (in the figures, which escapes ``<``, ``>`` and ``/``), so a search named
-``<script>...`` is shown, never run. Each trial has a detail section (``#trial-<id>``) that a
-click on its row opens; its two plots are drawn only when it is first opened. A benchmark
+The trials are in the file once, as one JSON block (``leaderboard._payload``); the page script
+(``board.js``) draws the ranked table from it, only the rows in view (sorting and filtering
+run over all rows in the page), and builds a trial's detail section (``#trial-<id>``) with
+its plots when a click on its row (or on its point in a plot) first opens it. So the file
+grows by a few hundred bytes per trial, and the overview plots are a fixed number of figures.
+
+Every stored text reaches the page through ``html.escape`` (in the markup), Plotly's JSON
+encoder (in the figures, which escapes ``<``, ``>`` and ``/``), the data block's escaping,
+and ``textContent`` in the page, so a search named ``<script>...`` is shown, never run. A benchmark
 gets its own page instead (``render_benchmark``): the table over datasets, an error-bar plot
 per dataset, the method and the report command.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,16 +24,15 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.offline import get_plotlyjs
 
 from leaderboard import figures
+from leaderboard._payload import board_payload, json_script
 from leaderboard.data import BenchmarkBoard, Board, load_view
 from leaderboard.table import (
     BENCHMARK_METHOD,
     STATUS_STYLE,
-    Column,
-    detail_items,
     format_cell,
-    pretty_genotype,
     status_label,
     table_columns,
     table_frame,
@@ -53,8 +59,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.note { max-width: 28rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .status { font-weight: 600; white-space: nowrap; }
 .filters { margin: .5rem 0; display: flex; gap: 1rem; align-items: center; }
+.table-scroll { max-height: 75vh; overflow: auto; }
+table.trials tbody tr { height: 1.9rem; }
+table.trials td { white-space: nowrap; }
+div.overview { width: 100%; min-height: 260px; }
 .detail { display: none; border-top: 3px solid #1f77b4; padding-top: 1rem; }
-.detail:target { display: block; }
+.detail:target, .detail.open { display: block; }
 pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; }
 table.trials tr.reference td:first-child { box-shadow: inset 4px 0 0 #444; }
 table.trials tr.reference td.note { font-weight: 600; }
@@ -70,73 +80,15 @@ dl.cost dt { color: #555; }
 dl.cost dd { margin: 0; overflow-wrap: anywhere; }
 """
 
-_SCRIPT = """
-(function () {
-  var table = document.getElementById("trials");
-  if (table) {
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    var text = document.getElementById("filter-text");
-    var status = document.getElementById("filter-status");
-    var count = document.getElementById("row-count");
-    function filter() {
-      var needle = text.value.toLowerCase(), wanted = status.value, shown = 0;
-      rows.forEach(function (row) {
-        var ok = (!wanted || row.dataset.status === wanted) &&
-                 (!needle || row.textContent.toLowerCase().indexOf(needle) >= 0);
-        row.hidden = !ok;
-        if (ok) { shown += 1; }
-      });
-      count.textContent = shown + " of " + rows.length + " trials";
-    }
-    text.addEventListener("input", filter);
-    status.addEventListener("change", filter);
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
-      th.addEventListener("click", function () {
-        var numeric = th.dataset.kind !== "text";
-        var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-        Array.prototype.forEach.call(table.tHead.rows[0].cells, function (o) {
-          o.removeAttribute("aria-sort");
-        });
-        th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-        rows.sort(function (a, b) {
-          var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-          if (x === "" || y === "") { return (x === "") - (y === ""); }
-          if (numeric) { return dir * (parseFloat(x) - parseFloat(y)); }
-          return dir * x.localeCompare(y);
-        });
-        rows.forEach(function (row) { body.appendChild(row); });
-      });
-    });
-    rows.forEach(function (row) {
-      function open() { window.location.hash = "trial-" + row.dataset.trial; }
-      row.addEventListener("click", open);
-      row.addEventListener("keydown", function (e) { if (e.key === "Enter") { open(); } });
-    });
-    filter();
-  }
-  function drawDetail() {
-    var section = document.getElementById(window.location.hash.slice(1));
-    if (!section || !section.classList.contains("detail")) { return; }
-    section.querySelectorAll("div[data-figure]").forEach(function (div) {
-      if (div.dataset.drawn) { return; }
-      var spec = JSON.parse(document.getElementById(div.dataset.figure).textContent);
-      Plotly.newPlot(div, spec.data, spec.layout, {responsive: true});
-      div.dataset.drawn = "1";
-    });
-    section.scrollIntoView();
-  }
-  window.addEventListener("hashchange", drawDetail);
-  drawDetail();
-})();
-"""
+#: The page script: builds the table and the trial details from the data block (``board.js``).
+_SCRIPT_FILE = Path(__file__).with_name("board.js")
 
 
 def write_leaderboard(store: Store, path: Path, search: str | None = None) -> Path:
     """Write the leaderboard of ``search`` (default: the latest) to ``path``; returns the path.
 
     A benchmark gets the benchmark view (``render_benchmark``), any other search the board."""
-    page = render(load_view(store, search))
+    page = render(load_view(store, search, curves_only=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
@@ -150,25 +102,36 @@ def render(board: Board | BenchmarkBoard) -> str:
     message = board.message()
     if message:
         parts.append(f'<p class="message" id="message">{escape(message)}</p>')
-    plots = _plots(board) if not board.trials.empty else []
-    if plots:
-        parts.append(
-            "<nav>"
-            + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in plots)
-            + "</nav>"
-        )
-    if not board.trials.empty:
-        parts.append(_table_section(board))
-    first = True
-    for anchor, title, figs in plots:
-        body = []
-        for figure in figs:
-            body.append(_figure_div(figure, include_plotlyjs=first))
-            first = False
-        parts.append(f'<section id="{anchor}"><h2>{escape(title)}</h2>{"".join(body)}</section>')
+    if board.trials.empty:
+        return _page(f"nasfcn leaderboard · {board.search}", parts)
     curves = board.curves()
-    parts.extend(_detail(board, row, curves) for row in board.trials.to_dict("records"))
-    return _page(f"nasfcn leaderboard · {board.search}", parts, _SCRIPT)
+    plots = _plots(board, curves)
+    parts.append(
+        "<nav>" + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in plots) + "</nav>"
+    )
+    frame = table_frame(board.trials)
+    parts.append(_table_section(frame))
+    specs: list[dict[str, Any]] = []  # every overview figure, drawn by the page script once the table works
+    for anchor, title, figs in plots:
+        divs = []
+        for figure in figs:
+            divs.append(f'<div class="overview" data-overview="{len(specs)}"></div>')
+            specs.append(json.loads(pio.to_json(figure, validate=False)))
+        parts.append(f'<section id="{anchor}"><h2>{escape(title)}</h2>{"".join(divs)}</section>')
+    parts.append('<div id="details"></div>')
+    payload = {**board_payload(board, curves, frame), "figures": specs}
+    parts.append(json_script(payload, "board-data"))
+    parts.append(_plotly_js())
+    script = _SCRIPT_FILE.read_text(encoding="utf-8")
+    return _page(f"nasfcn leaderboard · {board.search}", parts, script)
+
+
+@functools.cache
+def _plotly_js() -> str:
+    """Plotly's JavaScript, inlined once (as ``plotly.io.to_html`` inlines it: no network)."""
+    return (
+        f"<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script><script>{get_plotlyjs()}</script>"
+    )
 
 
 def _page(title: str, parts: list[str], script: str = "") -> str:
@@ -259,8 +222,10 @@ def _header(board: Board) -> str:
     )
 
 
-def _plots(board: Board) -> list[tuple[str, str, list[go.Figure]]]:
-    trials, curves = board.trials, board.curves()
+def _plots(board: Board, curves: pd.DataFrame) -> list[tuple[str, str, list[go.Figure]]]:
+    """The overview plots: a fixed number of figures whatever the number of trials (big
+    searches get WebGL points and a sample of learning curves, see ``figures``)."""
+    trials = board.trials
     chosen = [int(t) for t in board.scored["trial_id"].head(COMPARE_TOP)]
     levels = figures.reference_levels(trials)
     return [
@@ -268,7 +233,10 @@ def _plots(board: Board) -> list[tuple[str, str, list[go.Figure]]]:
         (
             "curves",
             "Learning curves",
-            [figures.learning_curves(curves, levels), figures.best_so_far(trials)],
+            [
+                figures.learning_curves_overview(curves, board.scored["trial_id"], levels),
+                figures.best_so_far(trials),
+            ],
         ),
         ("knobs", "Architecture knobs", [figures.parallel_knobs(trials), figures.knob_effects(trials)]),
         ("classes", "Per-class IoU", [figures.per_class_heatmap(board.per_class, trials, board.class_names)]),
@@ -296,11 +264,11 @@ def _figure_div(figure: go.Figure, include_plotlyjs: bool) -> str:
     )
 
 
-def _table_section(board: Board) -> str:
-    frame = table_frame(board.trials)
+def _table_section(frame: pd.DataFrame) -> str:
+    """The table's header and filters (``frame``: ``table_frame``); the page script fills in
+    the rows in view."""
     columns = table_columns(frame)
     head = "".join(f'<th data-kind="{c.kind}" scope="col">{escape(c.title)}</th>' for c in columns)
-    body = "".join(_row(row, columns) for row in frame.to_dict("records"))
     options = "".join(
         f'<option value="{escape(s)}">{escape(label)}</option>'
         for s, (label, _) in STATUS_STYLE.items()
@@ -311,55 +279,7 @@ def _table_section(board: Board) -> str:
         '<label>filter <input id="filter-text" type="search" placeholder="arch_id, knob, error..."></label>'
         f'<label>status <select id="filter-status"><option value="">all</option>{options}</select></label>'
         '<span id="row-count" class="muted"></span></div>'
-        f'<table class="trials" id="trials"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        "</section>"
-    )
-
-
-def _row(row: dict[str, object], columns: tuple[Column, ...]) -> str:
-    cells = []
-    for column in columns:
-        value = row[column.key]
-        missing = value is None or (isinstance(value, float) and pd.isna(value))
-        sort_value = "" if missing else str(value)
-        classes = "num" if column.kind != "text" else column.key
-        style = ""
-        if column.key == "status":
-            classes = "status"
-            sort_value = str(row["status_key"])
-            style = f' style="color:{STATUS_STYLE.get(str(row["status_key"]), ("", "#444"))[1]}"'
-        text = escape(format_cell(value, column.kind))
-        cells.append(f'<td class="{classes}" data-v="{escape(sort_value)}"{style}>{text}</td>')
-    status = escape(str(row["status_key"]))
-    marked = ' class="reference"' if isinstance(row.get("reference"), str) else ""
-    return (
-        f'<tr data-trial="{int(row["id"])}" data-status="{status}"{marked} tabindex="0">'  # type: ignore[call-overload]
-        f"{''.join(cells)}</tr>"
-    )
-
-
-def _detail(board: Board, trial: dict[str, Any], curves: pd.DataFrame) -> str:
-    trial_id, number = int(trial["trial_id"]), int(trial["number"])
-    curve = figures.learning_curves(curves[curves["trial_id"] == trial_id])
-    classes = figures.per_class_bars(board.per_class, board.trials, board.class_names, [trial_id])
-    specs = []
-    for i, figure in enumerate((curve, classes)):
-        spec_id = f"spec-{trial_id}-{i}"
-        specs.append(
-            f'<div data-figure="{spec_id}" class="detail-figure"></div>'
-            f'<script type="application/json" id="{spec_id}">{pio.to_json(figure)}</script>'
-        )
-    error = trial["error"]
-    error_html = (
-        f'<h3>Error</h3><pre class="error">{escape(error)}</pre>' if isinstance(error, str) and error else ""
-    )
-    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in detail_items(trial))
-    return (
-        f'<section class="detail" id="trial-{trial_id}"><a href="#table">← back to the table</a>'
-        f"<h2>Trial #{number} · {escape(str(trial['arch_id']))} · {escape(status_label(trial['status']))}"
-        "</h2>"
-        f'{error_html}<h3>Cost and results</h3><dl class="cost">{facts}</dl>'
-        f"<h3>Curves and per-class IoU</h3>{''.join(specs)}"
-        f"<h3>Genotype</h3><pre>{escape(pretty_genotype(trial['genotype_json']))}</pre>"
-        f"<h3>Export it</h3><pre><code>{escape(board.export_command(number))}</code></pre></section>"
+        '<div class="table-scroll" id="table-scroll"><div id="table-pad">'
+        f'<table class="trials" id="trials"><thead><tr>{head}</tr></thead><tbody></tbody></table>'
+        "</div></div></section>"
     )

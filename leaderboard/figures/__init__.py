@@ -18,6 +18,7 @@ from leaderboard.figures._across import (
 from leaderboard.figures._base import (
     COSTS,
     FRONT_COLOR,
+    GL_POINTS,
     KNOBS,
     OTHER_COLOR,
     PALETTE,
@@ -30,6 +31,7 @@ from leaderboard.figures._base import (
     esc,
     message_figure,
     reference_levels,
+    scatter,
 )
 from leaderboard.figures._compare import (
     cost_bars,
@@ -47,11 +49,13 @@ from leaderboard.figures._pareto import (
 from leaderboard.figures._progress import (
     best_so_far,
     learning_curves,
+    learning_curves_overview,
 )
 
 __all__ = [
     "COSTS",
     "FRONT_COLOR",
+    "GL_POINTS",
     "KNOBS",
     "OTHER_COLOR",
     "PALETTE",
@@ -70,10 +74,12 @@ __all__ = [
     "genotype_diff",
     "knob_effects",
     "learning_curves",
+    "learning_curves_overview",
     "message_figure",
     "parallel_knobs",
     "pareto_figure",
     "per_class_bars",
     "per_class_heatmap",
     "reference_levels",
+    "scatter",
 ]

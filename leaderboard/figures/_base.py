@@ -42,6 +42,14 @@ TIED_COLOR, OTHER_COLOR = "#1b9e77", "#9aa5b1"
 #: Colours for candidates compared side by side.
 PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d")
 TEMPLATE = "plotly_white"
+#: From this many points a scatter trace is drawn with WebGL (``scattergl``): SVG slows down
+#: with every marker, WebGL does not; below it the plots stay SVG, as they always were.
+GL_POINTS = 1000
+
+
+def scatter(points: int, **properties: object) -> go.Scatter | go.Scattergl:
+    """A scatter trace of ``points`` points: WebGL from ``GL_POINTS`` on, SVG below."""
+    return go.Scattergl(**properties) if points >= GL_POINTS else go.Scatter(**properties)
 
 
 def esc(text: object) -> str:

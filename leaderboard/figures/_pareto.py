@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from leaderboard.figures._base import (
     COSTS,
     FRONT_COLOR,
+    GL_POINTS,
     REFERENCE_COLOR,
     SYMBOLS,
     TEMPLATE,
@@ -19,6 +21,7 @@ from leaderboard.figures._base import (
     esc,
     message_figure,
     reference_levels,
+    scatter,
 )
 from leaderboard.table import compact, status_color, status_label
 from nasfcn.store import pareto_front
@@ -94,8 +97,22 @@ def _add_cost_traces(figure: go.Figure, scored: pd.DataFrame, cost: str, visible
         figure.add_trace(_reference_trace(named, cost, visible))
 
 
-def _status_trace(group: pd.DataFrame, cost: str, status: str, visible: bool) -> go.Scatter:
-    return go.Scatter(
+def _status_trace(group: pd.DataFrame, cost: str, status: str, visible: bool) -> go.Scatter | go.Scattergl:
+    """One status's trials; from ``GL_POINTS`` on drawn with WebGL, each hover naming the trial and
+    its two numbers only (a click opens the rest), so the figure stays small."""
+    many = len(group) >= GL_POINTS
+    if not many:
+        hover: dict[str, object] = {"hovertext": _hover(group), "hoverinfo": "text"}
+    else:
+        hover = {
+            "text": np.array(
+                [candidate_label(n, a) for n, a in zip(group["number"], group["arch_id"], strict=True)],
+                dtype=object,
+            ),
+            "hovertemplate": f"%{{text}}<br>val mIoU %{{y:.3f}} · {COSTS[cost][0]} %{{x:.3s}}",
+        }
+    return scatter(
+        len(group),
         x=group[cost],
         y=group["best_miou"],
         mode="markers",
@@ -104,14 +121,13 @@ def _status_trace(group: pd.DataFrame, cost: str, status: str, visible: bool) ->
         marker={
             "symbol": SYMBOLS.get(status, "circle"),
             "color": status_color(status),
-            "size": 9,
+            "size": 6 if many else 9,
             "opacity": 0.8,
         },
         customdata=group["trial_id"].to_numpy(),
-        hovertext=_hover(group),
-        hoverinfo="text",
         visible=visible,
         meta={"cost": cost, "role": "trials", "status": status},
+        **hover,
     )
 
 

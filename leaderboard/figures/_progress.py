@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,10 +11,12 @@ from plotly.subplots import make_subplots
 
 from leaderboard.figures._base import (
     FRONT_COLOR,
+    GL_POINTS,
     TEMPLATE,
     add_reference_lines,
     candidate_label,
     message_figure,
+    scatter,
 )
 from leaderboard.table import status_color
 
@@ -68,6 +70,61 @@ def learning_curves(epochs: pd.DataFrame, references: Mapping[str, float] | None
     return add_reference_lines(figure, references or {})
 
 
+#: The learning-curves overview of a big search: the best ``CURVES_TOP`` in full, and a seeded
+#: sample of ``CURVES_SAMPLE`` of the others as thin grey lines (thousands of lines are a blur).
+CURVES_TOP, CURVES_SAMPLE, CURVES_SEED = 20, 400, 0
+
+
+def learning_curves_overview(
+    epochs: pd.DataFrame,
+    ranked: Sequence[int],
+    references: Mapping[str, float] | None = None,
+    top: int = CURVES_TOP,
+    sample: int = CURVES_SAMPLE,
+) -> go.Figure:
+    """``learning_curves`` of every trial while there are at most ``top + sample``; beyond, the
+    ``top`` first of ``ranked`` (trial ids, best first) in full, a seeded sample of ``sample``
+    other trials in one WebGL trace, and a note in the title saying so."""
+    curves = epochs[epochs["val_miou"].notna()]
+    ids = curves["trial_id"].unique()
+    if len(ids) <= top + sample:
+        return learning_curves(epochs, references)
+    drawn = set(ids.tolist())
+    best = [int(t) for t in ranked if t in drawn][:top]
+    rest = np.setdiff1d(ids, best)
+    chosen = np.random.default_rng(CURVES_SEED).choice(rest, size=min(sample, len(rest)), replace=False)
+    figure = learning_curves(curves[curves["trial_id"].isin(best)], references)
+    figure.add_trace(_sample_trace(curves[curves["trial_id"].isin(chosen)]))
+    figure.data = (figure.data[-1], *figure.data[:-1])  # drawn underneath the best
+    figure.update_layout(
+        title=(
+            f"Learning curves: val mIoU per epoch (the best {len(best)} of {len(ids):,} trials; grey: "
+            f"a random sample of {len(chosen)} of the other {len(rest):,}, seed {CURVES_SEED})"
+        ),
+        title_font_size=14,
+    )
+    return figure
+
+
+def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:
+    """Many curves as one line trace, each trial's points ended by a gap."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for _, group in curves.sort_values(["trial_id", "epoch"]).groupby("trial_id", sort=False):
+        xs.extend([*group["epoch"].tolist(), None])
+        ys.extend([*group["val_miou"].round(4).tolist(), None])
+    return go.Scattergl(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name="sampled trials",
+        line={"color": "rgba(120,120,120,0.35)", "width": 1},
+        hoverinfo="skip",
+        connectgaps=False,
+        meta={"role": "sample"},
+    )
+
+
 def best_so_far(trials: pd.DataFrame) -> go.Figure:
     """The best val mIoU found so far, against trials run and against wall time."""
     title = "Best so far"
@@ -78,12 +135,13 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
     by_number = trials.sort_values("number")
     runs = np.arange(1, len(by_number) + 1)
     figure.add_trace(
-        go.Scatter(
+        scatter(
+            len(runs),
             x=runs,
             y=by_number["best_miou"],
             mode="markers",
             name="trial result",
-            marker={"color": "#999999", "size": 6},
+            marker={"color": "#999999", "size": 6 if len(runs) < GL_POINTS else 4},
             customdata=by_number["trial_id"].to_numpy(),
             meta={"role": "trials"},
         ),
@@ -91,7 +149,8 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
         col=1,
     )
     figure.add_trace(
-        go.Scatter(
+        scatter(
+            len(runs),
             x=runs,
             y=by_number["best_miou"].cummax().ffill(),
             mode="lines",
@@ -109,7 +168,8 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
         )
         minutes = (timed["finished_at"] - start).dt.total_seconds() / 60.0
         figure.add_trace(
-            go.Scatter(
+            scatter(
+                len(minutes),
                 x=minutes,
                 y=timed["best_miou"].cummax().ffill(),
                 mode="lines+markers",

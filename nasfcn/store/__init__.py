@@ -37,6 +37,7 @@ from nasfcn.store._leases import (
     renew_lease,
 )
 from nasfcn.store._queries import (
+    EPOCH_COLUMNS,
     LEADERBOARD_COLUMNS,
     OBJECTIVES,
     NoSuchSearchError,
@@ -82,6 +83,7 @@ from nasfcn.store._writes import (
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
+    "EPOCH_COLUMNS",
     "FINISHED_STATUSES",
     "HEARTBEAT_S",
     "LEADERBOARD_COLUMNS",

@@ -197,23 +197,37 @@ def _rank(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, list(LEADERBOARD_COLUMNS)]
 
 
+#: The per-epoch columns ``epochs_frame`` reads by default.
+EPOCH_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_miou",
+    "val_pixel_accuracy",
+    "per_class_iou_json",
+    "seconds",
+    "lr",
+    "images_per_s",
+)
+
+
 def epochs_frame(
-    store: Store, search: str | None = None, trial_ids: Sequence[int] | None = None
+    store: Store,
+    search: str | None = None,
+    trial_ids: Sequence[int] | None = None,
+    columns: Sequence[str] = EPOCH_COLUMNS,
 ) -> pd.DataFrame:
-    """Per-epoch history of a search's trials (or of the given trials)."""
+    """Per-epoch history of a search's trials (or of the given trials): the trial's id, number,
+    arch_id and status, then ``columns`` of ``EPOCH_COLUMNS`` (a curve needs only two of them,
+    and at 10^6 epochs the per-class texts alone are most of the read)."""
+    unknown = [c for c in columns if c not in EPOCH_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown epoch columns {unknown}; valid: {', '.join(EPOCH_COLUMNS)}")
     statement = select(
         Epoch.trial_id,
         Trial.number,
         Trial.arch_id,
         Trial.status,
-        Epoch.epoch,
-        Epoch.train_loss,
-        Epoch.val_miou,
-        Epoch.val_pixel_accuracy,
-        Epoch.per_class_iou_json,
-        Epoch.seconds,
-        Epoch.lr,
-        Epoch.images_per_s,
+        *(getattr(Epoch, c) for c in columns),
     ).join(Trial, Trial.id == Epoch.trial_id)
     if trial_ids is not None:
         statement = statement.where(Trial.id.in_(list(trial_ids)))
@@ -233,6 +247,8 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] = ("miou", "late
         signs.append(1.0 if direction == "min" else -1.0)
     values = frame[columns].astype(float).to_numpy() * np.array(signs)  # all minimized now
     valid = ~np.isnan(values).any(axis=1)
+    if len(columns) == 2:
+        return pd.Series(_front_2d(values, valid), index=frame.index, name="pareto")
     mask = np.zeros(len(frame), dtype=bool)
     candidates = np.flatnonzero(valid)
     for i in candidates:
@@ -240,6 +256,25 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] = ("miou", "late
         dominated = np.any(np.all(others <= values[i], axis=1) & np.any(others < values[i], axis=1))
         mask[i] = not dominated
     return pd.Series(mask, index=frame.index, name="pareto")
+
+
+def _front_2d(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The non-dominated rows of two minimised objectives in O(n log n), not O(n^2): sorted by
+    the first, a row is on the front iff its second is the least among rows with its first value
+    and below every row with a smaller first value (equal rows do not dominate each other)."""
+    mask = np.zeros(len(values), dtype=bool)
+    rows = np.flatnonzero(valid)
+    if len(rows) == 0:
+        return mask
+    a, b = values[rows, 0], values[rows, 1]
+    order = np.lexsort((b, a))
+    a, b, rows = a[order], b[order], rows[order]
+    starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])  # each run of equal first values
+    least = np.minimum.reduceat(b, starts)  # its least second value
+    before = np.r_[np.inf, np.minimum.accumulate(least)[:-1]]  # least second over smaller firsts
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(a)]))
+    mask[rows] = (b == least[group]) & (b < before[group])
+    return mask
 
 
 def pareto_frame(

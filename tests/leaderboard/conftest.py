@@ -204,6 +204,44 @@ def live_handmade(handmade_db: str) -> Iterator[str]:
         yield url
 
 
+def _scale_module():
+    """``benchmarks/leaderboard_scale.py``: the tests write big searches the way the benchmark does."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "leaderboard_scale.py"
+    spec = importlib.util.spec_from_file_location("leaderboard_scale", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def bulk_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """``make(trials) -> (url, search name)``: a SQLite database holding a completed search of
+    that many trials x 10 epochs (distinct fcn_small genotypes, per-class IoU, some trials stopped
+    early or failed), bulk-inserted in seconds; each size is written once per session."""
+    from nasfcn.store import open_store
+
+    scale = _scale_module()
+    made: dict[int, tuple[str, str]] = {}
+    stores = []
+
+    def make(trials: int) -> tuple[str, str]:
+        if trials not in made:
+            url = f"sqlite:///{tmp_path_factory.mktemp('bulk') / f'bulk-{trials}.db'}"
+            store = open_store(url)
+            stores.append(store)
+            scale.build_search(store, f"big{trials}", trials)
+            made[trials] = (url, f"big{trials}")
+        return made[trials]
+
+    yield make
+    for store in stores:
+        store.dispose()
+
+
 CLASS_NAMES = ["background", "<b>circle</b>", "square"]
 
 

@@ -79,10 +79,11 @@ def test_static_file_shows_every_trial_and_opens_details(browser, searched_db, t
     assert browser.execute_script("return document.querySelectorAll('script[src]').length") == 0
     assert browser.execute_script("return typeof Plotly") == "object"  # inlined, no network
 
-    # The filter box narrows the rows to the one architecture typed.
+    # The filter box narrows the rows to the one architecture typed (the table is virtualised:
+    # the rows filtered out leave the DOM, so the rows are read again).
     first = trials.iloc[0]
     browser.find_element(By.ID, "filter-text").send_keys(first["arch_id"])
-    visible = [r for r in rows if r.is_displayed()]
+    visible = [r for r in browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr") if r.is_displayed()]
     assert {r.get_attribute("data-trial") for r in visible} == {
         str(t) for t in trials[trials["arch_id"] == first["arch_id"]]["trial_id"]
     }
@@ -92,6 +93,62 @@ def test_static_file_shows_every_trial_and_opens_details(browser, searched_db, t
     _wait(browser, lambda d: detail.is_displayed(), "the detail section did not open")
     assert first["arch_id"] in detail.text
     assert "nasfcn export --search tiny --trial" in detail.text
+    _wait(
+        browser,
+        lambda d: len(detail.find_elements(By.CSS_SELECTOR, "div[data-figure] .main-svg")) >= 2,
+        "the detail plots were not drawn",
+    )
+
+
+def _first_rows(driver, count: int = 3) -> list[str]:
+    """The trial ids of the first rows the table shows, read in one step in the page."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#trials tbody tr'))"
+        ".slice(0, arguments[0]).map(r => r.dataset.trial)",
+        count,
+    )
+
+
+def test_static_file_of_ten_thousand_trials_shows_sorts_and_opens_a_trial(browser, bulk_db, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    url, search = bulk_db(10_000)
+    trials = _board(url, search)
+    browser.get(_write(url, search, tmp_path / "big.html").as_uri())
+    _wait(browser, lambda d: d.execute_script("return window.__boardReadyAt"), "the page never got ready")
+    assert browser.find_element(By.ID, "row-count").text == "10000 of 10000 trials"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
+    assert 0 < len(rows) < 300  # the rows in view, not ten thousand
+    assert _first_rows(browser) == [str(t) for t in trials["trial_id"][:3]]  # best first
+
+    miou = next(th for th in browser.find_elements(By.CSS_SELECTOR, "#trials th") if th.text == "val mIoU")
+    miou.click()  # ascending: the worst result first, trials without one last
+    worst = trials[trials["best_miou"] == trials["best_miou"].min()]
+    assert _first_rows(browser, 1)[0] in {str(t) for t in worst["trial_id"]}
+    miou.click()
+    assert miou.get_attribute("aria-sort") == "descending"
+    assert _first_rows(browser, 1) == [str(trials["trial_id"].iloc[0])]
+
+    scroller = browser.find_element(By.ID, "table-scroll")  # scrolled to the end: the last rows
+    browser.execute_script("arguments[0].scrollTop = arguments[0].scrollHeight", scroller)
+    last = str(trials["trial_id"].iloc[-1])
+    _wait(browser, lambda d: last in _first_rows(d, 300), "the last row did not come into view")
+
+    Select(browser.find_element(By.ID, "filter-status")).select_by_value("failed")
+    failed = trials[trials["status"] == "failed"]
+    assert browser.find_element(By.ID, "row-count").text == f"{len(failed)} of 10000 trials"
+
+    row = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")[0]
+    trial = failed[failed["trial_id"] == int(row.get_attribute("data-trial"))].iloc[0]
+    row.click()
+    detail = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".detail:target"), "no detail opened")
+    assert detail.get_attribute("id") == f"trial-{int(trial['trial_id'])}"
+    assert detail.find_element(By.CSS_SELECTOR, "pre.error").text == trial["error"]
+    assert json.loads(detail.find_element(By.CSS_SELECTOR, "pre.genotype").text) == json.loads(
+        trial["genotype_json"]
+    )
+    assert f"nasfcn export --search {search} --trial {int(trial['number'])} --db {url}" in detail.text
     _wait(
         browser,
         lambda d: len(detail.find_elements(By.CSS_SELECTOR, "div[data-figure] .main-svg")) >= 2,

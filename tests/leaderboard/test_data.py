@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -179,19 +181,27 @@ def test_cells_and_counts_format_compactly() -> None:
     assert status_label("something_new") == "something_new"
 
 
+def board_data(page: str) -> dict:
+    """The static page's one data block (rows, details and figures are drawn from it)."""
+    (block,) = re.findall(r'<script type="application/json" id="board-data">(.*?)</script>', page, re.S)
+    return json.loads(block)
+
+
 def test_static_page_is_self_contained_with_every_trial_and_detail(handmade_db: str) -> None:
     board = load_board(Store(handmade_db), "alpha")
     page = render(board)
     assert page.count("window.PlotlyConfig") == 1  # Plotly's JavaScript inlined exactly once
     assert "<script src" not in page
     assert 'src="http' not in page
-    assert page.count('<tr data-trial="') == len(board.trials)
-    for trial_id in board.trials["trial_id"]:
-        assert f'<section class="detail" id="trial-{trial_id}">' in page
-    assert "nasfcn export --search alpha --trial 0" in page
+    data = board_data(page)
+    assert data["table"]["ids"] == list(board.trials["trial_id"])  # every trial, in rank order
+    assert data["detail"]["numbers"] == list(board.trials["number"])
+    assert data["detail"]["export"] == ["nasfcn export --search alpha --trial", f"--db {handmade_db}"]
     assert "<b>circle</b>" not in page  # a class name is text, in the figures too:
-    assert "&lt;b&gt;circle&lt;\\u002fb&gt;" in page  # escaped for Plotly, then JSON-encoded
-    assert "TrainingDiverged: loss is nan" in page
+    assert "\\u003cb\\u003ecircle" in page  # the data block's raw text, escaped for HTML
+    assert data["class_names"][1] == "<b>circle</b>"  # the page escapes it for Plotly (esc in board.js)
+    assert "&lt;b&gt;circle&lt;/b&gt;" in json.dumps(data["figures"])  # escaped for Plotly
+    assert "TrainingDiverged: loss is nan" in data["detail"]["errors"]
 
 
 def test_static_page_escapes_every_stored_text(handmade_db: str) -> None:
@@ -205,7 +215,9 @@ def test_static_page_escapes_every_stored_text(handmade_db: str) -> None:
     assert "<img src=x" not in page
     assert f'<span id="search-name">{html.escape(XSS_NAME)}</span>' in page
     assert f"<title>nasfcn leaderboard · {html.escape(XSS_NAME)}</title>" in page
-    assert html.escape("<img src=x onerror=alert(1)>") in page
+    data = board_data(page)  # stored text is data there, put into the page with textContent
+    assert data["detail"]["errors"] == ["<img src=x onerror=alert(1)>"]
+    assert data["search"] == XSS_NAME
     assert "No trial has a validation result yet (1 failed)" in page
 
 

@@ -150,6 +150,84 @@ def test_learning_curves_cut_short_trials_visibly() -> None:
     assert list(completed.y) == [0.2, 0.4, 0.5]
 
 
+def _many_epochs(trials: int, epochs: int = 3) -> pd.DataFrame:
+    ids = np.repeat(np.arange(1, trials + 1), epochs)
+    return pd.DataFrame(
+        {
+            "trial_id": ids,
+            "number": ids - 1,
+            "arch_id": [f"a{i}" for i in ids],
+            "status": "completed",
+            "epoch": np.tile(np.arange(1, epochs + 1), trials),
+            "val_miou": ids / (trials + 1) * np.tile(np.arange(1, epochs + 1), trials) / epochs,
+        }
+    )
+
+
+def test_learning_curves_overview_of_a_small_search_is_every_curve() -> None:
+    epochs = _many_epochs(30)
+    overview = figures.learning_curves_overview(epochs, ranked=list(range(30, 0, -1)), top=5, sample=25)
+    assert overview.to_plotly_json() == figures.learning_curves(epochs).to_plotly_json()
+
+
+def test_learning_curves_overview_of_a_big_search_is_the_best_and_a_seeded_sample() -> None:
+    epochs = _many_epochs(300)
+    ranked = list(range(300, 0, -1))  # the trial ids, best first
+    overview = figures.learning_curves_overview(epochs, ranked=ranked, top=5, sample=40)
+    sample, *best = overview.data
+    assert [t.name.split(" ")[0] for t in best] == [f"#{n}" for n in range(295, 300)]  # 296-300, in full
+    assert sample.type == "scattergl"
+    assert sample.meta["role"] == "sample"
+    assert list(sample.x).count(None) == 40  # 40 curves, each ended by a gap
+    assert "the best 5 of 300 trials" in overview.layout.title.text
+    assert "random sample of 40 of the other 295, seed 0" in overview.layout.title.text
+    again = figures.learning_curves_overview(epochs, ranked=ranked, top=5, sample=40)
+    assert list(again.data[0].y) == list(sample.y)  # the same sample every time
+
+
+def test_scatter_plots_of_many_points_use_webgl(trials) -> None:
+    many = trials_frame(
+        [
+            {
+                "trial_id": i,
+                "status": "completed",
+                "best_miou": (i % 97) / 97,
+                "latency_ms": i % 13,
+                "params": i,
+            }
+            for i in range(1, figures.GL_POINTS + 100)  # the front is a dozen of them
+        ]
+    )
+    (big,) = _traces(figures.pareto_figure(many, costs=("latency_ms",)), role="trials")
+    assert big.type == "scattergl"
+    assert big.hovertext is None  # the hover names the trial, the plot gives its numbers
+    assert len(big.text) == len(big.x) >= figures.GL_POINTS
+    assert all(text.startswith("#") and " arch" in text for text in big.text)
+    assert {t.type for t in _traces(figures.pareto_figure(trials), role="trials")} == {"scatter"}
+    assert {t.type for t in figures.best_so_far(many).data} == {"scattergl"}
+    assert {t.type for t in figures.best_so_far(trials).data} == {"scatter"}
+
+
+def test_knob_effects_of_many_trials_are_box_statistics_not_points() -> None:
+    rng = np.random.default_rng(0)
+    n = figures.GL_POINTS + 500
+    many = pd.DataFrame(
+        {"trial_id": range(n), "best_miou": rng.random(n), "skip": rng.choice(["none", "<b>x</b>"], n)}
+    )
+    many.loc[0, "best_miou"] = 5.0  # far above the rest: outside the fence
+    (box,) = figures.knob_effects(many, knobs=("skip",)).data
+    assert box.y is None  # a few numbers per knob value, not one per trial
+    order = box.meta["order"]
+    assert list(box.x) == [figures.esc(v) for v in order]
+    for k, value in enumerate(order):
+        group = many[many["skip"] == value]["best_miou"]
+        assert box.q1[k] == pytest.approx(group.quantile(0.25))
+        assert box.median[k] == pytest.approx(group.median())
+        assert box.q3[k] == pytest.approx(group.quantile(0.75))
+        assert group.min() <= box.lowerfence[k] <= box.q1[k]
+        assert box.q3[k] <= box.upperfence[k] < 5.0
+
+
 def test_best_so_far_by_trial_count_and_wall_time(trials) -> None:
     figure = figures.best_so_far(trials)
     (by_count,) = _traces(figure, role="best_by_count")

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from nasfcn.space import load_space
 from nasfcn.store import (
+    EPOCH_COLUMNS,
     NoSuchSearchError,
     NoSuchTrialError,
     Store,
     create_search,
+    epochs_frame,
     finish_trial,
     open_store,
+    pareto_front,
     per_class_iou_frame,
     record_epoch,
     search_details,
@@ -79,3 +84,38 @@ def test_trial_times_search_details_and_trial_lookup(db_url: str) -> None:
     assert search_details(store, "plain")["class_names"] is None
     with pytest.raises(NoSuchSearchError, match="searches: <named>, plain"):
         search_details(store, "missing")
+
+
+def test_epochs_frame_reads_only_the_columns_asked_for(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "c", "shapes")
+    _trial(store, search, 0, [[0.1, 0.3], [0.5, 0.7]], "completed")
+    curves = epochs_frame(store, "c", columns=("epoch", "val_miou"))
+    assert list(curves.columns) == ["trial_id", "number", "arch_id", "status", "epoch", "val_miou"]
+    assert list(curves["val_miou"]) == pytest.approx([0.2, 0.6])
+    assert list(epochs_frame(store, "c").columns)[4:] == list(EPOCH_COLUMNS)
+    with pytest.raises(ValueError, match="unknown epoch columns \\['params'\\]; valid: epoch, train_loss"):
+        epochs_frame(store, "c", columns=("epoch", "params"))
+
+
+def _dominated_by_definition(values: np.ndarray) -> np.ndarray:
+    """The front by its definition, pair by pair: no row is at least as good on both and better on one."""
+    valid = ~np.isnan(values).any(axis=1)
+    front = np.zeros(len(values), dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = values[valid]
+        front[i] = not np.any(np.all(others <= values[i], axis=1) & np.any(others < values[i], axis=1))
+    return front
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_two_objective_front_is_the_definitions_front(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    frame = pd.DataFrame(  # few distinct values: ties on one objective or both are common
+        {"best_miou": rng.integers(0, 6, n) / 5, "latency_ms": rng.integers(0, 6, n).astype(float)}
+    )
+    frame.loc[rng.random(n) < 0.15, "latency_ms"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "best_miou"] = np.nan
+    expected = _dominated_by_definition(frame.to_numpy() * np.array([-1.0, 1.0]))
+    assert list(pareto_front(frame, ("miou", "latency_ms"))) == list(expected)

@@ -1,0 +1,310 @@
+"""The static leaderboard at scale: build seconds, file size, peak memory and the browser's
+time to interactive for searches of 1,000 / 10,000 (and 100,000) trials x 10 epochs.
+
+    .venv/bin/python benchmarks/leaderboard_scale.py [--sizes 1000 10000] [--huge] [--db URL]
+        [--no-browser]
+
+Each search is written in bulk (``build_search``: distinct ``fcn_small`` genotypes, a cost
+row, ten epochs with per-class IoU, some trials stopped early by ASHA, some failed) into a
+fresh SQLite file, or into a throwaway database on the PostgreSQL server of ``--db``. Then
+``nasfcn leaderboard``'s ``write_leaderboard`` runs once timed and once under tracemalloc
+(peak Python heap), and headless Chromium (``/usr/bin/chromium``) opens the file: time to
+interactive is when the page's script has drawn the table and marked the page ready
+(``window.__boardReadyAt``), counted from navigation start; the overview plots are drawn after
+it, one at a time (``window.__plotsDrawnAt``). The slope per 1,000 trials is
+printed between consecutive sizes. Goals (issue 21): 10,000 trials build < 3 s, file < 15 MB,
+interactive < 3 s; 100,000 trials build < 20 s, file < 60 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.engine import make_url
+
+from leaderboard.static import write_leaderboard
+from nasfcn.space import load_space
+from nasfcn.store import Store, create_search, open_store, set_search_status
+from nasfcn.store._schema import Architecture, Epoch, Trial, TrialCost
+
+SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_small.yaml"
+CLASS_NAMES = ("background", "circle", "square", "triangle")
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+#: Rows per INSERT batch: bounded memory however many trials are written.
+BATCH = 20_000
+
+
+def build_search(store: Store, name: str, trials: int, epochs: int = 10, seed: int = 0) -> int:
+    """A completed search of ``trials`` trials written in bulk; returns its id.
+
+    Realistic for the leaderboard: distinct ``fcn_small`` genotypes; 80% complete all
+    ``epochs``, 15% are stopped early by ASHA after 1-3 epochs, 5% fail (no epochs); every
+    epoch has val mIoU, pixel accuracy and a per-class IoU list.
+    """
+    space = load_space(str(SPACE))
+    search = create_search(
+        store, name, "shapes", space_name=space.name, config={"class_names": list(CLASS_NAMES)}
+    )
+    rng = random.Random(seed)
+    genotypes = [space.sample(seed * 1_000_003 + n) for n in range(trials)]
+    _insert_architectures(store, genotypes)
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    plans = [_plan(rng, epochs) for _ in range(trials)]
+    rows = [
+        _trial_row(search, n, g, plan, start)
+        for n, (g, plan) in enumerate(zip(genotypes, plans, strict=True))
+    ]
+    for first in range(0, trials, BATCH):
+        with store.session_scope() as session:
+            session.execute(insert(Trial), rows[first : first + BATCH])
+    with store.session_scope() as session:
+        ids = dict(session.execute(select(Trial.number, Trial.id).where(Trial.search_id == search)).all())
+    costs = [_cost_row(ids[n], g, rng) for n, g in enumerate(genotypes)]
+    _insert_batches(store, TrialCost, costs)
+    _insert_batches(store, Epoch, _epoch_rows(ids, plans))
+    set_search_status(store, search, "completed")
+    return search
+
+
+def _insert_architectures(store: Store, genotypes: list[Any]) -> None:
+    with store.session_scope() as session:
+        known = set(session.execute(select(Architecture.arch_id)).scalars())
+    now = datetime.now(timezone.utc)
+    fresh = {g.arch_id: g for g in genotypes if g.arch_id not in known}
+    rows = [{"arch_id": a, "genotype_json": g.arch_json(), "created_at": now} for a, g in fresh.items()]
+    _insert_batches(store, Architecture, rows)
+
+
+def _insert_batches(store: Store, model: Any, rows: Any) -> None:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            with store.session_scope() as session:
+                session.execute(insert(model), batch)
+            batch = []
+    if batch:
+        with store.session_scope() as session:
+            session.execute(insert(model), batch)
+
+
+def _plan(rng: random.Random, epochs: int) -> dict[str, Any]:
+    """One trial's fate and curve: status, val mIoU per epoch, per-class IoU per epoch."""
+    draw = rng.random()
+    status = "failed" if draw < 0.05 else ("stopped_early" if draw < 0.20 else "completed")
+    trained = 0 if status == "failed" else (rng.randint(1, 3) if status == "stopped_early" else epochs)
+    ceiling, speed = rng.uniform(0.3, 0.85), rng.uniform(0.2, 0.8)
+    curve = [round(ceiling * (1 - (1 - speed) ** e) + rng.gauss(0, 0.01), 4) for e in range(1, trained + 1)]
+    classes = [[round(min(1.0, max(0.0, m + rng.gauss(0, 0.08))), 4) for _ in CLASS_NAMES] for m in curve]
+    return {"status": status, "curve": curve, "classes": classes}
+
+
+def _trial_row(search: int, number: int, genotype: Any, plan: dict[str, Any], start: datetime) -> dict:
+    curve = plan["curve"]
+    best = max(range(len(curve)), key=curve.__getitem__) if curve else None
+    began = start + timedelta(seconds=30 * number)
+    return {
+        "search_id": search,
+        "number": number,
+        "arch_id": genotype.arch_id,
+        "trial_key": genotype.trial_key,
+        "genotype_json": genotype.to_json(),
+        "dataset": "shapes",
+        "recipe_key": "scale",
+        "seed": 0,
+        "status": plan["status"],
+        "best_epoch": None if best is None else best + 1,
+        "best_miou": None if best is None else curve[best],
+        "best_pixel_accuracy": None if best is None else round(0.5 + curve[best] / 2, 4),
+        "final_miou": curve[-1] if curve else None,
+        "epochs_trained": len(curve),
+        "error": "RuntimeError: CUDA out of memory" if plan["status"] == "failed" else None,
+        "started_at": began,
+        "finished_at": began + timedelta(seconds=25 + 2 * len(curve)),
+    }
+
+
+def _cost_row(trial_id: int, genotype: Any, rng: random.Random) -> dict[str, Any]:
+    width, stages = genotype.encoder.width, genotype.encoder.stages
+    params = int(width * width * 9 * 2**stages * rng.uniform(0.8, 1.2))
+    return {
+        "trial_id": trial_id,
+        "arch_id": genotype.arch_id,
+        "input": "1x3x64x64",
+        "device": "cpu",
+        "params": params,
+        "flops": params * 4096,
+        "latency_ms": round(params / 20_000 * rng.uniform(0.8, 1.3), 3),
+        "peak_memory_mb": round(params / 50_000, 2),
+    }
+
+
+def _epoch_rows(ids: dict[int, int], plans: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for number, plan in enumerate(plans):
+        for e, (miou, classes) in enumerate(zip(plan["curve"], plan["classes"], strict=True), start=1):
+            yield {
+                "trial_id": ids[number],
+                "epoch": e,
+                "train_loss": round(1.0 / e, 4),
+                "val_miou": miou,
+                "val_pixel_accuracy": round(0.5 + miou / 2, 4),
+                "per_class_iou_json": json.dumps(classes),
+                "seconds": 2.0,
+                "lr": 0.01,
+                "images_per_s": 100.0,
+            }
+
+
+@contextmanager
+def _database(server: str | None, folder: Path, label: str) -> Iterator[str]:
+    """A fresh SQLite file, or a throwaway database on the PostgreSQL server ``server``."""
+    if server is None:
+        yield f"sqlite:///{folder / f'{label}.db'}"
+        return
+    name = f"nasfcn_scale_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _browser() -> Any:
+    os.environ["SE_OFFLINE"] = "true"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(300)
+    return driver
+
+
+def time_to_interactive(driver: Any, page: Path) -> float:
+    """Seconds from navigation start until the page's script has drawn the table (and the load
+    event, which waits for every inline overview plot), in headless Chromium."""
+    driver.get("about:blank")
+    driver.get(page.as_uri())
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready = driver.execute_script(
+            "var t = performance.getEntriesByType('navigation')[0];"
+            "return window.__boardReadyAt && t && t.loadEventEnd ?"
+            " Math.max(window.__boardReadyAt, t.loadEventEnd) : null"
+        )
+        if ready:
+            return float(ready) / 1000
+        time.sleep(0.05)
+    raise TimeoutError(f"{page} did not become interactive in 300 s")
+
+
+def time_to_plots(driver: Any) -> float:
+    """Seconds from navigation start until the page has drawn every overview plot (after the
+    table works, one per turn of the event loop; WebGL is software-rendered in headless Chromium)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        drawn = driver.execute_script("return window.__plotsDrawnAt || null")
+        if drawn:
+            return float(drawn) / 1000
+        time.sleep(0.1)
+    raise TimeoutError("the overview plots were not drawn in 300 s")
+
+
+def measure(url: str, trials: int, folder: Path, driver: Any | None) -> dict[str, float]:
+    store = open_store(url)
+    try:
+        started = time.perf_counter()
+        build_search(store, "big", trials)
+        written = time.perf_counter() - started
+        page = folder / f"board-{trials}.html"
+        started = time.perf_counter()
+        write_leaderboard(store, page, "big")
+        seconds = time.perf_counter() - started
+        tracemalloc.start()
+        write_leaderboard(store, folder / "again.html", "big")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        store.dispose()
+    result = {
+        "trials": trials,
+        "write_s": written,
+        "build_s": seconds,
+        "mb": page.stat().st_size / 1e6,
+        "peak_mb": peak / 1e6,
+    }
+    if driver is not None:
+        result["interactive_s"] = time_to_interactive(driver, page)
+        result["plots_s"] = time_to_plots(driver)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--huge", action="store_true", help="add 100,000 trials")
+    parser.add_argument("--db", help="PostgreSQL server URL (default: a fresh SQLite file per size)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the time to interactive")
+    args = parser.parse_args()
+    sizes = [*args.sizes, *([100_000] if args.huge else [])]
+    backend = "PostgreSQL" if args.db else "SQLite"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    driver = None if args.no_browser else _browser()
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as name:
+            folder = Path(name)
+            for trials in sizes:
+                with _database(args.db, folder, f"scale-{trials}") as url:
+                    result = measure(url, trials, folder, driver)
+                results.append(result)
+                print(_line(backend, result), flush=True)
+    finally:
+        if driver is not None:
+            driver.quit()
+    for small, big in itertools.pairwise(results):
+        per = (big["trials"] - small["trials"]) / 1000
+        slopes = ", ".join(
+            f"{key} {(big[key] - small[key]) / per:+.3f}"
+            for key in ("build_s", "mb", "peak_mb", "interactive_s", "plots_s")
+            if key in big
+        )
+        print(f"slope per 1,000 trials ({small['trials']:,} -> {big['trials']:,}): {slopes}")
+
+
+def _line(backend: str, r: dict[str, float]) -> str:
+    interactive = (
+        f", interactive {r['interactive_s']:.2f} s (every plot drawn {r['plots_s']:.1f} s)"
+        if "interactive_s" in r
+        else ""
+    )
+    return (
+        f"{backend} {int(r['trials']):,} trials (written in {r['write_s']:.1f} s): "
+        f"build {r['build_s']:.2f} s, file {r['mb']:.2f} MB, peak {r['peak_mb']:.0f} MB{interactive}"
+    )
+
+
+if __name__ == "__main__":
+    main()

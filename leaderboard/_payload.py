@@ -1,0 +1,244 @@
+"""The static page's data: every trial once, as one compact JSON block the page draws from.
+
+The page (``board.js``) builds the ranked table, each trial's detail section and its plots
+from this block on demand, so the file grows by a few hundred bytes per trial instead of
+by whole figures. Layout, column-wise so each key is written once:
+
+- ``table``: the ranked table's ``columns``, their display ``cells`` (formatted as
+  ``format_cell`` does, so the page shows what the live app shows), numeric ``sort`` keys,
+  each row's trial ``ids``, ``status`` and ``reference`` flag;
+- ``detail``: the facts of ``detail_items`` column-wise, errors, numbers, the export command's
+  ``export`` prefix and suffix (the trial number goes between);
+- ``genotypes``: each genotype's leaves, dictionary-encoded per dotted path (most knobs take a
+  handful of values, so a trial costs a few small integers);
+- ``curves``: per trial ``[first epoch or epoch list, val mIoU list]``, at most
+  ``CURVE_POINTS`` points (a plot has no more pixels), ``classes``: best-epoch per-class IoU.
+
+Text stays data: ``json_script`` escapes ``<``, ``>`` and ``&`` so no stored text can close
+the script element, and the page puts text into the DOM with ``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+
+from leaderboard.data import Board
+from leaderboard.figures import PALETTE, TEMPLATE
+from leaderboard.table import (
+    STATUS_STYLE,
+    Column,
+    detail_items,
+    format_cell,
+    status_label,
+    table_columns,
+)
+from nasfcn.store import DEFAULT_URL
+
+#: The most points one trial's curve is drawn with: about a detail plot's width in pixels.
+CURVE_POINTS = 600
+#: Significant digits kept of measured values (IoU, latency): more than a plot or a sort can tell.
+DIGITS = 6
+
+
+def board_payload(board: Board, curves: pd.DataFrame, frame: pd.DataFrame) -> dict[str, Any]:
+    """Everything the page needs about ``board``'s trials; ``curves`` is ``board.curves()``,
+    ``frame`` its ``table_frame``."""
+    columns = table_columns(frame)
+    ids = [int(t) for t in board.trials["trial_id"]]
+    return {
+        "search": board.search,
+        "table": _table(frame, columns),
+        "detail": _detail(board),
+        "genotypes": encode_genotypes(board.trials["genotype_json"]),
+        "curves": encode_curves(curves, ids),
+        "classes": _classes(board, ids),
+        "class_names": list(board.class_names),
+        "status_style": {s: list(style) for s, style in STATUS_STYLE.items()},
+        "palette": list(PALETTE),
+        "template": pio.templates[TEMPLATE].to_plotly_json(),
+    }
+
+
+def json_script(payload: dict[str, Any], element_id: str) -> str:
+    """``payload`` as an inert ``<script type="application/json">`` element."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def _table(frame: pd.DataFrame, columns: Sequence[Column]) -> dict[str, Any]:
+    cells = {c.key: [format_cell(v, c.kind) for v in _values(frame[c.key])] for c in columns}
+    sort = {c.key: numbers(frame[c.key]) for c in columns if c.kind != "text"}
+    sort["status"] = list(frame["status_key"])  # by status, not by its label's symbol
+    return {
+        "columns": [{"key": c.key, "title": c.title, "kind": c.kind} for c in columns],
+        "cells": cells,
+        "sort": sort,
+        "ids": [int(v) for v in frame["id"]],
+        "status": list(frame["status_key"]),
+        "reference": [isinstance(r, str) for r in frame["reference"]],
+    }
+
+
+#: What ``detail_items`` reads of a trial.
+_DETAIL_KEYS = (
+    "number",
+    "status",
+    "best_miou",
+    "best_pixel_accuracy",
+    "params",
+    "flops",
+    "latency_ms",
+    "peak_memory_mb",
+    "epochs_trained",
+    "seconds",
+    "checkpoint",
+    "reference",
+    "error",
+    "cached_from",
+)
+
+
+def _detail(board: Board) -> dict[str, Any]:
+    rows = board.trials.loc[:, [k for k in _DETAIL_KEYS if k in board.trials]].to_dict("records")
+    facts = [detail_items(row) for row in rows]
+    labels = [label for label, _ in facts[0][:10]] if facts else []
+    prefix = ["nasfcn", "export", "--search", board.search, "--trial"]
+    suffix = ["--db", board.database] if board.database != DEFAULT_URL else []
+    return {
+        "numbers": [int(row["number"]) for row in rows],
+        "titles": [status_label(str(row["status"])) for row in rows],
+        "errors": [row["error"] if isinstance(row["error"], str) and row["error"] else None for row in rows],
+        "labels": labels,
+        "facts": [[items[i][1] for items in facts] for i in range(len(labels))],
+        "export": [shlex.join(prefix), shlex.join(suffix)],
+    }
+
+
+def encode_genotypes(texts: Sequence[str]) -> dict[str, Any]:
+    """Genotype JSON texts as ``{"paths": [...], "values": [[...] per path], "codes": [[...] per path]}``:
+    trial ``i``'s value at ``paths[p]`` is ``values[p][codes[p][i]]`` (code -1: no such leaf)."""
+    flat = [_leaves(json.loads(text)) for text in texts]
+    paths = sorted(set().union(*flat)) if flat else []
+    values: list[list[Any]] = []
+    codes: list[list[int]] = []
+    for path in paths:
+        column = [leaves.get(path, _ABSENT) for leaves in flat]
+        seen: dict[Any, int] = {}
+        codes.append([-1 if v is _ABSENT else seen.setdefault(_key(v), len(seen)) for v in column])
+        distinct: dict[int, Any] = {}
+        for value, code in zip(column, codes[-1], strict=True):
+            if code >= 0 and code not in distinct:
+                distinct[code] = value
+        values.append([distinct[code] for code in range(len(seen))])
+    return {"paths": paths, "values": values, "codes": codes}
+
+
+_ABSENT = object()
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> value of every leaf (lists are leaves: a per-stage knob reads as one)."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            out.update(_leaves(item, path + "."))
+        else:
+            out[path] = item
+    return out
+
+
+def _key(value: Any) -> Any:
+    """A dictionary key equal only for equal JSON values (``True`` is not ``1``)."""
+    if isinstance(value, list):
+        key = (list, *((v.__class__, v) for v in value))
+        try:
+            hash(key)
+            return key
+        except TypeError:  # a list of lists or dicts
+            return json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return (value.__class__, value)
+
+
+def encode_curves(curves: pd.DataFrame, trial_ids: Sequence[int]) -> list[list[Any]]:
+    """Per trial (in ``trial_ids``' order) ``[epochs, val mIoU]``; ``epochs`` is the first epoch
+    when they run on one by one, else the list. Longer curves are thinned to ``CURVE_POINTS``."""
+    points = curves[curves["val_miou"].notna()].sort_values(["trial_id", "epoch"], kind="stable")
+    ids = points["trial_id"].to_numpy()
+    epochs = points["epoch"].to_numpy(dtype=int)
+    mious = points["val_miou"].to_numpy(dtype=float)
+    rounded = numbers(mious)
+    starts = np.searchsorted(ids, trial_ids, side="left")
+    ends = np.searchsorted(ids, trial_ids, side="right")
+    out = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        e = epochs[start:end]
+        if end - start > CURVE_POINTS:
+            keep = thin(mious[start:end], CURVE_POINTS)
+            e, v = e[keep], [rounded[start + k] for k in keep.tolist()]
+        else:
+            v = rounded[start:end]
+        steps = len(e) > 0 and int(e[-1]) - int(e[0]) == len(e) - 1
+        out.append([int(e[0]) if steps else e.tolist(), v])
+    return out
+
+
+def thin(values: np.ndarray, most: int) -> np.ndarray:
+    """Indices of at most ``most`` points spread evenly over ``values``, keeping the first, the
+    last and the best (what a reader looks for on a learning curve)."""
+    if len(values) <= most:
+        return np.arange(len(values))
+    even = np.linspace(0, len(values) - 1, most - 1).round().astype(int)
+    return np.unique(np.append(even, int(np.nanargmax(values))))
+
+
+def _classes(board: Board, trial_ids: Sequence[int]) -> list[list[float | None] | None]:
+    """Each trial's per-class IoU at its best epoch (None: no per-class result)."""
+    per_class = board.per_class
+    if per_class.empty:
+        return [None] * len(trial_ids)
+    width = int(per_class["class_index"].max()) + 1
+    matrix = per_class.pivot_table(index="trial_id", columns="class_index", values="iou", dropna=False)
+    matrix = matrix.reindex(columns=range(width))
+    values = numbers(matrix.to_numpy(dtype=float).ravel())
+    rows: dict[int, list[float | None]] = {
+        int(t): values[k * width : (k + 1) * width] for k, t in enumerate(matrix.index)
+    }
+    return [rows.get(t) for t in trial_ids]
+
+
+def _values(column: pd.Series) -> list[Any]:
+    return [None if _missing(v) else (v.item() if hasattr(v, "item") else v) for v in column]
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def numbers(values: Any) -> list[Any]:
+    """JSON numbers: integers as they are, floats to ``DIGITS`` significant digits, missing as None.
+
+    Rounded in one numpy step (``k / 10**d`` is the double nearest the short decimal, so it
+    prints short), not one Python call per value: a big search has a million of them."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return [int(v) for v in array.tolist()]
+    floats = pd.to_numeric(pd.Series(array.ravel()), errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(floats)
+    safe = np.where(finite & (floats != 0), np.abs(floats), 1.0)
+    decimals = np.clip(DIGITS - 1 - np.floor(np.log10(safe)), 0, 15)
+    scale = 10.0**decimals
+    rounded = np.where(finite, np.rint(floats * scale) / scale, 0.0)
+    return [v if ok else None for v, ok in zip(rounded.tolist(), finite.tolist(), strict=True)]
