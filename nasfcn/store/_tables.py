@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -11,30 +10,18 @@ from sqlalchemy import func, select
 from nasfcn.store._engine import Store
 from nasfcn.store._queries import NoSuchSearchError, _frame
 from nasfcn.store._schema import Epoch, Search, Trial, TrialCost
+from nasfcn.store._writes import get_search
 
 
 def table_facts(store: Store, name: str) -> dict[str, Any]:
-    """A tabulation's stored facts (kind, space, dataset, config, recipe, versions, dates)."""
-    with store.session_scope() as session:
-        search = session.execute(select(Search).where(Search.name == name)).scalar_one_or_none()
-        if search is None:
+    """A tabulation's stored facts (``get_search``'s); a missing name lists the tables there."""
+    facts = get_search(store, name)
+    if facts is None:
+        with store.session_scope() as session:
             names = session.execute(select(Search.name).where(Search.kind == "table")).scalars().all()
-            known = ", ".join(sorted(names)) or "none yet (build one with `nasfcn tabulate`)"
-            raise NoSuchSearchError(f"no table named {name!r} in {store.masked_url}; tables there: {known}")
-        return {
-            "id": search.id,
-            "name": search.name,
-            "kind": search.kind,
-            "space_name": search.space_name,
-            "space_yaml": search.space_yaml,
-            "dataset": search.dataset,
-            "status": search.status,
-            "config": json.loads(search.config_json or "{}"),
-            "recipe": json.loads(search.recipe_json or "{}"),
-            "versions": json.loads(search.versions_json or "{}"),
-            "created_at": search.created_at,
-            "finished_at": search.finished_at,
-        }
+        known = ", ".join(sorted(names)) or "none yet (build one with `nasfcn tabulate`)"
+        raise NoSuchSearchError(f"no table named {name!r} in {store.masked_url}; tables there: {known}")
+    return facts
 
 
 def table_runs_frame(store: Store, search_id: int) -> pd.DataFrame:

@@ -508,6 +508,7 @@ def get_search(store: Store, name: str) -> dict[str, Any] | None:
             return None
         return {
             "id": search.id,
+            "name": search.name,
             "kind": search.kind,
             "space_name": search.space_name,
             "space_yaml": search.space_yaml,
@@ -517,4 +518,5 @@ def get_search(store: Store, name: str) -> dict[str, Any] | None:
             "recipe": json.loads(search.recipe_json),
             "versions": json.loads(search.versions_json or "{}"),
             "created_at": search.created_at,
+            "finished_at": search.finished_at,
         }
