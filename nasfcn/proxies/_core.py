@@ -134,9 +134,10 @@ def compute(
 ) -> dict[str, ProxyResult]:
     """Every proxy of ``names`` (all, in catalogue order, by default) on one network, in the order given.
 
-    A genotype is built with weights initialised from ``seed``. A proxy that raises is
-    recorded as that proxy's error (NaN value) and the others still run; an unknown name is
-    refused before any work.
+    A genotype is built with weights initialised from ``seed``; a given model is left as it
+    is (each proxy works on a copy, on ``device``). A proxy that raises is recorded as that
+    proxy's error (NaN value) and the others still run; an unknown name is refused before
+    any work.
     """
     chosen = {name: PROXIES.get(name) for name in (catalogue.PROXIES.names() if names is None else names)}
     dev = torch.device(device)
@@ -148,16 +149,18 @@ def compute(
             model = build_model(model_or_genotype, batch.num_classes, int(batch.images.shape[1]))
         else:
             model = model_or_genotype
-    model = model.to(dev)
-    return {name: _run(function, model, batch, seed) for name, function in chosen.items()}
+    return {name: _run(function, model, batch, seed, dev) for name, function in chosen.items()}
 
 
-def _run(function: ProxyFunction, model: nn.Module, batch: Batch, seed: int) -> ProxyResult:
+def _run(
+    function: ProxyFunction, model: nn.Module, batch: Batch, seed: int, device: torch.device
+) -> ProxyResult:
     start = time.perf_counter()
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            value = float(function(_working_copy(model), batch, torch.Generator().manual_seed(seed)))
+            work = _working_copy(model).to(device)
+            value = float(function(work, batch, torch.Generator().manual_seed(seed)))
         if math.isnan(value):
             raise ProxyError("the proxy's value is not a number")
     except Exception as err:  # one proxy's failure is its own result; the others still run

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from nasfcn import catalogue
@@ -83,7 +84,7 @@ def table_candidates(table: Table) -> Candidates:
     )
 
 
-def search_candidates(details: Mapping[str, Any], trials: Any) -> Candidates:
+def search_candidates(details: Mapping[str, Any], trials: pd.DataFrame) -> Candidates:
     """The completed trials of a search (``search_details`` and ``leaderboard_frame`` of the store):
     each architecture once, its quality the mean final val mIoU of its completed trials."""
     source = f"search {details['name']}"

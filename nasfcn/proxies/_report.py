@@ -18,7 +18,7 @@ _CSS = "body{font-family:sans-serif;margin:2em;max-width:1200px} .muted{color:#6
 def as_json(scores: Scores, figures: list[Figures]) -> dict[str, Any]:
     """proxy -> spearman, its 95% CI, kendall, top-10% precision, seconds per architecture, n."""
     return {
-        "table": scores.source,
+        "source": scores.source,
         "quality": QUALITY,
         "archs": len(scores.archs),
         "batch": {"images": scores.batch_size, "image_size": list(scores.image_size), "seed": scores.seed},

@@ -26,6 +26,7 @@ def test_evaluate_writes_the_figures_as_json_and_one_scatter_per_proxy(
     result = runner.invoke(app, [*args, "--batch-size", "4", "--json", str(out), "--html", str(page)])
     assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())
+    assert figures["source"] == str(path)
     assert figures["archs"] == 6
     assert figures["batch"] == {"images": 4, "image_size": [32, 32], "seed": 0}
     assert list(figures["proxies"]) == ["params", "synflow", "naswot", "ensemble:all"]
@@ -99,7 +100,7 @@ def test_evaluate_judges_a_searchs_completed_trials(tmp_path: Path, helpers) -> 
     result = runner.invoke(app, [*args, "--batch-size", "4", "--json", str(out)])
     assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())
-    assert figures["table"] == "search s1"
+    assert figures["source"] == "search s1"
     assert figures["archs"] == 3  # the failed trial's architecture is left out, a repeated one counted once
     store = open_store(url)
     candidates = search_candidates(search_details(store, "s1"), leaderboard_frame(store, "s1"))

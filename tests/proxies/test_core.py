@@ -48,6 +48,15 @@ def test_the_seed_sets_the_weights_and_one_proxy_does_not_change_another(
     assert compute(genotype, shapes_batch, ["snip"], seed=4)["snip"].value != alone
 
 
+def test_a_given_model_is_left_as_it_was(helpers: SimpleNamespace) -> None:
+    net = helpers.two_layer_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    compute(net, helpers.double_batch(), ["synflow", "zen", "snip"])
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert net[1].inplace
+    assert next(net.parameters()).grad is None
+
+
 def test_a_proxy_that_raises_is_recorded_and_the_others_compute(helpers: SimpleNamespace) -> None:
     one_image = helpers.double_batch(images=1)
     results = compute(helpers.two_layer_net(), one_image, ["snip", "naswot", "grad_norm"])
