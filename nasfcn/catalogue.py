@@ -63,6 +63,11 @@ class Strategy(Choice):
     exhaustive: bool = False  # walks the whole space instead of sampling it
 
 
+@dataclass(frozen=True)
+class Proxy(Choice):
+    timed: bool = False  # a wall-clock measurement: not the same number twice
+
+
 C = TypeVar("C", bound=Choice)
 
 
@@ -154,6 +159,20 @@ SCHEDULERS = _kind(
     Choice("asha", "ASHA stops weak trials at rungs", hint="early stopping"),
     Choice("fifo", "every trial runs all its epochs"),
 )
+PROXIES = _kind(
+    "zero-cost proxy",
+    Proxy("params", "parameter count (the baseline every proxy must beat)"),
+    Proxy("flops", "FLOPs of one forward at the minibatch's image size"),
+    Proxy("latency", "median milliseconds of one forward at batch 1", timed=True),
+    Proxy("synflow", "synaptic flow: sum of |weight x gradient| of a positive linearised net"),
+    Proxy("naswot", "log-determinant of the images' activation-pattern kernel"),
+    Proxy("jacov", "spread of the eigenvalues of the images' input-Jacobian correlations"),
+    Proxy("grad_norm", "sum of the weight gradients' norms of the per-pixel loss"),
+    Proxy("snip", "connection sensitivity: sum of |weight x gradient|"),
+    Proxy("grasp", "gradient-flow preservation: sum of -weight x (Hessian x gradient)"),
+    Proxy("fisher", "Fisher information of the convolutions' output channels"),
+    Proxy("zen", "log of the output's response to a small input perturbation, plus BN scales"),
+)
 
 #: Every kind of choice, by the name tests and docs use for it.
 KINDS: dict[str, Registry[Any]] = {
@@ -169,6 +188,7 @@ KINDS: dict[str, Registry[Any]] = {
     "dataset": DATASETS,
     "strategy": STRATEGIES,
     "scheduler": SCHEDULERS,
+    "proxy": PROXIES,
 }
 
 

@@ -57,7 +57,15 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
-__all__ = ["CostReport", "count_params", "device_name", "format_count", "measure"]
+__all__ = [
+    "CostReport",
+    "count_flops",
+    "count_params",
+    "device_name",
+    "format_count",
+    "measure",
+    "time_latency",
+]
 
 _MIB = float(2**20)
 _aten = torch.ops.aten
@@ -283,6 +291,70 @@ def _leaf_output_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+def _checked_shape(
+    model: nn.Module, input_hw: tuple[int, int], batch_size: int, in_channels: int | None
+) -> tuple[int, int, int, int]:
+    height, width = (int(v) for v in input_hw)
+    for name, value in (("input_hw[0]", height), ("input_hw[1]", width), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"measure: {name} must be >= 1, got {value!r}")
+    channels = _first_conv_in_channels(model) if in_channels is None else in_channels
+    return (batch_size, channels, height, width)
+
+
+def _random_input(model: nn.Module, shape: tuple[int, int, int, int], device: torch.device) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode(False):  # an inference tensor would defeat the FLOP count
+        return torch.randn(shape, generator=generator, dtype=_model_dtype(model)).to(device)
+
+
+def _forward_times_ms(model: nn.Module, x: torch.Tensor, repeats: int, warmup: int) -> list[float]:
+    """Wall times of ``repeats`` forwards after ``warmup`` untimed ones, synchronised around each."""
+    device = x.device
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        _sync(device)
+    times_ms = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            model(x)
+            _sync(device)
+            times_ms.append((time.perf_counter() - start) * 1e3)
+    return times_ms
+
+
+def count_flops(
+    model: nn.Module, input_hw: tuple[int, int], batch_size: int = 1, in_channels: int | None = None
+) -> int:
+    """FLOPs of one forward at ``input_hw`` (the convention of the module docstring), on the CPU,
+    without timing anything: what `measure` reports as ``flops``."""
+    shape = _checked_shape(model, input_hw, batch_size, in_channels)
+    dev = torch.device("cpu")
+    with _on_device_in_eval(model, dev):
+        flops, _ = _count_flops(model, _random_input(model, shape, dev))
+    return int(flops)
+
+
+def time_latency(
+    model: nn.Module,
+    input_hw: tuple[int, int],
+    device: str | torch.device = "cpu",
+    repeats: int = 20,
+    warmup: int = 3,
+    in_channels: int | None = None,
+) -> float:
+    """Median milliseconds of one forward at batch 1, timed as `measure` times it (its ``latency_ms``)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"time_latency: repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    dev = _resolved(device)
+    shape = _checked_shape(model, input_hw, 1, in_channels)
+    with _on_device_in_eval(model, dev):
+        return float(np.median(_forward_times_ms(model, _random_input(model, shape, dev), repeats, warmup)))
+
+
 def measure(
     model: nn.Module,
     input_hw: tuple[int, int],
@@ -297,22 +369,12 @@ def measure(
     `in_channels` defaults to that of the first `nn.Conv2d` in `model.modules()`.
     Conventions are in the module docstring.
     """
-    height, width = (int(v) for v in input_hw)
-    for name, value, low in (
-        ("input_hw[0]", height, 1),
-        ("input_hw[1]", width, 1),
-        ("batch_size", batch_size, 1),
-        ("repeats", repeats, 1),
-        ("warmup", warmup, 0),
-    ):
+    for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0)):
         if value < low:
             raise ValueError(f"measure: {name} must be >= {low}, got {value!r}")
+    shape = _checked_shape(model, input_hw, batch_size, in_channels)
     dev = _resolved(device)
-    channels = _first_conv_in_channels(model) if in_channels is None else in_channels
-    shape = (batch_size, channels, height, width)
-    generator = torch.Generator().manual_seed(0)
-    with torch.inference_mode(False):  # an inference tensor would defeat the FLOP count
-        x = torch.randn(shape, generator=generator, dtype=_model_dtype(model)).to(dev)
+    x = _random_input(model, shape, dev)
 
     with _on_device_in_eval(model, dev):
         resident = _tensor_bytes(model) + x.numel() * x.element_size()
@@ -332,14 +394,7 @@ def measure(
             else:
                 rise, memory_kind = _leaf_output_bytes(model, x), "cpu-estimate"
 
-        times_ms = []
-        with torch.inference_mode():
-            for _ in range(repeats):
-                _sync(dev)
-                start = time.perf_counter()
-                model(x)
-                _sync(dev)
-                times_ms.append((time.perf_counter() - start) * 1e3)
+        times_ms = _forward_times_ms(model, x, repeats, warmup=0)
 
     return CostReport(
         params=count_params(model),

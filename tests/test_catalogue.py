@@ -17,7 +17,7 @@ HEAVY = ("torch", "ray", "optuna", "sqlalchemy")
 
 def _implementations(kind: str) -> tuple[str, ...]:
     """The names registered with an implementation for one catalogue kind."""
-    from nasfcn import data, model, search, train
+    from nasfcn import data, model, proxies, search, train
 
     registries = {
         "skip": model.SKIPS,
@@ -30,6 +30,7 @@ def _implementations(kind: str) -> tuple[str, ...]:
         "schedule": train.SCHEDULES,
         "dataset": data.DATASETS,
         "strategy": search.SEARCHERS,
+        "proxy": proxies.PROXIES,
     }
     return registries[kind].names()
 
@@ -44,6 +45,7 @@ IMPLEMENTED = (
     "optimizer",
     "schedule",
     "dataset",
+    "proxy",
 )
 
 
@@ -74,7 +76,7 @@ def test_a_model_registry_refuses_a_name_the_catalogue_lacks() -> None:
 
 
 def test_every_model_data_and_training_registry_is_bound_to_its_catalogue_kind() -> None:
-    from nasfcn import data, model, search, train
+    from nasfcn import data, model, proxies, search, train
 
     for kind, registry in (
         ("skip", model.SKIPS),
@@ -87,6 +89,7 @@ def test_every_model_data_and_training_registry_is_bound_to_its_catalogue_kind()
         ("optimizer", train.OPTIMIZERS),
         ("schedule", train.SCHEDULES),
         ("strategy", search.SEARCHERS),
+        ("proxy", proxies.PROXIES),
     ):
         assert registry.catalogue is catalogue.KINDS[kind], kind
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasfcn import cost
-from nasfcn.cost import CostReport, count_params, format_count, measure
+from nasfcn.cost import CostReport, count_flops, count_params, format_count, measure, time_latency
 
 FAST = {"repeats": 3, "warmup": 1}
 
@@ -111,6 +111,17 @@ def test_latency_is_positive_and_finite():
     assert 0 < report.latency_ms <= report.latency_p90_ms
     assert math.isfinite(report.latency_p90_ms)
     assert report.repeats == 5
+
+
+def test_flops_and_latency_alone_are_what_measure_reports():
+    model = TinyFCN().train()
+    flags = [m.training for m in model.modules()]
+    assert count_flops(model, (32, 32)) == measure(model, (32, 32), **FAST).flops
+    assert count_flops(model, (32, 32), batch_size=2) == 2 * count_flops(model, (32, 32))
+    assert 0 < time_latency(model, (32, 32), repeats=3, warmup=1) < math.inf
+    assert [m.training for m in model.modules()] == flags
+    with pytest.raises(ValueError, match="repeats"):
+        time_latency(model, (32, 32), repeats=0)
 
 
 def test_cpu_peak_memory_is_measured_and_grows_with_input():

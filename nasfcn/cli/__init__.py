@@ -21,6 +21,7 @@ from nasfcn.cli._bundle import export, finetune, predict
 from nasfcn.cli._console import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, console, err_console, fail
 from nasfcn.cli._db import db_app, trials
 from nasfcn.cli._leaderboard import leaderboard, serve
+from nasfcn.cli._proxies import proxies_app
 from nasfcn.cli._search import SearchCommand, search
 from nasfcn.cli._spaces import spaces_app
 from nasfcn.cli._tabulate import tabulate_app
@@ -58,6 +59,7 @@ app.add_typer(spaces_app, name="spaces")
 app.add_typer(db_app, name="db")
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(tabulate_app, name="tabulate")
+app.add_typer(proxies_app, name="proxies")
 app.command("train")(train)
 app.command("search", cls=SearchCommand)(search)
 app.command("trials")(trials)
