@@ -110,15 +110,17 @@ def _trial_rows(run: ArenaRun, trials: pd.DataFrame, epochs: pd.DataFrame, start
     final = epochs.groupby("number")["val_miou"].last()
     numbers = trials["number"]
     archs = sorted(set(trials["arch_id"]))
-    genotypes = {a: table.genotype(a) for a in archs}
+    genotypes = {a: table.genotype(a) for a in archs}  # once per architecture, not per trial
+    texts = {a: genotypes[a].to_json() for a in archs}
+    keys = {a: genotypes[a].trial_key for a in archs}
     costs = {a: table.cost(a) for a in archs}
     failed = trials["status"] == "failed"
     frame = pd.DataFrame(
         {
             "number": numbers,
             "arch_id": trials["arch_id"],
-            "trial_key": [genotypes[a].trial_key for a in trials["arch_id"]],
-            "genotype_json": [genotypes[a].to_json() for a in trials["arch_id"]],
+            "trial_key": trials["arch_id"].map(keys),
+            "genotype_json": trials["arch_id"].map(texts),
             "params_json": [
                 json.dumps({"arena": {"strategy": s, "scheduler": k, "repeat": int(r), "trial": int(t)}})
                 for s, k, r, t in zip(

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from nasfcn.genotype import Genotype
 from nasfcn.space import load_space
@@ -127,6 +127,8 @@ def test_a_taken_name_is_refused_unless_an_arena_is_replaced(db_url: str) -> Non
         assert session.execute(select(func.count()).select_from(Trial)).scalar_one() == 6
         assert session.execute(select(func.count()).select_from(Epoch)).scalar_one() == 12
         assert session.execute(select(func.count()).select_from(TrialCost)).scalar_one() == 6
+    indexes = {index["name"] for index in inspect(store.engine).get_indexes("trials")}
+    assert not [name for name in indexes if "tmp_arena" in name]  # the replace's own index is gone
     create_search(store, "real", "shapes")
     with pytest.raises(SearchExistsError, match=r"'real' in .* is a search, not an arena"):
         check_arena_name(store, "real", replace=True)
