@@ -175,21 +175,23 @@ def _insert(session: Session, model: type, rows: Iterator[dict[str, Any]] | Sequ
     Everywhere else it is one executemany per chunk (SQLite's is fast as it is).
     """
     table = model.__table__  # type: ignore[attr-defined]
-    copy = session.get_bind().dialect.name == "postgresql"
     chunk: list[dict[str, Any]] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == CHUNK:
-            _copy(session, table, chunk) if copy else session.execute(insert(table), chunk)
+            _write_chunk(session, table, chunk)
             chunk = []
     if chunk:
-        _copy(session, table, chunk) if copy else session.execute(insert(table), chunk)
+        _write_chunk(session, table, chunk)
 
 
-def _copy(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """COPY ``rows`` into ``table`` through the session's own psycopg connection (same transaction)."""
+def _write_chunk(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    # COPY through the session's own psycopg connection: the same transaction
     columns = list(rows[0])
-    driver = session.connection().connection.driver_connection
+    driver: Any = session.connection().connection.driver_connection
     names = ", ".join(f'"{c}"' for c in columns)
     with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
@@ -217,4 +219,4 @@ def _plain(column: pd.Series) -> list[Any]:
     values = column.astype(object)
     if pd.api.types.is_float_dtype(column):
         values = values.where(np.isfinite(column.to_numpy(dtype=float)), None)
-    return values.where(column.notna(), None).tolist()
+    return list(values.where(column.notna(), None).tolist())

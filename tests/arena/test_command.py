@@ -122,3 +122,27 @@ def test_a_multi_objective_strategy_with_one_objective_is_one_line(table_files: 
     assert "cannot replay nsga2 + fifo on " in result.stderr
     assert "--strategy nsga2 is multi-objective" in result.stderr
     assert not (tmp_path / "a1.json").exists()
+
+
+def test_a_table_is_read_from_the_database_by_name(table_files: dict, tmp_path: Path) -> None:
+    db = f"sqlite:///{table_files['arena8'].parent / 'arena.db'}"  # where the tables were built
+    args = [
+        "arena",
+        "--table",
+        "arena8",
+        *SMALL,
+        "--db",
+        db,
+        "--name",
+        "from-db",
+        "--html",
+        str(tmp_path / "r.html"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "from-db: 4 pairs x 3 repeats x 6 trials on table arena8 (hash " in result.stdout
+    store = open_store(db)
+    try:
+        assert len(leaderboard_frame(store, "from-db")) == 4 * 3 * 6
+    finally:
+        store.dispose()
