@@ -15,10 +15,12 @@ from leaderboard.table import Column, benchmark_columns, benchmark_table
 from nasfcn.genotype import Genotype
 from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.store import (
+    ARENA_KIND,
     DEFAULT_URL,
     EPOCH_COLUMNS,
     RESULT_STATUSES,
     Store,
+    arena_trials_frame,
     benchmark_runs_frame,
     best_per_architecture,
     epochs_frame,
@@ -117,6 +119,9 @@ def _load_board(
         trials = with_seed_spread(
             trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
         )
+    arena = details["kind"] == ARENA_KIND
+    if arena:  # which strategy, scheduler and repeat each simulated trial belongs to
+        trials = trials.merge(arena_trials_frame(store, name), on="trial_id", how="left")
     epochs = epochs_frame(store, name, columns=epoch_columns)
     sources = set(trials["cached_from"].dropna().astype(int)) - set(epochs["trial_id"])
     reused = (
@@ -127,7 +132,7 @@ def _load_board(
     names = details["class_names"] or ()
     return Board(
         search=name,
-        dataset=details["dataset"],
+        dataset=f"table {details['config'].get('table')} (arena)" if arena else details["dataset"],
         status=details["status"],
         database=store.masked_url,
         trials=trials,

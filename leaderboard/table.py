@@ -29,6 +29,9 @@ COLUMNS = (
     Column("trial", "trial", "int"),
     Column("arch_id", "arch_id", "text"),
     Column("status", "status", "text"),
+    Column("strategy", "strategy", "text"),
+    Column("scheduler", "scheduler", "text"),
+    Column("repeat", "repeat", "int"),
     Column("best_miou", "val mIoU", "ratio"),
     Column("seeds", "seeds: mean ± sd (n)", "text"),
     Column("pixel_accuracy", "pixel acc", "ratio"),
@@ -45,6 +48,9 @@ COLUMNS = (
     Column("note", "note", "text"),
 )
 
+#: What an arena's trials add (``leaderboard.data`` reads them from the store).
+ARENA_COLUMNS = ("strategy", "scheduler", "repeat")
+
 #: status -> (label shown in the table, colour used in the table and on the plots).
 STATUS_STYLE = {
     "completed": ("✓ completed", "#2ca02c"),
@@ -58,8 +64,8 @@ STATUS_STYLE = {
 }
 
 
-#: Shown only when a row has something to say in them.
-OPTIONAL_COLUMNS = ("seeds",)
+#: Shown only when a row has something to say in them (strategy, scheduler, repeat: an arena's).
+OPTIONAL_COLUMNS = ("seeds", "strategy", "scheduler", "repeat")
 
 
 def table_columns(frame: pd.DataFrame) -> tuple[Column, ...]:
@@ -96,6 +102,7 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
             "arch_id": trials["arch_id"].astype(str),
             "status": [status_label(s) for s in trials["status"]],
             "status_key": trials["status"].astype(str),
+            **{key: trials.get(key) for key in ARENA_COLUMNS},
             "best_miou": trials["best_miou"],
             "seeds": seeds,
             "pixel_accuracy": trials["best_pixel_accuracy"],

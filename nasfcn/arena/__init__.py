@@ -5,6 +5,8 @@ searcher and scheduler ``nasfcn search`` builds, on a simulated clock, with each
 up in the table instead of trained (no Ray actors, no training). ``replays`` repeats it;
 ``compare`` turns the replays into regret curves, epochs to target, regret at equal epochs,
 the winner's curse and paired tests against random + FIFO (all plain frames).
+``run_arena`` is what ``nasfcn arena`` runs (a checked plan, its replays, ``compare``);
+``arena_json``, ``render_arena_html`` and ``store_arena`` report it as JSON, HTML and SQL.
 """
 
 from nasfcn.arena._measure import (
@@ -19,23 +21,50 @@ from nasfcn.arena._measure import (
     regret_at,
     wilcoxon,
 )
+from nasfcn.arena._record import arena_config, arena_frames, store_arena
 from nasfcn.arena._replay import ArenaError, ArenaSearch, ArenaTable, ReplayResult, replay, replays
+from nasfcn.arena._report import JSON_FORMAT, arena_json, render_arena_html, summary_cells
+from nasfcn.arena._run import (
+    DEFAULT_TARGET,
+    ArenaPlan,
+    ArenaRun,
+    Target,
+    check_names,
+    check_plan,
+    run_arena,
+    target_of,
+)
 
 __all__ = [
     "BASELINE",
+    "DEFAULT_TARGET",
+    "JSON_FORMAT",
     "ArenaError",
+    "ArenaPlan",
+    "ArenaRun",
     "ArenaSearch",
     "ArenaSummary",
     "ArenaTable",
     "ReplayResult",
+    "Target",
+    "arena_config",
+    "arena_frames",
+    "arena_json",
     "bootstrap_median",
+    "check_names",
+    "check_plan",
     "compare",
     "curves",
     "epochs_to_target",
     "mean_ranks",
     "per_repeat",
     "regret_at",
+    "render_arena_html",
     "replay",
     "replays",
+    "run_arena",
+    "store_arena",
+    "summary_cells",
+    "target_of",
     "wilcoxon",
 ]

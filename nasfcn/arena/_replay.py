@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,14 +171,25 @@ def replay(arena: ArenaTable | Table, search: ArenaSearch, seed: int) -> ReplayR
 
 
 def replays(
-    arena: ArenaTable | Table, searches: Sequence[ArenaSearch], repeats: int, seed: int = 0
+    arena: ArenaTable | Table,
+    searches: Sequence[ArenaSearch],
+    repeats: int,
+    seed: int = 0,
+    progress: Callable[[ReplayResult], None] | None = None,
 ) -> list[ReplayResult]:
     """``repeats`` replays of every search; repeat r uses seed ``seed + r`` for every search, so
-    repeats pair up across strategies (the same table seeds drawn for the same trial numbers)."""
+    repeats pair up across strategies (the same table seeds drawn for the same trial numbers).
+    ``progress`` is called with each replay as it finishes."""
     if repeats < 1:
         raise ArenaError(f"repeats must be >= 1, got {repeats}")
     board = arena if isinstance(arena, ArenaTable) else ArenaTable(arena)
-    return [replay(board, search, seed + r) for search in searches for r in range(repeats)]
+    results = []
+    for search in searches:
+        for r in range(repeats):
+            results.append(replay(board, search, seed + r))
+            if progress is not None:
+                progress(results[-1])
+    return results
 
 
 class _Replay:

@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from nasfcn import __version__
+from nasfcn.cli._arena import arena
 from nasfcn.cli._benchmark import benchmark_app
 from nasfcn.cli._bundle import export, finetune, predict
 from nasfcn.cli._console import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, console, err_console, fail
@@ -68,6 +69,7 @@ app.command("serve")(serve)
 app.command("export")(export)
 app.command("predict")(predict)
 app.command("finetune")(finetune)
+app.command("arena")(arena)
 
 
 def _version(value: bool) -> None:

@@ -4,6 +4,7 @@ Writers (the search driver's callback, the only writer) use the idempotent funct
 this module inside ``Store.session_scope``; readers get pandas frames.
 """
 
+from nasfcn.store._arena import ARENA_KIND, arena_trials_frame, check_arena_name, write_arena
 from nasfcn.store._benchmarks import (
     architecture_genotype,
     benchmark_runs_frame,
@@ -81,6 +82,7 @@ from nasfcn.store._writes import (
 )
 
 __all__ = [
+    "ARENA_KIND",
     "DEFAULT_URL",
     "ENV_VAR",
     "EPOCH_COLUMNS",
@@ -108,8 +110,10 @@ __all__ = [
     "TransientStoreError",
     "acquire_lease",
     "architecture_genotype",
+    "arena_trials_frame",
     "benchmark_runs_frame",
     "best_per_architecture",
+    "check_arena_name",
     "counts",
     "create_search",
     "current_lease",
@@ -156,4 +160,5 @@ __all__ = [
     "trial_times_frame",
     "upsert_architecture",
     "upsert_trial",
+    "write_arena",
 ]

@@ -1,0 +1,321 @@
+"""What an arena reports: the machine-readable summary (``--json``) and one HTML file (``--html``).
+
+The JSON holds figures only (no timestamps, no timings), so the same arena with the same
+``--seed`` writes the same file. Numbers that do not exist are ``null``: an epochs-to-target
+median of ``null`` means the median repeat never reached the target; a ``p_value`` of ``null``
+is the baseline's own row (or an arena without random + FIFO).
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nasfcn.arena._measure import BASELINE, ArenaSummary
+from nasfcn.arena._run import ArenaRun
+from nasfcn.store import software_versions
+
+#: The JSON summary's format; bumped when a key changes meaning.
+JSON_FORMAT = "nasfcn.arena/1"
+#: Per pair: the measured figures with a bootstrap interval (median, low, high).
+INTERVAL_FIGURES = ("epochs_to_target", "regret_at_budget", "winners_curse")
+
+
+def arena_json(run: ArenaRun) -> dict[str, Any]:
+    """The ``--json`` summary: the arena's settings, the table, the target, then one entry per pair."""
+    plan, table = run.plan, run.board.table
+    versions = software_versions()
+    for package in ("numpy", "scipy", "pandas"):
+        versions[package] = _version(package)
+    return {
+        "format": JSON_FORMAT,
+        "name": run.name,
+        "table": {
+            "name": run.table_name,
+            "hash": run.table_hash,
+            "space_name": table.facts.get("space_name"),
+            "space_hash": table.space_hash,
+            "architectures": len(run.board.archs),
+            "seeds": list(table.seeds),
+            "epochs": table.epochs,
+        },
+        "target": {
+            "miou": run.target.value,
+            "spec": run.target.spec,
+            "architectures_reaching": run.target.reaching,
+        },
+        "budget_epochs": run.summary.budget,
+        "strategies": list(plan.strategies),
+        "schedulers": list(plan.schedulers),
+        "trials": plan.trials,
+        "repeats": plan.repeats,
+        "concurrency": plan.concurrency,
+        "seed": plan.seed,
+        "objectives": list(plan.objectives),
+        "grace_period": plan.grace_period,
+        "reduction_factor": plan.reduction_factor,
+        "baseline": " + ".join(BASELINE),
+        "versions": versions,
+        "pairs": [_pair(row) for row in run.summary.summary.to_dict("records")],
+    }
+
+
+def _pair(row: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "pair": row["pair"],
+        "strategy": row["strategy"],
+        "scheduler": row["scheduler"],
+        "repeats": int(row["repeats"]),
+    }
+    for name in INTERVAL_FIGURES:
+        entry[name] = {part: _number(row[name + suffix]) for part, suffix in _PARTS}
+    entry["reached_share"] = _number(row["reached_share"])
+    entry["p_value"] = _number(row["p_value"])
+    entry["p_holm"] = _number(row["p_holm"])
+    entry["mean_rank"] = _number(row["mean_rank"])
+    return entry
+
+
+_PARTS = (("median", ""), ("low", "_low"), ("high", "_high"))
+
+
+def _number(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+# -- HTML ------------------------------------------------------------------------------------
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1100px; color: #222; }
+.muted { color: #555; }
+section { margin: 2rem 0; }
+table { border-collapse: collapse; font-size: .88rem; }
+th, td { border: 1px solid #ddd; padding: .3rem .5rem; text-align: left; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+"""
+#: One colour per pair, the same in every figure.
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+#: (section id, title, what it shows): the report's figures, in order.
+FIGURES = (
+    (
+        "regret-epochs",
+        "Regret over epochs trained",
+        "Median over repeats (band: 95% bootstrap CI) of the table's best mean val mIoU minus the true "
+        "mean of the architecture the search would export (its best single run so far).",
+    ),
+    (
+        "regret-time",
+        "Regret over simulated wall time",
+        "The same regret against the simulated clock: concurrency workers, the table's epoch seconds.",
+    ),
+    (
+        "epochs-to-target",
+        "Epochs to target (ECDF)",
+        "Share of repeats whose exported architecture reached the target within that many epochs; "
+        "a curve that stays below 1 has repeats that never did.",
+    ),
+    (
+        "ranks",
+        "Mean rank over epoch budgets",
+        "Each repeat ranks the pairs by regret at the budget (1 = lowest); averaged over repeats.",
+    ),
+)
+
+
+def render_arena_html(run: ArenaRun) -> str:
+    """One self-contained HTML file: Plotly inlined once, every stored text escaped."""
+    summary = run.summary
+    pairs = list(summary.summary["pair"])
+    colour = {pair: _COLOURS[i % len(_COLOURS)] for i, pair in enumerate(pairs)}
+    figures = [
+        _curve_figure(summary.epoch_curves, "epochs", "epochs trained", colour),
+        _curve_figure(summary.time_curves, "time", "simulated wall time (s)", colour),
+        _ecdf_figure(summary, colour),
+        _rank_figure(summary.ranks, colour),
+    ]
+    title = f"Arena {run.name}"
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>",
+        f"<p class='muted'>{escape(_facts_line(run))}</p>",
+        f"<p>Target: {escape(run.target.describe())}. Regret at equal epochs is compared at "
+        f"{summary.budget} epochs.</p>",
+        "<section id='summary'><h2>Summary</h2>" + summary_table_html(summary) + "</section>",
+    ]
+    for i, ((anchor, heading, text), figure) in enumerate(zip(FIGURES, figures, strict=True)):
+        html = figure.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False})
+        parts.append(
+            f"<section id='{anchor}'><h2>{escape(heading)}</h2><p>{escape(text)}</p>{html}</section>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _facts_line(run: ArenaRun) -> str:
+    plan = run.plan
+    return (
+        f"table {run.table_name} (hash {run.table_hash[:12]}, {len(run.board.archs)} architectures x "
+        f"{len(run.board.table.seeds)} seeds x {run.board.table.epochs} epochs); "
+        f"{len(plan.strategies) * len(plan.schedulers)} strategy x scheduler pairs x {plan.repeats} repeats "
+        f"x {plan.trials} trials, concurrency {plan.concurrency}, seed {plan.seed}"
+    )
+
+
+def summary_table_html(summary: ArenaSummary) -> str:
+    head = (
+        "<tr><th>strategy + scheduler</th><th>epochs to target [95% CI]</th><th>reached</th>"
+        f"<th>regret at {summary.budget} epochs [95% CI]</th><th>p vs random + fifo (Holm)</th>"
+        "<th>mean rank</th><th>winner's curse [95% CI]</th></tr>"
+    )
+    rows = []
+    for row in summary.summary.to_dict("records"):
+        pair, *cells = summary_cells(row)
+        rows.append(
+            f"<tr><td>{escape(pair)}</td>"
+            + "".join(f"<td class='num'>{escape(c)}</td>" for c in cells)
+            + "</tr>"
+        )
+    return f"<table id='summary-table'>{head}{''.join(rows)}</table>"
+
+
+def summary_cells(row: dict[str, Any]) -> list[str]:
+    """One pair's summary row as text, as the terminal and the HTML table show it: pair, epochs
+    to target, share reached, regret at the budget, Holm p vs random + fifo, mean rank, curse."""
+    return [
+        str(row["pair"]),
+        interval(row, "epochs_to_target", 0),
+        f"{row['reached_share']:.0%}",
+        interval(row, "regret_at_budget", 4),
+        p_text(row),
+        number_text(row["mean_rank"], 2),
+        interval(row, "winners_curse", 4),
+    ]
+
+
+def interval(row: dict[str, Any], name: str, digits: int) -> str:
+    """``median [low, high]``; an infinite epochs-to-target reads "never"."""
+    median, low, high = (number_text(row[name + s], digits) for s in ("", "_low", "_high"))
+    return f"{median} [{low}, {high}]"
+
+
+def number_text(value: float, digits: int) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "never"
+    return f"{value:.{digits}f}"
+
+
+def p_text(row: dict[str, Any]) -> str:
+    if math.isnan(row["p_value"]):
+        return "baseline" if (row["strategy"], row["scheduler"]) == BASELINE else "n/a"
+    p = row["p_holm"]
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str, str]) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for pair, points in curves.groupby("pair", sort=False):
+        x = points[axis].tolist()
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=points["high"].tolist(),
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=str(pair),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=points["low"].tolist(),
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=_faded(colour[str(pair)]),
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=str(pair),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=points["median"].tolist(),
+                mode="lines",
+                name=str(pair),
+                line={"color": colour[str(pair)], "shape": "hv"},
+                legendgroup=str(pair),
+            )
+        )
+    fig.update_layout(xaxis_title=title, yaxis_title="regret (val mIoU below the best mean)", height=420)
+    return fig
+
+
+def _ecdf_figure(summary: ArenaSummary, colour: dict[str, str]) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    repeats = summary.per_repeat
+    for pair, group in repeats.groupby("pair", sort=False):
+        values = np.sort(group["epochs_to_target"].to_numpy(dtype=float))
+        reached = values[np.isfinite(values)]
+        shares = np.arange(1, len(reached) + 1) / len(values)
+        last = float(max(group["epochs"].max(), reached[-1] if len(reached) else 0))
+        x = [0.0, *reached.tolist(), last]
+        y = [0.0, *shares.tolist(), float(shares[-1]) if len(shares) else 0.0]
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=y, mode="lines", name=str(pair), line={"color": colour[str(pair)], "shape": "hv"}
+            )
+        )
+    fig.update_layout(
+        xaxis_title="epochs trained",
+        yaxis_title="share of repeats at the target",
+        yaxis_range=[0, 1.05],
+        height=420,
+    )
+    return fig
+
+
+def _rank_figure(ranks: pd.DataFrame, colour: dict[str, str]) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for pair, points in ranks.groupby("pair", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=points["epochs"].tolist(),
+                y=points["mean_rank"].tolist(),
+                mode="lines+markers",
+                name=str(pair),
+                line={"color": colour.get(str(pair), "#444")},
+            )
+        )
+    fig.update_layout(xaxis_title="epoch budget", yaxis_title="mean rank (1 = lowest regret)", height=420)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def _faded(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},0.18)"
