@@ -196,6 +196,14 @@ def _print_finetuned(result: FinetuneResult, exported: ExportResult, data: str) 
             f"{stage.val.pixel_accuracy:.3f}",
         )
     console.print(table)
+    if result.best_stage:
+        best = result.best
+        later = [s.name for s in result.stages[result.stages.index(best) + 1 :]]
+        console.print(
+            f"kept stage {best.name} (val mIoU {best.val.miou:.3f}, the best)"
+            + (f"; later stage(s) {', '.join(later)} did no better and were undone" if later else ""),
+            markup=False,
+        )
     if result.replaced:
         console.print(
             f"new for {result.data.num_classes} classes: {', '.join(result.replaced)}", markup=False

@@ -74,8 +74,10 @@ def _results(metrics: Mapping[str, Any]) -> list[str]:
     if finetune.get("stages"):
         lines += ["", "Fine-tuning stages (val after each):", ""]
         lines.append(f"- before: mIoU {_fmt(finetune.get('baseline', {}).get('miou'))}")
+        kept = finetune.get("best_stage")
         lines += [
             f"- {s['name']}: {s['epochs']} epochs at lr {s['lr']:g}, mIoU {_fmt(s['val'].get('miou'))}"
+            + (" (kept: the best stage by val mIoU)" if s["name"] == kept else "")
             for s in finetune["stages"]
         ]
     return lines
