@@ -5,11 +5,14 @@ the number of classes differs) with everything else frozen, stage ``decoder`` al
 trains the decoder (upsampling, skip fusion, decoder attention), and stage ``full``
 trains the whole model at a lower learning rate. Each stage is one ``nasfcn.train.fit``
 run of the same model with a different set of trainable parameters; epochs and learning
-rates come from the recipe (``finetune.yaml``). The model after the last stage is kept.
+rates come from the recipe (``finetune.yaml``). The weights kept are those of the stage
+with the best val mIoU (a later stage can make things worse: a learning rate too high for
+the whole model undoes what the head learned), and the result says which stage that was.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,12 +72,18 @@ class StageResult:
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    model: FCN  # after the last stage, in eval mode
+    model: FCN  # with the best stage's weights (by val mIoU), in eval mode
     data: DatasetBundle
     baseline: SegMetrics  # val before any fine-tuning (a new head is untrained here)
     stages: tuple[StageResult, ...]
     replaced: tuple[str, ...]  # parameters created new for the new number of classes
     device: str
+    best_stage: str = ""  # the stage whose weights ``model`` holds; "" when no stage ran
+
+    @property
+    def best(self) -> StageResult:
+        """The stage whose weights were kept."""
+        return next(stage for stage in self.stages if stage.name == self.best_stage)
 
 
 def adapt_classes(model: FCN, num_classes: int, seed: int = 0) -> tuple[FCN, tuple[str, ...]]:
@@ -135,7 +144,8 @@ def finetune(
     its classes change, in which case a new one is built from it).
 
     ``on_stage(name, stage, trainable_params)`` is called as each stage starts and
-    ``progress(name, epoch)`` after each epoch.
+    ``progress(name, epoch)`` after each epoch. The model ends with the weights of the stage
+    whose last epoch had the best val mIoU (the earlier stage on a tie).
     """
     recipe = recipe or FinetuneRecipe()
     if data.in_channels != model.in_channels:
@@ -150,6 +160,7 @@ def finetune(
     # The recipe sets each stage's learning rate: the genotype's searched knobs must not override it.
     genotype = replace(model.genotype, train=TrainGene())
     stages = []
+    kept: tuple[float, str, dict[str, torch.Tensor]] | None = None  # (val mIoU, stage, weights)
     try:
         for index, (name, stage) in enumerate(recipe.stages()):
             if stage.epochs == 0:
@@ -171,10 +182,16 @@ def finetune(
             report = None if progress is None else (lambda epoch, name=name: progress(name, epoch))
             result = fit(genotype, data, train_recipe, device=target, progress=report, model=model)
             stages.append(StageResult(name, stage.epochs, stage.lr, trainable, result.history))
+            miou = stages[-1].val.miou
+            if kept is None or (math.isfinite(miou) and not miou <= kept[0]):
+                kept = (miou, name, {k: v.detach().clone() for k, v in model.state_dict().items()})
     finally:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-    return FinetuneResult(model.eval(), data, baseline, tuple(stages), replaced, str(target))
+    if kept is not None:
+        model.load_state_dict(kept[2])
+    best = kept[1] if kept is not None else ""
+    return FinetuneResult(model.eval(), data, baseline, tuple(stages), replaced, str(target), best)
 
 
 def _freeze_all_but(model: FCN, prefixes: tuple[str, ...], new: tuple[str, ...]) -> int:
@@ -213,7 +230,8 @@ def finetune_bundle(
     dataset = finetune_data(data, info.preprocess, recipe, classes)
     result = finetune(model, dataset, recipe, device=device, on_stage=on_stage, progress=progress)
     preprocess = Preprocess.from_dict(dataset.preprocess())
-    total = sum(stage.epochs for stage in result.stages)
+    best = result.stages.index(result.best)
+    total = sum(stage.epochs for stage in result.stages[: best + 1])  # epochs behind the kept weights
     metrics = {
         "arch_id": result.model.genotype.arch_id,
         "source": {
@@ -224,8 +242,8 @@ def finetune_bundle(
             "class_names": list(info.preprocess.class_names),
             "val_miou": (info.metrics.get("val") or {}).get("miou"),
         },
-        "val": val_metrics(result.stages[-1].history[-1].as_dict(), preprocess.class_names)
-        | {"epoch": total},
+        "val": val_metrics(result.best.history[-1].as_dict(), preprocess.class_names)
+        | {"epoch": total, "stage": result.best_stage},
         "cost": measured_cost(result.model, preprocess),
         "finetune": _finetune_metrics(result, recipe, preprocess),
     }
@@ -244,6 +262,7 @@ def _finetune_metrics(
         "device": result.device,
         "recipe": recipe.to_dict(),
         "replaced": list(result.replaced),
+        "best_stage": result.best_stage,
         "baseline": {k: v for k, v in val(result.baseline).items() if k != "epoch"},
         "stages": [
             {

@@ -16,8 +16,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,12 @@ from torch.utils.data import DataLoader
 
 from nasfcn import catalogue
 from nasfcn.data import DatasetBundle
-from nasfcn.errors import NasfcnError, raise_problems
+from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype
 from nasfcn.metrics import ConfusionMatrix, SegMetrics
 from nasfcn.model import build_model
+from nasfcn.recipe import TrainRecipe as TrainRecipe  # public here too: where fit() is
+from nasfcn.recipe import TrainRecipeError as TrainRecipeError
 from nasfcn.registry import Registry
 
 #: name -> factory(parameters, recipe) -> optimizer; the names are ``catalogue.OPTIMIZERS``
@@ -48,66 +50,8 @@ CHECKPOINT_WEIGHTS = "best.safetensors"
 CHECKPOINT_INFO = "best.json"
 
 
-class TrainRecipeError(NasfcnError, ValueError):
-    """A training recipe is invalid; the message names each bad field and what is allowed."""
-
-
 class TrainingDiverged(NasfcnError, RuntimeError):  # noqa: N818 - the name says what happened
     """The loss became NaN or infinite; the search records the trial as failed."""
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    """How a candidate is trained. The genotype's ``train`` knobs override these."""
-
-    epochs: int = 10
-    batch_size: int = 16
-    optimizer: str = "adamw"  # OPTIMIZERS key: sgd | adamw
-    lr: float = 3e-3
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  # SCHEDULES key: cosine | poly | constant
-    warmup_epochs: float = 0.0  # linear warm-up, in (fractional) epochs
-    poly_power: float = 0.9
-    grad_clip: float | None = None  # max gradient norm; None = no clipping
-    seed: int = 0
-    amp: bool = True  # mixed precision, CUDA only
-    channels_last: bool = True  # memory format, CUDA only
-    num_workers: int = 0  # DataLoader worker processes
-    keep_checkpoint: bool = True  # write the best weights into out_dir
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.warmup_epochs < 0:
-            problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS.names())}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule must be one of {', '.join(SCHEDULES.names())}")
-        raise_problems(problems, "invalid training recipe: ", TrainRecipeError)
-
-    def for_genotype(self, genotype: Genotype) -> TrainRecipe:
-        """This recipe with the genotype's searched training knobs applied."""
-        return replace(self, **genotype.train.as_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainRecipe:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainRecipeError(f"unknown recipe fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
 
 
 @OPTIMIZERS.register("sgd")

@@ -360,3 +360,60 @@ def test_cli_refuses_a_trial_without_checkpoint_in_one_line(store, tmp_path: Pat
     missing = runner.invoke(app, ["export", "--db", db, "--search", "nope", "--out", str(tmp_path / "b")])
     assert missing.exit_code == 2
     assert "no search named 'nope'" in missing.stderr
+
+
+# -- the held-out test split ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_export_evaluates_the_network_once_on_the_test_split(store, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    out = tmp_path / "best"
+    result = runner.invoke(app, ["export", "--db", db, "--search", "s", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["images"] == 256
+    assert test["dataset"] == "shapes"
+    assert 0 <= test["miou"] <= 1
+    assert test["miou"] != metrics["val"]["miou"]
+    assert list(test["per_class_iou"]) == ["background", "circle", "square", "triangle"]
+    assert f"test mIoU {test['miou']:.3f}" in result.stdout
+    assert "on 256 held-out test images" in result.stdout
+    card = (out / "README.md").read_text()
+    assert f"**Test mIoU {test['miou']:.3f}**" in card
+    assert "| class | val IoU | test IoU |" in card
+
+
+def test_a_dataset_without_a_test_split_says_so_and_reports_no_test_figures(
+    tmp_path: Path, shapes_checkpoint: Path
+) -> None:
+    from PIL import Image
+
+    from nasfcn.export import heldout_metrics, model_card
+
+    root = tmp_path / "mine"
+    for split, names in (("train", ["a", "b"]), ("val", ["c"])):
+        for name in names:
+            (root / "images").mkdir(parents=True, exist_ok=True)
+            (root / "masks").mkdir(exist_ok=True)
+            Image.new("RGB", (8, 8)).save(root / "images" / f"{name}.png")
+            Image.new("L", (8, 8), 1).save(root / "masks" / f"{name}.png")
+        (root / "splits").mkdir(exist_ok=True)
+        (root / "splits" / f"{split}.txt").write_text("\n".join(names))
+    (root / "classes.txt").write_text("background\ncircle\nsquare\ntriangle\n")
+    model, info = load_checkpoint(shapes_checkpoint)
+    preprocess = Preprocess.from_dict(info["preprocess"])
+
+    test = heldout_metrics(model, f"folder:{root}", preprocess)
+
+    assert test == {
+        "images": 0,
+        "reason": f"no test split: folder:{root} has none (add splits/train.txt, "
+        "splits/val.txt and splits/test.txt; test ids must be in neither)",
+    }
+    metrics = {"val": {"miou": 0.5, "per_class_iou": {"background": 0.5}}, "test": test}
+    card = model_card(model, preprocess, metrics, FinetuneRecipe(), tmp_path / "b")
+    assert "**Test: no test split: folder:" in card
+    assert "Test mIoU" not in card
+    assert "test IoU" not in card

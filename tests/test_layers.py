@@ -88,6 +88,15 @@ def test_importing_a_torch_free_module_loads_neither_torch_ray_nor_optuna(module
     assert _heavy_modules_after(f"import {module}") == []
 
 
+def test_importing_the_arena_loads_no_torch() -> None:
+    """The arena only looks results up: it loads Ray and Optuna (the real searchers), not torch."""
+    assert "torch" not in _heavy_modules_after("import nasfcn.arena")
+
+
+def test_a_training_recipe_loads_neither_torch_ray_nor_optuna() -> None:
+    assert _heavy_modules_after("from nasfcn.recipe import TrainRecipe; TrainRecipe(epochs=2)") == []
+
+
 def test_the_leaderboard_reads_a_benchmark_without_torch_ray_or_optuna(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bench.db'}"
     code = f"""

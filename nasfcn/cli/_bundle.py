@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, TaskID
@@ -65,7 +66,20 @@ def export(
         + f" to {out}",
         markup=False,
     )
+    console.print(_test_text(result.metrics.get("test") or {}), markup=False)
     _print_bundle_next(result, data_hint=True)
+
+
+def _test_text(test: Mapping[str, Any]) -> str:
+    """One line: the held-out test figures, or why there are none (val never stands in for them)."""
+    if not test.get("images"):
+        reason = test.get("reason") or "no test split"
+        return f"test: {reason}; the val mIoU above selected this network, so it overstates it"
+    miou, accuracy = cell(test.get("miou"), "miou"), cell(test.get("pixel_accuracy"), "miou")
+    return (
+        f"test mIoU {miou}, pixel accuracy {accuracy} on {test['images']} held-out test images "
+        "(never used to train or select)"
+    )
 
 
 def _print_bundle_next(result: ExportResult, data_hint: bool) -> None:
@@ -196,6 +210,14 @@ def _print_finetuned(result: FinetuneResult, exported: ExportResult, data: str) 
             f"{stage.val.pixel_accuracy:.3f}",
         )
     console.print(table)
+    if result.best_stage:
+        best = result.best
+        later = [s.name for s in result.stages[result.stages.index(best) + 1 :]]
+        console.print(
+            f"kept stage {best.name} (val mIoU {best.val.miou:.3f}, the best)"
+            + (f"; later stage(s) {', '.join(later)} did no better and were undone" if later else ""),
+            markup=False,
+        )
     if result.replaced:
         console.print(
             f"new for {result.data.num_classes} classes: {', '.join(result.replaced)}", markup=False

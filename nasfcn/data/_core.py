@@ -51,6 +51,8 @@ class DataConfig:
     image_size: int | tuple[int, int] = 64  # output (height, width); an int means square
     train_samples: int = 512  # number of generated train scenes (synthetic datasets only)
     val_samples: int = 128  # number of generated val scenes (synthetic datasets only)
+    test_samples: int = 256  # number of generated test scenes, when ``with_test`` (synthetic only)
+    with_test: bool = False  # also load the held-out test split (export does; a search never)
     seed: int = 0  # scene content and the folder split; keep fixed to compare training seeds
     augment_seed: int | None = None  # seeds flips and scale jitter; None = ``seed``
     hflip: bool = True  # random horizontal flips
@@ -74,7 +76,7 @@ class DataConfig:
                 f"data.seed and data.augment_seed must be >= 0, "
                 f"got seed={self.seed}, augment_seed={self.augment_seed}"
             )
-        for name in ("train_samples", "val_samples"):
+        for name in ("train_samples", "val_samples", "test_samples"):
             if getattr(self, name) < 1:
                 raise DatasetError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         low, high = (float(v) for v in self.scale_range)
@@ -118,6 +120,9 @@ class Source:
     std: tuple[float, ...] | None = None
     train_names: tuple[str, ...] | None = None  # sample ids (file stems) when there are any
     val_names: tuple[str, ...] | None = None
+    test_images: torch.Tensor | None = None  # the held-out test split; None: not asked for, or none
+    test_masks: torch.Tensor | None = None
+    test_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,12 @@ def voc_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:
 
 @dataclass(frozen=True)
 class DatasetBundle:
-    """Train and val datasets plus what a model, a trainer and an export need to know."""
+    """Train and val datasets plus what a model, a trainer and an export need to know.
+
+    ``test`` is the held-out split that reports an exported network's quality: None unless
+    ``DataConfig.with_test`` asked for it (a search never does: it selects on val) or when
+    the dataset has none (a folder without ``splits/test.txt``).
+    """
 
     spec: str
     config: DataConfig
@@ -178,6 +188,7 @@ class DatasetBundle:
     std: tuple[float, ...]
     in_channels: int
     ignore_index: int = IGNORE_INDEX
+    test: SegmentationDataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -280,6 +291,11 @@ def _bundle(spec: str, config: DataConfig, source: Source) -> DatasetBundle:
     val = SegmentationDataset(
         source.val_images, source.val_masks, augment=False, names=source.val_names, **common
     )
+    test = None
+    if config.with_test and source.test_images is not None and source.test_masks is not None:
+        test = SegmentationDataset(
+            source.test_images, source.test_masks, augment=False, names=source.test_names, **common
+        )
     return DatasetBundle(
         spec=spec,
         config=config,
@@ -290,6 +306,7 @@ def _bundle(spec: str, config: DataConfig, source: Source) -> DatasetBundle:
         mean=tuple(mean),
         std=tuple(std),
         in_channels=in_channels,
+        test=test,
     )
 
 

@@ -1,8 +1,8 @@
 """``digits``: scenes of real handwritten digits (scikit-learn's bundled 8x8 scans).
 
 Each scene places a few upscaled digits, each in a random colour, on a dark random
-texture. Label = digit + 1, background 0 (11 classes). Val scenes are built only from
-digit scans held out of train scenes (every fifth scan of each digit), so val measures
+texture. Label = digit + 1, background 0 (11 classes). Val and test scenes are built only
+from digit scans held out of train scenes (every fifth scan of each digit), so they measure
 reading unseen handwriting.
 """
 
@@ -45,7 +45,10 @@ def _scans() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     held_out = np.zeros(len(labels), dtype=bool)
     for digit in range(10):
         held_out[np.flatnonzero(labels == digit)[_HELD_OUT_EVERY - 1 :: _HELD_OUT_EVERY]] = True
+    # Test scenes are scenes of their own (their own random streams) from the same held-out
+    # scans as val: a new pool for test would change val's scenes, and with them every result.
     pools = {"train": np.flatnonzero(~held_out), "val": np.flatnonzero(held_out)}
+    pools["test"] = pools["val"]
     return ink, labels, pools
 
 

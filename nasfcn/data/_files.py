@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -211,10 +212,12 @@ def load_pairs(
     class_names: tuple[str, ...] | None,
     config: DataConfig,
     problems: list[str],
+    test: list[Pair] | None = None,
 ) -> Source:
-    """Decode and check both splits, then raise every problem found so far.
+    """Decode and check the splits, then raise every problem found so far.
 
-    Class names default to ``class_0 .. class_{max label}``.
+    Class names default to ``class_0 .. class_{max label}`` of train and val: the test split
+    (decoded when ``test`` is given) never changes what a network is built for.
     """
     num_classes = len(class_names) if class_names else None
     train, val = _inside_root(train, root, problems), _inside_root(val, root, problems)
@@ -231,6 +234,9 @@ def load_pairs(
                 f"nothing to learn; check the masks"
             )
         class_names = tuple(f"class_{i}" for i in range(max(labels) + 1))
+    test_split = (
+        _test_split(kind, root, test, config, len(class_names), problems) if test is not None else None
+    )
     return Source(
         *_stack(train_images, train_masks),
         *_stack(val_images, val_masks),
@@ -239,7 +245,21 @@ def load_pairs(
         std=IMAGENET_STD,
         train_names=tuple(p.name for p in train),
         val_names=tuple(p.name for p in val),
+        **(test_split or {}),
     )
+
+
+def _test_split(
+    kind: str, root: Path, test: list[Pair], config: DataConfig, num_classes: int, problems: list[str]
+) -> dict[str, Any] | None:
+    """The decoded test split as ``Source`` fields, or None when it lists no usable pair."""
+    test = _inside_root(test, root, problems)
+    images, masks, _ = _decode(test, config.size, num_classes, root, problems)
+    raise_problems(f"{kind} dataset {root}, test split", problems)
+    if not test:
+        return None
+    test_images, test_masks = _stack(images, masks)
+    return {"test_images": test_images, "test_masks": test_masks, "test_names": tuple(p.name for p in test)}
 
 
 def _root(kind: str, argument: str | None) -> Path:
@@ -275,10 +295,13 @@ def load_voc(argument: str | None, config: DataConfig) -> Source:
         )
     problems: list[str] = []
     splits: dict[str, list[Pair]] = {}
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         split_file = splits_dir / f"{split}.txt"
         if not split_file.is_file():
-            problems.append(f"{_rel(split_file, root)}: missing; list the {split} image ids, one per line")
+            if split != "test":  # optional: the held-out split an export reports
+                problems.append(
+                    f"{_rel(split_file, root)}: missing; list the {split} image ids, one per line"
+                )
             continue
         pairs = []
         for line, name in read_split_lines(split_file):
@@ -303,10 +326,14 @@ def load_voc(argument: str | None, config: DataConfig) -> Source:
             else:
                 pairs.append(Pair(name, image, mask))
         splits[split] = pairs
+    _check_held_out(
+        {name: [p.name for p in pairs] for name, pairs in splits.items()}, splits_dir, root, problems
+    )
     classes_file = root / "classes.txt"
     class_names = read_classes(classes_file) if classes_file.is_file() else VOC_CLASSES
+    test = splits.get("test") if config.with_test else None
     return load_pairs(
-        "voc", root, splits.get("train", []), splits.get("val", []), class_names, config, problems
+        "voc", root, splits.get("train", []), splits.get("val", []), class_names, config, problems, test
     )
 
 
@@ -362,7 +389,8 @@ def load_folder(argument: str | None, config: DataConfig) -> Source:
             pairs[split].append(Pair(stem, images[stem], masks[stem]))
     classes_file = root / "classes.txt"
     class_names = read_classes(classes_file) if classes_file.is_file() else None
-    return load_pairs("folder", root, pairs["train"], pairs["val"], class_names, config, problems)
+    test = pairs.get("test") if config.with_test else None
+    return load_pairs("folder", root, pairs["train"], pairs["val"], class_names, config, problems, test)
 
 
 def _folder_splits(
@@ -378,21 +406,38 @@ def _folder_splits(
             )
             split_ids[split] = []
             continue
-        ids = read_split(split_file)
-        for stem in ids:
-            if stem not in images:
-                problems.append(
-                    f"{_rel(split_file, root)}: lists {stem!r} but images/ has no such image; "
-                    f"add images/{stem}.png (or .jpg) or remove the line"
-                )
-        split_ids[split] = ids
-    shared = sorted(set(split_ids["train"]) & set(split_ids["val"]))
-    if shared:
-        problems.append(
-            f"{_rel(splits_dir, root)}: {len(shared)} id(s) in both train.txt and val.txt "
-            f"(e.g. {shared[0]!r}); val must be held out, so remove them from one"
-        )
+        split_ids[split] = _listed_ids(split_file, root, images, problems)
+    test_file = splits_dir / "test.txt"  # optional: the held-out split an export reports
+    if test_file.is_file():
+        split_ids["test"] = _listed_ids(test_file, root, images, problems)
+    _check_held_out(split_ids, splits_dir, root, problems)
     return split_ids
+
+
+def _listed_ids(split_file: Path, root: Path, images: dict[str, Path], problems: list[str]) -> list[str]:
+    ids = read_split(split_file)
+    for stem in ids:
+        if stem not in images:
+            problems.append(
+                f"{_rel(split_file, root)}: lists {stem!r} but images/ has no such image; "
+                f"add images/{stem}.png (or .jpg) or remove the line"
+            )
+    return ids
+
+
+def _check_held_out(
+    split_ids: dict[str, list[str]], splits_dir: Path, root: Path, problems: list[str]
+) -> None:
+    """Val is held out of train, and test out of both: a shared id is a problem naming the files."""
+    pairs = [("train", "val", "val must be held out"), ("train", "test", "test must be held out")]
+    pairs.append(("val", "test", "test must be held out of the split the search selects on"))
+    for first, second, why in pairs:
+        shared = sorted(set(split_ids.get(first, ())) & set(split_ids.get(second, ())))
+        if shared:
+            problems.append(
+                f"{_rel(splits_dir, root)}: {len(shared)} id(s) in both {first}.txt and {second}.txt "
+                f"(e.g. {shared[0]!r}); {why}, so remove them from one"
+            )
 
 
 def _seeded_split(stems: list[str], config: DataConfig, root: Path) -> dict[str, list[str]]:

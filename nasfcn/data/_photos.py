@@ -5,8 +5,8 @@ photographs and scikit-learn's ``load_sample_images()`` (china, flower). The cla
 silhouettes: skimage's horse, scikit-learn's handwritten digit scans and a five-pointed
 star, each rotated, flipped and scaled at random and painted with a crop of *another*
 photograph, so colour and texture say nothing about the class: the outline does.
-Everything is read from the packages' own files, so nothing is downloaded. Val scenes use
-digit scans held out of train scenes, as ``digits`` does.
+Everything is read from the packages' own files, so nothing is downloaded. Val and test
+scenes use digit scans held out of train scenes, as ``digits`` does.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import torch
 
 from nasfcn.data._core import DataConfig, Source
 
-#: Split ids mixed into every sample's seed, so train and val never share a scene.
-SPLIT_IDS = {"train": 0, "val": 1}
+#: Split ids mixed into every sample's seed, so train, val and test never share a scene.
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 #: Samples rendered together: small enough for the arrays to stay in cache.
 CHUNK = 32
 STRIPE_PROBABILITY = 0.25  # share of textures that are stripes rather than smooth fields
@@ -173,7 +173,8 @@ def synthetic_source(
     config: DataConfig,
     class_names: Sequence[str],
 ) -> Source:
-    """Train and val splits of a generated dataset, as the dataset registry wants them."""
+    """Train and val splits of a generated dataset (and test, when asked), as the registry wants them."""
     train = make(config.seed, "train", config.train_samples, config.size)
     val = make(config.seed, "val", config.val_samples, config.size)
-    return Source(*train, *val, class_names=tuple(class_names))
+    test = make(config.seed, "test", config.test_samples, config.size) if config.with_test else (None, None)
+    return Source(*train, *val, class_names=tuple(class_names), test_images=test[0], test_masks=test[1])

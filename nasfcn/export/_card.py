@@ -44,6 +44,8 @@ def _summary(genotype: Genotype, preprocess: Preprocess, metrics: Mapping[str, A
             + (f" (epoch {val['epoch']})" if val.get("epoch") else "")
             + "."
         )
+    if "test" in metrics:
+        lines.append(_test_line(metrics["test"]))
     if cost.get("params") is not None:
         lines.append(
             f"- **Cost**: {cost['params']:,} parameters, {_fmt_count(cost.get('flops'))} FLOPs, "
@@ -64,21 +66,39 @@ def _summary(genotype: Genotype, preprocess: Preprocess, metrics: Mapping[str, A
 
 
 def _results(metrics: Mapping[str, Any]) -> list[str]:
-    """Per-class val IoU, and the val mIoU after each fine-tuning stage (for a fine-tuned bundle)."""
+    """Per-class val (and test) IoU, and the val mIoU after each fine-tuning stage (for a fine-tuned
+    bundle)."""
     lines: list[str] = []
     per_class = metrics.get("val", {}).get("per_class_iou") or {}
-    if per_class:
+    test = (metrics.get("test") or {}).get("per_class_iou")
+    if per_class and test:
+        lines += ["", "| class | val IoU | test IoU |", "|---|---|---|"]
+        lines += [f"| {name} | {_fmt(iou)} | {_fmt(test.get(name))} |" for name, iou in per_class.items()]
+    elif per_class:
         lines += ["", "| class | val IoU |", "|---|---|"]
         lines += [f"| {name} | {_fmt(iou)} |" for name, iou in per_class.items()]
     finetune = metrics.get("finetune", {})
     if finetune.get("stages"):
         lines += ["", "Fine-tuning stages (val after each):", ""]
         lines.append(f"- before: mIoU {_fmt(finetune.get('baseline', {}).get('miou'))}")
+        kept = finetune.get("best_stage")
         lines += [
             f"- {s['name']}: {s['epochs']} epochs at lr {s['lr']:g}, mIoU {_fmt(s['val'].get('miou'))}"
+            + (" (kept: the best stage by val mIoU)" if s["name"] == kept else "")
             for s in finetune["stages"]
         ]
     return lines
+
+
+def _test_line(test: Mapping[str, Any]) -> str:
+    """The test figures, or why there are none: val selected the network, so it never stands in."""
+    if not test.get("images"):
+        reason = test.get("reason") or "no test split"
+        return f"- **Test: {reason}.** The val figure above selected this network, so it overstates it."
+    return (
+        f"- **Test mIoU {_fmt(test.get('miou'))}**, pixel accuracy {_fmt(test.get('pixel_accuracy'))} on "
+        f"{test.get('images')} held-out test images, never used to train or select this network."
+    )
 
 
 def _input(preprocess: Preprocess) -> list[str]:

@@ -8,10 +8,11 @@ from typing import Any
 
 from nasfcn.bundle import FinetuneRecipe, Preprocess
 from nasfcn.export._fetch import _load_checkpoint, _local_checkpoint
+from nasfcn.export._heldout import heldout_metrics
 from nasfcn.export._pick import _latest_name, select_trial
 from nasfcn.export._write import ExportError, ExportResult, export_model
 from nasfcn.model import FCN
-from nasfcn.store import Store, epochs_frame, leaderboard_frame, trial_record
+from nasfcn.store import Store, epochs_frame, get_search, leaderboard_frame, trial_record
 
 
 def export_trial(
@@ -26,6 +27,9 @@ def export_trial(
     overwrite: bool = False,
 ) -> ExportResult:
     """Export one trial of a search (the latest search when ``search`` is None).
+
+    The network is evaluated once on the dataset's held-out test split (``metrics["test"]``);
+    a dataset without one gets ``{"images": 0, "reason": ...}`` there, never val's figures.
 
     Raises:
         ExportError: no such trial, it has no checkpoint, or the export failed a check.
@@ -56,6 +60,7 @@ def export_trial(
         "arch_id": model.genotype.arch_id,
         "source": _source(record, location),
         "val": val_metrics(info.get("epoch", {}), preprocess.class_names),
+        "test": heldout_metrics(model, record["dataset"], preprocess, _data_options(store, name)),
         "cost": _cost(record, model, preprocess),
         "leaderboard": row.drop(labels=["genotype_json"]).to_dict(),
         "history": history[["epoch", "train_loss", "val_miou", "val_pixel_accuracy", "seconds"]].to_dict(
@@ -63,6 +68,12 @@ def export_trial(
         ),
     }
     return export_model(model, preprocess, metrics, out, recipe, overwrite=overwrite)
+
+
+def _data_options(store: Store, search: str) -> dict[str, Any]:
+    """The search's stored options (its data seed picks a generated dataset's test scenes)."""
+    stored = get_search(store, search)
+    return dict(stored["config"]) if stored else {}
 
 
 def val_metrics(epoch: Mapping[str, Any], class_names: Sequence[str]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from typing import Any
 
 from nasfcn import catalogue
 from nasfcn.errors import NasfcnError, raise_problems
+from nasfcn.recipe import TrainRecipe
 from nasfcn.search._execution import EXECUTION, Execution
 from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.store import OBJECTIVES
-from nasfcn.train import TrainRecipe
 
 SCHEDULERS = catalogue.SCHEDULERS.names()
 #: objective name -> the metric name trials report to Ray Tune

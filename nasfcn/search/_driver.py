@@ -14,13 +14,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
-from nasfcn.data import DataConfig, DatasetBundle, absolute_spec, load_dataset
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._config import SEARCH_RESUME, SearchConfig, SearchConfigError, SearchSummary
@@ -42,6 +41,9 @@ from nasfcn.store import (
     open_store,
     reusable_result,
 )
+
+if TYPE_CHECKING:
+    from nasfcn.data import DatasetBundle
 
 log = logging.getLogger("nasfcn.search")
 _COMMANDS = {"table": "tabulate"}  # the command of each search-row kind, where it is another word
@@ -127,6 +129,8 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
 
 def _prepare(config: SearchConfig, store: Store, console: Console) -> _Prepared:
     """Resume the stored settings, load the space and check the data, before anything is written."""
+    from nasfcn.data import DataConfig, absolute_spec, load_dataset  # torch: not at import (the arena)
+
     changes: tuple[str, ...] = ()
     if config.execution.resume:
         config, changes = _resumed(config, store)
@@ -202,6 +206,8 @@ def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[st
     Returns the config to run and the adjustable settings given with new values. A refused
     setting raises before anything is written.
     """
+    from nasfcn.data import absolute_spec
+
     if config.name is None:
         raise SearchConfigError("--resume needs the --name of the search to continue")
     stored = get_search(store, config.name)

@@ -25,7 +25,6 @@ from typing import Any
 
 from rich.console import Console
 
-from nasfcn.data import is_generated
 from nasfcn.search._config import SearchStoppedError
 from nasfcn.search._execution import Execution
 from nasfcn.search._lease import register_under_lease
@@ -212,4 +211,6 @@ def _stopped(store: Store, sid: int, resume_command: str, fault: Exception) -> S
 
 def shippable(bundles: dict[str, Any]) -> dict[str, Any]:
     """The generated datasets among ``bundles`` (spec -> DatasetBundle): worth sending to trials."""
+    from nasfcn.data import is_generated  # here: nasfcn.data imports torch, the arena must not
+
     return {spec: bundle for spec, bundle in bundles.items() if is_generated(spec)}

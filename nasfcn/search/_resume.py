@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
+from nasfcn.recipe import TrainRecipe
 from nasfcn.search._execution import EXECUTION, Execution, flat_config
-from nasfcn.train import TrainRecipe
 
 RECIPE = "recipe"
 #: Fields that hold a dataclass of settings, named ``section.field`` in rules and ``explicit``.

@@ -349,3 +349,58 @@ def test_folder_decompression_bombs_are_refused_with_their_size(make_folder, wri
         "masks/img01.png: the image is 10000x10000 = 100,000,000 pixels, more than the 89,478,485" in message
     )
     assert "scale it down" in message
+
+
+# --- the held-out test split -------------------------------------------------------------
+
+TEST_SPLITS = {"train": ["img00", "img01", "img02"], "val": ["img03"], "test": ["img04", "img05"]}
+
+
+def test_folder_test_split_is_loaded_only_when_asked(make_folder):
+    root = make_folder(splits=TEST_SPLITS)
+    searched = load_dataset(f"folder:{root}", **SMALL)
+    exported = load_dataset(f"folder:{root}", **SMALL, with_test=True)
+    assert searched.test is None  # a search never holds the test images
+    assert exported.test is not None
+    assert exported.test.names == ("img04", "img05")
+    assert exported.val.names == searched.val.names == ("img03",)
+    assert exported.test[0][0].shape == (3, 8, 12)
+
+
+def test_folder_without_test_txt_has_no_test_split(make_folder):
+    root = make_folder(splits={"train": ["img00", "img01"], "val": ["img02"]})
+    assert load_dataset(f"folder:{root}", **SMALL, with_test=True).test is None
+    assert load_dataset(f"folder:{make_folder(name='seeded')}", **SMALL, with_test=True).test is None
+
+
+@pytest.mark.parametrize(("other", "why"), [("train", "test must be held out"), ("val", "selects on")])
+def test_folder_test_ids_shared_with_train_or_val_are_refused(make_folder, other, why):
+    root = make_folder(splits={**TEST_SPLITS, "test": ["img04", TEST_SPLITS[other][0]]})
+    message = load_error(f"folder:{root}")  # refused by the search too, not only at export
+    assert f"splits: 1 id(s) in both {other}.txt and test.txt (e.g. '{TEST_SPLITS[other][0]}')" in message
+    assert why in message
+
+
+def test_folder_test_split_problems_name_the_file(make_folder):
+    root = make_folder(splits={**TEST_SPLITS, "test": ["img04", "nope"]})
+    assert "splits/test.txt: lists 'nope' but images/ has no such image" in load_error(f"folder:{root}")
+
+
+def test_folder_test_label_beyond_the_classes_is_refused(make_folder, write_mask):
+    root = make_folder(splits=TEST_SPLITS)
+    write_mask(root / "masks" / "img05.png", (0, 7))
+    message = load_error(f"folder:{root}", with_test=True)
+    assert "test split" in message
+    assert "masks/img05.png: label values [7]" in message
+
+
+def test_voc_test_txt_is_the_test_split(make_voc):
+    root = make_voc(val=("2007_000004", "2007_000005", "2007_000006"))
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_000004\n")
+    (root / "ImageSets" / "Segmentation" / "test.txt").write_text("2007_000005\n2007_000006\n")
+    bundle = load_dataset(f"voc:{root}", **SMALL, with_test=True)
+    assert bundle.test is not None
+    assert bundle.test.names == ("2007_000005", "2007_000006")
+    assert bundle.val.names == ("2007_000004",)
+    (root / "ImageSets" / "Segmentation" / "test.txt").write_text("2007_000004\n")
+    assert "in both val.txt and test.txt" in load_error(f"voc:{root}")

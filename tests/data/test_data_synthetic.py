@@ -125,3 +125,22 @@ def test_tiny_images_still_work():
         image, mask = load_dataset(name, image_size=9, train_samples=2, val_samples=2).val[0]
         assert image.shape == (3, 9, 9)
         assert mask.shape == (9, 9)
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_the_test_split_is_seeded_and_shares_no_scene_with_train_or_val(name):
+    options = {"image_size": 24, "train_samples": 16, "val_samples": 16, "test_samples": 16, "seed": 3}
+    bundle = load_dataset(name, **options, with_test=True)
+    again = load_dataset(name, **{**options, "train_samples": 1, "val_samples": 1}, with_test=True)
+    assert bundle.test is not None
+    assert again.test is not None
+    assert len(bundle.test) == 16
+    assert torch.equal(bundle.test.images, again.test.images)  # independent of the other splits' sizes
+    seen = {bytes(image.numpy()) for image in (*bundle.train.images, *bundle.val.images)}
+    assert not seen & {bytes(image.numpy()) for image in bundle.test.images}
+    assert load_dataset(name, **options).test is None  # not loaded unless asked: a search never is
+
+
+def test_test_scenes_use_no_digit_scan_of_train_scenes():
+    pools = _scans()[2]
+    assert not set(pools["test"]) & set(pools["train"])
