@@ -81,29 +81,43 @@ def learning_curves_overview(
     references: Mapping[str, float] | None = None,
     top: int = CURVES_TOP,
     sample: int = CURVES_SAMPLE,
+    population: int | None = None,
 ) -> go.Figure:
     """``learning_curves`` of every trial while there are at most ``top + sample``; beyond, the
     ``top`` first of ``ranked`` (trial ids, best first) in full, a seeded sample of ``sample``
-    other trials in one WebGL trace, and a note in the title saying so."""
+    other trials in one WebGL trace, and a note in the title saying so.
+
+    ``population``: how many trials have curves when ``epochs`` holds only those
+    ``curve_sample`` chose (the live app reads no other epochs)."""
     curves = epochs[epochs["val_miou"].notna()]
     ids = curves["trial_id"].unique()
-    if len(ids) <= top + sample:
+    total = max(len(ids), population or 0)
+    if total <= top + sample:
         return learning_curves(epochs, references)
-    drawn = set(ids.tolist())
-    best = [int(t) for t in ranked if t in drawn][:top]
-    rest = np.setdiff1d(ids, best)
-    chosen = np.random.default_rng(CURVES_SEED).choice(rest, size=min(sample, len(rest)), replace=False)
+    best, chosen = curve_sample(ids, ranked, top, sample)
     figure = learning_curves(curves[curves["trial_id"].isin(best)], references)
     figure.add_trace(_sample_trace(curves[curves["trial_id"].isin(chosen)]))
     figure.data = (figure.data[-1], *figure.data[:-1])  # drawn underneath the best
     figure.update_layout(
         title=(
-            f"Learning curves: val mIoU per epoch (the best {len(best)} of {len(ids):,} trials; grey: "
-            f"a random sample of {len(chosen)} of the other {len(rest):,}, seed {CURVES_SEED})"
+            f"Learning curves: val mIoU per epoch (the best {len(best)} of {total:,} trials; grey: "
+            f"a random sample of {len(chosen)} of the other {total - len(best):,}, seed {CURVES_SEED})"
         ),
         title_font_size=14,
     )
     return figure
+
+
+def curve_sample(
+    ids: Sequence[int] | np.ndarray, ranked: Sequence[int], top: int = CURVES_TOP, sample: int = CURVES_SAMPLE
+) -> tuple[list[int], np.ndarray]:
+    """The curves ``learning_curves_overview`` draws of trials ``ids``: the ``top`` first of
+    ``ranked`` in full, and a seeded sample of ``sample`` others."""
+    drawn = set(np.asarray(ids).tolist())
+    best = [int(t) for t in ranked if t in drawn][:top]
+    rest = np.setdiff1d(np.asarray(ids), best)
+    chosen = np.random.default_rng(CURVES_SEED).choice(rest, size=min(sample, len(rest)), replace=False)
+    return best, chosen
 
 
 def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:
