@@ -139,6 +139,17 @@ def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:
     )
 
 
+def _steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a step line (``hv``) that change it: where ``y`` moves, and the last one.
+    The line drawn is the same; at 10^5 trials it is a few dozen points, not 10^5 (below
+    ``GL_POINTS`` points every one is kept, for the hover)."""
+    if len(y) < GL_POINTS:
+        return np.asarray(x), y
+    keep = np.r_[True, ~((y[1:] == y[:-1]) | (np.isnan(y[1:]) & np.isnan(y[:-1])))]
+    keep[-1] = True
+    return np.asarray(x)[keep], y[keep]
+
+
 def best_so_far(trials: pd.DataFrame) -> go.Figure:
     """The best val mIoU found so far, against trials run and against wall time."""
     title = "Best so far"
@@ -162,11 +173,12 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
         row=1,
         col=1,
     )
+    steps_x, steps_y = _steps(runs, by_number["best_miou"].cummax().ffill().to_numpy(dtype=float))
     figure.add_trace(
         scatter(
             len(runs),
-            x=runs,
-            y=by_number["best_miou"].cummax().ffill(),
+            x=steps_x,
+            y=steps_y,
             mode="lines",
             name="best so far",
             line={"shape": "hv", "color": FRONT_COLOR, "width": 3},
@@ -181,11 +193,13 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
             trials["started_at"].min() if trials["started_at"].notna().any() else timed["finished_at"].min()
         )
         minutes = (timed["finished_at"] - start).dt.total_seconds() / 60.0
+        best = timed["best_miou"].cummax().ffill().to_numpy(dtype=float)
+        at, best = _steps(minutes.to_numpy(dtype=float), best)
         figure.add_trace(
             scatter(
                 len(minutes),
-                x=minutes,
-                y=timed["best_miou"].cummax().ffill(),
+                x=at,
+                y=best,
                 mode="lines+markers",
                 name="best so far (time)",
                 line={"shape": "hv", "color": "#1b9e77", "width": 3},

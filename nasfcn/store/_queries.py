@@ -175,7 +175,7 @@ def trial_columns() -> tuple[ColumnElement[Any] | QueryableAttribute[Any], ...]:
 
 
 def _with_knobs(frame: pd.DataFrame) -> pd.DataFrame:
-    genotypes = [json.loads(text) for text in frame["genotype_json"]]
+    genotypes = [json.loads(text) for text in frame["genotype_json"].tolist()]
     frame["stages"] = [g["encoder"]["stages"] for g in genotypes]
     frame["width"] = [g["encoder"]["width"] for g in genotypes]
     frame["kernels"] = ["/".join(map(str, g["encoder"]["kernel_size"])) for g in genotypes]
