@@ -83,7 +83,9 @@ def _table(frame: pd.DataFrame, columns: Sequence[Column]) -> dict[str, Any]:
         for c in columns
         if c.kind == "text"
     }
-    sort = {c.key: numbers(frame[c.key]) for c in columns if c.kind != "text"}
+    sort: dict[str, list[Any] | dict[str, list[Any]]] = {
+        c.key: numbers(frame[c.key]) for c in columns if c.kind != "text"
+    }
     sort["status"] = texts(frame["status_key"].tolist())  # by status, not by its label's symbol
     return {
         "columns": [{"key": c.key, "title": c.title, "kind": c.kind} for c in columns],
