@@ -29,7 +29,7 @@ from leaderboard.table import (
     format_cell,
     pretty_genotype,
 )
-from nasfcn.store import Store, StoreError, board_watermark, search_details, searches_frame
+from nasfcn.store import Store, StoreError, board_watermark, search_details, search_list
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
@@ -160,7 +160,7 @@ def _add_search_list(app: Dash, store: Store) -> None:
     def list_searches(_tick: int, query: str | None, current: str | None) -> tuple[list, Any]:
         try:
             store.check(create=False)
-            frame = searches_frame(store)
+            frame = search_list(store)  # names and kinds: no count over every trial each tick
         except StoreError:
             return [], None
         names = list(frame["name"])

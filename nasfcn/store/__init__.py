@@ -46,6 +46,7 @@ from nasfcn.store._pages import (
     TrialPage,
     board_watermark,
     knob_values,
+    search_list,
     trials_page,
 )
 from nasfcn.store._queries import (
@@ -163,6 +164,7 @@ __all__ = [
     "reusable_result",
     "search_details",
     "search_id",
+    "search_list",
     "searches_frame",
     "seed_spread_frame",
     "set_checkpoint",

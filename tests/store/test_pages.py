@@ -21,6 +21,7 @@ from nasfcn.store import (
     open_store,
     record_cost,
     record_epoch,
+    search_list,
     trials_page,
     upsert_trial,
 )
@@ -118,6 +119,9 @@ def test_a_page_filters_by_status_knob_and_column_conditions(db_url: str) -> Non
     with pytest.raises(PageQueryError, match="unknown filter condition 'like'"):
         trials_page(store, search, PageQuery(filters=(ColumnFilter((Condition("arch_id", "like", "a"),)),)))
     assert knob_values(store, search, ["upsample"])["upsample"] == sorted(set(board["upsample"]))
+    later = create_search(store, "later", "shapes", config={}, recipe=RECIPE)
+    assert later > search
+    assert list(search_list(store)["name"]) == ["later", "paged"]
 
 
 def test_the_watermark_moves_when_a_trial_starts_learns_or_finishes_and_only_then(db_url: str) -> None:
