@@ -205,6 +205,7 @@ def _browser() -> Any:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(300)
+    driver.set_script_timeout(300)  # a 100,000-trial page keeps the browser busy for tens of seconds
     return driver
 
 
