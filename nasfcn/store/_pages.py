@@ -94,17 +94,22 @@ class TrialPage:
     total: int
 
 
-def _rank(search: int) -> ColumnElement[Any]:
+def _rank(search: int, from_below: bool = False) -> ColumnElement[Any]:
     """A trial's rank by val mIoU (ties share the best rank; None without a result): one more than
     the trials that did better, counted on ``ix_trials_search_best`` for the page's rows only (a
-    window over the whole search would be joined to every row: SQLite scans it once per row)."""
-    better = aliased(Trial)
-    above = (
-        select(func.count())
-        .where(better.search_id == search, better.best_miou > Trial.best_miou)
-        .scalar_subquery()
-    )
-    return case((Trial.best_miou.is_(None), None), else_=above + 1)
+    window over the whole search would be joined to every row: SQLite scans it once per row).
+
+    A count costs as many index entries as it counts: for pages of the worst trials
+    (``from_below``) the rank is the scored trials (counted once) less those not better."""
+    other = aliased(Trial)
+    if not from_below:
+        above = select(func.count()).where(other.search_id == search, other.best_miou > Trial.best_miou)
+        return case((Trial.best_miou.is_(None), None), else_=above.scalar_subquery() + 1)
+    scored = select(func.count()).where(other.search_id == search, other.best_miou.is_not(None))
+    below = aliased(Trial)
+    not_better = select(func.count()).where(below.search_id == search, below.best_miou <= Trial.best_miou)
+    rank = scored.scalar_subquery() - not_better.scalar_subquery() + 1
+    return case((Trial.best_miou.is_(None), None), else_=rank)
 
 
 def _knob(dialect: str, *path: str) -> ColumnElement[Any]:
@@ -225,7 +230,8 @@ def _where(query: PageQuery, columns: Mapping[str, SQLColumn]) -> list[ColumnEle
 
 def _page_statements(store: Store, search: int, query: PageQuery) -> tuple[Select[Any], Select[Any]]:
     """(count, page) for ``query``: both filter alike; the page joins the rank and the cost."""
-    rank = _rank(search)
+    worst_first = bool(query.sort) and query.sort[0] in (("best_miou", "asc"), ("rank", "desc"))
+    rank = _rank(search, from_below=worst_first)
     columns = _columns(store.engine.dialect.name, rank)
     where = [Trial.search_id == search, *_where(query, columns)]
     order = _order(query, columns)

@@ -82,6 +82,10 @@ def test_a_page_sorts_by_a_column_with_blanks_last_and_ties_in_rank_order(db_url
     scored = board[board["best_miou"].notna()].sort_values(["best_miou", "latency_ms"], kind="stable")
     assert _ids(worst_first)[: len(scored)] == _ids(scored)
     assert worst_first["best_miou"].tail(2).isna().all()
+    ranks = dict(zip(board["trial_id"], board["rank"].fillna(-1), strict=True))
+    assert list(worst_first["rank"].fillna(-1)) == [
+        ranks[t] for t in worst_first["trial_id"]
+    ]  # counted from below
     by_rank = trials_page(store, search, PageQuery(sort=(("rank", "asc"),))).rows
     assert _ids(by_rank) == _ids(board)
     widest = trials_page(store, search, PageQuery(sort=(("width", "desc"),))).rows
