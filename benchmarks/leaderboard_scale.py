@@ -11,9 +11,14 @@ fresh SQLite file, or into a throwaway database on the PostgreSQL server of ``--
 (peak Python heap), and headless Chromium (``/usr/bin/chromium``) opens the file: time to
 interactive is when the page's script has drawn the table and marked the page ready
 (``window.__boardReadyAt``), counted from navigation start; the overview plots are drawn after
-it, one at a time (``window.__plotsDrawnAt``). The slope per 1,000 trials is
-printed between consecutive sizes. Goals (issue 21): 10,000 trials build < 3 s, file < 15 MB,
-interactive < 3 s; 100,000 trials build < 20 s, file < 60 MB.
+it, one at a time (``window.__plotsDrawnAt``). Then ``nasfcn serve``'s app runs on the same
+database (``live_app``) and the same browser measures, in the page: its first rows (from
+navigation start until the grid shows row 0), the whole board (the status filters filled in),
+a sort (a click on the val mIoU header until the worst trial is row 0) and a filter (a click on
+the "failed" status until a failed trial is row 0), each answered by the database. The slope
+per 1,000 trials is printed between consecutive sizes. Goals (issue 21): 10,000 trials build
+< 3 s, file < 15 MB, interactive < 3 s, live first rows < 2 s, sort/filter < 0.5 s; 100,000
+trials build < 20 s, file < 60 MB, live first rows < 3 s.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import platform
 import random
 import tempfile
+import threading
 import time
 import tracemalloc
 import uuid
@@ -39,7 +45,7 @@ from sqlalchemy.engine import make_url
 
 from leaderboard.static import write_leaderboard
 from nasfcn.space import load_space
-from nasfcn.store import Store, create_search, open_store, set_search_status
+from nasfcn.store import Store, create_search, leaderboard_frame, open_store, set_search_status
 from nasfcn.store._schema import Architecture, Epoch, Trial, TrialCost
 
 SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_small.yaml"
@@ -199,6 +205,7 @@ def _browser() -> Any:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(300)
+    driver.set_script_timeout(300)  # a 100,000-trial page keeps the browser busy for tens of seconds
     return driver
 
 
@@ -232,6 +239,102 @@ def time_to_plots(driver: Any) -> float:
     raise TimeoutError("the overview plots were not drawn in 300 s")
 
 
+@contextmanager
+def live_app(url: str) -> Iterator[str]:
+    """``nasfcn serve`` on ``url`` (the Dash app, threaded, on a free loopback port) until the block ends."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from leaderboard.app import create_app
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: object, **kwargs: object) -> None:
+            """One line per request would drown the figures."""
+
+    store = Store(url)
+    server = make_server("127.0.0.1", 0, create_app(store).server, threaded=True, request_handler=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        store.dispose()
+
+
+#: The first row of the live grid as shown, and the id of the trial it holds.
+_FIRST_ROW = "document.querySelector('#table .ag-row[row-index=\"0\"]')"
+_FIRST_ID = (
+    f"(function() {{ var r = {_FIRST_ROW}; return r && r.querySelector('.ag-cell[col-id=\"arch_id\"]')"
+    " && r.innerText.trim() ? r.getAttribute('row-id') : null; })()"
+)
+
+
+def _poll(driver: Any, script: str, what: str, limit_s: float = 120) -> Any:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        found = driver.execute_script(script)
+        if found is not None:
+            return found
+        time.sleep(0.02)
+    raise TimeoutError(f"{what} within {limit_s:.0f} s")
+
+
+def live_first_paint(driver: Any, base: str, search: str) -> float:
+    """Seconds from navigation start until the live app's table shows its first row."""
+    driver.get("about:blank")
+    driver.get(f"{base}/?search={search}")
+    script = f"return {_FIRST_ID} ? performance.now() : null"
+    return float(_poll(driver, script, "the live table showed no row")) / 1000
+
+
+def live_round_trip(driver: Any, click: str, expect: str) -> float:
+    """Seconds from a click (JavaScript ``click``, run in the page) until the first row
+    satisfies ``expect`` (a JavaScript expression on ``id``, the first row's trial id)."""
+    driver.execute_script(f"window.__t0 = performance.now(); {click}")
+    script = f"var id = {_FIRST_ID}; return id !== null && ({expect})"
+    script += " ? performance.now() - window.__t0 : null"
+    return float(_poll(driver, script, "the table did not answer the click")) / 1000
+
+
+def measure_live(driver: Any, url: str, search: str) -> dict[str, float]:
+    """The live app: first paint (table rows), the whole board drawn, a sort (val mIoU ascending:
+    the worst first) and a status filter (failed), each measured in the page."""
+    store = Store(url)
+    try:
+        worst = min_miou_ids(store, search)
+        failed = failed_ids(store, search)
+    finally:
+        store.dispose()
+    with live_app(url) as base:
+        paint = live_first_paint(driver, base, search)
+        # The round trips measure the table, not the first figures still on their way.
+        ready = "return document.querySelector('#filter-status input[value=\"failed\"]')"
+        ready += " ? performance.now() : null"
+        board = float(_poll(driver, ready, "the board was not drawn", 300)) / 1000
+        header = "Array.from(document.querySelectorAll('#table .ag-header-cell'))"
+        header += ".find(h => h.getAttribute('col-id') === 'best_miou')"
+        header += ".querySelector('.ag-header-cell-label').click()"
+        worst_ids = json.dumps([str(t) for t in worst])
+        sort = live_round_trip(driver, header, f"{worst_ids}.includes(id)")
+        box = "document.querySelector('#filter-status input[value=\"failed\"]').click()"
+        failed_ids_js = json.dumps([str(t) for t in failed])
+        narrowed = live_round_trip(driver, box, f"{failed_ids_js}.includes(id)")
+    return {"paint_s": paint, "board_s": board, "sort_s": sort, "filter_s": narrowed}
+
+
+def min_miou_ids(store: Store, search: str) -> list[int]:
+    """The trials with the worst val mIoU of ``search``: the first rows of an ascending sort."""
+    frame = leaderboard_frame(store, search)
+    return [int(t) for t in frame.loc[frame["best_miou"] == frame["best_miou"].min(), "trial_id"]]
+
+
+def failed_ids(store: Store, search: str) -> list[int]:
+    frame = leaderboard_frame(store, search)
+    return [int(t) for t in frame.loc[frame["status"] == "failed", "trial_id"]]
+
+
 def measure(url: str, trials: int, folder: Path, driver: Any | None) -> dict[str, float]:
     store = open_store(url)
     try:
@@ -258,6 +361,7 @@ def measure(url: str, trials: int, folder: Path, driver: Any | None) -> dict[str
     if driver is not None:
         result["interactive_s"] = time_to_interactive(driver, page)
         result["plots_s"] = time_to_plots(driver)
+        result.update(measure_live(driver, url, "big"))
     return result
 
 
@@ -288,7 +392,7 @@ def main() -> None:
         per = (big["trials"] - small["trials"]) / 1000
         slopes = ", ".join(
             f"{key} {(big[key] - small[key]) / per:+.3f}"
-            for key in ("build_s", "mb", "peak_mb", "interactive_s", "plots_s")
+            for key in ("build_s", "mb", "peak_mb", "interactive_s", "plots_s", "paint_s", "board_s")
             if key in big
         )
         print(f"slope per 1,000 trials ({small['trials']:,} -> {big['trials']:,}): {slopes}")
@@ -300,9 +404,15 @@ def _line(backend: str, r: dict[str, float]) -> str:
         if "interactive_s" in r
         else ""
     )
+    live = (
+        f"; live app: first rows {r['paint_s']:.2f} s, board {r['board_s']:.1f} s, "
+        f"sort {r['sort_s']:.2f} s, filter {r['filter_s']:.2f} s"
+        if "paint_s" in r
+        else ""
+    )
     return (
         f"{backend} {int(r['trials']):,} trials (written in {r['write_s']:.1f} s): "
-        f"build {r['build_s']:.2f} s, file {r['mb']:.2f} MB, peak {r['peak_mb']:.0f} MB{interactive}"
+        f"build {r['build_s']:.2f} s, file {r['mb']:.2f} MB, peak {r['peak_mb']:.0f} MB{interactive}{live}"
     )
 
 

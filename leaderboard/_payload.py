@@ -57,7 +57,7 @@ def board_payload(board: Board, curves: pd.DataFrame, frame: pd.DataFrame) -> di
         "search": board.search,
         "table": _table(frame, columns),
         "detail": _detail(board),
-        "genotypes": encode_genotypes(board.trials["genotype_json"]),
+        "genotypes": encode_genotypes(board.trials["genotype_json"].tolist()),
         "curves": encode_curves(curves, ids),
         "classes": _classes(board, ids),
         "class_names": list(board.class_names),
@@ -76,15 +76,23 @@ def json_script(payload: dict[str, Any], element_id: str) -> str:
 
 
 def _table(frame: pd.DataFrame, columns: Sequence[Column]) -> dict[str, Any]:
-    cells = {c.key: [format_cell(v, c.kind) for v in _values(frame[c.key])] for c in columns}
-    sort = {c.key: numbers(frame[c.key]) for c in columns if c.kind != "text"}
-    sort["status"] = list(frame["status_key"])  # by status, not by its label's symbol
+    # Numbers come once, in ``sort``: the page writes their cells (``board.js``'s ``cell``, as
+    # ``format_cell`` does); texts come as cells.
+    cells = {
+        c.key: texts([format_cell(v, c.kind) for v in _values(frame[c.key])])
+        for c in columns
+        if c.kind == "text"
+    }
+    sort: dict[str, list[Any] | dict[str, list[Any]]] = {
+        c.key: numbers(frame[c.key]) for c in columns if c.kind != "text"
+    }
+    sort["status"] = texts(frame["status_key"].tolist())  # by status, not by its label's symbol
     return {
         "columns": [{"key": c.key, "title": c.title, "kind": c.kind} for c in columns],
         "cells": cells,
         "sort": sort,
         "ids": [int(v) for v in frame["id"]],
-        "status": list(frame["status_key"]),
+        "status": texts(frame["status_key"].tolist()),
         "reference": [isinstance(r, str) for r in frame["reference"]],
     }
 
@@ -116,12 +124,39 @@ def _detail(board: Board) -> dict[str, Any]:
     suffix = ["--db", board.database] if board.database != DEFAULT_URL else []
     return {
         "numbers": [int(row["number"]) for row in rows],
-        "titles": [status_label(str(row["status"])) for row in rows],
+        "titles": texts([status_label(str(row["status"])) for row in rows]),
         "errors": [row["error"] if isinstance(row["error"], str) and row["error"] else None for row in rows],
         "labels": labels,
-        "facts": [[items[i][1] for items in facts] for i in range(len(labels))],
+        "facts": [_fact(label, [items[i][1] for items in facts]) for i, label in enumerate(labels)],
         "export": [shlex.join(prefix), shlex.join(suffix)],
     }
+
+
+#: Facts the table shows too, in the same format: the page reads them from the table's column.
+FACT_COLUMNS = {
+    "val mIoU (best epoch)": "best_miou",
+    "pixel accuracy": "pixel_accuracy",
+    "parameters": "params",
+    "FLOPs": "flops",
+    "latency ms": "latency_ms",
+    "epochs trained": "epochs",
+}
+
+
+def _fact(label: str, values: list[str]) -> list[str] | dict[str, Any]:
+    """One fact of every trial: ``{"column": key}`` when the table's column ``key`` holds it."""
+    return {"column": FACT_COLUMNS[label]} if label in FACT_COLUMNS else texts(values)
+
+
+def texts(values: list[str]) -> list[str] | dict[str, list[Any]]:
+    """A column of texts with few distinct values (statuses, knobs, "–") as ``{"values": [...],
+    "codes": [...]}``: row ``i`` reads ``values[codes[i]]`` (the page expands it when it loads);
+    at 10^5 rows a code is a byte or two where the text was ten or twenty."""
+    distinct: dict[str, int] = {}
+    codes = [distinct.setdefault(v, len(distinct)) for v in values]
+    if len(distinct) * 4 > len(values):
+        return values
+    return {"values": list(distinct), "codes": codes}
 
 
 def encode_genotypes(texts: Sequence[str]) -> dict[str, Any]:
@@ -220,7 +255,8 @@ def _classes(board: Board, trial_ids: Sequence[int]) -> list[list[float | None] 
 
 
 def _values(column: pd.Series) -> list[Any]:
-    return [None if _missing(v) else (v.item() if hasattr(v, "item") else v) for v in column]
+    # tolist() first: iterating an Arrow-backed column yields its values one slow call at a time
+    return [None if _missing(v) else (v.item() if hasattr(v, "item") else v) for v in column.tolist()]
 
 
 def _missing(value: object) -> bool:

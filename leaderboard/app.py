@@ -9,7 +9,6 @@ renders every string as text, and the figures escape stored text themselves (see
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -17,24 +16,20 @@ from urllib.parse import parse_qs, quote
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
-from dash_ag_grid import AgGrid
 
 from leaderboard import figures
-from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_board, load_view
+from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
+from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_live_view, load_trial_board
 from leaderboard.table import (
     BENCHMARK_METHOD,
     COLUMNS,
     OPTIONAL_COLUMNS,
     STATUS_STYLE,
-    Column,
     detail_items,
     format_cell,
     pretty_genotype,
-    records,
-    table_columns,
-    table_frame,
 )
-from nasfcn.store import Store, StoreError, searches_frame, trial_search
+from nasfcn.store import Store, StoreError, board_watermark, search_details, search_list
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
@@ -43,90 +38,22 @@ DEFAULT_REFRESH_S = 5.0
 FILTER_KNOBS = ("upsample", "skip", "attention")
 #: How many candidates the compare view starts with, and allows.
 COMPARE_DEFAULT, COMPARE_MAX = 3, 4
+#: Rows of the per-class heat map (the best candidates).
+HEATMAP_TOP = 10
 
 _TRIAL_PATH = re.compile(r"^/trial/(\d+)/?$")
 _FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
 _COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
 _SHOWN, _HIDDEN = {"display": "block"}, {"display": "none"}
 _DD = {"margin": 0, "overflowWrap": "anywhere"}
-_MARKED_STATUSES = ("failed", "rejected_by_constraint")
-
-
-#: d3-format of each numeric column kind, as the grid shows it (sorting uses the numbers).
-_GRID_FORMATS = {"ratio": ".3f", "ms": ".2f", "count": ".3s"}
-_NUMERIC_KINDS = ("int", "ratio", "ms", "count")
-_MARKED_ROW = {"backgroundColor": "#fbeeee"}  # a failed or rejected trial's row
-
-
-def _is_status(statuses: tuple[str, ...]) -> str:
-    """A grid condition on the row's raw status: our own ``STATUS_STYLE`` keys, never stored text."""
-    return " || ".join(f"params.data.status_key === {json.dumps(s)}" for s in statuses)
-
-
-def _column_def(column: Column) -> dict[str, Any]:
-    """One grid column: numbers sort and filter as numbers; the default cell renderer writes
-    text only (no HTML), so stored strings are shown as typed."""
-    spec: dict[str, Any] = {"field": column.key, "headerName": column.title}
-    if column.kind in _NUMERIC_KINDS:
-        spec["filter"] = "agNumberColumnFilter"
-    if column.kind in _GRID_FORMATS:
-        fmt = json.dumps(_GRID_FORMATS[column.kind])
-        spec["valueFormatter"] = {"function": f"params.value == null ? '' : d3.format({fmt})(params.value)"}
-    if column.key == "status":
-        spec["cellStyle"] = {
-            "styleConditions": [
-                {"condition": _is_status((status,)), "style": {"color": color, "fontWeight": 600}}
-                for status, (_, color) in STATUS_STYLE.items()
-            ]
-        }
-    reference = "params.data.reference != null"  # table.py's reference design's row
-    if column.key == "rank":
-        spec["cellStyle"] = {
-            "styleConditions": [{"condition": reference, "style": {"borderLeft": "4px solid #444"}}]
-        }
-    if column.key == "note":
-        spec["cellStyle"] = {"styleConditions": [{"condition": reference, "style": {"fontWeight": 600}}]}
-        spec["tooltipField"] = "note"  # errors are long; the tooltip shows them whole, as text
-    return spec
-
-
-def _table_columns(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
-    return [_column_def(c) for c in columns]
 
 
 def _graph(graph_id: str) -> dcc.Graph:
     return dcc.Graph(id=graph_id, figure=go.Figure(), config={"displaylogo": False})
 
 
-def _data_table() -> AgGrid:
-    """The trials table: virtualised rows (only those on screen are drawn, so tens of thousands
-    of trials stay responsive), sorting and a filter under every header."""
-    return AgGrid(
-        id="table",
-        columnDefs=_table_columns(tuple(c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS)),
-        rowData=[],
-        getRowId="params.data.id",
-        defaultColDef={
-            "sortable": True,
-            "filter": True,
-            "floatingFilter": True,
-            "resizable": True,
-            "maxWidth": 450,
-        },
-        getRowStyle={"styleConditions": [{"condition": _is_status(_MARKED_STATUSES), "style": _MARKED_ROW}]},
-        dashGridOptions={
-            "ensureDomOrder": True,  # rows in the page in table order, for screen readers
-            "suppressColumnVirtualisation": True,  # ~20 columns: all drawn; rows are what grows
-            "rowStyle": {"cursor": "pointer"},
-            "tooltipShowDelay": 300,
-            "animateRows": False,
-        },
-        style={"height": "36rem", "fontFamily": "system-ui, sans-serif", "fontSize": "13px"},
-    )
-
-
 def _layout(refresh_s: float) -> html.Div:
-    table = _data_table()
+    table = data_table()
     filters = html.Div(
         [
             html.Label(["status ", dcc.Checklist(id="filter-status", options=[], value=[], inline=True)]),
@@ -176,6 +103,8 @@ def _layout(refresh_s: float) -> html.Div:
     return html.Div(
         [
             dcc.Location(id="url", refresh=False),
+            dcc.Store(id="board-version"),  # the search and its watermark: what changed since
+            dcc.Store(id="table-reset"),
             dcc.Interval(id="tick", interval=int(refresh_s * 1000), n_intervals=0),
             html.Header(
                 [
@@ -211,6 +140,8 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
     app = Dash(__name__, title="nasfcn leaderboard", update_title=None, serve_locally=True)
     app.layout = _layout(refresh_s)
     _add_search_list(app, store)
+    _add_watch(app, store)
+    _add_rows(app, store)
     _add_refresh(app, store)
     _add_navigation(app, store)
     return app
@@ -229,7 +160,7 @@ def _add_search_list(app: Dash, store: Store) -> None:
     def list_searches(_tick: int, query: str | None, current: str | None) -> tuple[list, Any]:
         try:
             store.check(create=False)
-            frame = searches_frame(store)
+            frame = search_list(store)  # names and kinds: no count over every trial each tick
         except StoreError:
             return [], None
         names = list(frame["name"])
@@ -246,8 +177,87 @@ def _add_search_list(app: Dash, store: Store) -> None:
         return options, names[0] if names else None
 
 
+def _add_watch(app: Dash, store: Store) -> None:
+    """On every tick, one indexed read says whether the search changed (``board_watermark``);
+    only then does the board read it again, and the table ask for its rows again."""
+
+    @app.callback(
+        Output("board-version", "data"),
+        Input("search", "value"),
+        Input("tick", "n_intervals"),
+        State("board-version", "data"),
+    )
+    def watch(search: str | None, _tick: int, current: dict | None) -> Any:
+        try:
+            store.check(create=False)
+            details = search_details(store, search)  # None: the latest, or no search at all
+            if search is None:  # there is a search: the menu chooses one first
+                return no_update
+            mark = [search, details["status"], *board_watermark(store, details["search_id"])]
+        except StoreError as err:
+            mark = [search, "error", str(err)]
+        if current and current.get("mark") == mark:
+            return no_update
+        return {"search": search, "mark": mark}
+
+    app.clientside_callback(
+        """function(version, statuses, ...knobs) {
+            // The first version names the search the first rows were read for: nothing to redo.
+            const trigger = dash_clientside.callback_context.triggered_id;
+            const seen = window.__nasfcnBoardSearch;
+            window.__nasfcnBoardSearch = version ? version.search : null;
+            if (trigger === "board-version" && seen === undefined) { return dash_clientside.no_update; }
+            window.dash_ag_grid.getApiAsync("table").then(api => {
+                if (trigger === "board-version" && seen === window.__nasfcnBoardSearch) {
+                    api.refreshInfiniteCache();  // the same search changed: keep the rows until new ones come
+                } else {
+                    api.purgeInfiniteCache();  // another search or filter: start from the top
+                }
+            });
+            return dash_clientside.no_update;
+        }""",
+        Output("table-reset", "data"),
+        Input("board-version", "data"),
+        Input("filter-status", "value"),
+        *(Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS),
+        prevent_initial_call=True,
+    )
+
+
+def _add_rows(app: Dash, store: Store) -> None:
+    """The table's rows: the block the grid asks for, read from the database (``_grid``)."""
+    spread = SpreadCache()
+
+    @app.callback(
+        Output("table", "getRowsResponse"),
+        Input("table", "getRowsRequest"),
+        State("board-version", "data"),
+        State("url", "search"),
+        State("filter-status", "value"),
+        *(State(f"filter-{knob}", "value") for knob in FILTER_KNOBS),
+    )
+    def rows(request: dict | None, version: dict | None, url: str | None, *filters: Any) -> Any:
+        """Every request gets an answer (the grid waits for it): before the first watch, for
+        the search the address names (or the latest), so the first rows need no other call."""
+        if not request:
+            return no_update
+        statuses, *knobs = filters
+        query = page_query(request, statuses, dict(zip(FILTER_KNOBS, knobs, strict=True)))
+        search = (version or {}).get("search") or _query_search(url)
+        try:
+            details = search_details(store, search)
+            if details["kind"] == "benchmark":
+                return {"rowData": [], "rowCount": 0}
+            key = tuple(map(str, (version or {}).get("mark") or (details["name"],)))
+            found = spread.get(store, details["name"], details["dataset"], key)
+            return page_rows(store, details, query, found)
+        except StoreError:
+            return {"rowData": [], "rowCount": 0}
+
+
 def _add_refresh(app: Dash, store: Store) -> None:
-    """The board, redrawn on every tick and on every change of search, filter or comparison."""
+    """The board, redrawn when the search changed (its watermark moved) and on every change of
+    filter or comparison; the rows are the table's own (``_add_rows``)."""
     outputs = [
         Output("message", "children"),
         Output("summary", "children"),
@@ -255,7 +265,6 @@ def _add_refresh(app: Dash, store: Store) -> None:
         Output("benchmark-board", "style"),
         Output("benchmark-board", "children"),
         Output("table", "columnDefs"),
-        Output("table", "rowData"),
         Output("filter-status", "options"),
         *(Output(f"filter-{knob}", "options") for knob in FILTER_KNOBS),
         Output("compare", "options"),
@@ -266,29 +275,46 @@ def _add_refresh(app: Dash, store: Store) -> None:
 
     @app.callback(
         *outputs,
-        Input("search", "value"),
-        Input("tick", "n_intervals"),
+        Input("board-version", "data"),
         Input("filter-status", "value"),
         *knob_inputs,
         Input("cost", "value"),
         Input("compare", "value"),
-        State("url", "pathname"),
     )
-    def refresh(search: str | None, _tick: int, statuses: list[str], *rest: Any) -> tuple:
-        *knob_values, cost, compare, pathname = rest
-        if pathname and pathname != "/" and ctx.triggered_id == "tick":
-            return (no_update,) * len(outputs)  # a detail page is open: leave the hidden board alone
+    def refresh(version: dict | None, statuses: list[str], *rest: Any) -> tuple:
+        *knob_values, cost, compare = rest
+        knobs = dict(zip(FILTER_KNOBS, knob_values, strict=True))
+        if not version:  # before the first watch: nothing to draw yet
+            return (no_update,) * len(outputs)
+        search = version.get("search")
         try:
             store.check(create=False)  # an empty or outdated database says so instead of failing
-            loaded = load_view(store, search)
+            loaded = load_live_view(store, search, lambda trials: _drawn(trials, statuses, knobs, compare))
         except StoreError as err:
             return _empty_outputs(str(err), len(FILTER_KNOBS))
         if isinstance(loaded, BenchmarkBoard):  # the search board's parts stay as they are, hidden
             summary = f"benchmark {loaded.status} · {loaded.summary()}"
             head = (loaded.message() or "", summary, _HIDDEN, _SHOWN, benchmark_page(loaded))
             return head + (no_update,) * (len(outputs) - len(head))
-        knobs = dict(zip(FILTER_KNOBS, knob_values, strict=True))
         return _search_outputs(loaded, statuses, knobs, cost, compare)
+
+
+def _drawn(
+    trials: pd.DataFrame, statuses: list[str], knobs: dict[str, Any], compare: list[int] | None
+) -> list:
+    """The trials whose epochs and per-class IoU the board draws: the curves
+    ``learning_curves_overview`` shows, the heat map's top ten and the compared ones."""
+    shown = filter_trials(trials, statuses, knobs)
+    ranked = [int(t) for t in shown.loc[shown["best_miou"].notna(), "trial_id"]]
+    best, sample = figures.curve_sample(shown.loc[shown["epochs_trained"] > 0, "trial_id"].to_numpy(), ranked)
+    return [*best, *sample.tolist(), *ranked[:HEATMAP_TOP], *_compared(trials, compare)]
+
+
+def _compared(trials: pd.DataFrame, compare: list[int] | None) -> list[int]:
+    """The trials compared: the chosen ones with a result (at most ``COMPARE_MAX``), else the best few."""
+    scored = trials.loc[trials["best_miou"].notna(), "trial_id"]
+    valid = [t for t in (compare or []) if t in set(scored)][:COMPARE_MAX]
+    return valid or [int(t) for t in scored.head(COMPARE_DEFAULT)]
 
 
 def _search_outputs(
@@ -300,8 +326,7 @@ def _search_outputs(
     shown_ids = set(shown["trial_id"])
     curves = loaded.curves()
     curves = curves[curves["trial_id"].isin(shown_ids)]
-    valid = [t for t in (compare or []) if t in set(loaded.scored["trial_id"])][:COMPARE_MAX]
-    chosen = valid or [int(t) for t in loaded.scored["trial_id"].head(COMPARE_DEFAULT)]
+    chosen = _compared(trials, compare)
     compare_options = [
         {"label": f"#{r.number} {r.arch_id} (mIoU {r.best_miou:.3f})", "value": int(r.trial_id)}
         for r in loaded.scored.itertuples()
@@ -317,27 +342,29 @@ def _search_outputs(
         figures.per_class_bars(loaded.per_class, trials, loaded.class_names, chosen),
         figures.cost_bars(trials, chosen),
     )
+    ranked = shown.loc[shown["best_miou"].notna(), "trial_id"]
+    population = int((shown["epochs_trained"] > 0).sum())
     figures_out = [
         figures.pareto_figure(shown, costs=(cost or "latency_ms",), references=levels),
-        figures.learning_curves(curves, levels),
+        figures.learning_curves_overview(curves, list(ranked), levels, population=population),
         figures.best_so_far(shown),
         figures.parallel_knobs(shown),
         figures.knob_effects(shown),
-        figures.per_class_heatmap(loaded.per_class, shown, loaded.class_names),
+        figures.per_class_heatmap(loaded.per_class, shown, loaded.class_names, top=HEATMAP_TOP),
         *compare_figures,
         figures.cross_search_figure(loaded.across, loaded.dataset),
     ]
     for figure in figures_out:  # a refresh keeps the reader's zoom and legend choices
         figure.update_layout(uirevision=loaded.search)
-    rows = table_frame(shown)
+    spread = "seeds_n" in trials and bool(trials["seeds_n"].notna().any())
+    columns = tuple(c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS or spread)
     return (
         loaded.message() or "",
         summary,
         _SHOWN,
         _HIDDEN,
         [],
-        _table_columns(table_columns(rows)),
-        records(rows),
+        column_defs(columns),
         _options(trials["status"], lambda s: STATUS_STYLE.get(s, (s, ""))[0]),
         *(_options(trials[knob].astype(str)) for knob in FILTER_KNOBS),
         compare_options,
@@ -382,7 +409,7 @@ def _add_navigation(app: Dash, store: Store) -> None:
         trial_id = int(match.group(1))
         try:
             store.check(create=False)
-            loaded = load_board(store, trial_search(store, trial_id))
+            loaded = load_trial_board(store, trial_id)
         except StoreError as err:
             return _HIDDEN, _SHOWN, [dcc.Link("← back to the leaderboard", href="/"), html.P(str(err))]
         return _HIDDEN, _SHOWN, detail_page(loaded, trial_id, revision=str(trial_id))
@@ -493,7 +520,7 @@ def _options(values: pd.Series, label: Any = str) -> list[dict[str, str]]:
 def _empty_outputs(message: str, knobs: int) -> tuple:
     blank = figures.message_figure("", message)
     figure_count = len(_FIGURES) + len(_COMPARE_FIGURES) + 1
-    head: tuple[Any, ...] = (message, "", _SHOWN, _HIDDEN, [], no_update, [], [])
+    head: tuple[Any, ...] = (message, "", _SHOWN, _HIDDEN, [], no_update, [])
     return (*head, *([[]] * knobs), [], no_update, *([blank] * figure_count))
 
 

@@ -7,6 +7,30 @@
   var source = document.getElementById("board-data");
   if (!source) { return; }
   var D = JSON.parse(source.textContent);
+  function expand(column) {  // a column of few distinct texts comes as {values, codes} (_payload.texts)
+    return Array.isArray(column) ? column : column.codes.map(function (c) { return column.values[c]; });
+  }
+  Object.keys(D.table.cells).forEach(function (k) { D.table.cells[k] = expand(D.table.cells[k]); });
+  function compact(v) {  // table.py's compact: 3 significant digits and an SI suffix
+    var value = Math.abs(v), suffix = "", units = ["k", "M", "G", "T"];
+    for (var u = 0; u < units.length && value >= 999.5; u++) { value /= 1000; suffix = units[u]; }
+    return (v < 0 ? "-" : "") + String(Number(value.toPrecision(3))) + suffix;
+  }
+  function cell(v, kind) {  // table.py's format_cell for the numeric kinds
+    if (v === null || v === undefined) { return "\u2013"; }
+    if (kind === "int") { return String(Math.trunc(v)); }
+    if (kind === "ratio") { return v.toFixed(3); }
+    if (kind === "ms") { return v.toFixed(2); }
+    if (kind === "count") { return compact(v); }
+    return String(Number(v.toPrecision(3)));
+  }
+  D.table.columns.forEach(function (c) {
+    if (c.kind !== "text") { D.table.cells[c.key] = D.table.sort[c.key].map(function (v) { return cell(v, c.kind); }); }
+  });
+  D.detail.facts = D.detail.facts.map(function (f) { return f.column ? D.table.cells[f.column] : expand(f); });
+  D.table.sort.status = expand(D.table.sort.status);
+  D.table.status = expand(D.table.status);
+  D.detail.titles = expand(D.detail.titles);
   var T = D.table, n = T.ids.length, OVERSCAN = 20;
   var table = document.getElementById("trials");
   var body = table.tBodies[0], scroller = document.getElementById("table-scroll");

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,9 @@ from nasfcn.store import (
     DEFAULT_URL,
     EPOCH_COLUMNS,
     RESULT_STATUSES,
+    ColumnFilter,
+    Condition,
+    PageQuery,
     Store,
     arena_trials_frame,
     benchmark_runs_frame,
@@ -30,7 +33,9 @@ from nasfcn.store import (
     searches_frame,
     seed_spread_frame,
     spread_recipe,
+    trial_search,
     trial_times_frame,
+    trials_page,
 )
 
 #: Statuses whose trials have no validation result by construction.
@@ -108,26 +113,50 @@ def load_view(store: Store, search: str | None = None, curves_only: bool = False
     return _load_board(store, details, CURVE_COLUMNS if curves_only else EPOCH_COLUMNS)
 
 
+def load_live_view(
+    store: Store, search: str | None, pick: Callable[[pd.DataFrame], Sequence[int]]
+) -> Board | BenchmarkBoard:
+    """``load_view`` for the live app: every trial, but epochs and per-class IoU only of the
+    trials ``pick`` chooses (trials -> ids: the curves and bars it draws)."""
+    details = search_details(store, search)
+    if details["kind"] == "benchmark":
+        return _load_benchmark(store, details)
+    return _load_board(store, details, pick=pick)
+
+
+def load_trial_board(store: Store, trial_id: int) -> Board:
+    """A board holding one trial (its row, epochs and per-class IoU): what its detail page draws."""
+    details = search_details(store, trial_search(store, trial_id))
+    match = ColumnFilter((Condition("trial_id", "equals", int(trial_id)),))
+    row = trials_page(store, details["search_id"], PageQuery(limit=1, filters=(match,))).rows
+    return _load_board(store, details, pick=lambda trials: [trial_id], trials=row)
+
+
 def _load_board(
-    store: Store, details: Mapping[str, Any], epoch_columns: Sequence[str] = EPOCH_COLUMNS
+    store: Store,
+    details: Mapping[str, Any],
+    epoch_columns: Sequence[str] = EPOCH_COLUMNS,
+    pick: Callable[[pd.DataFrame], Sequence[int]] | None = None,
+    trials: pd.DataFrame | None = None,
 ) -> Board:
+    """``pick`` (trials -> trial ids) limits the epochs and per-class IoU read to those trials
+    (the live app draws a few curves, never every epoch of 10^5 trials); ``trials`` replaces
+    the search's trials (one trial's detail page reads only that one)."""
     name = details["name"]
-    trials = leaderboard_frame(store, name)
-    times = trial_times_frame(store, name).loc[:, ["trial_id", "started_at", "finished_at"]]
-    trials = trials.merge(times, on="trial_id", how="left")
-    if not trials.empty:  # two small reads for the whole board, never one per trial
-        trials = with_seed_spread(
-            trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
-        )
     arena = details["kind"] == ARENA_KIND
-    if arena:  # which strategy, scheduler and repeat each simulated trial belongs to
-        trials = trials.merge(arena_trials_frame(store, name), on="trial_id", how="left")
-    epochs = epochs_frame(store, name, columns=epoch_columns)
-    sources = set(trials["cached_from"].dropna().astype(int)) - set(epochs["trial_id"])
+    if trials is None:
+        trials = search_trials(store, details)
+    chosen = None if pick is None else sorted({int(t) for t in pick(trials)})
+    if chosen is None:
+        epochs = epochs_frame(store, name, columns=epoch_columns)
+    else:
+        epochs = epochs_frame(store, trial_ids=chosen, columns=epoch_columns)
+    shown = trials if chosen is None else trials[trials["trial_id"].isin(chosen)]
+    sources = set(shown["cached_from"].dropna().astype(int)) - set(epochs["trial_id"])
     reused = (
         epochs_frame(store, trial_ids=sorted(sources), columns=epoch_columns) if sources else epochs.iloc[0:0]
     )
-    per_class = per_class_iou_frame(store, name)
+    per_class = per_class_iou_frame(store, name, trial_ids=chosen)
     width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
     names = details["class_names"] or ()
     return Board(
@@ -143,6 +172,22 @@ def _load_board(
         reused_epochs=reused,
         class_names=tuple(names) + tuple(f"class {i}" for i in range(len(names), width)),
     )
+
+
+def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
+    """Every trial of a search as the board shows it: ``leaderboard_frame``, start and finish,
+    and the spread over seeds (two small reads for the whole board, never one per trial)."""
+    name = details["name"]
+    trials = leaderboard_frame(store, name)
+    times = trial_times_frame(store, name).loc[:, ["trial_id", "started_at", "finished_at"]]
+    trials = trials.merge(times, on="trial_id", how="left")
+    if not trials.empty:
+        trials = with_seed_spread(
+            trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
+        )
+    if details["kind"] == ARENA_KIND:  # which strategy, scheduler and repeat each simulated trial belongs to
+        trials = trials.merge(arena_trials_frame(store, name), on="trial_id", how="left")
+    return trials
 
 
 def with_seed_spread(trials: pd.DataFrame, spread: pd.DataFrame, recipe: str | None = None) -> pd.DataFrame:

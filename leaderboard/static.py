@@ -269,10 +269,11 @@ def _table_section(frame: pd.DataFrame) -> str:
     the rows in view."""
     columns = table_columns(frame)
     head = "".join(f'<th data-kind="{c.kind}" scope="col">{escape(c.title)}</th>' for c in columns)
+    present = set(frame["status_key"].tolist())
     options = "".join(
         f'<option value="{escape(s)}">{escape(label)}</option>'
         for s, (label, _) in STATUS_STYLE.items()
-        if s in set(frame["status_key"])
+        if s in present
     )
     return (
         '<section id="table"><h2>Trials, ranked by val mIoU</h2><div class="filters">'

@@ -48,6 +48,7 @@ from leaderboard.figures._pareto import (
 )
 from leaderboard.figures._progress import (
     best_so_far,
+    curve_sample,
     learning_curves,
     learning_curves_overview,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "candidate_label",
     "cost_bars",
     "cross_search_figure",
+    "curve_sample",
     "esc",
     "genotype_diff",
     "knob_effects",

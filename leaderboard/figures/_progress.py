@@ -81,29 +81,43 @@ def learning_curves_overview(
     references: Mapping[str, float] | None = None,
     top: int = CURVES_TOP,
     sample: int = CURVES_SAMPLE,
+    population: int | None = None,
 ) -> go.Figure:
     """``learning_curves`` of every trial while there are at most ``top + sample``; beyond, the
     ``top`` first of ``ranked`` (trial ids, best first) in full, a seeded sample of ``sample``
-    other trials in one WebGL trace, and a note in the title saying so."""
+    other trials in one WebGL trace, and a note in the title saying so.
+
+    ``population``: how many trials have curves when ``epochs`` holds only those
+    ``curve_sample`` chose (the live app reads no other epochs)."""
     curves = epochs[epochs["val_miou"].notna()]
     ids = curves["trial_id"].unique()
-    if len(ids) <= top + sample:
+    total = max(len(ids), population or 0)
+    if total <= top + sample:
         return learning_curves(epochs, references)
-    drawn = set(ids.tolist())
-    best = [int(t) for t in ranked if t in drawn][:top]
-    rest = np.setdiff1d(ids, best)
-    chosen = np.random.default_rng(CURVES_SEED).choice(rest, size=min(sample, len(rest)), replace=False)
+    best, chosen = curve_sample(ids, ranked, top, sample)
     figure = learning_curves(curves[curves["trial_id"].isin(best)], references)
     figure.add_trace(_sample_trace(curves[curves["trial_id"].isin(chosen)]))
     figure.data = (figure.data[-1], *figure.data[:-1])  # drawn underneath the best
     figure.update_layout(
         title=(
-            f"Learning curves: val mIoU per epoch (the best {len(best)} of {len(ids):,} trials; grey: "
-            f"a random sample of {len(chosen)} of the other {len(rest):,}, seed {CURVES_SEED})"
+            f"Learning curves: val mIoU per epoch (the best {len(best)} of {total:,} trials; grey: "
+            f"a random sample of {len(chosen)} of the other {total - len(best):,}, seed {CURVES_SEED})"
         ),
         title_font_size=14,
     )
     return figure
+
+
+def curve_sample(
+    ids: Sequence[int] | np.ndarray, ranked: Sequence[int], top: int = CURVES_TOP, sample: int = CURVES_SAMPLE
+) -> tuple[list[int], np.ndarray]:
+    """The curves ``learning_curves_overview`` draws of trials ``ids``: the ``top`` first of
+    ``ranked`` in full, and a seeded sample of ``sample`` others."""
+    drawn = set(np.asarray(ids).tolist())
+    best = [int(t) for t in ranked if t in drawn][:top]
+    rest = np.setdiff1d(np.asarray(ids), best)
+    chosen = np.random.default_rng(CURVES_SEED).choice(rest, size=min(sample, len(rest)), replace=False)
+    return best, chosen
 
 
 def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:
@@ -123,6 +137,17 @@ def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:
         connectgaps=False,
         meta={"role": "sample"},
     )
+
+
+def _steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a step line (``hv``) that change it: where ``y`` moves, and the last one.
+    The line drawn is the same; at 10^5 trials it is a few dozen points, not 10^5 (below
+    ``GL_POINTS`` points every one is kept, for the hover)."""
+    if len(y) < GL_POINTS:
+        return np.asarray(x), y
+    keep = np.r_[True, ~((y[1:] == y[:-1]) | (np.isnan(y[1:]) & np.isnan(y[:-1])))]
+    keep[-1] = True
+    return np.asarray(x)[keep], y[keep]
 
 
 def best_so_far(trials: pd.DataFrame) -> go.Figure:
@@ -148,11 +173,12 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
         row=1,
         col=1,
     )
+    steps_x, steps_y = _steps(runs, by_number["best_miou"].cummax().ffill().to_numpy(dtype=float))
     figure.add_trace(
         scatter(
             len(runs),
-            x=runs,
-            y=by_number["best_miou"].cummax().ffill(),
+            x=steps_x,
+            y=steps_y,
             mode="lines",
             name="best so far",
             line={"shape": "hv", "color": FRONT_COLOR, "width": 3},
@@ -167,11 +193,13 @@ def best_so_far(trials: pd.DataFrame) -> go.Figure:
             trials["started_at"].min() if trials["started_at"].notna().any() else timed["finished_at"].min()
         )
         minutes = (timed["finished_at"] - start).dt.total_seconds() / 60.0
+        best = timed["best_miou"].cummax().ffill().to_numpy(dtype=float)
+        at, best = _steps(minutes.to_numpy(dtype=float), best)
         figure.add_trace(
             scatter(
                 len(minutes),
-                x=minutes,
-                y=timed["best_miou"].cummax().ffill(),
+                x=at,
+                y=best,
                 mode="lines+markers",
                 name="best so far (time)",
                 line={"shape": "hv", "color": "#1b9e77", "width": 3},

@@ -69,7 +69,8 @@ def seed_spread_frame(store: Store, dataset: str) -> pd.DataFrame:
     columns = ["arch_id", "trial_key", "recipe", "seeds", "miou_mean", "miou_std"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    frame["recipe"] = [_without_seed(text) for text in frame["recipe_json"]]
+    recipes = {text: _without_seed(text) for text in set(frame["recipe_json"].tolist())}  # a few per search
+    frame["recipe"] = frame["recipe_json"].map(recipes)
     per_seed = frame.groupby(["arch_id", "trial_key", "recipe", "seed"], as_index=False)["best_miou"].max()
     grouped = per_seed.groupby(["arch_id", "trial_key", "recipe"])["best_miou"]
     spread = pd.DataFrame(

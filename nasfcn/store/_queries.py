@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import ColumnElement, Selectable, case, func, select
+from sqlalchemy.orm import QueryableAttribute
 
 from nasfcn.store._engine import Store, StoreError
 from nasfcn.store._schema import Architecture, Epoch, Search, Trial, TrialCost
@@ -135,41 +136,46 @@ def search_id(store: Store, name: str | None = None) -> int:
 
 def leaderboard_frame(store: Store, search: str | None = None) -> pd.DataFrame:
     """One row per trial of a search, ranked by best val mIoU (rank is NaN without a result)."""
-    sid = search_id(store, search)
     statement = (
-        select(
-            Trial.id.label("trial_id"),
-            Trial.number,
-            Trial.arch_id,
-            Trial.status,
-            Trial.best_miou,
-            Trial.best_pixel_accuracy,
-            Trial.final_miou,
-            TrialCost.params,
-            TrialCost.flops,
-            TrialCost.latency_ms,
-            TrialCost.peak_memory_mb,
-            Trial.peak_train_memory_mb,
-            Trial.train_device,
-            Trial.reference,
-            Trial.epochs_trained,
-            Trial.started_at,
-            Trial.finished_at,
-            Trial.seed,
-            Trial.cached_from,
-            Trial.error,
-            Trial.checkpoint,
-            Trial.genotype_json,
-        )
+        select(*trial_columns())
         .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
-        .where(Trial.search_id == sid)
+        .where(Trial.search_id == search_id(store, search))
     )
     frame = _frame(store, statement)
     return _rank(_with_knobs(frame))
 
 
+def trial_columns() -> tuple[ColumnElement[Any] | QueryableAttribute[Any], ...]:
+    """What a leaderboard row reads of a trial and its cost (``leaderboard_frame`` and the
+    live app's pages), before ``_with_knobs`` parses the genotype."""
+    return (
+        Trial.id.label("trial_id"),
+        Trial.number,
+        Trial.arch_id,
+        Trial.status,
+        Trial.best_miou,
+        Trial.best_pixel_accuracy,
+        Trial.final_miou,
+        TrialCost.params,
+        TrialCost.flops,
+        TrialCost.latency_ms,
+        TrialCost.peak_memory_mb,
+        Trial.peak_train_memory_mb,
+        Trial.train_device,
+        Trial.reference,
+        Trial.epochs_trained,
+        Trial.started_at,
+        Trial.finished_at,
+        Trial.seed,
+        Trial.cached_from,
+        Trial.error,
+        Trial.checkpoint,
+        Trial.genotype_json,
+    )
+
+
 def _with_knobs(frame: pd.DataFrame) -> pd.DataFrame:
-    genotypes = [json.loads(text) for text in frame["genotype_json"]]
+    genotypes = [json.loads(text) for text in frame["genotype_json"].tolist()]
     frame["stages"] = [g["encoder"]["stages"] for g in genotypes]
     frame["width"] = [g["encoder"]["width"] for g in genotypes]
     frame["kernels"] = ["/".join(map(str, g["encoder"]["kernel_size"])) for g in genotypes]

@@ -96,6 +96,9 @@ class Trial(Base):
         Index("ix_trials_search_best", "search_id", "best_miou"),
         Index("ix_trials_cache", "trial_key", "dataset", "recipe_key"),
         Index("ix_trials_arch", "arch_id"),
+        Index("ix_trials_search_started", "search_id", "started_at"),  # the live board's watermark
+        Index("ix_trials_search_finished", "search_id", "finished_at"),
+        Index("ix_trials_dataset_best", "dataset", "best_miou"),  # across searches of a dataset
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -242,6 +242,14 @@ def bulk_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         store.dispose()
 
 
+@pytest.fixture(scope="module")
+def live_bulk(bulk_db) -> Iterator[tuple[str, str, str]]:
+    """(server address, database URL, search name): the live leaderboard of a 10,000-trial search."""
+    url, search = bulk_db(10_000)
+    with _serving(url, refresh_s=5.0) as base:
+        yield base, url, search
+
+
 CLASS_NAMES = ["background", "<b>circle</b>", "square"]
 
 

@@ -228,6 +228,31 @@ def test_knob_effects_of_many_trials_are_box_statistics_not_points() -> None:
         assert box.q3[k] <= box.upperfence[k] < 5.0
 
 
+def test_best_so_far_lines_keep_only_their_steps() -> None:
+    n = figures.GL_POINTS * 3
+    rng = np.random.default_rng(1)
+    start = pd.Timestamp("2026-11-30", tz="UTC")
+    many = pd.DataFrame(
+        {
+            "trial_id": range(n),
+            "number": range(n),
+            "best_miou": rng.random(n),
+            "status": "completed",
+            "started_at": [start + pd.Timedelta(minutes=i) for i in range(n)],
+            "finished_at": [start + pd.Timedelta(minutes=i + 1) for i in range(n)],
+        }
+    )
+    figure = figures.best_so_far(many)
+    best = many["best_miou"].cummax()
+    for role in ("best_by_count", "best_by_time"):
+        (line,) = _traces(figure, role=role)
+        assert len(line.y) == best.nunique() + 1  # each new best once, and the last trial
+        assert list(line.y[:-1]) == sorted(set(best))
+        assert line.y[-1] == best.iloc[-1]
+    (by_count,) = _traces(figure, role="best_by_count")
+    assert by_count.x[-1] == n
+
+
 def test_best_so_far_by_trial_count_and_wall_time(trials) -> None:
     figure = figures.best_so_far(trials)
     (by_count,) = _traces(figure, role="best_by_count")

@@ -98,6 +98,33 @@ def test_json_script_cannot_be_closed_by_stored_text() -> None:
     assert json.loads(body) == {"name": hostile}
 
 
+def _expand(column: list | dict) -> list:
+    """A column as the page reads it (``texts`` may have coded it)."""
+    return column if isinstance(column, list) else [column["values"][c] for c in column["codes"]]
+
+
+def _fact(payload: dict, k: int) -> list[str]:
+    """Fact ``k`` of every trial as the page reads it: coded texts, or a table column's numbers
+    written as the table writes them."""
+    from leaderboard.table import COLUMNS, format_cell
+
+    fact = payload["detail"]["facts"][k]
+    if isinstance(fact, dict) and "column" in fact:
+        kind = next(c.kind for c in COLUMNS if c.key == fact["column"])
+        return [format_cell(v, kind) for v in payload["table"]["sort"][fact["column"]]]
+    return _expand(fact)
+
+
+def test_columns_of_few_distinct_texts_are_coded_once_per_value() -> None:
+    from leaderboard._payload import texts
+
+    statuses = ["completed"] * 90 + ["failed"] * 10
+    coded = texts(statuses)
+    assert coded == {"values": ["completed", "failed"], "codes": [0] * 90 + [1] * 10}
+    assert _expand(coded) == statuses
+    assert texts(["a", "b", "c"]) == ["a", "b", "c"]  # as many values as rows: kept as they are
+
+
 def test_the_block_holds_each_trials_detail_as_the_detail_page_showed_it(handmade_db: str) -> None:
     from leaderboard._payload import board_payload
     from leaderboard.table import detail_items, table_frame
@@ -108,7 +135,7 @@ def test_the_block_holds_each_trials_detail_as_the_detail_page_showed_it(handmad
     for i, row in enumerate(board.trials.to_dict("records")):
         items = detail_items(row)[:10]
         assert [label for label, _ in items] == detail["labels"]
-        assert [detail["facts"][k][i] for k in range(10)] == [text for _, text in items]
+        assert [_fact(payload, k)[i] for k in range(10)] == [text for _, text in items]
         assert _decode(payload["genotypes"], i) == json.loads(pretty_genotype(row["genotype_json"]))
     best = payload["curves"][0]
     assert best == [1, [0.3, 0.6, 0.5]]

@@ -1,0 +1,63 @@
+"""The live table's requests: AG Grid's sort and filter models become the store's page query."""
+
+from __future__ import annotations
+
+from leaderboard._grid import SQL_COLUMNS, SpreadCache, column_defs, page_query, page_rows
+from leaderboard.table import COLUMNS
+from nasfcn.store import ColumnFilter, Condition, Store, leaderboard_frame, search_details
+
+
+def test_a_grid_request_becomes_a_page_query_in_the_stores_column_names() -> None:
+    request = {
+        "startRow": 200,
+        "endRow": 300,
+        "sortModel": [{"colId": "depth", "sort": "desc"}, {"colId": "note", "sort": "asc"}],
+        "filterModel": {
+            "best_miou": {"filterType": "number", "type": "inRange", "filter": 0.2, "filterTo": 0.4},
+            "status": {
+                "filterType": "text",
+                "operator": "OR",
+                "conditions": [
+                    {"filterType": "text", "type": "contains", "filter": "stopped early"},
+                    {"filterType": "text", "type": "equals", "filter": "failed"},
+                ],
+            },
+            "rank": {"filterType": "number", "type": "equals", "filter": 1},
+        },
+    }
+    query = page_query(request, ["completed"], {"skip": ["fcn8s"], "upsample": None})
+    assert (query.offset, query.limit) == (200, 100)
+    assert query.sort == (("stages", "desc"),)  # the note has no column in the database to sort by
+    assert query.statuses == ("completed",)
+    assert dict(query.knobs) == {"skip": ("fcn8s",)}
+    assert query.filters == (
+        ColumnFilter((Condition("best_miou", "inRange", 0.2, 0.4),)),
+        ColumnFilter(
+            (Condition("status", "contains", "stopped_early"), Condition("status", "equals", "failed")), "or"
+        ),
+    )  # the rank is sorted, never filtered
+
+
+def test_only_columns_the_database_orders_are_sortable_and_filterable() -> None:
+    specs = {spec["field"]: spec for spec in column_defs(COLUMNS)}
+    for key, spec in specs.items():
+        if key in SQL_COLUMNS:
+            assert spec.get("sortable", True), key
+        else:
+            assert spec["sortable"] is False, key
+            assert spec["filter"] is False, key
+    assert specs["rank"]["filter"] is False
+
+
+def test_page_rows_answer_with_the_page_and_the_count(handmade_db: str) -> None:
+    store = Store(handmade_db)
+    try:
+        details = search_details(store, "alpha")
+        board = leaderboard_frame(store, "alpha")
+        spread = SpreadCache().get(store, "alpha", details["dataset"], ("mark",))
+        answer = page_rows(store, details, page_query({"startRow": 1, "endRow": 3}), spread)
+    finally:
+        store.dispose()
+    assert answer["rowCount"] == len(board)
+    assert [row["id"] for row in answer["rowData"]] == [int(t) for t in board["trial_id"][1:3]]
+    assert {"rank", "status", "status_key", "note", "seeds"} <= set(answer["rowData"][0])
