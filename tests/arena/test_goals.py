@@ -1,4 +1,4 @@
-"""``benchmarks/arena_goals.py`` on the arena's small table."""
+"""``benchmarks/arena_goals.py`` and ``benchmarks/search_efficiency.py`` on the arena's small table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from types import ModuleType
 
 import pytest
 
+from nasfcn.arena import ArenaTable, target_of
 from nasfcn.search import SEARCHERS
+from nasfcn.table import load
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -92,6 +94,34 @@ def test_the_sweep_repeats_are_cut_to_fit_and_say_so() -> None:
     assert note.startswith("the sweep ran 60 of 100 repeats")
     assert goals.plan_sweep_repeats(None, 100, 20, 10.0, 1.0)[0] == 20  # never below 20
     assert goals.plan_sweep_repeats(30, 100, 20, 10.0, 1.0)[0] == 30
+
+
+def test_search_efficiency_replays_the_arena_goals_headline(
+    table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    efficiency, goals = _load("search_efficiency"), _load("arena_goals")
+    out = tmp_path / "efficiency.json"
+    efficiency.main(
+        ["--table", str(table_files["arena8"]), "--repeats", "3", "--trials", "6", "--json", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert "epochs to target, tpe + asha / random + fifo" in printed
+    board = ArenaTable(load(table_files["arena8"]))
+    head = goals.headline(board, target_of(board), repeats=3, trials=6, concurrency=4, seed=0)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(head.as_dict()))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [([], "give --table FILE"), (["--table", "t.parquet", "--train"], "give one of them")],
+)
+def test_search_efficiency_needs_a_table_or_train(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _load("search_efficiency").main(args)
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
 
 
 def test_a_target_no_architecture_reaches_is_one_line(
