@@ -7,17 +7,21 @@
     winner's curse of each pair.
 (b) **Defaults sweep**, each setting replayed as ``tpe + asha`` and measured against the same
     ``random + fifo`` repeats at one epoch budget: ASHA grace period (1, 2, 3, epochs/4) x
-    reduction factor (2, 3, 4); TPE start-up trials (4, 8, 16), multivariate (with and without
-    group) and constant_liar; NSGA-II population (8, 16) when the table has a cost to be the
-    second objective. The TPE and NSGA-II variants are strategies registered here with
-    ``nasfcn.search.optuna_strategy`` (``tpe-s8``, ``tpe-mv``, ``tpe-liar``, ...) and unregistered
-    at the end: a new strategy is in the arena with no other code.
+    reduction factor (2, 3, 4); TPE start-up trials (4, 8, 16), independent / multivariate /
+    multivariate with group, constant_liar off / on (nasfcn's ``tpe`` keeps Optuna's defaults:
+    in Optuna 5 multivariate for one objective and constant_liar on, so those rows are ``tpe``
+    itself); NSGA-II population (8, 16) when the table has a cost to be the second objective.
+    The TPE and NSGA-II variants are strategies registered here with
+    ``nasfcn.search.optuna_strategy`` (``tpe-s8``, ``tpe-uv``, ``tpe-noliar``, ...) and
+    unregistered at the end: a new strategy is in the arena with no other code.
 (c) A markdown block to paste into RESULTS.md (printed, and written to ``--out``) and the JSON.
 
-Progress goes to stderr with an ETA. One TPE replay of 64 trials takes ~0.37 s on the busy
-2-core machine (random + FIFO ~0.2 s), so 100 repeats of the headline and ~20 sweep settings
-take ~15 minutes; when the sweep would not fit in ``--minutes`` its repeats are cut (the output
-says so). ``--sweep-repeats`` sets them outright.
+Progress goes to stderr with an ETA. On the busy 2-core machine one replay of 64 trials takes
+~0.2 s (random + FIFO) to ~0.4 s (TPE + ASHA) alone, ~1.2 s while other jobs share the cores;
+100 repeats of the headline and the 15 sweep settings that are not ``tpe`` itself are 1,700
+replays: ~10 minutes, over 30 when the cores are shared. So the sweep's repeats are cut when
+the rate measured on the headline says they would not fit in ``--minutes`` (default 15; never
+below 20 repeats; the output says so); ``--sweep-repeats`` sets them outright.
 
     .venv/bin/python benchmarks/arena_goals.py --table benchmarks/tables/fcn_bench_shapes.parquet \
         [--repeats 100 --trials 64 --concurrency 4 --seed 0 --target 1%] [--out DIR]
@@ -26,6 +30,7 @@ says so). ``--sweep-repeats`` sets them outright.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -86,13 +91,21 @@ def _nsga2(population: int) -> Callable[[int, int], optuna.samplers.BaseSampler]
     return make
 
 
+#: Optuna's own TPE defaults, which nasfcn's ``tpe`` keeps: Optuna 5 samples multivariate for one
+#: objective (``multivariate=None``) and has ``constant_liar`` on.
+_TPE_SIGNATURE = inspect.signature(optuna.samplers.TPESampler).parameters
+MULTIVARIATE_DEFAULT = _TPE_SIGNATURE["multivariate"].default in (None, True)
+LIAR_DEFAULT = bool(_TPE_SIGNATURE["constant_liar"].default)
+
 #: name -> (description, sampler factory, multi-objective)
 VARIANTS: dict[str, tuple[str, Callable[[int, int], optuna.samplers.BaseSampler], bool]] = {
     "tpe-s8": ("TPE, 8 start-up trials", _tpe(n_startup_trials=8), False),
     "tpe-s16": ("TPE, 16 start-up trials", _tpe(n_startup_trials=16), False),
+    "tpe-uv": ("TPE, independent (univariate)", _tpe(multivariate=False), False),
     "tpe-mv": ("TPE, multivariate", _tpe(multivariate=True), False),
     "tpe-mvg": ("TPE, multivariate with group", _tpe(multivariate=True, group=True), False),
-    "tpe-liar": ("TPE, constant_liar", _tpe(constant_liar=True), False),
+    "tpe-liar": ("TPE, constant_liar on", _tpe(constant_liar=True), False),
+    "tpe-noliar": ("TPE, constant_liar off", _tpe(constant_liar=False), False),
     "nsga2-p16": ("NSGA-II, population 16", _nsga2(16), True),
 }
 
@@ -203,10 +216,14 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.perf_counter)
     _shown: float = 0.0
+    _last: float = field(default_factory=time.perf_counter)
+    _per_pair: dict[str, list[float]] = field(default_factory=dict)  # pair -> seconds of its replays
 
     def __call__(self, result: ReplayResult) -> None:
         self.done += 1
         now = time.perf_counter()
+        self._per_pair.setdefault(result.search.pair, []).append(now - self._last)
+        self._last = now
         if now - self._shown >= self.every or self.done == self.total:
             self._shown = now
             elapsed = now - self.started
@@ -218,8 +235,10 @@ class Progress:
                 flush=True,
             )
 
-    @property
-    def seconds_per_replay(self) -> float:
+    def seconds_per_replay(self, pair: str | None = None) -> float:
+        """Mean seconds of one replay of ``pair`` so far (of any pair when None or not seen)."""
+        if pair in self._per_pair:
+            return sum(self._per_pair[pair]) / len(self._per_pair[pair])
         return (time.perf_counter() - self.started) / max(1, self.done)
 
 
@@ -334,13 +353,14 @@ def settings(board: ArenaTable, trials: int, concurrency: int) -> tuple[list[Set
             given = None if is_default else grace  # the default exactly as the headline replays it
             search = ArenaSearch("tpe", "asha", trials, concurrency, ("miou",), given, factor)
             out.append(Setting("ASHA grace period x reduction factor", label, search, is_default))
+    mv, liar = "TPE multivariate / group", f"TPE constant_liar (concurrency {concurrency})"
     tpe = [("TPE n_startup_trials", f"{TPE_STARTUP}", "tpe", True)]
     tpe += [("TPE n_startup_trials", n, f"tpe-s{n}", False) for n in ("8", "16")]
-    tpe += [("TPE multivariate / group", "off", "tpe", True)]
-    tpe += [("TPE multivariate / group", "multivariate", "tpe-mv", False)]
-    tpe += [("TPE multivariate / group", "multivariate + group", "tpe-mvg", False)]
-    tpe += [(f"TPE constant_liar (concurrency {concurrency})", "off", "tpe", True)]
-    tpe += [(f"TPE constant_liar (concurrency {concurrency})", "on", "tpe-liar", False)]
+    tpe += [_optuna_default(mv, "independent", "tpe-uv", not MULTIVARIATE_DEFAULT)]
+    tpe += [_optuna_default(mv, "multivariate", "tpe-mv", MULTIVARIATE_DEFAULT)]
+    tpe += [(mv, "multivariate + group", "tpe-mvg", False)]
+    tpe += [_optuna_default(liar, "off", "tpe-noliar", not LIAR_DEFAULT)]
+    tpe += [_optuna_default(liar, "on", "tpe-liar", LIAR_DEFAULT)]
     for knob, value, strategy, is_default in tpe:
         out.append(Setting(knob, value, ArenaSearch(strategy, "asha", trials, concurrency), is_default))
     second = second_objective(board)
@@ -355,6 +375,11 @@ def settings(board: ArenaTable, trials: int, concurrency: int) -> tuple[list[Set
             knob = f"NSGA-II population (miou + {second})"
             out.append(Setting(knob, str(population), search, population == NSGA_POPULATION))
     return out, skipped
+
+
+def _optuna_default(knob: str, value: str, variant: str, default: bool) -> tuple[str, str, str, bool]:
+    """Optuna's default value is nasfcn's ``tpe`` itself (its replays reused); another, the variant."""
+    return (knob, value, "tpe" if default else variant, default)
 
 
 def second_objective(board: ArenaTable) -> str | None:
@@ -504,7 +529,7 @@ def run(args: argparse.Namespace, stream: TextIO = sys.stderr) -> dict[str, Any]
         progress = Progress(2 * args.repeats + fresh * (args.sweep_repeats or args.repeats), stream)
         head = headline(board, target, args.repeats, args.trials, args.concurrency, args.seed, progress)
         repeats, note = plan_sweep_repeats(
-            args.sweep_repeats, args.repeats, fresh, progress.seconds_per_replay, args.minutes
+            args.sweep_repeats, args.repeats, fresh, progress.seconds_per_replay("tpe + asha"), args.minutes
         )
         progress.total = progress.done + fresh * repeats
         swept = sweep(board, head, planned, repeats, args.seed, progress, skipped, note)
@@ -550,7 +575,7 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="repeats of each sweep setting (default: --repeats, cut to fit --minutes)",
     )
-    p.add_argument("--minutes", type=float, default=20.0, help="the sweep's time budget when cutting repeats")
+    p.add_argument("--minutes", type=float, default=15.0, help="the sweep's time budget when cutting repeats")
     p.add_argument("--out", type=Path, help="folder for arena_goals.md and arena_goals.json")
     return p
 
