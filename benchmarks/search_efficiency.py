@@ -1,14 +1,26 @@
 """Search efficiency: TPE + ASHA against random search + FIFO on the same space, data and seeds.
 
-For each seed both searches run one trial at a time (so trial order is time order) on
-``fcn_tiny.yaml`` + ``shapes``. The target is the best val mIoU random + FIFO finds, minus
-one point; the figure of merit is the number of epochs each strategy trained until one of
-its trials first reached the target (the epochs of every trial started before, including
-early-stopped ones). Also printed, as an equal-budget view: random's best within as many
-epochs as the whole TPE + ASHA search trained. Goal: TPE + ASHA needs at most 1/3 of
-random + FIFO's epochs (median over seeds; a seed where it never gets there counts as inf).
+By default the searches are replayed against a table (``nasfcn arena``'s engine: the very
+searcher and scheduler ``nasfcn search`` builds, each epoch looked up in the table), 100
+repeats paired by seed, and the figures are ``benchmarks/arena_goals.py``'s headline (its
+function, not a copy): median epochs until the exported architecture's true mean reaches
+the table's top 1% with CIs, their ratio (goal: TPE + ASHA <= 1/3 of random + FIFO's),
+regret at equal epochs with the Wilcoxon p (goal < 0.01) and the winner's curse::
 
-    .venv/bin/python benchmarks/search_efficiency.py [--trials 32] [--epochs 12] [--seeds 0,1]
+    .venv/bin/python benchmarks/search_efficiency.py --table benchmarks/tables/fcn_bench_shapes.parquet \
+        [--repeats 100] [--trials 64] [--concurrency 4] [--seed 0] [--json FILE]
+
+``--train``: the original real-training mode, for a GPU machine (a single noisy training
+run per seed decides it, which is why the table replaces it). For each seed both searches
+run one trial at a time (so trial order is time order) on ``fcn_tiny.yaml`` + ``shapes``. The
+target is the best val mIoU random + FIFO finds, minus one point; the figure of merit is the
+number of epochs each strategy trained until one of its trials first reached the target (the
+epochs of every trial started before, including early-stopped ones). Also printed, as an
+equal-budget view: random's best within as many epochs as the whole TPE + ASHA search
+trained. Goal: TPE + ASHA needs at most 1/3 of random + FIFO's epochs (median over seeds; a
+seed where it never gets there counts as inf).
+
+    .venv/bin/python benchmarks/search_efficiency.py --train [--trials 32] [--epochs 12] [--seeds 0,1]
 
 On a GPU machine ``--gpus-per-trial 0.25`` trains each trial on the GPU; one process per
 seed then shares it (each search still runs one trial at a time), which is how budgets
@@ -28,10 +40,13 @@ course over search length.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 
@@ -126,9 +141,16 @@ def compare(random: pd.DataFrame, tpe: pd.DataFrame, seed: int, trials: int) -> 
     }
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--table", help="replay against this table's .parquet file (the default mode)")
+    parser.add_argument("--repeats", type=int, default=100, help="replays of each pair (with --table)")
+    parser.add_argument("--concurrency", type=int, default=4, help="simulated workers (with --table)")
+    parser.add_argument("--seed", type=int, default=0, help="repeat r replays with seed + r (with --table)")
+    parser.add_argument("--target", default="1%", help="top share (1%%) or a mean val mIoU (with --table)")
+    parser.add_argument("--json", help="write the figures here as JSON (with --table)")
+    parser.add_argument("--train", action="store_true", help="train for real instead (for a GPU machine)")
+    parser.add_argument("--trials", type=int, help="trials per search (default: 64 replayed, 32 trained)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--train-samples", type=int, default=512)
     parser.add_argument("--image-size", type=int, default=32)
@@ -144,10 +166,56 @@ def main() -> None:
         default="",
         help="also report the figures for the first N trials of each search (comma list, e.g. 32,64)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.train and args.table is not None:
+        cli.error("--table replays against a table and --train trains for real: give one of them")
+    if args.train:
+        args.trials = args.trials or 32
+        trained(args, cli)
+    elif args.table is None:
+        cli.error("give --table FILE to replay against a table, or --train to train for real (GPU)")
+    else:
+        args.trials = args.trials or 64
+        replayed(args)
+
+
+def replayed(args: argparse.Namespace) -> dict:
+    """The arena's figures: ``arena_goals.headline`` on the table, printed as markdown (and JSON)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)  # the sibling benchmark whose headline this reuses
+    from arena_goals import Progress, headline, headline_markdown
+
+    from nasfcn.arena import ArenaTable, target_of
+    from nasfcn.table import load
+
+    board = ArenaTable(load(args.table))
+    head = headline(
+        board,
+        target_of(board, args.target),
+        args.repeats,
+        args.trials,
+        args.concurrency,
+        args.seed,
+        Progress(2 * args.repeats),
+    )
+    print("\n".join(headline_markdown(head)))
+    figures = head.as_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return figures
+
+
+def trained(args: argparse.Namespace, cli: argparse.ArgumentParser) -> None:
+    """The real-training mode (``--train``): both searches per seed, trained on ``shapes``."""
     lengths = sorted({int(n) for n in args.report_at.split(",") if n.strip()} | {args.trials})
     if lengths[0] < 1 or lengths[-1] > args.trials:
-        parser.error(f"--report-at: each length must be 1 to --trials ({args.trials}), got {args.report_at}")
+        cli.error(f"--report-at: each length must be 1 to --trials ({args.trials}), got {args.report_at}")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     grace = SearchConfig(space="", epochs=args.epochs, grace_period=args.grace_period).asha_grace_period
     rows = []

@@ -39,6 +39,7 @@ def export_trial(
 
     board = leaderboard_frame(store, search)
     name = search or _latest_name(store)
+    _refuse_simulated(store, name)
     row = select_trial(board, name, trial, rank, max_latency_ms)
     record = trial_record(store, int(row["trial_id"]))
     location = record["checkpoint"]
@@ -68,6 +69,18 @@ def export_trial(
         ),
     }
     return export_model(model, preprocess, metrics, out, recipe, overwrite=overwrite)
+
+
+def _refuse_simulated(store: Store, search: str) -> None:
+    """An arena's trials were looked up in a table, never trained: there are no weights to export."""
+    stored = get_search(store, search)
+    if stored is not None and stored["kind"] == "arena":
+        table = stored["config"].get("table") or stored["dataset"]
+        raise ExportError(
+            f"search {search!r} is an arena: its trials were replayed from table {table!r}, not trained, "
+            "so they have no weights to export; train the architecture with nasfcn train --genotype "
+            "or nasfcn search, then export that trial"
+        )
 
 
 def _data_options(store: Store, search: str) -> dict[str, Any]:

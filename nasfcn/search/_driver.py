@@ -214,10 +214,7 @@ def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[st
     if stored is None:
         raise SearchConfigError(f"--resume: no search named {config.name!r} in {store.masked_url}")
     if stored["kind"] != "search":
-        raise SearchConfigError(
-            f"--resume: {config.name!r} is a {stored['kind']}; "
-            f"continue it with nasfcn {_COMMANDS.get(stored['kind'], stored['kind'])} --resume"
-        )
+        raise SearchConfigError(_not_a_search(config.name, stored["kind"]))
     given = given_fields(config)
     saved = {**stored["config"], "data": stored["dataset"]}
     merged = merge_stored(config, saved, SEARCH_RESUME, given, {"data": absolute_spec})
@@ -232,6 +229,17 @@ def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[st
     space_file = folder / "space.yaml"  # exactly the space the search started with
     space_file.write_text(stored["space_yaml"] or Path(config.space).read_text(), encoding="utf-8")
     return replace(resumed, space=str(space_file)), merged.changes
+
+
+def _not_a_search(name: str, kind: str) -> str:
+    """Why a resume refuses another kind of run, and what continues it (an arena: nothing does)."""
+    if kind == "arena":
+        return (
+            f"--resume: {name!r} is an arena (searches simulated against a table, nothing trained), "
+            "not a search: nothing to resume; replay it with nasfcn arena --table TABLE "
+            f"--name {name} --replace"
+        )
+    return f"--resume: {name!r} is a {kind}; continue it with nasfcn {_COMMANDS.get(kind, kind)} --resume"
 
 
 def _other_space(path: str, stored: dict[str, Any]) -> bool:

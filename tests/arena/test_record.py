@@ -63,3 +63,31 @@ def test_the_stored_trials_say_which_replay_they_belong_to(table: Table, tmp_pat
         ]
     assert params[0] == {"arena": {"strategy": "random", "scheduler": "asha", "repeat": 0, "trial": 0}}
     assert params[-1] == {"arena": {"strategy": "random", "scheduler": "asha", "repeat": 1, "trial": 4}}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--search", "tiny"], ["--search", "tiny", "--trial", "3"], ["--search", "tiny", "--rank", "1"], []],
+    ids=["best", "trial", "rank", "latest"],
+)
+def test_a_stored_arena_is_not_exported(table: Table, tmp_path: Path, options: list[str]) -> None:
+    """Simulated trials have no weights: one line says so, whichever trial is asked for."""
+    from typer.testing import CliRunner
+
+    from nasfcn.cli import app
+
+    run = run_arena(ArenaTable(table), ArenaPlan(("random",), ("fifo",), 4, 1), "tiny")
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    store = open_store(db)
+    store_arena(store, run)
+    store.dispose()
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(app, ["export", *options, "--out", str(out), "--db", db])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert " ".join(result.stderr.split()) == (
+        "search 'tiny' is an arena: its trials were replayed from table 'arena8', not trained, so they "
+        "have no weights to export; train the architecture with nasfcn train --genotype or nasfcn search, "
+        "then export that trial"
+    )
+    assert not out.exists()

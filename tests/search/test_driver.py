@@ -114,3 +114,34 @@ def test_a_benchmark_whose_database_stays_away_stops_with_one_line(
     assert "the search and its running trials are marked interrupted" in message
     assert message.endswith("continue with nasfcn benchmark --resume --name away")
     assert _statuses(config.execution.db, "away")[0] == "interrupted"
+
+
+# --- a resume of another kind of run names that kind -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "refusal"),
+    [
+        (
+            "arena",
+            "--resume: 'runs' is an arena (searches simulated against a table, nothing trained), not a "
+            "search: nothing to resume; replay it with nasfcn arena --table TABLE --name runs --replace",
+        ),
+        ("table", "--resume: 'runs' is a table; continue it with nasfcn tabulate --resume"),
+        ("benchmark", "--resume: 'runs' is a benchmark; continue it with nasfcn benchmark --resume"),
+    ],
+)
+def test_a_resume_of_another_kind_of_run_is_one_line_naming_the_kind(
+    tmp_path: Path, store_tracker: list, kind: str, refusal: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from nasfcn.cli import app
+    from nasfcn.store import create_search, open_store
+
+    db = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    create_search(open_store(db), "runs", "shapes", config={}, kind=kind)
+    result = CliRunner().invoke(app, ["search", "--name", "runs", "--resume", "--db", db])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert " ".join(result.stderr.split()) == refusal  # one message (the console wraps long lines)

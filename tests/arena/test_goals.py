@@ -1,0 +1,134 @@
+"""``benchmarks/arena_goals.py`` and ``benchmarks/search_efficiency.py`` on the arena's small table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from nasfcn.arena import ArenaTable, target_of
+from nasfcn.search import SEARCHERS
+from nasfcn.table import load
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while they are built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(markdown: str, header: str) -> list[list[str]]:
+    """The cells of the markdown table whose header line starts with ``header``."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.mark.slow
+def test_one_command_gives_the_headline_and_every_sweep_setting(
+    table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    goals = _load("arena_goals")
+    args = ["--table", str(table_files["arena8"]), "--repeats", "3", "--trials", "8"]
+    done = goals.main([*args, "--concurrency", "2", "--out", str(tmp_path)])
+    printed = capsys.readouterr()
+    markdown = (tmp_path / "arena_goals.md").read_text()
+    assert printed.out == markdown == done["markdown"]
+    assert "ETA" in printed.err  # progress on stderr
+
+    headline = _rows(markdown, "| pair |")
+    assert [row[0] for row in headline] == ["random + fifo", "tpe + asha"]
+    assert "epochs to target, tpe + asha / random + fifo" in markdown
+    sweep = _rows(markdown, "| knob |")
+    settings = [(row[0], row[1]) for row in sweep]
+    # arena8 trains 4 epochs: a quarter is grace 1, so the graces are 1, 2, 3, each x factors 2, 3, 4
+    asha = [s for k, s in settings if k.startswith("ASHA")]
+    assert asha == [
+        f"grace {g}{' (= epochs/4)' if g == 1 else ''}, factor {f}{' (default)' if (g, f) == (1, 2) else ''}"
+        for g in (1, 2, 3)
+        for f in (2, 3, 4)
+    ]
+    assert [s for k, s in settings if k == "TPE n_startup_trials"] == ["4 (default)", "8", "16"]
+    # Optuna 5's TPESampler (nasfcn's tpe) is multivariate for one objective and has constant_liar on
+    assert [s for k, s in settings if k.startswith("TPE multivariate")] == [
+        "independent",
+        "multivariate (default)",
+        "multivariate + group",
+    ]
+    assert [s for k, s in settings if k == "TPE constant_liar (concurrency 2)"] == ["off", "on (default)"]
+    # arena8's latency differs per architecture: it is NSGA-II's second objective
+    assert [s for k, s in settings if k.startswith("NSGA-II")] == ["8 (default)", "16"]
+    assert settings[0] == ("baseline", "random + fifo")
+
+    summary = json.loads((tmp_path / "arena_goals.json").read_text())
+    assert summary == json.loads(json.dumps(done["json"]))
+    assert len(summary["sweep"]["rows"]) == len(sweep)
+    assert {row["repeats"] for row in summary["sweep"]["rows"]} == {3}
+    assert [p["setting"] for p in summary["headline"]["pairs"]] == ["random + fifo", "tpe + asha"]
+    # the one clearly best architecture is the target; the winner's curse is measured per pair
+    assert summary["headline"]["target"]["reaching"] == 1
+    assert all(p["winners_curse"]["median"] is not None for p in summary["headline"]["pairs"])
+    # the sweep's strategies were registered for the run only
+    assert not {"tpe-s8", "tpe-uv", "tpe-noliar", "nsga2-p16"} & set(SEARCHERS.names())
+
+
+def test_the_sweep_repeats_are_cut_to_fit_and_say_so() -> None:
+    goals = _load("arena_goals")
+    assert goals.plan_sweep_repeats(None, 100, 20, 0.3, 20.0) == (100, "")  # 600 s fit in 20 min
+    repeats, note = goals.plan_sweep_repeats(None, 100, 20, 1.0, 20.0)
+    assert repeats == 60
+    assert note.startswith("the sweep ran 60 of 100 repeats")
+    assert goals.plan_sweep_repeats(None, 100, 20, 10.0, 1.0)[0] == 20  # never below 20
+    assert goals.plan_sweep_repeats(30, 100, 20, 10.0, 1.0)[0] == 30
+
+
+def test_search_efficiency_replays_the_arena_goals_headline(
+    table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    efficiency, goals = _load("search_efficiency"), _load("arena_goals")
+    out = tmp_path / "efficiency.json"
+    efficiency.main(
+        ["--table", str(table_files["arena8"]), "--repeats", "3", "--trials", "6", "--json", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert "epochs to target, tpe + asha / random + fifo" in printed
+    board = ArenaTable(load(table_files["arena8"]))
+    head = goals.headline(board, target_of(board), repeats=3, trials=6, concurrency=4, seed=0)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(head.as_dict()))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [([], "give --table FILE"), (["--table", "t.parquet", "--train"], "give one of them")],
+)
+def test_search_efficiency_needs_a_table_or_train(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _load("search_efficiency").main(args)
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_target_no_architecture_reaches_is_one_line(
+    table_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _load("arena_goals").main(["--table", str(table_files["arena8"]), "--target", "0.99"])
+    assert exit_.value.code == 2
+    assert "--target '0.99': no architecture of" in capsys.readouterr().err
