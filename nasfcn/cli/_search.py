@@ -76,7 +76,13 @@ def search(
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs (and torch threads) per trial.")] = 1.0,
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; 0.25 packs 4 trials per GPU.")] = 0.0,
     concurrency: Annotated[int | None, typer.Option(help="Trials at once (default: what fits).")] = None,
-    time_budget: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Minutes for the whole search: trials, epochs and ASHA's rungs are planned from the "
+            "first epochs' cost (--trials/--epochs, when given, cap the plan)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,
     ray_address: RayAddressOption = None,
     db: DbOption = None,
@@ -148,6 +154,8 @@ def search(
     except SearchStoppedError as err:
         raise fail(mask_text(str(err)), EXIT_ENVIRONMENT) from None
     print_summary(summary)
+    if summary.budget is not None:
+        console.print(summary.budget, markup=False)
     if summary.best_arch_id is not None:
         console.print(
             f"best: trial {summary.best_trial}, arch {summary.best_arch_id}, val mIoU {summary.best_miou:.3f}"

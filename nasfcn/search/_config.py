@@ -152,10 +152,13 @@ class SearchConfig:
                 f"--strategy {self.strategy} is multi-objective: "
                 "give --objectives miou,latency_ms (or similar)"
             )
-        for option in ("max_params", "max_flops", "max_latency_ms", "time_budget_min"):
+        for option in ("max_params", "max_flops", "max_latency_ms"):
             value = getattr(self, option)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 problems.append(f"--{option.replace('_', '-')} must be positive, got {value}")
+        budget = self.time_budget_min
+        if budget is not None and not (budget > 0 and math.isfinite(budget)):
+            problems.append(f"--time-budget must be a positive number of minutes, got {budget}")
         gpus = self.execution.gpus_per_trial
         problems.extend(self.execution.problems())
         if gpus > 1 and gpus != int(gpus):
@@ -223,6 +226,7 @@ class SearchSummary:
     best_miou: float | None
     seconds: float
     interrupted: bool = False
+    budget: str | None = None  # --time-budget: how much was used, and the last plan
 
     @property
     def finished(self) -> int:

@@ -22,7 +22,17 @@ from rich.console import Console
 from nasfcn import catalogue
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
+from nasfcn.search._budgeting import (
+    BUDGET,
+    BudgetStart,
+    budget_start,
+    budgeted,
+    plan_writer,
+    planned_config,
+    trials_cap,
+)
 from nasfcn.search._config import SEARCH_RESUME, SearchConfig, SearchConfigError, SearchSummary
+from nasfcn.search._deadline import BudgetKeeper, BudgetScheduler, BudgetSearch
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
@@ -65,6 +75,7 @@ class _Prepared:
     data_options: dict[str, Any]
     recipe: dict[str, Any]
     changes: tuple[str, ...]  # adjustable settings a resume was given with new values
+    budget: BudgetStart | None = None  # --time-budget: what this driver may spend
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,15 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
     prepared = _prepare(config, store, console)
     config = prepared.config
     name = str(config.name)
+    stored_config = {**config.as_dict(), "class_names": list(prepared.bundle.class_names)}
+    if prepared.budget is not None:
+        stored_config[BUDGET] = prepared.budget.record()
     with RunLifecycle(config.execution, "nasfcn search", store) as run:
         registered = run.register(
             Registration(
                 name,
                 config.data,
-                {**config.as_dict(), "class_names": list(prepared.bundle.class_names)},
+                stored_config,
                 prepared.recipe,
                 space_name=prepared.space.name,
                 space_yaml=prepared.space.text,
@@ -102,20 +116,16 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
         folder = config.execution.run_folder(name)
         with run.logging(folder, "search.log"):
             _announce(prepared, plan, registered, store, folder, console)
-            if plan.remaining <= 0:
-                console.print(
-                    f"nothing left to run: {len(registered.finished)} trials already finished, "
-                    f"{plan.requested} asked for (--trials {config.trials}"
-                    f"{' plus references' if plan.references else ''}); a larger --trials extends the search",
-                    markup=False,
-                )
+            if (nothing := _nothing_left(prepared, plan, registered)) is not None:
+                console.print(nothing, markup=False)
                 run.settle(registered.search_id, interrupted=False)
                 return _summary(store, registered.search_id, name, folder, started, interrupted=False)
+            keeper = _keeper(prepared, store, stored_config, plan, started)
             interrupted = run.run_trials(
                 registered.search_id,
                 name,
                 folder,
-                lambda: _trials(prepared, store, registered, plan),
+                lambda: _trials(prepared, store, registered, plan, keeper),
                 console,
             )
             left = run.settle(registered.search_id, interrupted)
@@ -124,7 +134,62 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                     f"[yellow]interrupted[/yellow]: {left} running trials marked interrupted; "
                     f"continue with --resume --name {name}"
                 )
-            return _summary(store, registered.search_id, name, folder, started, interrupted=interrupted)
+            summary = _summary(store, registered.search_id, name, folder, started, interrupted=interrupted)
+            return replace(summary, budget=_budget_used(keeper, prepared.budget)) if keeper else summary
+
+
+def _nothing_left(prepared: _Prepared, plan: _Plan, registered: Registered) -> str | None:
+    """Why this driver has nothing to run (--trials reached, the time budget spent), or None."""
+    config, budget = prepared.config, prepared.budget
+    if plan.remaining <= 0:
+        return (
+            f"nothing left to run: {len(registered.finished)} trials already finished, "
+            f"{plan.requested} asked for (--trials {config.trials}"
+            f"{' plus references' if plan.references else ''}); a larger --trials extends the search"
+        )
+    if budget is not None and budget.seconds <= 0:
+        return (
+            f"nothing left to run: the time budget of {config.time_budget_min:g} min is spent "
+            f"(earlier runs' trials ran {budget.used_before_s / 60:.1f} min); "
+            "a larger --time-budget extends the search"
+        )
+    return None
+
+
+def _keeper(
+    prepared: _Prepared, store: Store, stored_config: dict[str, Any], plan: _Plan, started: float
+) -> BudgetKeeper | None:
+    """The budget's keeper; its clock started with the command (Ray's start is spent from it too)."""
+    config, budget = prepared.config, prepared.budget
+    if budget is None:
+        return None
+    keeper = BudgetKeeper(
+        budget.seconds,
+        config.execution.default_concurrency(),
+        config.epochs,
+        trials_cap=trials_cap(config, plan.remaining),
+        grace_period=config.grace_period,
+        reduction_factor=config.reduction_factor,
+        asha=config.scheduler == "asha",
+        shape=budget.shape,
+        on_plan=plan_writer(store, str(config.name), config.data, stored_config, budget),
+    )
+    keeper.began = started
+    return keeper
+
+
+def _budget_used(keeper: BudgetKeeper, budget: BudgetStart | None) -> str:
+    """The summary's budget line: how much was used, of what, and the last plan."""
+    used = keeper.clock() - keeper.began
+    total = budget.total_s if budget else keeper.seconds
+    before = budget.used_before_s if budget else 0.0
+    spent = used + before
+    text = f"time budget: used {spent / 60:.1f} of {total / 60:g} min ({spent / total:.0%})"
+    if before:
+        text += f", {before / 60:.1f} min by earlier runs"
+    if keeper.plan is not None:
+        text += f"; last plan {keeper.plan.describe()}; {keeper.started} trials started"
+    return text
 
 
 def _prepare(config: SearchConfig, store: Store, console: Console) -> _Prepared:
@@ -132,8 +197,11 @@ def _prepare(config: SearchConfig, store: Store, console: Console) -> _Prepared:
     from nasfcn.data import DataConfig, absolute_spec, load_dataset  # torch: not at import (the arena)
 
     changes: tuple[str, ...] = ()
+    budget = budget_start(config, store)  # a resume's: read before its old trials are marked
     if config.execution.resume:
         config, changes = _resumed(config, store)
+    else:
+        config = budgeted(config, given_fields(config))
     config = replace(config, data=absolute_spec(config.data))  # trials run in folders of their own
     space = load_space(config.space)
     exhaustive = catalogue.STRATEGIES.get(config.strategy).exhaustive
@@ -149,7 +217,7 @@ def _prepare(config: SearchConfig, store: Store, console: Console) -> _Prepared:
     with console.status(f"checking dataset {config.data} ..."):
         bundle = load_dataset(config.data, DataConfig(**data_options))  # fails fast, names the file
     recipe = replace(config.recipe, epochs=config.epochs, seed=config.seed).to_dict()
-    return _Prepared(config, space, bundle, data_options, recipe, changes)
+    return _Prepared(config, space, bundle, data_options, recipe, changes, budget)
 
 
 def _plan(config: SearchConfig, space: SearchSpace, store: Store, registered: Registered) -> _Plan:
@@ -184,8 +252,8 @@ def _announce(
     )
     console.print(
         f"[bold]search {name}[/bold]: space {space.name} ({size_text(space.size())} architectures), "
-        f"data {config.data} ({prepared.bundle.num_classes} classes), {config.trials} trials x "
-        f"{config.epochs} epochs, {config.strategy} + {config.scheduler}"
+        f"data {config.data} ({prepared.bundle.num_classes} classes), {_size(config)}, "
+        f"{config.strategy} + {config.scheduler}"
         + (f", plus references {', '.join(plan.references)}" if plan.references else "")
     )
     console.print(
@@ -198,6 +266,17 @@ def _announce(
         )
         if prepared.changes:
             console.print(f"changed for this and later resumes: {', '.join(prepared.changes)}", markup=False)
+
+
+def _size(config: SearchConfig) -> str:
+    """``12 trials x 3 epochs``, or what a time budget plans."""
+    if not config.time_budget_min:
+        return f"{config.trials} trials x {config.epochs} epochs"
+    trials = f"at most {config.trials} trials" if trials_cap(config, config.trials) else "trials"
+    return (
+        f"time budget {config.time_budget_min:g} min: {trials} and up to {config.epochs} epochs "
+        "planned from the first epochs' measured cost"
+    )
 
 
 def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[str, ...]]:
@@ -266,7 +345,9 @@ def _resume_message(
     return "; ".join(parts)
 
 
-def _trials(prepared: _Prepared, store: Store, registered: Registered, plan: _Plan) -> Trials:
+def _trials(
+    prepared: _Prepared, store: Store, registered: Registered, plan: _Plan, keeper: BudgetKeeper | None = None
+) -> Trials:
     """The strategy's searcher, the scheduler and the trial settings (Ray is up)."""
     config, recipe = prepared.config, prepared.recipe
     finished = registered.finished
@@ -305,15 +386,26 @@ def _trials(prepared: _Prepared, store: Store, registered: Registered, plan: _Pl
         device=execution.trial_device(),
         threads=execution.threads,
     )
+    histories = _histories(store, config.name, finished)
+    if keeper is None:
+        scheduler = make_scheduler(config, histories)
+        time_budget_s = config.time_budget_min * 60 if config.time_budget_min else None
+    else:
+        searcher = BudgetSearch(searcher, keeper)
+        scheduler = BudgetScheduler(
+            lambda shape, seen: make_scheduler(planned_config(config, shape), seen), keeper, histories
+        )
+        time_budget_s = keeper.seconds + max(30.0, 0.1 * keeper.seconds)  # a backstop: the keeper stops first
     return Trials(
         searcher=searcher,
-        scheduler=make_scheduler(config, _histories(store, config.name, finished)),
+        scheduler=scheduler,
         settings=settings,
         num_samples=plan.remaining,
         epochs=config.epochs,
         finished_before=len(finished),
-        time_budget_s=config.time_budget_min * 60 if config.time_budget_min else None,
+        time_budget_s=time_budget_s,
         datasets=shippable({config.data: prepared.bundle}),
+        budget=keeper,
     )
 
 

@@ -84,6 +84,7 @@ class Trials:
     # Generated datasets the driver already made, by spec (see ``shippable``).
     datasets: dict[str, Any] = field(default_factory=dict)
     noun: str = "trials"  # what the live view counts: a search's trials, a benchmark's runs
+    budget: Any = None  # --time-budget: the BudgetKeeper whose plan the live view shows
 
 
 class RunLifecycle(AbstractContextManager["RunLifecycle"]):
@@ -155,6 +156,7 @@ class RunLifecycle(AbstractContextManager["RunLifecycle"]):
                 time_budget_s=trials.time_budget_s,
                 datasets=trials.datasets,
                 noun=trials.noun,
+                budget=trials.budget,
             )
             return run_trials(run, console)
 

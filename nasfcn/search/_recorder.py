@@ -86,6 +86,7 @@ class Progress:
     finished_before: int = 0  # a resumed search's earlier trials
     notice: str | None = None  # what the database is doing while a write waits for it
     noun: str = "trials"  # what is counted: a search's trials, a benchmark's runs
+    budget: Any = None  # --time-budget: a BudgetKeeper (plan, budget used and left) or None
 
     def offer(self, miou: float | None, arch_id: str, number: int) -> None:
         """Keep the best val mIoU seen so far, with the trial that reached it."""
@@ -99,11 +100,17 @@ class Progress:
     def render(self) -> Table:
         elapsed = time.monotonic() - self.started_at
         done = self.done
-        remaining = max(0, self.requested - done - self.finished_before)
+        requested = self.requested
+        if self.budget is not None and self.budget.plan is not None:
+            requested = self.finished_before + self.budget.plan.trials
+        remaining = max(0, requested - done - self.finished_before)
         eta = elapsed / done * remaining if done else math.nan
+        if self.budget is not None:  # the plan ends by the deadline
+            eta = self.budget.seconds_left()
+        planned = "?" if self.budget is not None and self.budget.plan is None else str(requested)
         table = Table.grid(padding=(0, 2))
         table.add_row(
-            Text(f"{self.noun} {done + self.finished_before}/{self.requested}", style="bold"),
+            Text(f"{self.noun} {done + self.finished_before}/{planned}", style="bold"),
             f"running {len(self.running)}",
             f"completed {self.counts.get('completed', 0)}",
             f"stopped early {self.counts.get('stopped_early', 0)}",
@@ -119,8 +126,12 @@ class Progress:
         table.add_row(
             Text(f"best val mIoU {best}", style="green"),
             f"elapsed {_clock(elapsed)}",
-            f"{remaining} left, ~{_clock(eta)}" if math.isfinite(eta) else f"{remaining} left, time ?",
+            f"{remaining if planned != '?' else '?'} left, ~{_clock(eta)}"
+            if math.isfinite(eta)
+            else f"{remaining} left, time ?",
         )
+        if self.budget is not None:
+            table.add_row(Text(self.budget.line(), style="cyan"))
         if self.notice:
             table.add_row(Text(self.notice, style="yellow"))
         return table
@@ -299,7 +310,8 @@ class StoreRecorder(Callback):
             self._finish(trial, "cached", cached_from=int(result["cached_from"]))
         else:
             epochs = int(result.get("epoch", 0) or 0)
-            self._finish(trial, "completed" if epochs >= self.epochs else "stopped_early")
+            planned = int(trial_recipe(trial.config, self.recipe).get("epochs") or self.epochs)
+            self._finish(trial, "completed" if epochs >= planned else "stopped_early")
 
     @_quiet_once_the_lease_is_lost
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

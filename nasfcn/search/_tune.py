@@ -86,6 +86,7 @@ class TrialRun:
     # store instead of every worker generating them again. File datasets are read by workers.
     datasets: dict[str, Any] = field(default_factory=dict)
     noun: str = "trials"  # what the live view counts: a search's trials, a benchmark's runs
+    budget: Any = None  # --time-budget: the BudgetKeeper whose plan the live view shows
 
 
 def run_trials(run: TrialRun, console: Console) -> bool:
@@ -96,7 +97,10 @@ def run_trials(run: TrialRun, console: Console) -> bool:
         tune.with_parameters(train_candidate, settings=run.settings, datasets=run.datasets), run.resources
     )
     progress = Progress(
-        requested=run.finished_before + run.num_samples, finished_before=run.finished_before, noun=run.noun
+        requested=run.finished_before + run.num_samples,
+        finished_before=run.finished_before,
+        noun=run.noun,
+        budget=run.budget,
     )
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
         recorder = StoreRecorder(

@@ -319,3 +319,26 @@ def test_the_live_view_of_a_resumed_run_counts_done_and_left_from_the_earlier_ru
     text = console.export_text()
     assert "runs 8/16" in text  # 6 before the resume, 2 since
     assert "8 left, ~" in text  # an ETA from this session's 2 runs, for the 8 still to run
+
+
+@pytest.mark.parametrize(("trained", "status"), [(4, "completed"), (2, "stopped_early")])
+def test_a_trial_is_complete_at_its_own_planned_epochs(tmp_path: Path, trained: int, status: str) -> None:
+    """A budgeted search plans each trial's epochs (its recipe's): reaching them is completing."""
+    from types import SimpleNamespace
+
+    from nasfcn.genotype import EncoderGene, Genotype
+    from nasfcn.search._recorder import Progress, StoreRecorder
+    from nasfcn.store import create_search
+
+    store = open_store(f"sqlite:///{tmp_path / 'n.db'}")
+    sid = create_search(store, "s", "shapes")
+    genotype = Genotype(encoder=EncoderGene(stages=2, width=4), skip="none", upsample="bilinear")
+    recorder = StoreRecorder(store, sid, "shapes", {"epochs": 16, "seed": 0}, 16, Progress(requested=1))
+    trial = SimpleNamespace(
+        trial_id="t0",
+        config={"genotype": genotype.to_json(), "number": 0, "recipe_overrides": {"epochs": 4}},
+        last_result={"epoch": trained, "nasfcn_status": "running"},
+    )
+    recorder.on_trial_start(0, [], trial)
+    recorder.on_trial_complete(0, [], trial)
+    assert leaderboard_frame(store, "s")["status"].tolist() == [status]

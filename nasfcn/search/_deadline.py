@@ -1,0 +1,283 @@
+"""A search that spends a time budget: measure, plan, re-plan, stop at the deadline.
+
+``BudgetKeeper`` holds the clock and the plan (``nasfcn.search._budget``); two thin
+wrappers let Ray Tune obey it:
+
+* ``BudgetSearch`` wraps the strategy's searcher. The first trials start before any plan
+  (the measuring phase: they are real trials of the search, trained with the epoch cap's
+  recipe); every later trial trains the plan's epochs (its recipe's ``epochs``). A trial
+  starts only while the plan holds more trials and the time left covers its overhead and
+  grace period; when no more can start, the searcher finishes.
+* ``BudgetScheduler`` wraps the scheduler. It builds ASHA from the first plan (max epochs,
+  grace period, factor), refilled with the epochs trials reported before, and stops a
+  running trial after an epoch once the next one would end past the deadline: it ends as
+  ``stopped_early`` with every epoch it trained kept (never ``failed``).
+
+The keeper re-plans when a trial finishes, with the median cost measured so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from nasfcn.search._budget import Cost, Plan, median_cost, plan, replan
+from nasfcn.search._trainable import STATUS_KEY
+
+log = logging.getLogger("nasfcn.search")
+START, WAIT, DONE = "start", "wait", "done"
+#: Seconds kept back at the end of a budget (at most a tenth of it) for Ray Tune to stop the
+#: last trials and write its state: 3-6 s on the busy 2-core test machine.
+CLOSING_S = 5.0
+
+
+class BudgetKeeper:
+    """The budget's clock, the measured cost and the current plan (driver side, one per search)."""
+
+    def __init__(
+        self,
+        seconds: float,
+        concurrency: int,
+        epoch_cap: int,
+        *,
+        trials_cap: int | None = None,
+        grace_period: int | None = None,
+        reduction_factor: int = 2,
+        asha: bool = True,
+        shape: Plan | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_plan: Callable[[Plan, str], None] | None = None,
+    ) -> None:
+        """``seconds``: the budget this driver may spend; ``shape``: a stored plan whose epochs
+        and rungs a resumed search keeps; ``on_plan(plan, why)`` hears every new plan."""
+        self.seconds, self.concurrency, self.epoch_cap = seconds, concurrency, epoch_cap
+        self.trials_cap, self.grace_period = trials_cap, grace_period
+        self.reduction_factor, self.asha, self.shape = reduction_factor, asha, shape
+        self.clock, self.on_plan = clock, on_plan
+        self.began = clock()
+        self.plan: Plan | None = None
+        self.plans = 0
+        self._epoch_s: list[float] = []
+        self._overhead_s: list[float] = []
+        self._started_at: dict[str, float] = {}
+        self._running: dict[str, int] = {}  # trial id -> epochs trained
+        self.started = 0
+
+    # Ray pickles the searcher and scheduler with its experiment state: the database stays here.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "on_plan"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.on_plan = None
+
+    @property
+    def deadline(self) -> float:
+        """When the last epoch must have ended: the budget's end less the closing reserve."""
+        return self.began + self.seconds - min(CLOSING_S, 0.1 * self.seconds)
+
+    def seconds_used(self) -> float:
+        return self.clock() - self.began
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.deadline - self.clock())
+
+    def cost(self) -> Cost | None:
+        return median_cost(self._epoch_s, self._overhead_s)
+
+    # -- what the trials did -------------------------------------------------------------
+    def trial_started(self, trial_id: str) -> None:
+        self._started_at[trial_id] = self.clock()
+        self._running[trial_id] = 0
+        self.started += 1
+
+    def epoch_done(self, trial_id: str, epoch: int, seconds: float) -> None:
+        """A trial reported ``epoch``, which took ``seconds``; the first plan follows the first epoch."""
+        if epoch == 1 and trial_id in self._started_at:
+            self._overhead_s.append(max(0.0, self.clock() - self._started_at[trial_id] - seconds))
+        self._epoch_s.append(seconds)
+        self._running[trial_id] = epoch
+        if self.plan is None:
+            self._refresh("measured the first epoch")
+
+    def trial_finished(self, trial_id: str) -> None:
+        if self._running.pop(trial_id, None) is not None:
+            self._refresh("a trial finished")
+
+    # -- what the search may do ----------------------------------------------------------
+    def may_start(self) -> str:
+        """``start`` a trial now, ``wait`` (running trials may change the plan), or ``done``."""
+        if self.plan is None:
+            return START if self.started < self.concurrency or not self._running else WAIT
+        if self.plan.trials > self.started and self._grace_fits(self.plan):
+            return START
+        return WAIT if self._running and self._grace_fits(self.plan) else DONE
+
+    def out_of_time(self) -> bool:
+        """The next epoch would end after the deadline (before any measure: the deadline has passed)."""
+        cost = self.cost()
+        return self.clock() + (cost.epoch_s if cost else 0.0) > self.deadline
+
+    def _grace_fits(self, current: Plan) -> bool:
+        cost = self.cost() or Cost(current.epoch_s, current.overhead_s)
+        return cost.overhead_s + current.grace_period * cost.epoch_s <= self.seconds_left()
+
+    def _refresh(self, why: str) -> None:
+        cost = self.cost()
+        if cost is None:
+            return
+        left = self.seconds_left()
+        base = self.plan or self.shape
+        if base is None:
+            base = plan(
+                left,
+                self.concurrency,
+                cost,
+                self.epoch_cap,
+                trials_cap=self.trials_cap,
+                grace_period=self.grace_period,
+                reduction_factor=self.reduction_factor,
+                asha=self.asha,
+            )
+        running = list(self._running.values())
+        new = replan(base, left, self.concurrency, cost, self.started, running, self.trials_cap)
+        changed = self.plan is None or new.trials != self.plan.trials
+        self.plan = new
+        if changed:
+            self.plans += 1
+            if self.on_plan is not None:
+                self.on_plan(new, why)
+
+    def line(self) -> str:
+        """The progress display's budget line."""
+        used = self.seconds_used()
+        left = max(0.0, self.seconds - used)
+        text = f"budget {_clock(self.seconds)}: used {_clock(used)}, left {_clock(left)}"
+        if self.plan is None:
+            return f"{text}; measuring the first epochs ({self.started} trials started)"
+        cost = self.cost() or Cost(self.plan.epoch_s)
+        return f"{text}; plan {self.plan.describe()}, {cost.epoch_s:.1f} s/epoch, {self.plans} plans"
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+class BudgetSearch(Searcher):
+    """The strategy's searcher, started only while the budget's plan allows a trial."""
+
+    def __init__(self, inner: Any, keeper: BudgetKeeper) -> None:
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner, self.keeper = inner, keeper
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return bool(self.inner.set_search_properties(metric, mode, config, **spec))
+
+    def suggest(self, trial_id: str) -> dict[Any, Any] | None:
+        decision = self.keeper.may_start()
+        if decision == DONE:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's own sentinel
+        if decision == WAIT:
+            return None
+        config = self.inner.suggest(trial_id)
+        if isinstance(config, dict) and self.keeper.plan is not None:
+            overrides = {**(config.get("recipe_overrides") or {}), "epochs": self.keeper.plan.max_epochs}
+            config = {**config, "recipe_overrides": overrides}
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.inner.on_trial_complete(trial_id, result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
+#: plan, histories (val mIoU per epoch of finished trials) -> the scheduler for that plan
+SchedulerBuilder = Callable[[Plan, Sequence[Sequence[float]]], Any]
+
+
+class BudgetScheduler(FIFOScheduler):
+    """The search's scheduler built from the first plan, and the deadline for running trials."""
+
+    def __init__(
+        self, build: SchedulerBuilder, keeper: BudgetKeeper, histories: Sequence[Sequence[float]] = ()
+    ):
+        super().__init__()
+        self._metric, self._mode = "val_miou", "max"
+        self.build, self.keeper = build, keeper
+        self.inner: Any = None
+        self._histories = [list(h) for h in histories]  # finished trials' val mIoU per epoch
+        self._running: dict[str, tuple[Any, list[dict[str, Any]]]] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("build", "_running")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._running = {}
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.keeper.trial_started(trial.trial_id)
+        self._running[trial.trial_id] = (trial, [])
+        if self.inner is not None:
+            self.inner.on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(STATUS_KEY) == "running" and "epoch" in result:
+            self.keeper.epoch_done(trial.trial_id, int(result["epoch"]), float(result.get("seconds") or 0.0))
+        self._install()  # replays the results before this one
+        if trial.trial_id in self._running:
+            self._running[trial.trial_id][1].append(result)
+        if result.get(STATUS_KEY) == "running" and self.keeper.out_of_time():
+            log.info("trial %s stopped at the deadline after epoch %s", trial.trial_id, result.get("epoch"))
+            return TrialScheduler.STOP
+        if self.inner is None:
+            return TrialScheduler.CONTINUE
+        return str(self.inner.on_trial_result(tune_controller, trial, result))
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._forget(trial)
+        if self.inner is not None:
+            self.inner.on_trial_complete(tune_controller, trial, result)
+        self.keeper.trial_finished(trial.trial_id)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.on_trial_remove(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        if self._running.pop(trial.trial_id, None) is not None and self.inner is not None:
+            self.inner.on_trial_remove(tune_controller, trial)
+        self.keeper.trial_finished(trial.trial_id)
+
+    def _forget(self, trial: Any) -> None:
+        _, results = self._running.pop(trial.trial_id, (None, []))
+        if self.inner is None:
+            self._histories.append([float(r["val_miou"]) for r in results if "val_miou" in r])
+
+    def _install(self) -> None:
+        """Once there is a plan: its scheduler, holding what earlier and running trials reported."""
+        if self.inner is not None or self.keeper.plan is None:
+            return
+        self.inner = self.build(self.keeper.plan, self._histories)
+        for trial, results in self._running.values():
+            self.inner.on_trial_add(None, trial)
+            for result in results:
+                self.inner.on_trial_result(None, trial, result)  # decided then: none was taken
+
+    def debug_string(self) -> str:
+        return f"time budget: {self.keeper.line()}"

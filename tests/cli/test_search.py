@@ -1,0 +1,77 @@
+"""``nasfcn search --time-budget``: refusals in one line, and a real budgeted search that ends in time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nasfcn.cli import app
+from nasfcn.search._budgeting import BUDGET
+from nasfcn.store import get_search, leaderboard_frame, open_store
+
+runner = CliRunner()
+TINY = "search_spaces/fcn_tiny.yaml"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "--time-budget must be a positive number of minutes, got 0.0"),
+        ("-5", "--time-budget must be a positive number of minutes, got -5.0"),
+        ("nan", "--time-budget must be a positive number of minutes, got nan"),
+    ],
+)
+def test_a_bad_time_budget_is_refused_in_one_line(tmp_path: Path, value: str, message: str) -> None:
+    result = runner.invoke(app, ["search", "--db", f"sqlite:///{tmp_path / 'n.db'}", "--time-budget", value])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"invalid search options:\n  {message}".strip()
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "n.db").exists()
+
+
+def test_a_time_budget_that_is_no_number_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["search", "--db", f"sqlite:///{tmp_path / 'n.db'}", "--time-budget", "ten"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--time-budget': Input should be a valid number" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_half_minute_budget_plans_runs_and_ends_within_it(ray_local, tmp_path: Path, store_tracker) -> None:
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    args = ["search", "--space", TINY, "--data", "shapes", "--time-budget", "0.5", "--name", "budget"]
+    args += [
+        "--db",
+        db,
+        "--storage-path",
+        str(tmp_path / "runs"),
+        "--image-size",
+        "32",
+        "--train-samples",
+        "64",
+    ]
+    began = time.monotonic()
+    result = runner.invoke(app, args)
+    took = time.monotonic() - began
+    assert result.exit_code == 0, result.output
+    assert took < 30 + 15  # the budget, plus a last epoch and the shutdown
+    assert "time budget 0.5 min: trials and up to 16 epochs planned" in result.output
+    assert "plan " in result.output
+    assert "trials x up to" in result.output
+    assert "time budget: used 0." in result.output
+    assert "of 0.5 min" in result.output
+    store = open_store(db)
+    stored = get_search(store, "budget")
+    assert stored is not None
+    assert stored["status"] == "completed"
+    plans = stored["config"][BUDGET]["plans"]
+    assert plans
+    assert plans[0]["why"] == "measured the first epoch"
+    assert plans[0]["trials"] >= 1
+    statuses = set(leaderboard_frame(store, "budget")["status"])
+    assert statuses <= {"completed", "stopped_early", "cached"}, statuses
+    log = (tmp_path / "runs" / "search.log").read_text()
+    assert "time budget plan (measured the first epoch)" in log
