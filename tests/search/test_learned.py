@@ -130,6 +130,7 @@ def _run(searcher, trials: int, prefix: str = "t") -> list[Genotype]:
     return proposed
 
 
+@pytest.mark.slow
 def test_a_resumed_surrogate_search_learns_from_the_finished_trials_and_repeats_none() -> None:
     space = parse_space(SPACE_YAML)
     first = _run(SEARCHERS.get("surrogate")(_inputs(space)), 10)
@@ -155,6 +156,7 @@ def test_a_surrogate_search_ends_when_every_architecture_is_tried() -> None:
     assert searcher.suggest("t16") == "FINISHED"
 
 
+@pytest.mark.slow
 def test_zc_starts_tpe_from_the_proxies_best_and_scores_each_architecture_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
