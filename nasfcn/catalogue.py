@@ -153,6 +153,8 @@ STRATEGIES = _kind(
     Strategy("tpe", "Optuna's tree-structured Parzen estimator"),
     Strategy("nsga2", "NSGA-II, a Pareto front of two or more objectives", multi_objective=True),
     Strategy("grid", "every architecture of a small space, once", exhaustive=True),
+    Strategy("surrogate", "random start, then what gradient-boosted trees on the knobs rank best"),
+    Strategy("zc", "TPE started from the best of a random pool by data-free zero-cost proxies"),
 )
 SCHEDULERS = _kind(
     "trial scheduler",

@@ -129,7 +129,7 @@ def test_grid_on_a_huge_space_is_refused_before_anything_is_written(tmp_path: Pa
         f"--strategy grid: space huge has {size_text(size)} architectures, more than the 1,000,000" in message
     )
     assert "use a smaller space (fewer choices" in message
-    assert "or another --strategy: random, tpe or nsga2" in message
+    assert "or another --strategy: random, tpe, nsga2, surrogate or zc" in message
     assert "Traceback" not in result.output
     assert searches_frame(open_store(db)).empty
     assert not storage.exists()

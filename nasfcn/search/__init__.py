@@ -36,6 +36,7 @@ from nasfcn.search._strategies import (
     register_strategy,
     unregister_strategy,
 )
+from nasfcn.search._surrogate import KnobEncoder, Surrogate
 from nasfcn.search._trainable import TrialSettings
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SEARCHERS",
     "SEARCH_RESUME",
     "Execution",
+    "KnobEncoder",
     "PlanSearch",
     "PlannedRun",
     "Registered",
@@ -57,6 +59,7 @@ __all__ = [
     "SearchStoppedError",
     "SearchSummary",
     "SearcherInputs",
+    "Surrogate",
     "TrialSettings",
     "Trials",
     "check_explicit",

@@ -26,6 +26,7 @@ from nasfcn import catalogue
 from nasfcn.catalogue import Strategy
 from nasfcn.genotype import Genotype
 from nasfcn.registry import Registry
+from nasfcn.search import _learned
 from nasfcn.search._searcher import CacheLookup, GridSearch, Replay, SpaceSearch, sampler_seed
 from nasfcn.space import SearchSpace
 
@@ -78,25 +79,27 @@ def optuna_strategy(strategy: Strategy | str) -> Callable[[SamplerFactory], Samp
     """Register an Optuna-backed strategy: the decorated function makes its sampler."""
 
     def decorator(make_sampler: SamplerFactory) -> SamplerFactory:
-        def build(inputs: SearcherInputs) -> SpaceSearch:
-            searcher = SpaceSearch(
-                inputs.space,
-                make_sampler(sampler_seed(inputs.seed, inputs.first_number), len(inputs.metrics)),
-                inputs.metrics,
-                inputs.modes,
-                inputs.first_number,
-                inputs.cache,
-                inputs.train_defaults,
-            )
-            if inputs.finished:
-                told = searcher.warm_start(inputs.finished, inputs.metrics)
-                log.info("told the optimizer about %d finished trials", told)
-            return searcher
-
-        register_strategy(strategy)(build)
+        register_strategy(strategy)(lambda inputs: _space_search(inputs, make_sampler))
         return make_sampler
 
     return decorator
+
+
+def _space_search(inputs: SearcherInputs, make_sampler: SamplerFactory) -> SpaceSearch:
+    """An Optuna searcher on the strategy's sampler, told the trials a resumed search finished."""
+    searcher = SpaceSearch(
+        inputs.space,
+        make_sampler(sampler_seed(inputs.seed, inputs.first_number), len(inputs.metrics)),
+        inputs.metrics,
+        inputs.modes,
+        inputs.first_number,
+        inputs.cache,
+        inputs.train_defaults,
+    )
+    if inputs.finished:
+        told = searcher.warm_start(inputs.finished, inputs.metrics)
+        log.info("told the optimizer about %d finished trials", told)
+    return searcher
 
 
 def unregister_strategy(name: str) -> None:
@@ -137,3 +140,31 @@ def _grid(inputs: SearcherInputs) -> GridSearch:
     return GridSearch(
         inputs.space, inputs.metrics[0], inputs.modes[0], inputs.first_number, done, inputs.cache
     )
+
+
+@register_strategy("surrogate")
+def _surrogate(inputs: SearcherInputs) -> _learned.SurrogateSearch:
+    """Seeded as a resume must be (``sampler_seed``); it learns from the trials already finished."""
+    searcher = _learned.SurrogateSearch(
+        inputs.space,
+        inputs.metrics[0],
+        inputs.modes[0],
+        sampler_seed(inputs.seed, inputs.first_number),
+        inputs.first_number,
+        inputs.cache,
+        inputs.train_defaults,
+    )
+    searcher.remember(inputs.finished, inputs.replays)
+    return searcher
+
+
+@register_strategy("zc")
+def _zc(inputs: SearcherInputs) -> SpaceSearch:
+    """TPE whose first trials are the zero-cost proxies' picks among architectures not yet tried."""
+    searcher = _space_search(inputs, lambda seed, objectives: _learned.zc_sampler(seed))
+    done = {Genotype.from_json(row["genotype_json"]).trial_key for row in inputs.finished}
+    done |= {Genotype.from_json(r.genotype_json).trial_key for r in inputs.replays}
+    seed = sampler_seed(inputs.seed, inputs.first_number)
+    start = _learned.zc_start(inputs.space, seed, done, inputs.train_defaults)
+    _learned.enqueue(searcher, start, inputs.train_defaults)
+    return searcher

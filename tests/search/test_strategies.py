@@ -72,7 +72,8 @@ def test_unregistering_takes_the_strategy_out_of_the_catalogue(micro_space: Path
     assert "qmc" not in catalogue.STRATEGIES
     assert "qmc" not in SEARCHERS
     with pytest.raises(
-        SearchConfigError, match="--strategy must be one of random, tpe, nsga2, grid, got 'qmc'"
+        SearchConfigError,
+        match="--strategy must be one of random, tpe, nsga2, grid, surrogate, zc, got 'qmc'",
     ):
         SearchConfig(space="x.yaml", strategy="qmc")
 
@@ -98,7 +99,7 @@ def test_a_registered_strategy_runs_a_search_from_the_cli(
 ) -> None:
     shown = runner.invoke(app, ["search", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
-    assert "random, tpe, nsga2, grid or qmc." in " ".join(shown.stdout.split())
+    assert "random, tpe, nsga2, grid, surrogate, zc or qmc." in " ".join(shown.stdout.split())
 
     db = f"sqlite:///{tmp_path / 'nasfcn.db'}"
     args = ["search", "--space", str(micro_space), "--strategy", qmc, "--scheduler", "fifo", "--name", "q"]
