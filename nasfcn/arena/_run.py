@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,20 @@ class ArenaPlan:
     objectives: tuple[str, ...] = ("miou",)
     grace_period: int | None = None  # ASHA; None: the search's default
     reduction_factor: int = 2
+
+    def settings(self) -> dict[str, Any]:
+        """The plan as plain JSON values, as the stored config and the ``--json`` summary hold it."""
+        return {
+            "strategies": list(self.strategies),
+            "schedulers": list(self.schedulers),
+            "trials": self.trials,
+            "repeats": self.repeats,
+            "concurrency": self.concurrency,
+            "seed": self.seed,
+            "objectives": list(self.objectives),
+            "grace_period": self.grace_period,
+            "reduction_factor": self.reduction_factor,
+        }
 
     def searches(self) -> list[ArenaSearch]:
         """Strategy-major: every scheduler of the first strategy, then of the next."""
