@@ -222,8 +222,9 @@ def test_postgresql_away_beyond_the_budget_ends_with_one_line_and_resume_complet
     assert "Traceback" not in out + err
     last = err.strip().splitlines()[-1]
     assert last.startswith("database postgresql+psycopg://postgres@127.0.0.1:")
-    assert " unreachable for " in last
-    assert "while recording trial " in last
+    # the driver's next write after the first trial is the recorder's or the grid's cache lookup,
+    # whichever Ray runs first: either is named
+    assert re.search(r" unreachable for \d+ s while (recording trial \d+|looking up a cached result)\b", last)
     assert "search stopped; finished trials are saved; the database is still unreachable" in last
     assert last.endswith("continue with nasfcn search --resume --name away")
 
