@@ -216,10 +216,12 @@ def test_live_server_lists_trials_and_a_click_opens_the_detail_page(
     first = trials.iloc[0]
     path = f"/trial/{int(first['trial_id'])}"
     _wait(browser, lambda d: urlparse(d.current_url).path == path, "the click did not open the trial")
-    genotype = _wait(browser, lambda d: d.find_element(By.ID, "genotype"), "no detail page")
-    assert json.loads(genotype.text) == json.loads(first["genotype_json"])
-    assert first["arch_id"] in browser.find_element(By.ID, "detail-title").text
-    command = browser.find_element(By.ID, "export-command").text
+    # texts read inside _wait: a refresh may re-render the detail page between finding and reading
+    genotype = _wait(browser, lambda d: d.find_element(By.ID, "genotype").text, "no detail page")
+    assert json.loads(genotype) == json.loads(first["genotype_json"])
+    title = _wait(browser, lambda d: d.find_element(By.ID, "detail-title").text, "no title")
+    assert first["arch_id"] in title
+    command = _wait(browser, lambda d: d.find_element(By.ID, "export-command").text, "no export command")
     assert command == f"nasfcn export --search tiny --trial {int(first['number'])} --db {searched_db}"
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#detail-curve .main-svg"), "no curve")
     assert not browser.find_element(By.ID, "board").is_displayed()
