@@ -69,9 +69,11 @@ def test_a_half_minute_budget_plans_runs_and_ends_within_it(ray_local, tmp_path:
     assert stored["status"] == "completed"
     plans = stored["config"][BUDGET]["plans"]
     assert plans
-    assert plans[0]["why"] == "measured the first epoch"
+    # the first plan follows the first epoch's report, or the first trial's end when a loaded
+    # machine delivers that first (Ray's event order): either way it is made from measured cost
+    assert plans[0]["why"] in {"measured the first epoch", "a trial finished"}
     assert plans[0]["trials"] >= 1
     statuses = set(leaderboard_frame(store, "budget")["status"])
     assert statuses <= {"completed", "stopped_early", "cached"}, statuses
     log = (tmp_path / "runs" / "search.log").read_text()
-    assert "time budget plan (measured the first epoch)" in log
+    assert f"time budget plan ({plans[0]['why']})" in log
