@@ -127,6 +127,9 @@ class Trial(Base):
     peak_train_memory_mb: Mapped[float | None] = mapped_column(Float)  # CUDA allocator peak, MiB
     reference: Mapped[str | None] = mapped_column(String(50))  # a named classic design, e.g. fcn8s
     cached_from: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
+    confirms: Mapped[int | None] = mapped_column(Integer)  # number of the trial this run re-seeds
+    test_miou: Mapped[float | None] = mapped_column(Float)  # held-out test split, never selected on
+    test_metrics_json: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -156,6 +159,31 @@ class TrialCost(Base):
     flops: Mapped[int | None] = mapped_column(BigInteger)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     peak_memory_mb: Mapped[float | None] = mapped_column(Float)
+
+
+class ProxyScore(Base):
+    """A zero-cost proxy's score of one network at initialisation, on one dataset's minibatch.
+
+    Per architecture (not per trial): every trial of that network on that data shares it.
+    ``value`` is None when the proxy raised; ``error`` then says what it raised.
+    """
+
+    __tablename__ = "proxy_scores"
+    __table_args__ = (
+        UniqueConstraint("arch_id", "dataset", "input", "seed", "proxy", name="uq_proxy_scores_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    arch_id: Mapped[str] = mapped_column(ForeignKey("architectures.arch_id"))
+    dataset: Mapped[str] = mapped_column(String(500))
+    input: Mapped[str] = mapped_column(String(50))  # the minibatch's shape, e.g. 8x3x64x64
+    seed: Mapped[int] = mapped_column(Integer)
+    proxy: Mapped[str] = mapped_column(String(50))  # a name in nasfcn.proxies.PROXIES
+    value: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Epoch(Base):

@@ -616,3 +616,30 @@ def test_reading_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "run `nasfcn search` first" in result.output
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_upgrade_to_proxies_and_confirmations_keeps_the_trials_and_goes_back(db_url: str) -> None:
+    _at_revision(db_url, "0003")
+    store = Store(db_url)
+    with store.engine.begin() as connection:
+        for statement in _ROWS_AT_0003:
+            connection.execute(text(statement))
+    _at_revision(db_url, "0006")
+    with store.engine.begin() as connection:
+        rows = connection.execute(
+            text("SELECT id, confirms, test_miou, test_metrics_json FROM trials ORDER BY id")
+        ).all()
+        connection.execute(
+            text(
+                "INSERT INTO proxy_scores (arch_id, dataset, input, seed, proxy, value, created_at)"
+                " VALUES ('costed', 'shapes', '8x3x32x32', 0, 'synflow', 12.5, '2026-11-30')"
+            )
+        )
+    assert [tuple(row) for row in rows] == [(n, None, None, None) for n in (1, 2, 3)]
+    _at_revision(db_url, "0005")
+    with store.engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("trials")}
+        assert "proxy_scores" not in inspect(connection).get_table_names()
+        assert connection.execute(text("SELECT count(*) FROM trials")).scalar_one() == 3
+    assert not {"confirms", "test_miou", "test_metrics_json"} & columns
+    store.dispose()
