@@ -30,6 +30,9 @@ For tabular benchmarks (every architecture of a space x seeds x epochs):
 - **Fidelity**: Spearman's rank correlation between the architectures' mean at epoch k and
   their mean at the final epoch, for every k: how far an early ranking can be trusted.
 - **Pareto front**: the points no other point beats on every objective (NaN never counts).
+- **Rank agreement** (proxies, two tables of one space): Spearman's rho with a 95%
+  percentile-bootstrap interval (pairs resampled with replacement, seeded; a resample where
+  either side is constant is left out) and Kendall's tau-b; NaN for fewer than 3 pairs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _scipy
 
 ALPHA = 0.05
@@ -280,12 +284,69 @@ def fidelity(means: np.ndarray) -> list[float]:
     for k in range(table.shape[1]):
         column = table[:, k]
         keep = ~(np.isnan(column) | np.isnan(final))
-        x, y = column[keep], final[keep]
-        if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
-            rhos.append(math.nan)
-            continue
-        rhos.append(float(_scipy.spearmanr(x, y).statistic))
+        rhos.append(spearman(column[keep], final[keep]))
     return rhos
+
+
+def spearman(x: ArrayLike, y: ArrayLike) -> float:
+    """Spearman's rho; NaN for fewer than 3 pairs or a constant side."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan
+    return float(_scipy.spearmanr(a, b).statistic)
+
+
+def kendall(x: ArrayLike, y: ArrayLike) -> float:
+    """Kendall's tau-b; NaN for fewer than 3 pairs or a constant side."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan
+    return float(_scipy.kendalltau(a, b).statistic)
+
+
+def spearman_interval(
+    x: ArrayLike,
+    y: ArrayLike,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of Spearman's rho over resampled pairs; NaN if none is defined."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(a) < 3:
+        return math.nan, math.nan
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    ra = _scipy.rankdata(a[picks], axis=1)
+    rb = _scipy.rankdata(b[picks], axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    spread = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+    defined = spread > 0
+    if not defined.any():
+        return math.nan, math.nan
+    rhos = (ra * rb).sum(axis=1)[defined] / spread[defined]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(rhos, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def top_precision(scores: ArrayLike, quality: ArrayLike, share: float = 0.10) -> float:
+    """Expected share of the scores' top ``share`` among the quality's top ``share``.
+
+    Ties at the scores' cut-off are taken at random, counted exactly as the expected share
+    (a tied group of m with h hits, r of them needed, adds r * h / m), so scores that tie
+    everything get the base rate, not 1.
+    """
+    x, y = np.asarray(scores, dtype=np.float64), np.asarray(quality, dtype=np.float64)
+    if len(x) == 0:
+        return math.nan
+    k = max(1, math.ceil(share * len(x)))
+    best = np.zeros(len(y), dtype=bool)
+    best[np.argsort(-y, kind="stable")[:k]] = True
+    cut = np.sort(x)[::-1][k - 1]
+    above, tied = x > cut, x == cut
+    hits = best[above].sum() + (k - above.sum()) * best[tied].sum() / tied.sum()
+    return float(hits / k)
 
 
 def pareto_mask(maximize: Sequence[float], minimize: Sequence[float]) -> list[bool]:

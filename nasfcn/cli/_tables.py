@@ -1,4 +1,5 @@
-"""``nasfcn tabulate export`` and ``nasfcn tabulate report``: a finished table as a file, and what it shows.
+"""``nasfcn tabulate export``, ``report`` and ``compare``: a finished table as a file, what it shows, and
+how alike two tables of one space rank its architectures.
 
 Commands of the ``tabulate`` group (``_tabulate`` registers them). A refused input
 (unknown table, unfinished runs, a tampered file) is one line on stderr and exit code 2.
@@ -72,6 +73,53 @@ def report_command(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(report, table), encoding="utf-8")
         console.print(f"report: {path}", markup=False)
+
+
+def compare_command(
+    first: Annotated[str, typer.Argument(help="A table's name in the database, or a .parquet file.")],
+    second: Annotated[str, typer.Argument(help="Another table of the same space (name or file).")],
+    metric: Annotated[str, typer.Option(help="The metric to rank by (a table metric).")] = "val_miou",
+    epoch_first: Annotated[
+        int | None, typer.Option(min=1, help="Epoch of FIRST to rank at (default: its last).")
+    ] = None,
+    epoch_second: Annotated[
+        int | None, typer.Option(min=1, help="Epoch of SECOND to rank at (default: its last).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="Write the figures as JSON here.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """How alike two tables of one space rank its architectures: across datasets or fidelities.
+
+    Spearman's rho of the architectures' mean METRIC (with a 95% bootstrap CI), Kendall's tau,
+    top-10% overlap, and the mean seconds a run takes in each (SECOND's cost as a share of FIRST's).
+
+    Example: nasfcn tabulate compare fcn_bench_shapes.parquet fcn_bench_photos.parquet
+    """
+    import json
+
+    from nasfcn.store import mask_text
+    from nasfcn.table import compare_tables
+
+    try:
+        agreement = compare_tables(_open(first, db), _open(second, db), metric, epoch_first, epoch_second)
+    except NasfcnError as err:
+        raise fail(mask_text(str(err))) from None
+    a = agreement
+    console.print(
+        f"{a.n} architectures in both; {a.metric} at epoch {a.epoch_first} vs {a.epoch_second}\n"
+        f"Spearman {_f(a.spearman)} [95% CI {_f(a.spearman_low)}, {_f(a.spearman_high)}], "
+        f"Kendall {_f(a.kendall)}, top-10% overlap {_f(a.top10_overlap, 2)}\n"
+        f"seconds per run: {_f(a.seconds_first, 1)} vs {_f(a.seconds_second, 1)} "
+        f"(second costs {_f(a.cost_ratio, 3)} of first)",
+        highlight=False,
+        markup=False,
+    )
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(a.as_dict(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"figures: {json_out}", markup=False)
 
 
 def _open(target: str, db: str | None) -> Table:

@@ -1,7 +1,7 @@
 """``nasfcn tabulate``: train every architecture of a space x seeds (a tabular benchmark).
 
-The group builds when called with options; ``tabulate export`` and ``tabulate report``
-(the table file and its statistics) are its subcommands.
+The group builds when called with options; ``tabulate export``, ``tabulate report`` and
+``tabulate compare`` (the table file, its statistics, two tables' rank agreement) are its subcommands.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from nasfcn.cli._options import (
     print_summary,
     typed,
 )
-from nasfcn.cli._tables import export_command, report_command
+from nasfcn.cli._tables import compare_command, export_command, report_command
 
 tabulate_app = typer.Typer(
     help="Train every architecture of a space for every seed: a tabular benchmark of FCN designs.\n\n"
@@ -34,6 +34,7 @@ tabulate_app = typer.Typer(
 )
 tabulate_app.command("export")(export_command)
 tabulate_app.command("report")(report_command)
+tabulate_app.command("compare")(compare_command)
 
 #: Command-line parameters whose config field has another name; those that are no config
 #: field at all (what the table is of) are checked by nasfcn.benchmark.tabulate itself.

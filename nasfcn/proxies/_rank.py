@@ -2,10 +2,8 @@
 
 Against the architectures' trained quality (a table's mean final val mIoU), for every proxy:
 
-- **Spearman's rho** (scipy) with a 95% percentile-bootstrap interval: architectures are
-  resampled with replacement ``resamples`` times (seeded), rho taken on each resample
-  (average ranks for ties; a resample where either side is constant is left out).
-- **Kendall's tau-b** (scipy).
+- **Spearman's rho** with a 95% percentile-bootstrap interval and **Kendall's tau-b**
+  (``nasfcn.stats``: architectures resampled with replacement, seeded).
 - **Top-10% precision**: of the ceil(10%) architectures the proxy ranks highest, the share
   that are among the ceil(10%) best by quality. Ties at the proxy's cut-off are taken at
   random, counted exactly as the expected share (a tied group of m with h hits, r of them
@@ -28,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _scipy
+
+from nasfcn.stats import kendall, spearman, spearman_interval, top_precision
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
@@ -66,62 +66,6 @@ class Figures:
 def _finite(value: float) -> float | None:
     """JSON has no NaN or infinity: such a figure is written null."""
     return float(value) if math.isfinite(value) else None
-
-
-def spearman(x: ArrayLike, y: ArrayLike) -> float:
-    """Spearman's rho; NaN for fewer than 3 pairs or a constant side."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
-        return math.nan
-    return float(_scipy.spearmanr(a, b).statistic)
-
-
-def kendall(x: ArrayLike, y: ArrayLike) -> float:
-    """Kendall's tau-b; NaN for fewer than 3 pairs or a constant side."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
-        return math.nan
-    return float(_scipy.kendalltau(a, b).statistic)
-
-
-def spearman_interval(
-    x: ArrayLike,
-    y: ArrayLike,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-    confidence: float = CONFIDENCE,
-) -> tuple[float, float]:
-    """Percentile-bootstrap interval of Spearman's rho over resampled pairs; NaN if none is defined."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(a) < 3:
-        return math.nan, math.nan
-    picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
-    ra = _scipy.rankdata(a[picks], axis=1)
-    rb = _scipy.rankdata(b[picks], axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    spread = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
-    defined = spread > 0
-    if not defined.any():
-        return math.nan, math.nan
-    rhos = (ra * rb).sum(axis=1)[defined] / spread[defined]
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(rhos, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def top_precision(scores: ArrayLike, quality: ArrayLike, share: float = TOP_SHARE) -> float:
-    """Expected share of the proxy's top ``share`` among the quality's top ``share`` (module docstring)."""
-    x, y = np.asarray(scores, dtype=np.float64), np.asarray(quality, dtype=np.float64)
-    if len(x) == 0:
-        return math.nan
-    k = max(1, math.ceil(share * len(x)))
-    best = np.zeros(len(y), dtype=bool)
-    best[np.argsort(-y, kind="stable")[:k]] = True
-    cut = np.sort(x)[::-1][k - 1]
-    above, tied = x > cut, x == cut
-    hits = best[above].sum() + (k - above.sum()) * best[tied].sum() / tied.sum()
-    return float(hits / k)
 
 
 def _figures(
