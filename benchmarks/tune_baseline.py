@@ -161,12 +161,10 @@ def build(config: dict[str, Any], classes: int) -> nn.Module:
     return Net(classes, **{k: config[k] for k in keys})
 
 
-def train_fn(config: dict[str, Any], data_ref: Any = None, max_epochs: int = 12) -> None:
-    import ray
+def train_fn(config: dict[str, Any], data: dict[str, Any], max_epochs: int = 12) -> None:
     from ray import tune
 
     torch.set_num_threads(1)
-    data = ray.get(data_ref)
     (x, y), (vx, vy) = data["splits"]["train"], data["splits"]["val"]
     torch.manual_seed(config["seed"])
     model = build(config, data["classes"])
@@ -219,7 +217,7 @@ def search(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
         raise SystemExit(f"--minutes {args.minutes} leaves no time to search after loading the data")
     tuner = tune.Tuner(
         tune.with_resources(
-            tune.with_parameters(train_fn, data_ref=ray.put(data), max_epochs=args.max_epochs), {"cpu": 1}
+            tune.with_parameters(train_fn, data=data, max_epochs=args.max_epochs), {"cpu": 1}
         ),
         param_space=param_space,
         tune_config=tune.TuneConfig(
@@ -241,6 +239,9 @@ def search(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
         ),
     )
     results = tuner.fit()
+    if not any("val_miou" in (result.metrics or {}) for result in results):
+        failed = results.num_errors
+        raise SystemExit(f"no trial finished an epoch in {args.minutes} minutes ({failed} failed)")
     best = results.get_best_result(metric="val_miou", mode="max", scope="all")
     checkpoint = best.get_best_checkpoint("val_miou", "max")
     model = build(best.config, data["classes"])
