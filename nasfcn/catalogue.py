@@ -140,6 +140,7 @@ DATASETS = _kind(
     Dataset("shapes", "generated circles, squares and triangles on textured, noisy backgrounds"),
     Dataset("digits", "scenes of real handwritten digits from scikit-learn (11 classes, no download)"),
     Dataset("photos", "horse, digit and star silhouettes pasted on bundled photographs (no download)"),
+    Dataset("coins", "small and large real coins cut out of a bundled photograph, pasted on others"),
     Dataset("voc", "PASCAL VOC layout: voc:PATH/TO/VOC2012", takes_path=True),
     Dataset(
         "folder",

@@ -127,7 +127,7 @@ def test_a_dataset_takes_a_path_as_the_catalogue_says() -> None:
     for name in catalogue.DATASETS:
         assert DATASETS.get(name).takes_path is catalogue.DATASETS.get(name).takes_path, name
     specs = [catalogue.DATASETS.get(name).spec for name in catalogue.DATASETS]
-    assert catalogue.one_of(specs) == "shapes, digits, photos, voc:PATH or folder:PATH"
+    assert catalogue.one_of(specs) == "shapes, digits, photos, coins, voc:PATH or folder:PATH"
 
 
 def test_one_of_reads_like_a_help_text() -> None:

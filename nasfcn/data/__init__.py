@@ -1,5 +1,5 @@
-"""Datasets for segmentation, named by spec strings: ``shapes``, ``digits``, ``photos``, ``voc:PATH``,
-``folder:PATH``.
+"""Datasets for segmentation, named by spec strings: ``shapes``, ``digits``, ``photos``, ``coins``,
+``voc:PATH``, ``folder:PATH``.
 
 ``load_dataset(spec, config)`` checks everything up front and returns a
 :class:`DatasetBundle`: train and val datasets yielding ``(image, mask)`` (float32
@@ -7,7 +7,8 @@ C x H x W normalized, int64 H x W with 255 = ignore) plus class names, palette a
 normalization. A new dataset is one loader function under ``@register_dataset``.
 """
 
-from nasfcn.data import _digits, _files, _photos, _shapes  # noqa: F401  (register the datasets)
+from nasfcn.data import _coins, _digits, _files, _photos, _shapes  # noqa: F401  (register the datasets)
+from nasfcn.data._coins import generate_coins
 from nasfcn.data._core import (
     DATASETS,
     IGNORE_INDEX,
@@ -40,6 +41,7 @@ __all__ = [
     "SegmentationDataset",
     "Source",
     "absolute_spec",
+    "generate_coins",
     "generate_digits",
     "generate_photos",
     "generate_shapes",

@@ -28,6 +28,7 @@ def spec_for(make_folder, make_voc):
         "shapes": lambda: "shapes",
         "digits": lambda: "digits",
         "photos": lambda: "photos",
+        "coins": lambda: "coins",
         "folder": lambda: f"folder:{make_folder()}",
         "voc": lambda: f"voc:{make_voc()}",
     }

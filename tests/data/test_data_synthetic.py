@@ -1,4 +1,5 @@
-"""Generated datasets (``shapes``, ``digits``, ``photos``): determinism, sizes, classes, difficulty."""
+"""Generated datasets (``shapes``, ``digits``, ``photos``, ``coins``): determinism, sizes, classes,
+difficulty."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from nasfcn.data import generate_digits, generate_photos, generate_shapes, load_dataset
+from nasfcn.data import generate_coins, generate_digits, generate_photos, generate_shapes, load_dataset
 from nasfcn.data._digits import _scans
 
-GENERATORS = {"shapes": generate_shapes, "digits": generate_digits, "photos": generate_photos}
-NUM_CLASSES = {"shapes": 4, "digits": 11, "photos": 4}
+GENERATORS = {
+    "shapes": generate_shapes,
+    "digits": generate_digits,
+    "photos": generate_photos,
+    "coins": generate_coins,
+}
+NUM_CLASSES = {"shapes": 4, "digits": 11, "photos": 4, "coins": 3}
 
 
 @pytest.mark.parametrize("name", GENERATORS)
