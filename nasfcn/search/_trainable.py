@@ -157,7 +157,7 @@ def train_candidate(
             result = {
                 **base,
                 **metrics,
-                **fidelity_fields(fidelity, epoch, full_side),
+                **(fidelity_fields(fidelity, epoch, full_side) if fidelity.reduced else {}),
                 STATUS_KEY: "running",
                 "train_device": trained_on,
                 "peak_train_memory_mb": _peak_memory(device),
