@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype
 from nasfcn.metrics import ConfusionMatrix, SegMetrics
 from nasfcn.model import build_model
+from nasfcn.recipe import Fidelity
 from nasfcn.recipe import TrainRecipe as TrainRecipe  # public here too: where fit() is
 from nasfcn.recipe import TrainRecipeError as TrainRecipeError
 from nasfcn.registry import Registry
@@ -170,10 +171,19 @@ class _Loop:
     device: torch.device
     amp: bool
     memory_format: torch.memory_format
+    fidelity: Fidelity = field(default_factory=Fidelity)
+    low_loader: DataLoader | None = None  # the reduced epochs' loader (smaller side, subset)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.loader)
+
+    def loader_for(self, epoch: int) -> DataLoader:
+        return self.low_loader if self.low_loader is not None and self.fidelity.is_low(epoch) else self.loader
+
+    def total_steps(self, epochs: int) -> int:
+        """Optimizer steps of the whole run: the schedule ends at the last step whatever the fidelity."""
+        return sum(len(self.loader_for(epoch)) for epoch in range(1, epochs + 1))
 
 
 def fit(
@@ -185,8 +195,12 @@ def fit(
     out_dir: str | Path | None = None,
     progress: Callable[[EpochResult], None] | None = None,
     model: nn.Module | None = None,
+    fidelity: Fidelity | None = None,
 ) -> TrainResult:
     """Train ``genotype`` on ``data`` and evaluate it every epoch.
+
+    ``fidelity`` trains the first epochs smaller and on fewer images (``nasfcn.recipe.Fidelity``);
+    every epoch is validated at full size.
 
     ``model`` continues training an existing network of ``genotype`` (a fine-tuning
     stage) instead of a fresh one. Only parameters with ``requires_grad`` train, and
@@ -197,6 +211,8 @@ def fit(
     """
     recipe = (recipe or TrainRecipe()).for_genotype(genotype)
     loop = _set_up(genotype, data, recipe, select_device(str(device) if device is not None else None), model)
+    if fidelity is not None and fidelity.reduced and fidelity.low_epochs > 0:
+        loop = _with_fidelity(loop, data, recipe, fidelity)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -271,6 +287,25 @@ def _set_up(
     return _Loop(model, optimizer, scaler, loader, val_loader, device, amp, memory_format)
 
 
+def _with_fidelity(loop: _Loop, data: DatasetBundle, recipe: TrainRecipe, fidelity: Fidelity) -> _Loop:
+    """``loop`` with a loader for the reduced epochs: the train split at the reduced side, on
+    the seeded subset (seeded by the data's own seed, so every trial trains on the same images)."""
+    height, width = data.train.size
+    side = (fidelity.side(height), fidelity.side(width))
+    view = data.train.reduced(side, fidelity.subset, data.config.seed)
+    loader = DataLoader(
+        view,
+        batch_size=recipe.batch_size,
+        shuffle=True,
+        drop_last=len(view) > recipe.batch_size,
+        num_workers=recipe.num_workers,
+        pin_memory=loop.device.type == "cuda",
+        generator=torch.Generator().manual_seed(recipe.seed),
+        persistent_workers=recipe.num_workers > 0,
+    )
+    return replace(loop, fidelity=fidelity, low_loader=loader)
+
+
 def _run_epoch(
     loop: _Loop, genotype: Genotype, data: DatasetBundle, recipe: TrainRecipe, epoch: int, step: int
 ) -> tuple[EpochResult, int]:
@@ -280,9 +315,10 @@ def _run_epoch(
         TrainingDiverged: the epoch's training loss is NaN or infinite.
     """
     started = time.perf_counter()
-    data.train.set_epoch(epoch)
+    loader = loop.loader_for(epoch)
+    loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]  # a SegmentationDataset
     train_mode(loop.model)
-    loss_sum, images, step = _train_epoch(loop, data, recipe, step)
+    loss_sum, images, step = _train_epoch(loop, loader, data, recipe, step)
     train_loss = float(loss_sum) / max(1, images)  # one device sync per epoch, before timing
     train_seconds = time.perf_counter() - started
     if not math.isfinite(train_loss):
@@ -311,15 +347,15 @@ def _run_epoch(
 
 
 def _train_epoch(
-    loop: _Loop, data: DatasetBundle, recipe: TrainRecipe, step: int
+    loop: _Loop, loader: DataLoader, data: DatasetBundle, recipe: TrainRecipe, step: int
 ) -> tuple[torch.Tensor, int, int]:
     """One pass over the training loader; returns the summed loss (still on the device, so
     no sync per batch), the number of images and the step count after the pass."""
     device, model, optimizer, scaler = loop.device, loop.model, loop.optimizer, loop.scaler
-    total_steps = loop.steps_per_epoch * recipe.epochs
+    total_steps = loop.total_steps(recipe.epochs)
     loss_sum = torch.zeros((), device=device)
     images = 0
-    for batch_images, batch_masks in loop.loader:
+    for batch_images, batch_masks in loader:
         factor = lr_factor(step, total_steps, loop.steps_per_epoch, recipe)
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * factor

@@ -166,3 +166,27 @@ def test_a_given_model_trains_only_its_unfrozen_parameters(shapes) -> None:
     assert not torch.equal(after["head.classifier.weight"], before["head.classifier.weight"])
     with pytest.raises(ValueError, match="the model predicts 3 classes but shapes has 4"):
         fit(_genotype(), shapes, RECIPE, device="cpu", model=build_model(_genotype(), 3))
+
+
+def test_reduced_fidelity_trains_the_first_epochs_small_then_full_with_the_same_weights(shapes) -> None:
+    from nasfcn.recipe import Fidelity
+
+    seen: list[dict] = []
+    recipe = TrainRecipe(epochs=3, batch_size=8, lr=1e-2, schedule="poly", poly_power=1.0)
+    fidelity = Fidelity(resolution=0.5, subset=0.5, low_epochs=2)
+    result = fit(
+        _genotype(), shapes, recipe, device="cpu", report=lambda e, m: seen.append(m), fidelity=fidelity
+    )
+    assert len(result.history) == 3
+    full, half = len(shapes.train), len(shapes.train) // 2
+    steps = [n // 8 for n in (half, half, full)]  # two reduced epochs on half the images, then all
+    # the schedule spans the run's real steps: the poly decay reaches its end at the last step
+    assert result.final.lr == pytest.approx(recipe.lr * (1 - (sum(steps) - 1) / sum(steps)))
+    assert all(m["val_miou"] is not None for m in seen)
+    view = shapes.train.reduced((16, 16), 0.5, shapes.config.seed)
+    assert len(view) == half
+    image, mask = view[0]
+    assert tuple(image.shape[-2:]) == (16, 16)
+    assert tuple(mask.shape) == (16, 16)
+    again = shapes.train.reduced((16, 16), 0.5, shapes.config.seed)
+    assert torch.equal(view.images, again.images)  # the same images for every trial of a seed

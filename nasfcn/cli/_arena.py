@@ -17,7 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from nasfcn.cli._console import console, err_console
+from nasfcn.cli._console import console, err_console, fail
 from nasfcn.cli._options import DbOption, comma_list
 from nasfcn.cli._tables import _open as open_table
 
@@ -63,6 +63,13 @@ def arena(
         int | None, typer.Option(min=1, help="ASHA grace period (search default).")
     ] = None,
     reduction_factor: Annotated[int, typer.Option(min=2, help="ASHA reduction factor.")] = 2,
+    fidelity: Annotated[
+        str,
+        typer.Option(
+            help="Only 'epochs': a table holds full-size epochs, so reduced fidelities are not replayed "
+            "(measure them with benchmarks/fidelity.py)."
+        ),
+    ] = "epochs",
     json_out: Annotated[Path | None, typer.Option("--json", dir_okay=False, help=_JSON_HELP)] = None,
     html: Annotated[
         Path | None, typer.Option("--html", dir_okay=False, help="HTML report (default arena_<name>.html).")
@@ -100,6 +107,11 @@ def arena(
     )
     from nasfcn.store import check_arena_name, open_store
 
+    if fidelity.strip() != "epochs":
+        raise fail(
+            f"--fidelity {fidelity!r}: nasfcn arena replays tables trained at full size; only --fidelity "
+            "epochs is allowed (measure a reduced one with benchmarks/fidelity.py)"
+        )
     plan = ArenaPlan(
         comma_list(strategies),
         comma_list(schedulers),

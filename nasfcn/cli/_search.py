@@ -83,6 +83,14 @@ def search(
             "first epochs' cost (--trials/--epochs, when given, cap the plan)."
         ),
     ] = None,
+    fidelity: Annotated[
+        str,
+        typer.Option(
+            help="'epochs': every epoch at full size. resolution=R,subset=F (each in (0, 1]): the grace "
+            "period's epochs train at R x the image side on a seeded share F of the train images, then "
+            "full size; ASHA counts full-epoch equivalents ((R^2) x F per reduced epoch)."
+        ),
+    ] = "epochs",
     seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,
     ray_address: RayAddressOption = None,
     db: DbOption = None,
@@ -140,6 +148,7 @@ def search(
             max_flops=max_flops,
             max_latency_ms=max_latency_ms,
             time_budget_min=time_budget,
+            fidelity=fidelity,
             seed=seed,
             execution=execution_from(ctx.params),
             references=_references(with_references, references),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,6 +65,20 @@ class SegmentationDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def set_epoch(self, epoch: int) -> None:
         """Draw different augmentations for ``epoch`` (no effect without ``augment``)."""
         self.epoch = int(epoch)
+
+    def reduced(self, side: tuple[int, int], fraction: float, seed: int) -> SegmentationDataset:
+        """A cheaper view for low-fidelity epochs: samples at ``side``, on a seeded ``fraction``
+        of the images (the same images for every trial of a seed; at least one)."""
+        view = copy.copy(self)
+        view.size = (int(side[0]), int(side[1]))
+        if fraction < 1:
+            count = max(1, round(len(self) * fraction))
+            chosen = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
+            index = torch.from_numpy(chosen)
+            view.images, view.masks = self.images[index], self.masks[index]
+            if self.names is not None:
+                view.names = tuple(self.names[i] for i in chosen)
+        return view
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not -len(self) <= index < len(self):

@@ -10,7 +10,7 @@ from typing import Any
 
 from nasfcn import catalogue
 from nasfcn.errors import NasfcnError, raise_problems
-from nasfcn.recipe import TrainRecipe
+from nasfcn.recipe import Fidelity, TrainRecipe, TrainRecipeError
 from nasfcn.search._execution import EXECUTION, Execution
 from nasfcn.search._resume import ResumeRule, check_explicit
 from nasfcn.store import OBJECTIVES
@@ -64,6 +64,7 @@ SEARCH_RESUME = ResumeRule(
         "recipe",
         "latency_input",
         "references",
+        "fidelity",
     ),
     adjustable=(
         "trials",
@@ -85,6 +86,10 @@ SEARCH_RESUME = ResumeRule(
         "recipe.channels_last": "--channels-last",
     },
 )
+
+
+#: The smallest side a reduced-fidelity epoch may train at (``nasfcn tabulate``'s --image-size minimum).
+MIN_REDUCED_SIDE = 8
 
 
 class SearchConfigError(NasfcnError, ValueError):
@@ -122,6 +127,9 @@ class SearchConfig:
     reduction_factor: int = 2  # ASHA: keep 1/reduction_factor at each rung
     latency_input: int | None = None  # side of the input latency is measured at (default image_size)
     references: tuple[str, ...] = ()  # classic designs (nasfcn.references) to train first
+    # --fidelity: "epochs" (every epoch at full size) or "resolution=R,subset=F" for the
+    # grace period's epochs (nasfcn.recipe.Fidelity); ASHA then counts full-epoch equivalents.
+    fidelity: str = "epochs"
     # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
     # that differ from these defaults. Not stored. See nasfcn.search._resume.
     explicit: frozenset[str] | None = None
@@ -175,12 +183,33 @@ class SearchConfig:
             problems.append(
                 f"unknown reference {', '.join(map(repr, unknown))}; valid: {', '.join(REFERENCES.names())}"
             )
+        problems.extend(self._fidelity_problems())
         if self.name is not None and (problem := name_problem(self.name)):
             problems.append(problem)
         if self.explicit is not None:
             object.__setattr__(self, "explicit", frozenset(self.explicit))
         problems.extend(check_explicit(self))
         raise_problems(problems, "invalid search options:\n  ", SearchConfigError, separator="\n  ")
+
+    def _fidelity_problems(self) -> list[str]:
+        """Check ``fidelity`` and store it in its one written form (a resume compares the text)."""
+        try:
+            fidelity = Fidelity.parse(str(self.fidelity))
+        except TrainRecipeError as err:
+            return [str(err)]
+        object.__setattr__(self, "fidelity", fidelity.to_text())
+        side = fidelity.side(self.image_size)
+        if fidelity.resolution < 1 and side < MIN_REDUCED_SIDE:
+            return [
+                f"--fidelity resolution={fidelity.resolution:g} trains at {side} px from --image-size "
+                f"{self.image_size}: a reduced side must be at least {MIN_REDUCED_SIDE} px"
+            ]
+        return []
+
+    @property
+    def fidelity_schedule(self) -> Fidelity:
+        """The fidelity every trial trains with: the grace period's epochs reduced (when asked)."""
+        return Fidelity.parse(self.fidelity).with_low_epochs(self.asha_grace_period)
 
     @property
     def asha_grace_period(self) -> int:

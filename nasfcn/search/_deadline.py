@@ -26,6 +26,7 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from nasfcn.recipe import Fidelity
 from nasfcn.search._budget import Cost, Plan, median_cost, plan, replan
 from nasfcn.search._trainable import STATUS_KEY
 
@@ -52,6 +53,7 @@ class BudgetKeeper:
         shape: Plan | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_plan: Callable[[Plan, str], None] | None = None,
+        fidelity: Fidelity | None = None,
     ) -> None:
         """``seconds``: the budget this driver may spend; ``shape``: a stored plan whose epochs
         and rungs a resumed search keeps; ``on_plan(plan, why)`` hears every new plan."""
@@ -59,11 +61,13 @@ class BudgetKeeper:
         self.trials_cap, self.grace_period = trials_cap, grace_period
         self.reduction_factor, self.asha, self.shape = reduction_factor, asha, shape
         self.clock, self.on_plan = clock, on_plan
+        self.fidelity = fidelity  # --fidelity: the grace period's epochs are cheaper
         self.began = clock()
         self.plan: Plan | None = None
         self.plans = 0
         self._epoch_s: list[float] = []
         self._overhead_s: list[float] = []
+        self._low_epoch_s: list[float] = []  # reduced-fidelity epochs, apart from full ones
         self._started_at: dict[str, float] = {}
         self._running: dict[str, int] = {}  # trial id -> epochs trained
         self.started = 0
@@ -88,7 +92,7 @@ class BudgetKeeper:
         return max(0.0, self.deadline - self.clock())
 
     def cost(self) -> Cost | None:
-        return median_cost(self._epoch_s, self._overhead_s)
+        return median_cost(self._epoch_s, self._overhead_s, self._low_epoch_s)
 
     # -- what the trials did -------------------------------------------------------------
     def trial_started(self, trial_id: str) -> None:
@@ -96,14 +100,15 @@ class BudgetKeeper:
         self._running[trial_id] = 0
         self.started += 1
 
-    def epoch_done(self, trial_id: str, epoch: int, seconds: float) -> None:
-        """A trial reported ``epoch``, which took ``seconds``; the first plan follows the first epoch."""
+    def epoch_done(self, trial_id: str, epoch: int, seconds: float, reduced: bool = False) -> None:
+        """A trial reported ``epoch``, which took ``seconds`` (at ``reduced`` fidelity or full size);
+        the first plan follows the first full-size epoch."""
         if epoch == 1 and trial_id in self._started_at:
             self._overhead_s.append(max(0.0, self.clock() - self._started_at[trial_id] - seconds))
-        self._epoch_s.append(seconds)
+        (self._low_epoch_s if reduced else self._epoch_s).append(seconds)
         self._running[trial_id] = epoch
-        if self.plan is None:
-            self._refresh("measured the first epoch")
+        if self.plan is None and not reduced:
+            self._refresh(f"measured the first {'full-size ' if self._low_epoch_s else ''}epoch")
 
     def trial_finished(self, trial_id: str) -> None:
         if self._running.pop(trial_id, None) is not None:
@@ -124,8 +129,8 @@ class BudgetKeeper:
         return self.clock() + (cost.epoch_s if cost else 0.0) > self.deadline
 
     def _grace_fits(self, current: Plan) -> bool:
-        cost = self.cost() or Cost(current.epoch_s, current.overhead_s)
-        return cost.overhead_s + current.grace_period * cost.epoch_s <= self.seconds_left()
+        cost = self.cost() or Cost(current.epoch_s, current.overhead_s, current.low_epoch_s)
+        return current.grace_s(cost) <= self.seconds_left()
 
     def _refresh(self, why: str) -> None:
         cost = self.cost()
@@ -143,6 +148,7 @@ class BudgetKeeper:
                 grace_period=self.grace_period,
                 reduction_factor=self.reduction_factor,
                 asha=self.asha,
+                fidelity=self.fidelity,
             )
         running = list(self._running.values())
         new = replan(base, left, self.concurrency, cost, self.started, running, self.trials_cap)
@@ -189,6 +195,8 @@ class BudgetSearch(Searcher):
         if isinstance(config, dict) and self.keeper.plan is not None:
             overrides = {**(config.get("recipe_overrides") or {}), "epochs": self.keeper.plan.max_epochs}
             config = {**config, "recipe_overrides": overrides}
+            if self.keeper.plan.low_epochs:  # --fidelity: the plan's grace period is the reduced part
+                config["low_epochs"] = self.keeper.plan.low_epochs
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -239,7 +247,12 @@ class BudgetScheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(STATUS_KEY) == "running" and "epoch" in result:
-            self.keeper.epoch_done(trial.trial_id, int(result["epoch"]), float(result.get("seconds") or 0.0))
+            self.keeper.epoch_done(
+                trial.trial_id,
+                int(result["epoch"]),
+                float(result.get("seconds") or 0.0),
+                bool(result.get("reduced_fidelity")),
+            )
         self._install()  # replays the results before this one
         if trial.trial_id in self._running:
             self._running[trial.trial_id][1].append(result)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import Replay, grid_refusal
 from nasfcn.search._strategies import SEARCHERS, SearcherInputs
-from nasfcn.search._trainable import TrialSettings
+from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings
 from nasfcn.space import SearchSpace, load_space, size_text
 from nasfcn.store import (
     Store,
@@ -173,6 +173,7 @@ def _keeper(
         asha=config.scheduler == "asha",
         shape=budget.shape,
         on_plan=plan_writer(store, str(config.name), config.data, stored_config, budget),
+        fidelity=config.fidelity_schedule,
     )
     keeper.began = started
     return keeper
@@ -217,6 +218,8 @@ def _prepare(config: SearchConfig, store: Store, console: Console) -> _Prepared:
     with console.status(f"checking dataset {config.data} ..."):
         bundle = load_dataset(config.data, DataConfig(**data_options))  # fails fast, names the file
     recipe = replace(config.recipe, epochs=config.epochs, seed=config.seed).to_dict()
+    if config.fidelity_schedule.reduced:  # part of the cache key: see FIDELITY_ENTRY
+        recipe[FIDELITY_ENTRY] = asdict(config.fidelity_schedule)
     return _Prepared(config, space, bundle, data_options, recipe, changes, budget)
 
 
@@ -256,6 +259,8 @@ def _announce(
         f"{config.strategy} + {config.scheduler}"
         + (f", plus references {', '.join(plan.references)}" if plan.references else "")
     )
+    if config.fidelity_schedule.reduced:
+        console.print(f"fidelity: {_fidelity_text(config)}", markup=False)
     console.print(
         f"results: {store.masked_url}   logs: {folder}   "
         f"checkpoints: {mask_text(config.execution.checkpoint_storage(name))}"
@@ -277,6 +282,15 @@ def _size(config: SearchConfig) -> str:
         f"time budget {config.time_budget_min:g} min: {trials} and up to {config.epochs} epochs "
         "planned from the first epochs' measured cost"
     )
+
+
+def _fidelity_text(config: SearchConfig) -> str:
+    """The live view's and the header's fidelity: what the first epochs train at, and ASHA's unit."""
+    fidelity = config.fidelity_schedule
+    text = fidelity.describe(config.image_size)
+    if config.scheduler == "asha":
+        text += "; ASHA counts full-epoch equivalents"
+    return text
 
 
 def _resumed(config: SearchConfig, store: Store) -> tuple[SearchConfig, tuple[str, ...]]:
@@ -385,6 +399,7 @@ def _trials(
         max_latency_ms=config.max_latency_ms,
         device=execution.trial_device(),
         threads=execution.threads,
+        fidelity=asdict(config.fidelity_schedule) if config.fidelity_schedule.reduced else None,
     )
     histories = _histories(store, config.name, finished)
     if keeper is None:
@@ -406,6 +421,7 @@ def _trials(
         time_budget_s=time_budget_s,
         datasets=shippable({config.data: prepared.bundle}),
         budget=keeper,
+        fidelity=_fidelity_text(config) if config.fidelity_schedule.reduced else None,
     )
 
 

@@ -85,6 +85,7 @@ class Trials:
     datasets: dict[str, Any] = field(default_factory=dict)
     noun: str = "trials"  # what the live view counts: a search's trials, a benchmark's runs
     budget: Any = None  # --time-budget: the BudgetKeeper whose plan the live view shows
+    fidelity: str | None = None  # --fidelity: what the first epochs train at, for the live view
 
 
 class RunLifecycle(AbstractContextManager["RunLifecycle"]):
@@ -157,6 +158,7 @@ class RunLifecycle(AbstractContextManager["RunLifecycle"]):
                 datasets=trials.datasets,
                 noun=trials.noun,
                 budget=trials.budget,
+                fidelity=trials.fidelity,
             )
             return run_trials(run, console)
 

@@ -87,6 +87,7 @@ class Progress:
     notice: str | None = None  # what the database is doing while a write waits for it
     noun: str = "trials"  # what is counted: a search's trials, a benchmark's runs
     budget: Any = None  # --time-budget: a BudgetKeeper (plan, budget used and left) or None
+    fidelity: str | None = None  # --fidelity: what the first epochs train at
 
     def offer(self, miou: float | None, arch_id: str, number: int) -> None:
         """Keep the best val mIoU seen so far, with the trial that reached it."""
@@ -132,6 +133,8 @@ class Progress:
         )
         if self.budget is not None:
             table.add_row(Text(self.budget.line(), style="cyan"))
+        if self.fidelity:
+            table.add_row(Text(f"fidelity: {self.fidelity}", style="cyan"))
         if self.notice:
             table.add_row(Text(self.notice, style="yellow"))
         return table

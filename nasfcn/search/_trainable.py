@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nasfcn.recipe import Fidelity
+
 #: The key trials use to tell the driver what kind of result this is.
 STATUS_KEY = "nasfcn_status"
 
@@ -35,11 +37,37 @@ class TrialSettings:
     max_latency_ms: float | None
     device: str
     threads: int
+    fidelity: dict[str, Any] | None = None  # nasfcn.recipe.Fidelity's fields; None: every epoch full
+
+
+def trial_fidelity(config: dict[str, Any], settings: TrialSettings) -> Fidelity:
+    """The search's fidelity with this trial's own reduced epochs (a budget plan's grace period)."""
+    fidelity = Fidelity(**(settings.fidelity or {}))
+    low = config.get("low_epochs")
+    return fidelity.with_low_epochs(int(low)) if low is not None else fidelity
+
+
+def fidelity_fields(fidelity: Fidelity, epoch: int, side: int) -> dict[str, Any]:
+    """What an epoch reports of its fidelity: ASHA's budget, and the side and share it trained at."""
+    low = fidelity.is_low(epoch)
+    return {
+        "budget": fidelity.budget(epoch),
+        "train_side": fidelity.side(side) if low else side,
+        "train_fraction": fidelity.subset if low else 1.0,
+        "reduced_fidelity": low,
+    }
+
+
+#: The entry of a search's recipe (as stored and as cached results are keyed) naming a reduced
+#: fidelity: a result trained so is never reused for a full-size search, nor the other way.
+FIDELITY_ENTRY = "fidelity"
 
 
 def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
-    """The search's recipe with this trial's own changes (a benchmark run's seed)."""
-    return {**recipe, **(config.get("recipe_overrides") or {})}
+    """The search's recipe with this trial's own changes (a benchmark run's seed), as TrainRecipe reads it."""
+    merged = {**recipe, **(config.get("recipe_overrides") or {})}
+    merged.pop(FIDELITY_ENTRY, None)
+    return merged
 
 
 def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str | None:
@@ -117,6 +145,8 @@ def train_candidate(
         return
 
     recipe = TrainRecipe.from_dict(trial_recipe(config, settings.recipe))
+    fidelity = trial_fidelity(config, settings)
+    full_side = int(data.config.size[0])
     best = {"miou": -1.0}
     if device.type == "cuda":  # a reused worker's previous trial must not count
         torch.cuda.reset_peak_memory_stats(device)
@@ -127,6 +157,7 @@ def train_candidate(
             result = {
                 **base,
                 **metrics,
+                **(fidelity_fields(fidelity, epoch, full_side) if fidelity.reduced else {}),
                 STATUS_KEY: "running",
                 "train_device": trained_on,
                 "peak_train_memory_mb": _peak_memory(device),
@@ -138,7 +169,8 @@ def train_candidate(
             else:
                 tune.report(result)
 
-        fit(genotype, data, recipe, device=device, report=report_epoch, out_dir=Path(folder))
+        out = Path(folder)
+        fit(genotype, data, recipe, device=device, report=report_epoch, out_dir=out, fidelity=fidelity)
 
 
 @functools.lru_cache(maxsize=2)

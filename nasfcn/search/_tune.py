@@ -87,6 +87,7 @@ class TrialRun:
     datasets: dict[str, Any] = field(default_factory=dict)
     noun: str = "trials"  # what the live view counts: a search's trials, a benchmark's runs
     budget: Any = None  # --time-budget: the BudgetKeeper whose plan the live view shows
+    fidelity: str | None = None  # --fidelity: what the first epochs train at, for the live view
 
 
 def run_trials(run: TrialRun, console: Console) -> bool:
@@ -101,6 +102,7 @@ def run_trials(run: TrialRun, console: Console) -> bool:
         finished_before=run.finished_before,
         noun=run.noun,
         budget=run.budget,
+        fidelity=run.fidelity,
     )
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
         recorder = StoreRecorder(

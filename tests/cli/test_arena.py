@@ -42,6 +42,12 @@ def test_an_unknown_scheduler_lists_the_registered_ones(tmp_path: Path) -> None:
     assert line == f"--schedulers: unknown scheduler 'pbt'; registered: {', '.join(SCHEDULERS.names())}"
 
 
+def test_a_reduced_fidelity_is_refused_before_the_table_is_read(tmp_path: Path) -> None:
+    line = _refusal(["--table", str(tmp_path / "t.parquet"), "--fidelity", "resolution=0.5"])
+    assert line.startswith("--fidelity 'resolution=0.5': nasfcn arena replays tables trained at full size")
+    assert "only --fidelity epochs is allowed" in line
+
+
 def test_a_missing_table_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "t.parquet"
     assert (

@@ -77,3 +77,81 @@ def test_a_half_minute_budget_plans_runs_and_ends_within_it(ray_local, tmp_path:
     assert statuses <= {"completed", "stopped_early", "cached"}, statuses
     log = (tmp_path / "runs" / "search.log").read_text()
     assert f"time budget plan ({plans[0]['why']})" in log
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("half", "--fidelity 'half': 'half' sets nothing; use 'epochs' (every epoch at full size) or "),
+        ("resolution=2", "--fidelity resolution must be in (0, 1], got 2.0"),
+        ("size=0.5", "--fidelity 'size=0.5': unknown or repeated setting 'size'"),
+        ("resolution=0.2", "--fidelity resolution=0.2 trains at 6 px from --image-size 32: a reduced side"),
+    ],
+)
+def test_a_bad_fidelity_is_refused_in_one_line(tmp_path: Path, value: str, message: str) -> None:
+    db = tmp_path / "n.db"
+    result = runner.invoke(
+        app, ["search", "--db", f"sqlite:///{db}", "--image-size", "32", "--fidelity", value]
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "invalid search options:"
+    assert len(lines) == 2
+    assert message in lines[1]
+    assert "Traceback" not in result.output
+    assert not db.exists()
+
+
+def _tune_results(folder: Path) -> dict[int, list[dict]]:
+    """Every result each trial reported to Ray Tune (its result.json), by trial number."""
+    import json
+
+    found: dict[int, list[dict]] = {}
+    for path in folder.rglob("result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            found[int(rows[0]["config"]["number"])] = rows
+    return found
+
+
+@pytest.mark.slow
+def test_fidelity_budgets_drive_asha_and_the_first_epochs_train_small(
+    ray_local, tmp_path: Path, store_tracker
+) -> None:
+    from nasfcn.recipe import Fidelity
+    from nasfcn.search._budget import asha_decisions
+
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    args = ["search", "--space", TINY, "--data", "shapes", "--name", "fid", "--db", db]
+    args += ["--storage-path", str(tmp_path / "runs"), "--image-size", "32", "--train-samples", "32"]
+    args += ["--trials", "6", "--epochs", "4", "--grace-period", "2", "--concurrency", "1"]
+    args += ["--fidelity", "resolution=0.5,subset=0.5"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "fidelity: epochs 1-2 at 16 px on 50% of the train images (cost 0.125 of an epoch each)" in (
+        result.output
+    )
+
+    fidelity = Fidelity(0.5, 0.5, low_epochs=2)
+    decisions = asha_decisions(4, 2, 2, fidelity)
+    assert decisions == (2, 3, 4)  # budgets 1/8, 1/4 | 5/4, 9/4: rungs 1/4, (1/2 skipped), 1, 2
+    store = open_store(db)
+    frame = leaderboard_frame(store, "fid")
+    stopped = frame[frame["status"] == "stopped_early"]
+    assert len(stopped) >= 1  # ASHA stopped someone, and only at a decision
+    assert set(stopped["epochs_trained"]) <= set(decisions[:-1])
+    assert set(frame["status"]) <= {"completed", "stopped_early"}
+    stored = get_search(store, "fid")
+    assert stored is not None
+    assert stored["recipe"]["fidelity"] == {"resolution": 0.5, "subset": 0.5, "low_epochs": 2}  # cache key
+
+    reported = _tune_results(tmp_path / "runs")
+    assert len(reported) == 6
+    for rows in reported.values():
+        epochs = [row for row in rows if row.get("nasfcn_status") == "running"]
+        for row in epochs:
+            low = row["epoch"] <= 2
+            assert row["train_side"] == (16 if low else 32)
+            assert row["train_fraction"] == (0.5 if low else 1.0)
+            assert row["budget"] == fidelity.budget(row["epoch"])
+            assert row["val_miou"] is not None  # validated at full size every epoch

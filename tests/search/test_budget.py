@@ -6,9 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from nasfcn.recipe import Fidelity
 from nasfcn.search._budget import (
     Cost,
     Plan,
+    asha_decisions,
     expected_epochs,
     median_cost,
     plan,
@@ -54,6 +56,33 @@ def test_asha_rungs_and_expected_epochs_follow_ray() -> None:
     assert expected_epochs(10, 2, 2) == 2 + 2 / 2 + 4 / 4 + 2 / 8
     assert expected_epochs(9, 1, 3) == 1 + 2 / 3 + 6 / 9
     assert expected_epochs(8, 2, 2, asha=False) == 8
+
+
+HALF_QUARTER = Fidelity(resolution=0.5, subset=0.25)  # a reduced epoch costs 1/16 of a full one
+
+
+def test_with_fidelity_asha_decides_where_its_budget_rungs_fall() -> None:
+    # budgets 1/16, 1/8, then +1 a full epoch; Ray's milestones 1/8, 1/4, 1/2, 1, 2, 4: the first
+    # full epoch passes 1/4, 1/2 and 1 at once and is recorded at 1 only (none is filled later)
+    assert asha_decisions(8, 2, 2, HALF_QUARTER) == (2, 3, 4, 6)
+    assert expected_epochs(8, 2, 2, fidelity=HALF_QUARTER) == 2 + 1 / 2 + 1 / 4 + 2 / 8 + 2 / 16
+    assert asha_decisions(8, 2, 2, Fidelity()) == rungs(8, 2, 2)  # --fidelity epochs: as before
+
+
+def test_a_plan_with_fidelity_counts_the_cheaper_grace_epochs() -> None:
+    cost = Cost(epoch_s=2.0, overhead_s=3.0, low_epoch_s=0.4)
+    by_epochs = plan(300, 2, cost, 8, grace_period=2)
+    cheap = plan(300, 2, cost, 8, grace_period=2, fidelity=HALF_QUARTER)
+    assert (cheap.max_epochs, cheap.grace_period, cheap.low_epochs, cheap.rungs) == (8, 2, 2, (2, 3, 4, 6))
+    per_trial = 3.0 + 2 * 0.4 + (cheap.expected_epochs - 2) * 2.0  # measured reduced and full epochs
+    assert cheap.trial_s() == pytest.approx(per_trial)
+    assert cheap.grace_s() == pytest.approx(3.0 + 2 * 0.4)
+    assert cheap.trials == 600 // per_trial  # the workers' 600 s, filled
+    assert cheap.trials > 1.5 * by_epochs.trials  # 6.05 s a trial against 11 s
+    assert "(the first 2 at 0.0625 cost)" in cheap.describe()
+    unmeasured = plan(300, 2, Cost(2.0, 3.0), 8, grace_period=2, fidelity=HALF_QUARTER)
+    assert unmeasured.grace_s() == pytest.approx(3.0 + 2 * 2.0 / 16)  # the nominal cost until measured
+    assert Plan.from_dict(cheap.as_dict()) == cheap
 
 
 def test_a_short_budget_trades_epochs_for_candidates() -> None:
@@ -107,6 +136,8 @@ def test_running_trials_take_their_remaining_epochs_from_the_capacity_first() ->
 def test_the_measured_cost_is_the_median() -> None:
     assert median_cost([], []) is None
     assert median_cost([1.0, 9.0, 2.0], [0.5]) == Cost(2.0, 0.5)
+    assert median_cost([2.0], [0.5], [0.3, 0.1, 0.2]) == Cost(2.0, 0.5, 0.2)
+    assert median_cost([], [0.5], [0.3]) is None  # reduced epochs alone say little of a full one
 
 
 def test_a_plan_round_trips_through_its_stored_form() -> None:

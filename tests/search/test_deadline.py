@@ -9,6 +9,7 @@ import pytest
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
+from nasfcn.recipe import Fidelity
 from nasfcn.search import SearchConfig
 from nasfcn.search._budget import Plan
 from nasfcn.search._budgeting import planned_config
@@ -97,6 +98,39 @@ def test_the_first_trials_measure_then_the_plan_holds_the_rest() -> None:
     assert third["recipe_overrides"] == {"seed": 3, "epochs": plan.max_epochs}
     assert second["number"] == 2
     assert third["number"] == 3
+
+
+def _reduced(epoch: int, seconds: float, budget: float) -> dict[str, Any]:
+    return {**_epoch(epoch, seconds), "budget": budget, "reduced_fidelity": True}
+
+
+def test_with_fidelity_the_first_plan_follows_the_first_full_size_epoch() -> None:
+    clock = Clock()
+    keeper, plans = _keeper(clock, seconds=600.0, fidelity=Fidelity(resolution=0.5, subset=0.25))
+    config = SearchConfig(space="unused.yaml", fidelity="resolution=0.5,subset=0.25")
+    scheduler = BudgetScheduler(lambda plan, seen: make_scheduler(planned_config(config, plan), seen), keeper)
+    search = BudgetSearch(FakeSearcher(), keeper)
+    search.suggest("a")
+    scheduler.on_trial_add(None, FakeTrial("a"))
+    for epoch in range(1, 5):  # the cap's grace period (16 // 4): four cheap epochs, no plan yet
+        clock.now += 0.5
+        scheduler.on_trial_result(None, FakeTrial("a"), _reduced(epoch, 0.4, epoch / 16))
+        assert keeper.plan is None
+    clock.now += 4.0
+    scheduler.on_trial_result(None, FakeTrial("a"), {**_epoch(5, 4.0), "budget": 1.25})
+    plan = keeper.plan
+    assert plan is not None
+    assert [why for _, why in plans] == ["measured the first full-size epoch"]
+    assert (plan.epoch_s, plan.low_epoch_s, plan.overhead_s) == pytest.approx((4.0, 0.4, 0.1))
+    assert plan.low_epochs == plan.grace_period
+    assert plan.trial_s() == pytest.approx(
+        0.1 + plan.grace_period * 0.4 + (plan.expected_epochs - plan.grace_period) * 4.0
+    )
+    assert scheduler.inner._time_attr == "budget"  # ASHA counts full-epoch equivalents
+    assert scheduler.inner._max_t == plan.grace_period / 16 + plan.max_epochs - plan.grace_period
+    later = search.suggest("b")
+    assert later["low_epochs"] == plan.grace_period  # the plan's grace period is the reduced part
+    assert later["recipe_overrides"]["epochs"] == plan.max_epochs
 
 
 def test_a_replan_follows_when_the_measured_cost_doubles() -> None:

@@ -322,6 +322,20 @@ def test_the_live_view_of_a_resumed_run_counts_done_and_left_from_the_earlier_ru
     assert "8 left, ~" in text  # an ETA from this session's 2 runs, for the 8 still to run
 
 
+def test_the_live_view_shows_the_fidelity() -> None:
+    from rich.console import Console
+
+    from nasfcn.search._recorder import Progress
+
+    shown = "epochs 1-2 at 32 px on 25% of the train images (cost 0.0625 of an epoch each), then full size"
+    console = Console(record=True, width=200)
+    console.print(Progress(requested=4, fidelity=shown).render())
+    assert f"fidelity: {shown}" in console.export_text()
+    console = Console(record=True, width=200)
+    console.print(Progress(requested=4).render())
+    assert "fidelity" not in console.export_text()
+
+
 @pytest.mark.parametrize(("trained", "status"), [(4, "completed"), (2, "stopped_early")])
 def test_a_trial_is_complete_at_its_own_planned_epochs(tmp_path: Path, trained: int, status: str) -> None:
     """A budgeted search plans each trial's epochs (its recipe's): reaching them is completing."""
