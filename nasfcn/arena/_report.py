@@ -215,31 +215,9 @@ def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str,
 
     fig = go.Figure()
     for pair, points in curves.groupby("pair", sort=False):
-        x = points[axis].tolist()
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=points["high"].tolist(),
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=str(pair),
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=points["low"].tolist(),
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=_faded(colour[str(pair)]),
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=str(pair),
-            )
-        )
+        x, group = points[axis].tolist(), str(pair)
+        fig.add_trace(_band_edge(x, points["high"].tolist(), group))
+        fig.add_trace(_band_edge(x, points["low"].tolist(), group, fill=_faded(colour[group])))
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -252,6 +230,24 @@ def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str,
         )
     fig.update_layout(xaxis_title=title, yaxis_title="regret (val mIoU below the best mean)", height=420)
     return fig
+
+
+def _band_edge(x: list[Any], y: list[Any], group: str, fill: str | None = None) -> Any:
+    """One edge of a pair's CI band: an invisible line; the lower edge (``fill``) shades down to
+    the upper one drawn just before it (Plotly's ``tonexty``)."""
+    import plotly.graph_objects as go
+
+    shade = {"fill": "tonexty", "fillcolor": fill} if fill else {}
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        line={"width": 0},
+        showlegend=False,
+        hoverinfo="skip",
+        legendgroup=group,
+        **shade,
+    )
 
 
 def _ecdf_figure(summary: ArenaSummary, colour: dict[str, str]) -> Any:
