@@ -222,18 +222,21 @@ def time_to_plots(driver: Any) -> float:
 
 
 @contextmanager
-def live_app(url: str) -> Iterator[str]:
-    """``nasfcn serve`` on ``url`` (the Dash app, threaded, on a free loopback port) until the block ends."""
+def live_app(url: str, refresh_s: float | None = None) -> Iterator[str]:
+    """``nasfcn serve`` on ``url`` (the Dash app, threaded, on a free loopback port) until the block
+    ends; its address. ``refresh_s``: how often the page re-reads the database (default: serve's).
+    The leaderboard's browser tests serve their databases with it too."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from leaderboard.app import create_app
+    from leaderboard.app import DEFAULT_REFRESH_S, create_app
 
     class Quiet(WSGIRequestHandler):
         def log_request(self, *args: object, **kwargs: object) -> None:
             """One line per request would drown the figures."""
 
     store = Store(url)
-    server = make_server("127.0.0.1", 0, create_app(store).server, threaded=True, request_handler=Quiet)
+    app = create_app(store, refresh_s=refresh_s or DEFAULT_REFRESH_S)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True, request_handler=Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
