@@ -40,19 +40,25 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from leaderboard.static import write_leaderboard
 from nasfcn.space import load_space
-from nasfcn.store import Store, create_search, leaderboard_frame, open_store, set_search_status
-from nasfcn.store._schema import Architecture, Epoch, Trial, TrialCost
+from nasfcn.store import (
+    Store,
+    add_architectures,
+    bulk_insert,
+    create_search,
+    leaderboard_frame,
+    open_store,
+    set_search_status,
+    trial_times_frame,
+)
 
 SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_small.yaml"
 CLASS_NAMES = ("background", "circle", "square", "triangle")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-#: Rows per INSERT batch: bounded memory however many trials are written.
-BATCH = 20_000
 
 
 def build_search(store: Store, name: str, trials: int, epochs: int = 10, seed: int = 0) -> int:
@@ -68,45 +74,21 @@ def build_search(store: Store, name: str, trials: int, epochs: int = 10, seed: i
     )
     rng = random.Random(seed)
     genotypes = [space.sample(seed * 1_000_003 + n) for n in range(trials)]
-    _insert_architectures(store, genotypes)
+    add_architectures(store, {g.arch_id: g.arch_json() for g in genotypes})
     start = datetime(2026, 11, 1, tzinfo=timezone.utc)
     plans = [_plan(rng, epochs) for _ in range(trials)]
-    rows = [
+    rows = (
         _trial_row(search, n, g, plan, start)
         for n, (g, plan) in enumerate(zip(genotypes, plans, strict=True))
-    ]
-    for first in range(0, trials, BATCH):
-        with store.session_scope() as session:
-            session.execute(insert(Trial), rows[first : first + BATCH])
-    with store.session_scope() as session:
-        ids = dict(session.execute(select(Trial.number, Trial.id).where(Trial.search_id == search)).all())
-    costs = [_cost_row(ids[n], g, rng) for n, g in enumerate(genotypes)]
-    _insert_batches(store, TrialCost, costs)
-    _insert_batches(store, Epoch, _epoch_rows(ids, plans))
+    )
+    bulk_insert(store, "trials", rows)
+    ids = dict(
+        zip(*(trial_times_frame(store, name)[c].tolist() for c in ("number", "trial_id")), strict=True)
+    )
+    bulk_insert(store, "trial_costs", (_cost_row(ids[n], g, rng) for n, g in enumerate(genotypes)))
+    bulk_insert(store, "epochs", _epoch_rows(ids, plans))
     set_search_status(store, search, "completed")
     return search
-
-
-def _insert_architectures(store: Store, genotypes: list[Any]) -> None:
-    with store.session_scope() as session:
-        known = set(session.execute(select(Architecture.arch_id)).scalars())
-    now = datetime.now(timezone.utc)
-    fresh = {g.arch_id: g for g in genotypes if g.arch_id not in known}
-    rows = [{"arch_id": a, "genotype_json": g.arch_json(), "created_at": now} for a, g in fresh.items()]
-    _insert_batches(store, Architecture, rows)
-
-
-def _insert_batches(store: Store, model: Any, rows: Any) -> None:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH:
-            with store.session_scope() as session:
-                session.execute(insert(model), batch)
-            batch = []
-    if batch:
-        with store.session_scope() as session:
-            session.execute(insert(model), batch)
 
 
 def _plan(rng: random.Random, epochs: int) -> dict[str, Any]:
@@ -240,18 +222,21 @@ def time_to_plots(driver: Any) -> float:
 
 
 @contextmanager
-def live_app(url: str) -> Iterator[str]:
-    """``nasfcn serve`` on ``url`` (the Dash app, threaded, on a free loopback port) until the block ends."""
+def live_app(url: str, refresh_s: float | None = None) -> Iterator[str]:
+    """``nasfcn serve`` on ``url`` (the Dash app, threaded, on a free loopback port) until the block
+    ends; its address. ``refresh_s``: how often the page re-reads the database (default: serve's).
+    The leaderboard's browser tests serve their databases with it too."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from leaderboard.app import create_app
+    from leaderboard.app import DEFAULT_REFRESH_S, create_app
 
     class Quiet(WSGIRequestHandler):
         def log_request(self, *args: object, **kwargs: object) -> None:
             """One line per request would drown the figures."""
 
     store = Store(url)
-    server = make_server("127.0.0.1", 0, create_app(store).server, threaded=True, request_handler=Quiet)
+    app = create_app(store, refresh_s=refresh_s or DEFAULT_REFRESH_S)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True, request_handler=Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

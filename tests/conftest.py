@@ -10,8 +10,10 @@ import sys
 import tempfile
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -40,6 +42,95 @@ def shapes_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("shapes-checkpoint")
     fit(genotype, data, TrainRecipe(epochs=3, batch_size=8, lr=1e-2), device="cpu", out_dir=folder)
     return folder
+
+
+Run = tuple[int, int]  # (architecture index in plan order, seed)
+
+
+@dataclass(frozen=True)
+class HandTabulation:
+    """A tabulation written through the store's public writes with numbers the tests know (no training).
+
+    Every architecture of ``space_yaml`` (in plan order) x ``seeds`` x ``epochs``, numbered seed by
+    seed; ``cost(arch, seed)`` is each run's cost row and ``metrics(arch, seed, epoch)`` its epochs'.
+    The table, arena and leaderboard tests each give their own numbers; one writer writes them.
+    """
+
+    space_name: str
+    space_yaml: str
+    seeds: int
+    epochs: int
+    cost: Callable[[int, int], dict[str, Any]]
+    metrics: Callable[[int, int, int], dict[str, Any]]
+    dataset: str = "shapes"
+    classes: tuple[str, ...] = ("background", "circle", "square")
+    config: Mapping[str, Any] = field(default_factory=dict)  # stored next to the plan's own entries
+
+    def genotypes(self) -> tuple[Any, ...]:
+        from nasfcn.space import parse_space
+
+        return tuple(parse_space(self.space_yaml).iter_genotypes(include_train=False))
+
+    def write(
+        self,
+        store: Any,
+        name: str,
+        *,
+        archs: int | None = None,
+        failed: Run | None = None,
+        kind: str = "table",
+        skipped: frozenset[Run] = frozenset(),
+        unfinished: frozenset[Run] = frozenset(),
+    ) -> int:
+        """The first ``archs`` architectures (default all); the run ``failed`` fails after its first
+        epoch, ``skipped`` runs never start, ``unfinished`` ones stay running. Returns the search id."""
+        from nasfcn.store import create_search, finish_trial, record_cost, record_epoch, set_search_status
+
+        plan = self.genotypes()[:archs]
+        recipe = {"epochs": self.epochs, "lr": 0.003, "batch_size": 16, "seed": 0}
+        config = {
+            "name": name,
+            "epochs": self.epochs,
+            "seeds": self.seeds,
+            **self.config,
+            "plan_archs": [{"label": g.arch_id, "genotype": g.to_json(), "reference": None} for g in plan],
+            "class_names": {self.dataset: list(self.classes)},
+        }
+        sid = create_search(
+            store,
+            name,
+            self.dataset,
+            space_name=self.space_name,
+            space_yaml=self.space_yaml,
+            config=config,
+            recipe=recipe,
+            kind=kind,
+        )
+        runs = [(arch, seed) for seed in range(self.seeds) for arch in range(len(plan))]
+        for number, (arch, seed) in enumerate(r for r in runs if r not in skipped):
+            trial = self._start(store, sid, number, plan[arch], recipe, seed)
+            record_cost(store, trial, self.cost(arch, seed))
+            for epoch in range(1, (1 if (arch, seed) == failed else self.epochs) + 1):
+                record_epoch(store, trial, epoch, self.metrics(arch, seed, epoch))
+            if (arch, seed) == failed:
+                finish_trial(store, trial, "failed", error="training diverged: loss is NaN")
+            elif (arch, seed) not in unfinished:
+                finish_trial(store, trial, "completed")
+        set_search_status(store, sid, "completed")
+        return sid
+
+    def _start(self, store: Any, sid: int, number: int, genotype: Any, recipe: dict, seed: int) -> int:
+        from nasfcn.store import upsert_trial
+
+        return upsert_trial(
+            store, sid, number, genotype, dataset=self.dataset, recipe=recipe, status="running", seed=seed
+        )
+
+
+@pytest.fixture(scope="session")
+def hand_tabulation() -> type[HandTabulation]:
+    """``HandTabulation``: the table and arena tests' shared writer (conftest modules are not importable)."""
+    return HandTabulation
 
 
 LimitedRun = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]

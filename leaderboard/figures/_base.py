@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -45,6 +46,27 @@ TEMPLATE = "plotly_white"
 #: From this many points a scatter trace is drawn with WebGL (``scattergl``): SVG slows down
 #: with every marker, WebGL does not; below it the plots stay SVG, as they always were.
 GL_POINTS = 1000
+
+
+#: The most trials an overview plot draws one mark each for (Pareto points, parallel-coordinate
+#: lines, best-so-far points): a plot shows no more; past it the plot draws the trials that
+#: matter (the front, the best) and a seeded sample of the rest, and says so in its title.
+PLOT_POINTS = 2000
+#: The seed of those samples: the same search draws the same sample on every refresh.
+SAMPLE_SEED = 0
+
+
+def sample_rows(frame: pd.DataFrame, size: int, seed: int = SAMPLE_SEED) -> pd.DataFrame:
+    """At most ``size`` rows of ``frame``, a seeded random choice kept in ``frame``'s order."""
+    if len(frame) <= size:
+        return frame
+    picked = np.random.default_rng(seed).choice(len(frame), size=size, replace=False)
+    return frame.iloc[np.sort(picked)]
+
+
+def sample_note(shown: int, total: int, what: str) -> str:
+    """The title's note when a plot draws a sample: what it is of, and the seed."""
+    return f" ({what}: a random sample of {shown:,} of {total:,}, seed {SAMPLE_SEED})"
 
 
 def scatter(points: int, **properties: object) -> go.Scatter | go.Scattergl:

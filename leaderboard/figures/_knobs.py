@@ -13,10 +13,17 @@ from leaderboard.figures._base import (
     GL_POINTS,
     KNOBS,
     PALETTE,
+    PLOT_POINTS,
+    SAMPLE_SEED,
     TEMPLATE,
     esc,
     message_figure,
+    sample_rows,
 )
+
+#: Of a big search, the parallel coordinates draw the best ``PARCOORDS_TOP`` trials and a seeded
+#: sample of the others, ``PLOT_POINTS`` lines in all.
+PARCOORDS_TOP = 500
 
 
 def _categories(values: pd.Series) -> list:
@@ -28,11 +35,23 @@ def _categories(values: pd.Series) -> list:
 
 
 def parallel_knobs(trials: pd.DataFrame) -> go.Figure:
-    """One line per trial across its knobs, coloured by val mIoU: which combinations win."""
+    """One line per trial across its knobs, coloured by val mIoU: which combinations win.
+
+    Past ``PLOT_POINTS`` scored trials: the best ``PARCOORDS_TOP`` and a seeded sample of the
+    others (the title says so); a parallel-coordinates plot of more lines is a solid band."""
     title = "Architecture knobs, coloured by val mIoU"
-    scored = trials[trials["best_miou"].notna()]
-    if scored.empty:
+    every = trials[trials["best_miou"].notna()]
+    if every.empty:
         return message_figure(title, "No trial has a validation mIoU yet.")
+    scored = every
+    if len(every) > PLOT_POINTS:
+        ranked = every.sort_values("best_miou", ascending=False, kind="stable")
+        rest = sample_rows(ranked.iloc[PARCOORDS_TOP:], PLOT_POINTS - PARCOORDS_TOP)
+        scored = pd.concat([ranked.iloc[:PARCOORDS_TOP], rest])
+        title += (
+            f" (the best {PARCOORDS_TOP:,} trials, and a random sample of {len(rest):,} of the other "
+            f"{len(every) - PARCOORDS_TOP:,}, seed {SAMPLE_SEED})"
+        )
     dimensions = []
     for knob, label in KNOBS.items():
         categories = _categories(scored[knob])

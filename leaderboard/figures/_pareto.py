@@ -13,6 +13,7 @@ from leaderboard.figures._base import (
     COSTS,
     FRONT_COLOR,
     GL_POINTS,
+    PLOT_POINTS,
     REFERENCE_COLOR,
     SYMBOLS,
     TEMPLATE,
@@ -21,6 +22,8 @@ from leaderboard.figures._base import (
     esc,
     message_figure,
     reference_levels,
+    sample_note,
+    sample_rows,
     scatter,
 )
 from leaderboard.table import compact, status_color, status_label
@@ -53,6 +56,8 @@ def pareto_figure(
     """Val mIoU against a cost; the non-dominated trials highlighted and joined by a line.
 
     With several ``costs`` a menu switches between them (the static page); the live app passes one.
+    The front and the references are drawn whole; of the other trials at most ``PLOT_POINTS``, a
+    seeded sample named in the title, so the figure does not grow with the search.
     Reference designs get their own labelled marker, and a dashed line at ``references``
     (name -> val mIoU; default ``reference_levels(trials)``), so a filter cannot hide the bar.
     """
@@ -62,14 +67,19 @@ def pareto_figure(
         return message_figure(title, "No trial has a validation mIoU yet.")
     figure = go.Figure()
     spans = []  # (first, last) trace index of each cost, for the menu's visibility lists
+    sampled = []  # (drawn, of) the trials off the front, per cost
     for k, cost in enumerate(costs):
         first = len(figure.data)
-        _add_cost_traces(figure, scored, cost, visible=k == 0)
+        sampled.append(_add_cost_traces(figure, scored, cost, visible=k == 0))
         spans.append((first, len(figure.data)))
     first_title, first_log = COSTS[costs[0]]
     missing = len(trials) - len(scored)
+    if missing:
+        title += f" ({missing} trials without a result not shown)"
+    if sampled[0][0] < sampled[0][1]:
+        title += sample_note(*sampled[0], "trials off the front")
     figure.update_layout(
-        title=title + (f" ({missing} trials without a result not shown)" if missing else ""),
+        title=title,
         template=TEMPLATE,
         xaxis={"title": {"text": first_title}, "type": "log" if first_log else "linear"},
         yaxis={"title": {"text": "best val mIoU"}},
@@ -84,17 +94,21 @@ def pareto_figure(
     return add_reference_lines(figure, reference_levels(trials) if references is None else references)
 
 
-def _add_cost_traces(figure: go.Figure, scored: pd.DataFrame, cost: str, visible: bool) -> None:
-    """The trials against one cost: one trace per status, the front, the reference designs."""
+def _add_cost_traces(figure: go.Figure, scored: pd.DataFrame, cost: str, visible: bool) -> tuple[int, int]:
+    """The trials against one cost: one trace per status, the front, the reference designs.
+    Returns how many trials off the front it drew, and of how many."""
     frame = scored[scored[cost].notna()].sort_values([cost, "best_miou"], ascending=[True, False])
     front = pareto_front(frame, ("miou", cost)) if not frame.empty else pd.Series(dtype=bool)
     is_reference = _is_reference(frame)
-    for status, group in frame[~front & ~is_reference].groupby("status", sort=False):
+    others = frame[~front & ~is_reference]
+    drawn = sample_rows(others, PLOT_POINTS)
+    for status, group in drawn.groupby("status", sort=False):
         figure.add_trace(_status_trace(group, cost, str(status), visible))
     figure.add_trace(_front_trace(frame[front], cost, visible))
     named = frame[is_reference]
     if not named.empty:  # on the front too, a reference keeps its star inside this square
         figure.add_trace(_reference_trace(named, cost, visible))
+    return len(drawn), len(others)
 
 
 def _status_trace(group: pd.DataFrame, cost: str, status: str, visible: bool) -> go.Scatter | go.Scattergl:

@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 from leaderboard.figures._base import (
     FRONT_COLOR,
     GL_POINTS,
+    PLOT_POINTS,
     TEMPLATE,
     add_reference_lines,
     candidate_label,
@@ -150,30 +151,53 @@ def _steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x)[keep], y[keep]
 
 
+def bucket_best(values: np.ndarray, buckets: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(runs, best): ``values`` in run order cut into at most ``buckets`` consecutive buckets, each
+    bucket's best (NaN when none has a result) at its last run (1-based). Its running max is the
+    exact best-so-far at every bucket's end; up to ``buckets`` values each is its own bucket."""
+    count = len(values)
+    runs = np.arange(1, count + 1)
+    if count <= buckets:
+        return runs, values
+    ends = (np.arange(1, buckets + 1) * count) // buckets  # the last run of each bucket
+    starts = np.r_[0, ends[:-1]]
+    filled = np.where(np.isnan(values), -np.inf, values)
+    best = np.maximum.reduceat(filled, starts)
+    return ends, np.where(np.isneginf(best), np.nan, best)
+
+
 def best_so_far(trials: pd.DataFrame) -> go.Figure:
-    """The best val mIoU found so far, against trials run and against wall time."""
+    """The best val mIoU found so far, against trials run and against wall time.
+
+    Up to ``PLOT_POINTS`` trials every result is a point; past it, each point is the best of
+    a bucket of consecutive trials (at most ``PLOT_POINTS`` buckets, the title says so), and
+    the line steps only where the best moves: the figure does not grow with the search."""
     title = "Best so far"
     scored = trials[trials["best_miou"].notna()]
     if scored.empty:
         return message_figure(title, "No trial has a validation mIoU yet.")
     figure = make_subplots(rows=1, cols=2, subplot_titles=("against trials run", "against wall time"))
     by_number = trials.sort_values("number")
-    runs = np.arange(1, len(by_number) + 1)
+    runs, results = bucket_best(by_number["best_miou"].to_numpy(dtype=float))
+    bucketed = len(runs) < len(by_number)
+    if bucketed:
+        per = -(-len(by_number) // len(runs))
+        title += f" (each grey point: the best of up to {per:,} consecutive trials of {len(by_number):,})"
     figure.add_trace(
         scatter(
             len(runs),
             x=runs,
-            y=by_number["best_miou"],
+            y=results,
             mode="markers",
-            name="trial result",
+            name="best of a bucket of trials" if bucketed else "trial result",
             marker={"color": "#999999", "size": 6 if len(runs) < GL_POINTS else 4},
-            customdata=by_number["trial_id"].to_numpy(),
-            meta={"role": "trials"},
+            customdata=None if bucketed else by_number["trial_id"].to_numpy(),
+            meta={"role": "trials", "bucketed": bucketed},
         ),
         row=1,
         col=1,
     )
-    steps_x, steps_y = _steps(runs, by_number["best_miou"].cummax().ffill().to_numpy(dtype=float))
+    steps_x, steps_y = _steps(runs, pd.Series(results).cummax().ffill().to_numpy(dtype=float))
     figure.add_trace(
         scatter(
             len(runs),

@@ -17,6 +17,7 @@ import pandas as pd
 
 from nasfcn.arena._measure import BASELINE, ArenaSummary
 from nasfcn.arena._run import ArenaRun
+from nasfcn.report_html import PAGE_END, FigureWriter, page_start
 from nasfcn.store import software_versions
 
 #: The JSON summary's format; bumped when a key changes meaning.
@@ -90,15 +91,6 @@ def _version(package: str) -> str:
 
 
 # -- HTML ------------------------------------------------------------------------------------
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1100px; color: #222; }
-.muted { color: #555; }
-section { margin: 2rem 0; }
-table { border-collapse: collapse; font-size: .88rem; }
-th, td { border: 1px solid #ddd; padding: .3rem .5rem; text-align: left; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-"""
 #: One colour per pair, the same in every figure.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 #: (section id, title, what it shows): the report's figures, in order.
@@ -139,21 +131,20 @@ def render_arena_html(run: ArenaRun) -> str:
         _ecdf_figure(summary, colour),
         _rank_figure(summary.ranks, colour),
     ]
-    title = f"Arena {run.name}"
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>",
+        page_start(f"Arena {run.name}"),
         f"<p class='muted'>{escape(_facts_line(run))}</p>",
         f"<p>Target: {escape(run.target.describe())}. Regret at equal epochs is compared at "
         f"{summary.budget} epochs.</p>",
         "<section id='summary'><h2>Summary</h2>" + summary_table_html(summary) + "</section>",
     ]
-    for i, ((anchor, heading, text), figure) in enumerate(zip(FIGURES, figures, strict=True)):
-        html = figure.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False})
+    figure_html = FigureWriter()
+    for (anchor, heading, text), figure in zip(FIGURES, figures, strict=True):
         parts.append(
-            f"<section id='{anchor}'><h2>{escape(heading)}</h2><p>{escape(text)}</p>{html}</section>"
+            f"<section id='{anchor}'><h2>{escape(heading)}</h2><p>{escape(text)}</p>"
+            f"{figure_html(figure)}</section>"
         )
-    parts.append("</body></html>")
+    parts.append(PAGE_END)
     return "\n".join(parts)
 
 
@@ -224,31 +215,9 @@ def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str,
 
     fig = go.Figure()
     for pair, points in curves.groupby("pair", sort=False):
-        x = points[axis].tolist()
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=points["high"].tolist(),
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=str(pair),
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=points["low"].tolist(),
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=_faded(colour[str(pair)]),
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=str(pair),
-            )
-        )
+        x, group = points[axis].tolist(), str(pair)
+        fig.add_trace(_band_edge(x, points["high"].tolist(), group))
+        fig.add_trace(_band_edge(x, points["low"].tolist(), group, fill=_faded(colour[group])))
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -261,6 +230,24 @@ def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str,
         )
     fig.update_layout(xaxis_title=title, yaxis_title="regret (val mIoU below the best mean)", height=420)
     return fig
+
+
+def _band_edge(x: list[Any], y: list[Any], group: str, fill: str | None = None) -> Any:
+    """One edge of a pair's CI band: an invisible line; the lower edge (``fill``) shades down to
+    the upper one drawn just before it (Plotly's ``tonexty``)."""
+    import plotly.graph_objects as go
+
+    shade = {"fill": "tonexty", "fillcolor": fill} if fill else {}
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        line={"width": 0},
+        showlegend=False,
+        hoverinfo="skip",
+        legendgroup=group,
+        **shade,
+    )
 
 
 def _ecdf_figure(summary: ArenaSummary, colour: dict[str, str]) -> Any:

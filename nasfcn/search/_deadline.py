@@ -37,6 +37,13 @@ START, WAIT, DONE = "start", "wait", "done"
 CLOSING_S = 5.0
 
 
+def overrun_allowance_s(seconds: float) -> float:
+    """The most a budget of ``seconds`` may be overrun: Ray Tune's own time limit is the budget
+    plus this (30 s, or a tenth of longer budgets), a backstop the keeper's deadline comes before;
+    the rest of it covers Ray's stop and the driver's settling on a loaded machine."""
+    return max(30.0, 0.1 * seconds)
+
+
 class BudgetKeeper:
     """The budget's clock, the measured cost and the current plan (driver side, one per search)."""
 

@@ -32,7 +32,7 @@ from nasfcn.search._budgeting import (
     trials_cap,
 )
 from nasfcn.search._config import SEARCH_RESUME, SearchConfig, SearchConfigError, SearchSummary
-from nasfcn.search._deadline import BudgetKeeper, BudgetScheduler, BudgetSearch
+from nasfcn.search._deadline import BudgetKeeper, BudgetScheduler, BudgetSearch, overrun_allowance_s
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
@@ -410,7 +410,7 @@ def _trials(
         scheduler = BudgetScheduler(
             lambda shape, seen: make_scheduler(planned_config(config, shape), seen), keeper, histories
         )
-        time_budget_s = keeper.seconds + max(30.0, 0.1 * keeper.seconds)  # a backstop: the keeper stops first
+        time_budget_s = keeper.seconds + overrun_allowance_s(keeper.seconds)  # the keeper stops first
     return Trials(
         searcher=searcher,
         scheduler=scheduler,

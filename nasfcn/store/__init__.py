@@ -11,6 +11,7 @@ from nasfcn.store._benchmarks import (
     seed_spread_frame,
     spread_recipe,
 )
+from nasfcn.store._bulk import BULK_TABLES, add_architectures, bulk_insert
 from nasfcn.store._engine import (
     RETRY_ENV_VAR,
     DatabaseUnavailableError,
@@ -96,6 +97,7 @@ from nasfcn.store._writes import (
 
 __all__ = [
     "ARENA_KIND",
+    "BULK_TABLES",
     "DEFAULT_URL",
     "ENV_VAR",
     "EPOCH_COLUMNS",
@@ -129,11 +131,13 @@ __all__ = [
     "TransientStoreError",
     "TrialPage",
     "acquire_lease",
+    "add_architectures",
     "architecture_genotype",
     "arena_trials_frame",
     "benchmark_runs_frame",
     "best_per_architecture",
     "board_watermark",
+    "bulk_insert",
     "check_arena_name",
     "counts",
     "create_search",

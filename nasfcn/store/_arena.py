@@ -16,17 +16,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from nasfcn.store._bulk import insert_architectures, insert_rows
 from nasfcn.store._engine import Store
 from nasfcn.store._queries import _frame, search_id
-from nasfcn.store._schema import Architecture, Epoch, Search, SearchLease, Trial, TrialCost
+from nasfcn.store._schema import Epoch, Search, SearchLease, Trial, TrialCost
 from nasfcn.store._writes import SearchExistsError, _json, now, recipe_key, software_versions
 
 ARENA_KIND = "arena"
-#: Rows per executemany: large enough that the round trips vanish, small enough for any driver.
-CHUNK = 10_000
 #: Columns of ``write_arena``'s ``trials`` frame (a trial row plus its cost); ``epochs`` has
 #: number, epoch, val_miou, val_pixel_accuracy, seconds.
 TRIAL_FIELDS = (
@@ -90,13 +89,13 @@ def write_arena(
         session.add(row)
         session.flush()
         sid = row.id
-        _insert_architectures(session, archs)
+        insert_architectures(session, archs)
         fixed = {"search_id": sid, "dataset": search["dataset"], "recipe_key": recipe_key(search["recipe"])}
-        _insert(session, Trial, ({**fixed, **r} for r in _records(trials, TRIAL_FIELDS)))
+        insert_rows(session, Trial, ({**fixed, **r} for r in _records(trials, TRIAL_FIELDS)))
         ids = dict(session.execute(select(Trial.number, Trial.id).where(Trial.search_id == sid)).all())
         costs = _records(trials, ("number", "arch_id", *COST_FIELDS))
-        _insert(session, TrialCost, _by_trial_id(costs, ids))
-        _insert(session, Epoch, _by_trial_id(_records(epochs, ("number", *EPOCH_FIELDS)), ids))
+        insert_rows(session, TrialCost, _by_trial_id(costs, ids))
+        insert_rows(session, Epoch, _by_trial_id(_records(epochs, ("number", *EPOCH_FIELDS)), ids))
         return sid
 
 
@@ -152,50 +151,6 @@ def _delete_search(session: Session, sid: int) -> None:
     session.execute(delete(SearchLease).where(SearchLease.search_id == sid))
     session.execute(delete(Search).where(Search.id == sid))
     session.execute(text(f"DROP INDEX {index}"))
-
-
-def _insert_architectures(session: Session, archs: Mapping[str, str]) -> None:
-    known: set[str] = set()
-    names = sorted(archs)
-    for start in range(0, len(names), CHUNK):  # an IN list per chunk: backends cap parameters
-        part = names[start : start + CHUNK]
-        known.update(
-            session.execute(select(Architecture.arch_id).where(Architecture.arch_id.in_(part))).scalars()
-        )
-    created = now()
-    rows = ({"arch_id": a, "genotype_json": archs[a], "created_at": created} for a in names if a not in known)
-    _insert(session, Architecture, rows)
-
-
-def _insert(session: Session, model: type, rows: Iterator[dict[str, Any]] | Sequence[dict[str, Any]]) -> None:
-    """Bulk INSERT of ``rows``, ``CHUNK`` at a time, in the session's transaction (no ORM objects).
-
-    PostgreSQL gets ``COPY ... FROM STDIN``: psycopg's executemany sends a row at a time and
-    its multi-row VALUES statements are parsed client-side, both minutes for an arena.
-    Everywhere else it is one executemany per chunk (SQLite's is fast as it is).
-    """
-    table = model.__table__  # type: ignore[attr-defined]
-    chunk: list[dict[str, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            _write_chunk(session, table, chunk)
-            chunk = []
-    if chunk:
-        _write_chunk(session, table, chunk)
-
-
-def _write_chunk(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    # COPY through the session's own psycopg connection: the same transaction
-    columns = list(rows[0])
-    driver: Any = session.connection().connection.driver_connection
-    names = ", ".join(f'"{c}"' for c in columns)
-    with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
 
 
 def _by_trial_id(rows: Iterator[dict[str, Any]], ids: Mapping[int, int]) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nasfcn.report_html import PAGE_END, FigureWriter, page_start
 from nasfcn.stats import ICC, KnobEffect, fidelity, icc1, knob_effect, pareto_mask
 from nasfcn.table._table import Table
 
@@ -109,17 +110,6 @@ def _grouped(values: tuple[str, ...], means: np.ndarray) -> dict[str, list[float
 
 
 # -- HTML ------------------------------------------------------------------------------------
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1100px; color: #222; }
-.muted { color: #555; }
-section { margin: 2rem 0; }
-table { border-collapse: collapse; font-size: .88rem; }
-th, td { border: 1px solid #ddd; padding: .3rem .5rem; text-align: left; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-"""
-
-
 def render_html(report: TableReport, table: Table) -> str:
     """One HTML file: Plotly's JavaScript inlined once, every stored text escaped."""
     import plotly.graph_objects as go
@@ -127,9 +117,7 @@ def render_html(report: TableReport, table: Table) -> str:
     facts = table.facts
     title = f"Table {facts.get('name') or report.source}"
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
+        page_start(title),
         "<p class='muted'>"
         + escape(
             f"space {facts.get('space_name')} (hash {facts.get('space_hash')}), "
@@ -139,14 +127,7 @@ def render_html(report: TableReport, table: Table) -> str:
         )
         + "</p>",
     ]
-    first = True
-
-    def figure(fig: go.Figure) -> str:
-        nonlocal first
-        html = fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False})
-        first = False
-        return html
-
+    figure = FigureWriter()
     histogram = go.Figure(go.Histogram(x=list(report.means), nbinsx=30))
     histogram.update_layout(xaxis_title="mean final val mIoU over seeds", yaxis_title="architectures")
     parts += ["<section><h2>Distribution of architecture means</h2>", figure(histogram), "</section>"]
@@ -175,7 +156,7 @@ def render_html(report: TableReport, table: Table) -> str:
         figure(_pareto_figure(report)),
         "</section>",
     ]
-    parts.append("</body></html>")
+    parts.append(PAGE_END)
     return "\n".join(parts)
 
 

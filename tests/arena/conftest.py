@@ -15,16 +15,7 @@ import pytest
 
 from nasfcn.genotype import Genotype
 from nasfcn.space import parse_space
-from nasfcn.store import (
-    Store,
-    create_search,
-    finish_trial,
-    open_store,
-    record_cost,
-    record_epoch,
-    set_search_status,
-    upsert_trial,
-)
+from nasfcn.store import open_store
 from nasfcn.table import Table, export_table, load
 
 SPACE_YAML = """\
@@ -50,66 +41,38 @@ def genotypes() -> tuple[Genotype, ...]:
     return tuple(parse_space(SPACE_YAML).iter_genotypes(include_train=False))
 
 
-def write_table(store: Store, name: str, archs: int = 8, failed: tuple[int, int] | None = None) -> None:
-    """The first ``archs`` architectures of the space x seeds x epochs; the run ``failed``
-    (architecture, seed) fails after its first epoch, every other one completes."""
-    plan = genotypes()[:archs]
-    recipe = {"epochs": EPOCHS, "lr": 0.003, "batch_size": 16, "seed": 0}
-    config = {
-        "name": name,
-        "epochs": EPOCHS,
-        "seeds": SEEDS,
-        "plan_archs": [{"label": g.arch_id, "genotype": g.to_json(), "reference": None} for g in plan],
-        "class_names": {"shapes": ["background", "circle", "square"]},
+def cost(arch: int, seed: int) -> dict[str, object]:
+    return {
+        "params": 1000 * (arch + 1),
+        "flops": 5000 * (arch + 1),
+        "latency_ms": 1.0 + arch,
+        "peak_memory_mb": 3.0,
+        "device": "cpu",
+        "input_shape": [1, 3, 32, 32],
     }
-    sid = create_search(
-        store,
-        name,
-        "shapes",
-        space_name="arena8",
-        space_yaml=SPACE_YAML,
-        config=config,
-        recipe=recipe,
-        kind="table",
-    )
-    number = 0
-    for seed in range(SEEDS):
-        for arch, genotype in enumerate(plan):
-            trial = upsert_trial(
-                store, sid, number, genotype, dataset="shapes", recipe=recipe, status="running", seed=seed
-            )
-            number += 1
-            cost = {"params": 1000 * (arch + 1), "flops": 5000 * (arch + 1), "latency_ms": 1.0 + arch}
-            record_cost(
-                store, trial, {**cost, "peak_memory_mb": 3.0, "device": "cpu", "input_shape": [1, 3, 32, 32]}
-            )
-            for epoch in range(1, EPOCHS + 1):
-                value = miou(arch, seed, epoch)
-                metrics = {"val_miou": value, "val_pixel_accuracy": value + 0.1, "train_loss": 1.0 / epoch}
-                record_epoch(
-                    store,
-                    trial,
-                    epoch,
-                    {**metrics, "val_per_class_iou": [value, value, value], "seconds": 1.0 + arch % 3},
-                )
-                if (arch, seed) == failed:
-                    break
-            if (arch, seed) == failed:
-                finish_trial(store, trial, "failed", error="training diverged: loss is NaN")
-            else:
-                finish_trial(store, trial, "completed")
-    set_search_status(store, sid, "completed")
+
+
+def metrics(arch: int, seed: int, epoch: int) -> dict[str, object]:
+    value = miou(arch, seed, epoch)
+    return {
+        "val_miou": value,
+        "val_pixel_accuracy": value + 0.1,
+        "train_loss": 1.0 / epoch,
+        "val_per_class_iou": [value, value, value],
+        "seconds": 1.0 + arch % 3,
+    }
 
 
 @pytest.fixture(scope="session")
-def table_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def table_files(tmp_path_factory: pytest.TempPathFactory, hand_tabulation: type) -> Iterator[dict[str, Path]]:
     """The whole table, one that lacks the last architecture (same space), one with a failed run."""
     folder = tmp_path_factory.mktemp("arena")
     store = open_store(f"sqlite:///{folder / 'arena.db'}")
+    tables = hand_tabulation("arena8", SPACE_YAML, SEEDS, EPOCHS, cost, metrics)
     try:
-        write_table(store, "arena8")
-        write_table(store, "arena7", archs=7)
-        write_table(store, "arena8f", failed=FAILED)
+        tables.write(store, "arena8")
+        tables.write(store, "arena7", archs=7)
+        tables.write(store, "arena8f", failed=FAILED)
         names = ("arena8", "arena7", "arena8f")
         yield {name: export_table(store, name, folder / f"{name}.parquet") for name in names}
     finally:

@@ -8,9 +8,9 @@ missing browser fails them.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -166,28 +166,10 @@ def browser() -> Iterator[object]:
 
 @contextmanager
 def _serving(url: str, refresh_s: float) -> Iterator[str]:
-    """The Dash app on ``url``, served from a thread on a free loopback port, until the block ends."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    from leaderboard.app import create_app
-    from nasfcn.store import Store
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args: object, **kwargs: object) -> None:
-            """Dash polls every refresh; one log line per request would drown the test output."""
-
-    store = Store(url)
-    app = create_app(store, refresh_s=refresh_s)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        store.dispose()
+    """The Dash app on ``url``, served from a thread on a free loopback port, until the block ends
+    (the scale benchmark's ``live_app``: one way to serve a database, for both)."""
+    with _scale_module().live_app(url, refresh_s) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +186,10 @@ def live_handmade(handmade_db: str) -> Iterator[str]:
         yield url
 
 
+@cache
 def _scale_module():
-    """``benchmarks/leaderboard_scale.py``: the tests write big searches the way the benchmark does."""
+    """``benchmarks/leaderboard_scale.py`` (loaded once): the tests write big searches and serve
+    databases the way the benchmark does."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "leaderboard_scale.py"

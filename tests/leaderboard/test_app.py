@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from leaderboard import app as live
+from leaderboard import figures
+from leaderboard.data import load_live_view, load_view
+from leaderboard.static import _plots
 from nasfcn.store import Store
 
 
@@ -38,3 +43,42 @@ def test_the_trials_table_is_a_virtualised_grid_that_writes_stored_text_as_text(
     assert not props.get("dangerously_allow_code")
     assert all("cellRenderer" not in column for column in props["columnDefs"])
     assert {column["field"] for column in props["columnDefs"]} >= {"rank", "arch_id", "status", "note"}
+
+
+def _points(figure: Any) -> int:
+    """The marks a figure shows at once (a menu's hidden traces aside): points, parallel-coordinate lines."""
+    total = 0
+    for trace in figure.data:
+        if trace.visible is False:
+            continue
+        if trace.type == "parcoords":
+            total += len(trace.dimensions[0]["values"])
+        elif getattr(trace, "x", None) is not None:
+            total += len(trace.x)
+    return total
+
+
+#: Of 5,000 trials, what the overview figures may draw: the cap, and the front's few points; the
+#: learning curves: the best 20 and a sample of 400 trials' 10 epochs, each curve ended by a gap.
+BIG, MARKS, CURVE_MARKS = 5_000, figures.PLOT_POINTS + 200, (20 + 400) * 11
+
+
+@pytest.mark.slow
+def test_a_big_searchs_overview_figures_draw_a_bounded_number_of_marks(bulk_db) -> None:
+    url, search = bulk_db(BIG)
+    store = Store(url)
+    try:
+        loaded = load_live_view(store, search, lambda trials: live._drawn(trials, [], {}, None))
+        outputs = live._search_outputs(loaded, [], {}, None, None)
+        board = load_view(store, search, curves_only=True)
+        static = [f for _, _, group in _plots(board, board.curves()) for f in group]
+    finally:
+        store.dispose()
+    drawn = outputs[-len(live._FIGURES) - len(live._COMPARE_FIGURES) - 1 :]
+    for figure in (*drawn, *static):
+        title = figure.layout.title.text or ""
+        assert _points(figure) <= (CURVE_MARKS if title.startswith("Learning") else MARKS), title
+    pareto, _, best, parcoords = drawn[:4]
+    assert "a random sample of 2,000 of" in pareto.layout.title.text
+    assert "the best 500 trials, and a random sample of 1,500 of the other" in parcoords.layout.title.text
+    assert "the best of up to 3 consecutive trials of 5,000" in best.layout.title.text

@@ -244,13 +244,17 @@ def test_best_so_far_lines_keep_only_their_steps() -> None:
     )
     figure = figures.best_so_far(many)
     best = many["best_miou"].cummax()
-    for role in ("best_by_count", "best_by_time"):
-        (line,) = _traces(figure, role=role)
-        assert len(line.y) == best.nunique() + 1  # each new best once, and the last trial
-        assert list(line.y[:-1]) == sorted(set(best))
-        assert line.y[-1] == best.iloc[-1]
+    (by_time,) = _traces(figure, role="best_by_time")
+    assert len(by_time.y) == best.nunique() + 1  # each new best once, and the last trial
+    assert list(by_time.y[:-1]) == sorted(set(best))
+    assert by_time.y[-1] == best.iloc[-1]
+    # by count, past PLOT_POINTS trials: the exact best so far at the end of each bucket of trials
     (by_count,) = _traces(figure, role="best_by_count")
     assert by_count.x[-1] == n
+    assert list(by_count.y) == [best.iloc[int(x) - 1] for x in by_count.x]
+    (points,) = _traces(figure, role="trials")
+    assert len(points.x) == figures.PLOT_POINTS
+    assert points.meta["bucketed"] is True
 
 
 def test_best_so_far_by_trial_count_and_wall_time(trials) -> None:

@@ -13,7 +13,15 @@ from nasfcn.recipe import Fidelity
 from nasfcn.search import SearchConfig
 from nasfcn.search._budget import Plan
 from nasfcn.search._budgeting import planned_config
-from nasfcn.search._deadline import DONE, START, WAIT, BudgetKeeper, BudgetScheduler, BudgetSearch
+from nasfcn.search._deadline import (
+    DONE,
+    START,
+    WAIT,
+    BudgetKeeper,
+    BudgetScheduler,
+    BudgetSearch,
+    overrun_allowance_s,
+)
 from nasfcn.search._scheduler import make_scheduler
 
 
@@ -237,3 +245,9 @@ def test_the_scheduler_is_built_from_the_plan_with_earlier_epochs_replayed(sched
     assert len(built) == 1
     assert built[0][1] == [[0.1, 0.2]]
     assert built[0][0].rungs == (() if scheduler_name == "fifo" else (4, 8, 16))
+
+
+def test_a_budget_may_be_overrun_by_30_s_or_a_tenth_of_a_longer_one() -> None:
+    assert overrun_allowance_s(30) == 30.0
+    assert overrun_allowance_s(300) == 30.0
+    assert overrun_allowance_s(3600) == 360.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,16 +12,7 @@ import pytest
 
 from nasfcn.genotype import Genotype
 from nasfcn.space import parse_space
-from nasfcn.store import (
-    Store,
-    create_search,
-    finish_trial,
-    open_store,
-    record_cost,
-    record_epoch,
-    set_search_status,
-    upsert_trial,
-)
+from nasfcn.store import Store, open_store
 
 #: Eight architectures: skip x upsample x attention at a fixed tiny encoder.
 SPACE_YAML = """\
@@ -59,78 +51,56 @@ def genotypes() -> tuple[Genotype, ...]:
     return tuple(parse_space(SPACE_YAML).iter_genotypes(include_train=False))
 
 
+def cost(arch: int, seed: int) -> dict[str, object]:
+    return {
+        "params": 1000 * (arch + 1),
+        "flops": 50_000 * (arch + 1),
+        "latency_ms": latency(arch, seed),
+        "peak_memory_mb": 3.0,
+        "device": "cpu",
+        "input_shape": [1, 3, 64, 64],
+    }
+
+
+def metrics(
+    arch: int, seed: int, epoch: int, value_of: Callable[[int, int, int], float] = miou
+) -> dict[str, object]:
+    value = value_of(arch, seed, epoch)
+    return {
+        "val_miou": value,
+        "val_pixel_accuracy": value + 0.1,
+        "val_per_class_iou": [value + 0.05, value, value - 0.05],
+        "train_loss": 1.0 / epoch + arch / 100,
+        "seconds": 2.0 + arch,
+    }
+
+
 def write_tabulation(
+    writer: type,
     store: Store,
     name: str = "t8",
     kind: str = "table",
     finish: bool = True,
     value_of: Callable[[int, int, int], float] = miou,
 ) -> Tabulation:
-    """Every architecture x seed x epoch valued by ``value_of`` (``miou``); the run ``FAILED`` fails."""
-    plan = genotypes()
-    recipe = {"epochs": EPOCHS, "lr": 0.003, "batch_size": 16, "seed": 0}
-    sid = create_search(
-        store,
-        name,
-        DATASET,
-        space_name="bench8",
-        space_yaml=SPACE_YAML,
-        config={
-            "name": name,
-            "epochs": EPOCHS,
-            "seeds": SEEDS,
-            "image_size": 64,
-            "train_samples": 32,
-            "sample": None,
-            "plan_archs": [{"label": g.arch_id, "genotype": g.to_json(), "reference": None} for g in plan],
-            "class_names": {DATASET: CLASSES},
-        },
-        recipe=recipe,
-        kind=kind,
+    """Every architecture x seed x epoch valued by ``value_of`` (``miou``); the run ``FAILED`` fails.
+    Unfinished (``finish=False``): run (0, 1) never started and run (3, 0) is still running.
+    ``writer``: the suite's ``HandTabulation`` (fixture ``hand_tabulation``)."""
+    tables = writer(
+        "bench8",
+        SPACE_YAML,
+        SEEDS,
+        EPOCHS,
+        cost,
+        partial(metrics, value_of=value_of),
+        dataset=DATASET,
+        classes=tuple(CLASSES),
+        config={"image_size": 64, "train_samples": 32, "sample": None},
     )
-    number = 0
-    for seed in range(SEEDS):
-        for arch, genotype in enumerate(plan):
-            if not finish and (arch, seed) == (0, 1):
-                continue  # never started
-            trial = upsert_trial(
-                store, sid, number, genotype, dataset=DATASET, recipe=recipe, status="running", seed=seed
-            )
-            number += 1
-            record_cost(
-                store,
-                trial,
-                {
-                    "params": 1000 * (arch + 1),
-                    "flops": 50_000 * (arch + 1),
-                    "latency_ms": latency(arch, seed),
-                    "peak_memory_mb": 3.0,
-                    "device": "cpu",
-                    "input_shape": [1, 3, 64, 64],
-                },
-            )
-            for epoch in range(1, EPOCHS + 1):
-                value = value_of(arch, seed, epoch)
-                record_epoch(
-                    store,
-                    trial,
-                    epoch,
-                    {
-                        "val_miou": value,
-                        "val_pixel_accuracy": value + 0.1,
-                        "val_per_class_iou": [value + 0.05, value, value - 0.05],
-                        "train_loss": 1.0 / epoch + arch / 100,
-                        "seconds": 2.0 + arch,
-                    },
-                )
-                if (arch, seed) == FAILED:
-                    break
-            if (arch, seed) == FAILED:
-                finish_trial(store, trial, "failed", error="training diverged: loss is NaN")
-            elif finish or (arch, seed) != (3, 0):
-                finish_trial(store, trial, "completed")
-    set_search_status(store, sid, "completed")
-    return Tabulation(store, name, plan)
+    unfinished = frozenset() if finish else frozenset({(3, 0)})
+    skipped = frozenset() if finish else frozenset({(0, 1)})
+    tables.write(store, name, failed=FAILED, kind=kind, skipped=skipped, unfinished=unfinished)
+    return Tabulation(store, name, genotypes())
 
 
 @pytest.fixture
@@ -140,8 +110,8 @@ def store(db_url: str, store_tracker: list) -> Store:
 
 
 @pytest.fixture
-def tabulation(store: Store) -> Tabulation:
-    return write_tabulation(store)
+def tabulation(store: Store, hand_tabulation: type) -> Tabulation:
+    return write_tabulation(hand_tabulation, store)
 
 
 @pytest.fixture
@@ -157,7 +127,7 @@ def arch_index(tabulation: Tabulation) -> Callable[[int], str]:
 
 
 @pytest.fixture
-def known() -> SimpleNamespace:
+def known(hand_tabulation: type) -> SimpleNamespace:
     """The fixture table's known numbers and helpers (conftest modules are not importable)."""
     return SimpleNamespace(
         SPACE_YAML=SPACE_YAML,
@@ -167,6 +137,6 @@ def known() -> SimpleNamespace:
         FAILED=FAILED,
         miou=miou,
         latency=latency,
-        write_tabulation=write_tabulation,
+        write_tabulation=partial(write_tabulation, hand_tabulation),
         genotypes=genotypes(),
     )
