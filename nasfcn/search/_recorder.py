@@ -246,6 +246,7 @@ class StoreRecorder(Callback):
                     ray_trial_id=trial.trial_id,
                     params=params,
                     reference=config.get("reference"),
+                    confirms=config.get("confirms"),
                 ),
             )
         return self._rows[trial.trial_id]
