@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
-from nasfcn.confirm import policy_for
+from nasfcn.confirm import policy_for, with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._budgeting import (
@@ -526,7 +526,7 @@ def _histories(store: Store, name: str | None, finished: list[dict[str, Any]]) -
 def _summary(
     store: Store, sid: int, name: str, folder: Path, started: float, interrupted: bool
 ) -> SearchSummary:
-    frame = leaderboard_frame(store, name)
+    frame = with_pooled(leaderboard_frame(store, name))  # the best: the confirmed winner, if any
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
     ranked = frame.dropna(subset=["best_miou"])
     best = ranked.iloc[0] if not ranked.empty else None

@@ -50,10 +50,13 @@ def _confirmations(url: str):
 def test_confirmation_reseeds_the_top_networks_and_a_resume_neither_repeats_nor_loses_them(
     ray_local, tmp_path, micro_space
 ) -> None:
+    from nasfcn.export import confirmed_winner
+
     config = _config(tmp_path, micro_space)
-    run_search(config)
+    summary = run_search(config)
     url = config.execution.db
     board, runs = _confirmations(url)
+    assert summary.best_trial == int(confirmed_winner(board)["number"])  # the best mean, not one run
     proper = board[board["confirms"].isna()]
     assert len(proper) == 3  # confirmation runs do not count against --trials
     ranked = proper.dropna(subset=["best_miou"]).sort_values(["best_miou", "number"], ascending=[False, True])
