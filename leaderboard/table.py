@@ -97,7 +97,9 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
     notes = [_note(row) for row in _rows(trials, ("reference", "error", "cached_from"))]
     spread = ("seeds_n", "seeds_mean", "seeds_std", "seeds_other_recipe")
     seeds = [seed_spread_text(row) for row in _rows(trials, spread)]
-    confirmed = [pooled_text(row) for row in _rows(trials, POOLED_COLUMNS)]
+    confirmed: list[str | None] = [None] * len(trials)
+    if "confirmed_n" in trials and trials["confirmed_n"].notna().any():  # a search that confirmed
+        confirmed = [pooled_text(row) for row in _rows(trials, POOLED_COLUMNS)]
     references = trials["reference"] if "reference" in trials else [None] * len(trials)
     frame = pd.DataFrame(
         {
