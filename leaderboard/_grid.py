@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -20,11 +21,13 @@ from dash_ag_grid import AgGrid
 
 from leaderboard.data import with_seed_spread
 from leaderboard.table import COLUMNS, OPTIONAL_COLUMNS, STATUS_STYLE, Column, records, table_frame
+from nasfcn.confirm import POOLED_COLUMNS, pooled
 from nasfcn.store import (
     ColumnFilter,
     Condition,
     PageQuery,
     Store,
+    confirmed_runs_frame,
     seed_spread_frame,
     spread_recipe,
     trials_page,
@@ -199,6 +202,27 @@ def page_rows(
     store: Store, details: Mapping[str, Any], query: PageQuery, spread: tuple[pd.DataFrame, str]
 ) -> dict[str, Any]:
     """The grid's answer: the page's rows as the table shows them, and how many match."""
+    confirmed = confirmed_runs_frame(store, details["search_id"])
+    stats = pooled(confirmed)
+    if not stats.empty:
+        query = replace(query, first=tuple(int(n) for n in stats["group"]))
     page = trials_page(store, details["search_id"], query)
     trials = with_seed_spread(page.rows, *spread) if not page.rows.empty else page.rows
+    if not stats.empty and not trials.empty:
+        trials = pooled_page(trials, confirmed, stats)
     return {"rowData": records(table_frame(trials)), "rowCount": page.total}
+
+
+def pooled_page(trials: pd.DataFrame, confirmed: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
+    """A page's rows with their network's pooled figures and the rank ``with_pooled`` gives them:
+    a confirmed network's place, else the confirmed networks, plus one, plus the unconfirmed
+    trials above it (the SQL rank counted every trial above it, confirmation runs too)."""
+    group = trials["confirms"].fillna(trials["number"]).astype(int)
+    indexed = stats.set_index("group")
+    added = {column: group.map(indexed[column]).astype(float) for column in POOLED_COLUMNS}
+    place = group.map({int(n): i for i, n in enumerate(stats["group"], start=1)})
+    members = confirmed["confirms"].fillna(confirmed["number"]).astype(int).isin(set(stats["group"]))
+    member_scores = confirmed.loc[members, "best_miou"].dropna().to_numpy()
+    above = trials["best_miou"].map(lambda v: int((member_scores > v).sum()) if v == v else 0)
+    rank = (len(stats) + trials["rank"] - above).where(trials["rank"].notna())
+    return trials.assign(**added, rank=place.astype(float).fillna(rank))

@@ -356,8 +356,12 @@ def _search_outputs(
     ]
     for figure in figures_out:  # a refresh keeps the reader's zoom and legend choices
         figure.update_layout(uirevision=loaded.search)
-    spread = "seeds_n" in trials and bool(trials["seeds_n"].notna().any())
-    columns = tuple(c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS or spread)
+    present = {  # an optional column is shown when some trial has something in it
+        key: column in trials and bool(trials[column].notna().any())
+        for key, column in (("seeds", "seeds_n"), ("confirmed", "confirmed_n"), ("test_miou", "test_miou"))
+    }
+    shown = [c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS or present.get(c.key, present["seeds"])]
+    columns = tuple(shown)
     return (
         loaded.message() or "",
         summary,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from leaderboard.table import Column, benchmark_columns, benchmark_table
+from nasfcn.confirm import with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
 from nasfcn.store import (
@@ -187,7 +188,7 @@ def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
         )
     if details["kind"] == ARENA_KIND:  # which strategy, scheduler and repeat each simulated trial belongs to
         trials = trials.merge(arena_trials_frame(store, name), on="trial_id", how="left")
-    return trials
+    return with_pooled(trials)  # a search with confirmation runs ranks by their mean
 
 
 def with_seed_spread(trials: pd.DataFrame, spread: pd.DataFrame, recipe: str | None = None) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from nasfcn.confirm import POOLED_COLUMNS, pooled_text
+
 
 @dataclass(frozen=True)
 class Column:
@@ -33,6 +35,8 @@ COLUMNS = (
     Column("scheduler", "scheduler", "text"),
     Column("repeat", "repeat", "int"),
     Column("best_miou", "val mIoU", "ratio"),
+    Column("test_miou", "test mIoU", "ratio"),
+    Column("confirmed", "confirmed: mean ± sd [95% CI] (n), tie group", "text"),
     Column("seeds", "seeds: mean ± sd (n)", "text"),
     Column("pixel_accuracy", "pixel acc", "ratio"),
     Column("params", "params", "count"),
@@ -65,7 +69,7 @@ STATUS_STYLE = {
 
 
 #: Shown only when a row has something to say in them (strategy, scheduler, repeat: an arena's).
-OPTIONAL_COLUMNS = ("seeds", "strategy", "scheduler", "repeat")
+OPTIONAL_COLUMNS = ("seeds", "strategy", "scheduler", "repeat", "test_miou", "confirmed")
 
 
 def table_columns(frame: pd.DataFrame) -> tuple[Column, ...]:
@@ -93,6 +97,9 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
     notes = [_note(row) for row in _rows(trials, ("reference", "error", "cached_from"))]
     spread = ("seeds_n", "seeds_mean", "seeds_std", "seeds_other_recipe")
     seeds = [seed_spread_text(row) for row in _rows(trials, spread)]
+    confirmed: list[str | None] = [None] * len(trials)
+    if "confirmed_n" in trials and trials["confirmed_n"].notna().any():  # a search that confirmed
+        confirmed = [pooled_text(row) for row in _rows(trials, POOLED_COLUMNS)]
     references = trials["reference"] if "reference" in trials else [None] * len(trials)
     frame = pd.DataFrame(
         {
@@ -104,6 +111,8 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
             "status_key": trials["status"].astype(str),
             **{key: trials.get(key) for key in ARENA_COLUMNS},
             "best_miou": trials["best_miou"],
+            "test_miou": trials.get("test_miou"),
+            "confirmed": confirmed,
             "seeds": seeds,
             "pixel_accuracy": trials["best_pixel_accuracy"],
             "params": trials["params"],

@@ -330,3 +330,71 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'nasfcn.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+#: A search with confirmation runs, built by hand (``confirmed_search``): (number, network,
+#: seed, val mIoU, the trial it confirms). A's single run 0.80 is the best single run, yet B
+#: (0.75, 0.74, 0.76) has the best mean; D (0.68 +- 0.01) is confirmed but its interval lies
+#: below B's; C is not confirmed.
+CONFIRMED_RUNS = (
+    (0, "A", 0, 0.80, None),
+    (1, "B", 0, 0.75, None),
+    (2, "D", 0, 0.68, None),
+    (3, "C", 0, 0.40, None),
+    (4, "A", 1, 0.60, 0),
+    (5, "A", 2, 0.62, 0),
+    (6, "B", 1, 0.74, 1),
+    (7, "B", 2, 0.76, 1),
+    (8, "D", 1, 0.67, 2),
+    (9, "D", 2, 0.69, 2),
+)
+
+
+@pytest.fixture
+def confirmed_search(tmp_path: Path) -> Callable[..., Any]:
+    """``build(store=None, checkpoint=None)``: the search ``conf`` of ``CONFIRMED_RUNS`` in ``store``
+    (default: a new SQLite file); ``checkpoint`` is set on every run of B, whose genotype is the
+    ``shapes_checkpoint`` network. Returns the store."""
+    from nasfcn.genotype import EncoderGene, Genotype
+    from nasfcn.store import (
+        create_search,
+        finish_trial,
+        open_store,
+        record_cost,
+        record_epoch,
+        set_checkpoint,
+        upsert_trial,
+    )
+
+    networks = {
+        "A": Genotype(encoder=EncoderGene(stages=2, width=4), skip="none", upsample="transposed"),
+        "B": Genotype(encoder=EncoderGene(stages=2, width=8), skip="unet_add", upsample="bilinear"),
+        "C": Genotype(encoder=EncoderGene(stages=3, width=4), skip="none", upsample="bilinear"),
+        "D": Genotype(encoder=EncoderGene(stages=2, width=6), skip="none", upsample="bilinear"),
+    }
+
+    def build(store: Any = None, checkpoint: Path | None = None) -> Any:
+        store = store or open_store(f"sqlite:///{tmp_path / 'confirmed.db'}")
+        search = create_search(store, "conf", "shapes", config={"seed": 1, "image_size": 32})
+        for number, name, seed, miou, confirms in CONFIRMED_RUNS:
+            row = upsert_trial(
+                store,
+                search,
+                number,
+                networks[name],
+                dataset="shapes",
+                recipe={"seed": seed},
+                seed=seed,
+                status="running",
+                confirms=confirms,
+            )
+            cost = {"params": 1000, "flops": 2000, "latency_ms": 1.0, "peak_memory_mb": 1.0}
+            record_cost(store, row, {**cost, "device": "cpu", "input_shape": [1, 3, 32, 32]})
+            epoch = {"val_miou": miou, "val_pixel_accuracy": 0.9, "train_loss": 0.1, "val_per_class_iou": []}
+            record_epoch(store, row, 1, epoch)
+            if checkpoint is not None and name == "B":
+                set_checkpoint(store, row, str(checkpoint))
+            finish_trial(store, row, "completed")
+        return store
+
+    return build

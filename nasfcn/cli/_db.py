@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -93,14 +93,18 @@ def trials(
 
       nasfcn trials --search demo --format csv > trials.csv
     """
+    from nasfcn.confirm import with_pooled
     from nasfcn.store import OBJECTIVES, leaderboard_frame, open_store
 
     if output not in ("table", "csv", "json"):
         raise fail(f"--format must be table, csv or json, got {output!r}")
     if sort != "number" and sort not in OBJECTIVES:
         raise fail(f"--sort must be number or one of {', '.join(OBJECTIVES)}, got {sort!r}")
-    frame = leaderboard_frame(open_store(db, create=False), search)
-    if sort != "number":
+    frame = with_pooled(leaderboard_frame(open_store(db, create=False), search))
+    confirmed = bool(frame["confirmed_n"].notna().any())
+    if sort == "miou" and confirmed:
+        pass  # confirmed networks first, by their mean over seeds (the leaderboard's rank)
+    elif sort != "number":
         column, direction = OBJECTIVES[sort]
         frame = frame.sort_values(column, ascending=direction == "min", na_position="last")
     else:
@@ -117,13 +121,28 @@ def trials(
         console.print("no trials yet")
         return
     table = Table()
-    for column in TRIAL_COLUMNS:
+    columns = _trial_columns(frame)
+    for column in columns:
         numeric = frame[column].dtype.kind in "if"
         table.add_column(column, justify="right" if numeric else "left", no_wrap=column == "arch_id")
     for row in frame.itertuples(index=False):
-        cells = [cell(getattr(row, column), column) for column in TRIAL_COLUMNS]
+        cells = [cell(getattr(row, column), column) for column in columns]
         table.add_row(*cells)
     console.print(table)
+
+
+def _trial_columns(frame: Any) -> tuple[str, ...]:
+    """``TRIAL_COLUMNS``, with test mIoU beside val and the pooled figures where a search has them."""
+    columns = list(TRIAL_COLUMNS)
+    if frame["test_miou"].notna().any():
+        columns.insert(columns.index("best_miou") + 1, "test_miou")
+    if frame["confirmed_n"].notna().any():
+        columns[columns.index("best_miou") : columns.index("best_miou")] = CONFIRMED_COLUMNS
+    return tuple(columns)
+
+
+#: The pooled figures of a confirmed network (``nasfcn.confirm``), before its run's own val mIoU.
+CONFIRMED_COLUMNS = ("confirmed_mean", "confirmed_ci_low", "confirmed_ci_high", "confirmed_n", "tie_group")
 
 
 def cell(value: object, column: str) -> str:
@@ -133,7 +152,7 @@ def cell(value: object, column: str) -> str:
         return "-"
     if column in ("params", "flops"):
         return format_count(int(value))  # type: ignore[call-overload]
-    if column == "rank":
+    if column in ("rank", "confirmed_n", "tie_group"):
         return str(int(value))  # type: ignore[call-overload]
     if isinstance(value, float):
         return f"{value:.3f}" if column != "latency_ms" else f"{value:.2f}"

@@ -91,6 +91,17 @@ def search(
             "full size; ASHA counts full-epoch equivalents ((R^2) x F per reduced epoch)."
         ),
     ] = "epochs",
+    confirm_top: Annotated[
+        int | None,
+        typer.Option(
+            help="When the search proper ends, train its best N networks (by val mIoU) again with "
+            "--confirm-seeds extra seeds, then rank and export by their mean over seeds. Default: 3 "
+            "with --time-budget when the plan leaves the time; none with --trials unless given; 0: none."
+        ),
+    ] = None,
+    confirm_seeds: Annotated[
+        int | None, typer.Option(help="Extra seeds per confirmed network (default 2; see --confirm-top).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,
     ray_address: RayAddressOption = None,
     db: DbOption = None,
@@ -149,6 +160,8 @@ def search(
             max_latency_ms=max_latency_ms,
             time_budget_min=time_budget,
             fidelity=fidelity,
+            confirm_top=confirm_top,
+            confirm_seeds=confirm_seeds,
             seed=seed,
             execution=execution_from(ctx.params),
             references=_references(with_references, references),
@@ -165,6 +178,7 @@ def search(
     print_summary(summary)
     if summary.budget is not None:
         console.print(summary.budget, markup=False)
+    _test_confirmed(config, summary.name)
     if summary.best_arch_id is not None:
         console.print(
             f"best: trial {summary.best_trial}, arch {summary.best_arch_id}, val mIoU {summary.best_miou:.3f}"
@@ -188,6 +202,15 @@ SEARCH_FIELDS = {
     "amp": "recipe.amp",
     "channels_last": "recipe.channels_last",
 }
+
+
+def _test_confirmed(config: Any, name: str) -> None:
+    """The confirmed networks' held-out test figures, once each (``nasfcn.export.test_confirmed``)."""
+    from nasfcn.export import test_confirmed
+    from nasfcn.store import open_store
+
+    for line in test_confirmed(open_store(config.execution.db), name):
+        console.print(line, markup=False)
 
 
 def _references(every: bool, names: str | None) -> tuple[str, ...]:

@@ -16,8 +16,9 @@ only when every check passed, so a failed export leaves nothing behind.
 """
 
 from nasfcn.export._card import model_card
+from nasfcn.export._confirmed import test_confirmed
 from nasfcn.export._heldout import heldout_metrics, no_test_split
-from nasfcn.export._pick import select_trial
+from nasfcn.export._pick import confirmed_figures, confirmed_winner, select_trial
 from nasfcn.export._trial import export_trial, measured_cost, val_metrics
 from nasfcn.export._write import (
     CHECK_BATCH,
@@ -38,6 +39,8 @@ __all__ = [
     "ExportError",
     "ExportResult",
     "Parity",
+    "confirmed_figures",
+    "confirmed_winner",
     "export_model",
     "export_onnx",
     "export_torchscript",
@@ -47,5 +50,6 @@ __all__ = [
     "model_card",
     "no_test_split",
     "select_trial",
+    "test_confirmed",
     "val_metrics",
 ]

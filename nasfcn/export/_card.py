@@ -46,6 +46,8 @@ def _summary(genotype: Genotype, preprocess: Preprocess, metrics: Mapping[str, A
         )
     if "test" in metrics:
         lines.append(_test_line(metrics["test"]))
+    if metrics.get("confirmed"):
+        lines.append(_confirmed_line(metrics["confirmed"]))
     if cost.get("params") is not None:
         lines.append(
             f"- **Cost**: {cost['params']:,} parameters, {_fmt_count(cost.get('flops'))} FLOPs, "
@@ -88,6 +90,15 @@ def _results(metrics: Mapping[str, Any]) -> list[str]:
             for s in finetune["stages"]
         ]
     return lines
+
+
+def _confirmed_line(confirmed: Mapping[str, Any]) -> str:
+    """The network's val mIoU pooled over its confirmation runs: one run's best is a lucky draw."""
+    low, high = confirmed.get("ci95") or (None, None)
+    interval = f", 95% CI [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    tested = confirmed.get("test_miou")
+    test = f"; test mIoU {tested:.3f} stored by the search" if tested is not None else ""
+    return f"- **Val mIoU {confirmed['text']}**{interval} (seeds {confirmed['run_seeds']}){test}."
 
 
 def _test_line(test: Mapping[str, Any]) -> str:

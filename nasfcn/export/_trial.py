@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from nasfcn.bundle import FinetuneRecipe, Preprocess
+from nasfcn.confirm import with_pooled
 from nasfcn.export._fetch import _load_checkpoint, _local_checkpoint
 from nasfcn.export._heldout import heldout_metrics
-from nasfcn.export._pick import _latest_name, select_trial
+from nasfcn.export._pick import _latest_name, confirmed_figures, select_trial
 from nasfcn.export._write import ExportError, ExportResult, export_model
 from nasfcn.model import FCN
 from nasfcn.store import Store, epochs_frame, get_search, leaderboard_frame, trial_record
@@ -37,7 +38,7 @@ def export_trial(
     """
     from nasfcn.train import CHECKPOINT_INFO
 
-    board = leaderboard_frame(store, search)
+    board = with_pooled(leaderboard_frame(store, search))  # ranks as the leaderboard shows them
     name = search or _latest_name(store)
     _refuse_simulated(store, name)
     row = select_trial(board, name, trial, rank, max_latency_ms)
@@ -64,6 +65,7 @@ def export_trial(
         "test": heldout_metrics(model, record["dataset"], preprocess, _data_options(store, name)),
         "cost": _cost(record, model, preprocess),
         "leaderboard": row.drop(labels=["genotype_json"]).to_dict(),
+        "confirmed": confirmed_figures(board, int(row["number"])),
         "history": history[["epoch", "train_loss", "val_miou", "val_pixel_accuracy", "seconds"]].to_dict(
             "records"
         ),

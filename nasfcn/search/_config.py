@@ -69,6 +69,8 @@ SEARCH_RESUME = ResumeRule(
     adjustable=(
         "trials",
         "time_budget_min",
+        "confirm_top",
+        "confirm_seeds",
         "execution.concurrency",
         "execution.cpus_per_trial",
         "execution.gpus_per_trial",
@@ -79,6 +81,8 @@ SEARCH_RESUME = ResumeRule(
     ),
     options={
         "time_budget_min": "--time-budget",
+        "confirm_top": "--confirm-top",
+        "confirm_seeds": "--confirm-seeds",
         "execution.cache": "cache",
         "recipe.lr": "--lr",
         "recipe.batch_size": "--batch-size",
@@ -130,6 +134,11 @@ class SearchConfig:
     # --fidelity: "epochs" (every epoch at full size) or "resolution=R,subset=F" for the
     # grace period's epochs (nasfcn.recipe.Fidelity); ASHA then counts full-epoch equivalents.
     fidelity: str = "epochs"
+    # Noise-aware winners (nasfcn.confirm): the top ``confirm_top`` networks re-trained with
+    # ``confirm_seeds`` extra seeds each once the search proper ends. None: off with --trials,
+    # on with --time-budget when its plan leaves the time (nasfcn.confirm's defaults).
+    confirm_top: int | None = None
+    confirm_seeds: int | None = None
     # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
     # that differ from these defaults. Not stored. See nasfcn.search._resume.
     explicit: frozenset[str] | None = None
@@ -175,6 +184,9 @@ class SearchConfig:
             problems.append(f"--grace-period must be >= 1 epoch, got {self.grace_period}")
         if self.reduction_factor < 2:
             problems.append(f"--reduction-factor must be >= 2, got {self.reduction_factor}")
+        for option, count in (("--confirm-top", self.confirm_top), ("--confirm-seeds", self.confirm_seeds)):
+            if count is not None and count < 0:
+                problems.append(f"{option} must be >= 0 (0: no confirmation), got {count}")
         object.__setattr__(self, "references", tuple(self.references))
         from nasfcn.references import REFERENCES
 

@@ -35,6 +35,9 @@ START, WAIT, DONE = "start", "wait", "done"
 #: Seconds kept back at the end of a budget (at most a tenth of it) for Ray Tune to stop the
 #: last trials and write its state: 3-6 s on the busy 2-core test machine.
 CLOSING_S = 5.0
+#: The most of a budget the confirmation runs (``nasfcn.confirm``) may be given: beyond it the
+#: search proper would have too few candidates to confirm; the runs are then not planned.
+CONFIRM_SHARE = 1 / 3
 
 
 def overrun_allowance_s(seconds: float) -> float:
@@ -61,9 +64,11 @@ class BudgetKeeper:
         clock: Callable[[], float] = time.monotonic,
         on_plan: Callable[[Plan, str], None] | None = None,
         fidelity: Fidelity | None = None,
+        confirm_runs: int = 0,
     ) -> None:
         """``seconds``: the budget this driver may spend; ``shape``: a stored plan whose epochs
-        and rungs a resumed search keeps; ``on_plan(plan, why)`` hears every new plan."""
+        and rungs a resumed search keeps; ``on_plan(plan, why)`` hears every new plan;
+        ``confirm_runs``: full trials to keep time for after the search proper (``reserved_s``)."""
         self.seconds, self.concurrency, self.epoch_cap = seconds, concurrency, epoch_cap
         self.trials_cap, self.grace_period = trials_cap, grace_period
         self.reduction_factor, self.asha, self.shape = reduction_factor, asha, shape
@@ -78,6 +83,8 @@ class BudgetKeeper:
         self._started_at: dict[str, float] = {}
         self._running: dict[str, int] = {}  # trial id -> epochs trained
         self.started = 0
+        self.confirm_runs = confirm_runs
+        self._reserve_epochs: int | None = shape.max_epochs if shape else None
 
     # Ray pickles the searcher and scheduler with its experiment state: the database stays here.
     def __getstate__(self) -> dict[str, Any]:
@@ -89,8 +96,22 @@ class BudgetKeeper:
 
     @property
     def deadline(self) -> float:
-        """When the last epoch must have ended: the budget's end less the closing reserve."""
-        return self.began + self.seconds - min(CLOSING_S, 0.1 * self.seconds)
+        """When the search proper's last epoch must have ended: the budget's end less the closing
+        reserve and the time kept for the confirmation runs."""
+        return self.began + self.seconds - min(CLOSING_S, 0.1 * self.seconds) - self.reserved_s()
+
+    def reserved_s(self, epochs: int | None = None) -> float:
+        """Seconds kept for the confirmation runs: whole rounds of full trials of the plan's epochs
+        at the measured cost; 0 before a measure, without runs, or over ``CONFIRM_SHARE``."""
+        needed = self._needed(epochs or self._reserve_epochs)
+        return needed if needed <= CONFIRM_SHARE * self.seconds else 0.0
+
+    def _needed(self, epochs: int | None) -> float:
+        cost = median_cost(self._epoch_s, self._overhead_s)
+        if not self.confirm_runs or cost is None or epochs is None:
+            return 0.0
+        rounds = -(-self.confirm_runs // max(1, self.concurrency))
+        return rounds * (cost.overhead_s + epochs * cost.epoch_s)
 
     def seconds_used(self) -> float:
         return self.clock() - self.began
@@ -143,20 +164,10 @@ class BudgetKeeper:
         cost = self.cost()
         if cost is None:
             return
-        left = self.seconds_left()
         base = self.plan or self.shape
         if base is None:
-            base = plan(
-                left,
-                self.concurrency,
-                cost,
-                self.epoch_cap,
-                trials_cap=self.trials_cap,
-                grace_period=self.grace_period,
-                reduction_factor=self.reduction_factor,
-                asha=self.asha,
-                fidelity=self.fidelity,
-            )
+            base = self._first_plan(cost)
+        left = self.seconds_left()
         running = list(self._running.values())
         new = replan(base, left, self.concurrency, cost, self.started, running, self.trials_cap)
         changed = self.plan is None or new.trials != self.plan.trials
@@ -166,6 +177,44 @@ class BudgetKeeper:
             if self.on_plan is not None:
                 self.on_plan(new, why)
 
+    def _first_plan(self, cost: Cost) -> Plan:
+        """The first plan; with confirmation runs, made again for the time their reserve for its
+        epochs leaves (the reserve depends on the epochs, the epochs on the time)."""
+
+        def planned(seconds_left: float) -> Plan:
+            return plan(
+                seconds_left,
+                self.concurrency,
+                cost,
+                self.epoch_cap,
+                trials_cap=self.trials_cap,
+                grace_period=self.grace_period,
+                reduction_factor=self.reduction_factor,
+                asha=self.asha,
+                fidelity=self.fidelity,
+            )
+
+        left = self.seconds_left()
+        epochs = planned(left).max_epochs
+        if not self.confirm_runs:
+            return planned(left)
+        for _ in range(4):  # the epochs whose reserve leaves a plan of the same epochs
+            shorter = planned(left - min(self._needed(epochs), CONFIRM_SHARE * self.seconds)).max_epochs
+            if shorter == epochs:
+                break
+            epochs = shorter
+        self._reserve_epochs = epochs if self.reserved_s(epochs) else None
+        return planned(self.seconds_left())
+
+    def confirm_text(self) -> str:
+        """What the plan keeps for the confirmation runs, for the plan line."""
+        if not self.confirm_runs or self.cost() is None:
+            return ""
+        reserved = self.reserved_s()
+        if reserved:
+            return f"; then {self.confirm_runs} confirmation runs ({_clock(reserved)} kept)"
+        return f"; no time for {self.confirm_runs} confirmation runs (over {CONFIRM_SHARE:.0%} of the budget)"
+
     def line(self) -> str:
         """The progress display's budget line."""
         used = self.seconds_used()
@@ -174,7 +223,10 @@ class BudgetKeeper:
         if self.plan is None:
             return f"{text}; measuring the first epochs ({self.started} trials started)"
         cost = self.cost() or Cost(self.plan.epoch_s)
-        return f"{text}; plan {self.plan.describe()}, {cost.epoch_s:.1f} s/epoch, {self.plans} plans"
+        return (
+            f"{text}; plan {self.plan.describe()}, {cost.epoch_s:.1f} s/epoch, {self.plans} plans"
+            + self.confirm_text()
+        )
 
 
 def _clock(seconds: float) -> str:

@@ -20,6 +20,7 @@ import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
+from nasfcn.confirm import policy_for, with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._budgeting import (
@@ -32,6 +33,12 @@ from nasfcn.search._budgeting import (
     trials_cap,
 )
 from nasfcn.search._config import SEARCH_RESUME, SearchConfig, SearchConfigError, SearchSummary
+from nasfcn.search._confirming import (
+    ConfirmationPlan,
+    ConfirmSearch,
+    confirmation_seconds,
+    plan_confirmation,
+)
 from nasfcn.search._deadline import BudgetKeeper, BudgetScheduler, BudgetSearch, overrun_allowance_s
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
@@ -43,6 +50,7 @@ from nasfcn.space import SearchSpace, load_space, size_text
 from nasfcn.store import (
     Store,
     epochs_frame,
+    finished_trials,
     get_search,
     interrupted_trials,
     leaderboard_frame,
@@ -112,22 +120,26 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                 space_yaml=prepared.space.text,
             )
         )
+        registered = without_confirmations(registered)
         plan = _plan(config, prepared.space, store, registered)
         folder = config.execution.run_folder(name)
         with run.logging(folder, "search.log"):
             _announce(prepared, plan, registered, store, folder, console)
+            keeper = None
             if (nothing := _nothing_left(prepared, plan, registered)) is not None:
                 console.print(nothing, markup=False)
-                run.settle(registered.search_id, interrupted=False)
-                return _summary(store, registered.search_id, name, folder, started, interrupted=False)
-            keeper = _keeper(prepared, store, stored_config, plan, started)
-            interrupted = run.run_trials(
-                registered.search_id,
-                name,
-                folder,
-                lambda: _trials(prepared, store, registered, plan, keeper),
-                console,
-            )
+                interrupted = False
+            else:
+                keeper = _keeper(prepared, store, stored_config, plan, started)
+                interrupted = run.run_trials(
+                    registered.search_id,
+                    name,
+                    folder,
+                    lambda: _trials(prepared, store, registered, plan, keeper),
+                    console,
+                )
+            if not interrupted:
+                interrupted = _confirm(run, prepared, store, registered.search_id, keeper, console)
             left = run.settle(registered.search_id, interrupted)
             if interrupted:
                 console.print(
@@ -136,6 +148,87 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                 )
             summary = _summary(store, registered.search_id, name, folder, started, interrupted=interrupted)
             return replace(summary, budget=_budget_used(keeper, prepared.budget)) if keeper else summary
+
+
+def without_confirmations(registered: Registered) -> Registered:
+    """The search proper's finished trials: confirmation runs count against neither --trials nor
+    the optimizer (``_confirm`` reads them from the database)."""
+    return replace(registered, finished=[row for row in registered.finished if row.get("confirms") is None])
+
+
+def _confirm(
+    run: RunLifecycle,
+    prepared: _Prepared,
+    store: Store,
+    sid: int,
+    keeper: BudgetKeeper | None,
+    console: Console,
+) -> bool:
+    """The search's confirmation phase (``nasfcn.search._confirming``); True when the user interrupted."""
+    config = prepared.config
+    policy = policy_for(config.confirm_top, config.confirm_seeds, config.time_budget_min is not None)
+    if policy is None:
+        return False
+    rows = [*finished_trials(store, sid), *interrupted_trials(store, sid)]
+    confirmation = plan_confirmation(rows, policy, config.seed)
+    if not confirmation.runs:
+        if confirmation.targets:
+            console.print(f"confirmation ({policy.describe()}): every run finished before", markup=False)
+        return False
+    time_budget_s = None
+    if config.time_budget_min is not None:
+        time_budget_s = _confirmation_time(keeper, confirmation, prepared)
+        if time_budget_s is None:
+            console.print(
+                f"confirmation ({policy.describe()}) skipped: the time budget leaves too little for "
+                f"{len(confirmation.runs)} runs",
+                markup=False,
+            )
+            return False
+    console.print(confirmation.describe(), markup=False)
+    log.info("%s", confirmation.describe())
+    folder = config.execution.run_folder(str(config.name))
+
+    def build() -> Trials:
+        lookup = None
+        if config.execution.cache:
+
+            def lookup(genotype: Genotype, recipe: dict[str, Any]) -> dict[str, Any] | None:
+                found = lambda: reusable_result(store, genotype, config.data, recipe)  # noqa: E731
+                return store.retrying(found, "looking up a cached result")
+
+        searcher = ConfirmSearch(
+            confirmation, prepared.recipe, next_trial_number(store, sid), config.epochs, lookup
+        )
+        return Trials(
+            searcher=searcher,
+            scheduler=make_scheduler(replace(config, scheduler="fifo")),
+            settings=_settings(prepared),
+            num_samples=len(confirmation.runs),
+            epochs=config.epochs,
+            time_budget_s=time_budget_s,
+            datasets=shippable({config.data: prepared.bundle}),
+            noun="confirmation runs",
+        )
+
+    return run.run_trials(sid, str(config.name), folder, build, console)
+
+
+def _confirmation_time(
+    keeper: BudgetKeeper | None, confirmation: ConfirmationPlan, prepared: _Prepared
+) -> float | None:
+    """Seconds the budget leaves the confirmation runs, or None when they would not fit."""
+    if keeper is None or keeper.cost() is None:
+        return None
+    left = keeper.seconds - keeper.seconds_used()
+    cost = keeper.cost()
+    assert cost is not None
+    trained = [int(row.get("epochs_trained") or 0) for row in confirmation.targets]
+    epochs = max(trained) or prepared.config.epochs
+    needed = confirmation_seconds(
+        len(confirmation.runs), keeper.concurrency, epochs, cost.epoch_s, cost.overhead_s
+    )
+    return left if needed <= left else None
 
 
 def _nothing_left(prepared: _Prepared, plan: _Plan, registered: Registered) -> str | None:
@@ -174,9 +267,16 @@ def _keeper(
         shape=budget.shape,
         on_plan=plan_writer(store, str(config.name), config.data, stored_config, budget),
         fidelity=config.fidelity_schedule,
+        confirm_runs=_confirm_runs(config),
     )
     keeper.began = started
     return keeper
+
+
+def _confirm_runs(config: SearchConfig) -> int:
+    """The confirmation runs a budgeted search keeps time for (all of them, as if none ran yet)."""
+    policy = policy_for(config.confirm_top, config.confirm_seeds, budgeted=True)
+    return policy.runs if policy is not None else 0
 
 
 def _budget_used(keeper: BudgetKeeper, budget: BudgetStart | None) -> str:
@@ -229,7 +329,7 @@ def _plan(config: SearchConfig, space: SearchSpace, store: Store, registered: Re
     references = for_space(space, config.references) if config.references else {}
     requested = config.trials + len(references)
     remaining = requested - len(finished)
-    stopped = interrupted_trials(store, registered.search_id)
+    stopped = [row for row in interrupted_trials(store, registered.search_id) if row.get("confirms") is None]
     reruns = stopped[: max(0, remaining)]
     done_references = {row["reference"] for row in [*finished, *reruns] if row.get("reference")}
     pending_references = {n: g for n, g in references.items() if n not in done_references}
@@ -388,19 +488,7 @@ def _trials(
         )
     )
     searcher.add_replays(plan.replays)
-    execution = config.execution
-    settings = TrialSettings(
-        data=config.data,
-        data_options=prepared.data_options,
-        recipe=recipe,
-        latency_input=config.latency_input or config.image_size,
-        max_params=config.max_params,
-        max_flops=config.max_flops,
-        max_latency_ms=config.max_latency_ms,
-        device=execution.trial_device(),
-        threads=execution.threads,
-        fidelity=asdict(config.fidelity_schedule) if config.fidelity_schedule.reduced else None,
-    )
+    settings = _settings(prepared)
     histories = _histories(store, config.name, finished)
     if keeper is None:
         scheduler = make_scheduler(config, histories)
@@ -425,6 +513,23 @@ def _trials(
     )
 
 
+def _settings(prepared: _Prepared) -> TrialSettings:
+    """What every trial of the search shares (its confirmation runs too)."""
+    config, execution = prepared.config, prepared.config.execution
+    return TrialSettings(
+        data=config.data,
+        data_options=prepared.data_options,
+        recipe=prepared.recipe,
+        latency_input=config.latency_input or config.image_size,
+        max_params=config.max_params,
+        max_flops=config.max_flops,
+        max_latency_ms=config.max_latency_ms,
+        device=execution.trial_device(),
+        threads=execution.threads,
+        fidelity=asdict(config.fidelity_schedule) if config.fidelity_schedule.reduced else None,
+    )
+
+
 def _histories(store: Store, name: str | None, finished: list[dict[str, Any]]) -> list[list[float]]:
     """Val mIoU per epoch of each finished trial, oldest first: what the scheduler saw of them."""
     if not finished:
@@ -437,7 +542,7 @@ def _histories(store: Store, name: str | None, finished: list[dict[str, Any]]) -
 def _summary(
     store: Store, sid: int, name: str, folder: Path, started: float, interrupted: bool
 ) -> SearchSummary:
-    frame = leaderboard_frame(store, name)
+    frame = with_pooled(leaderboard_frame(store, name))  # the best: the confirmed winner, if any
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
     ranked = frame.dropna(subset=["best_miou"])
     best = ranked.iloc[0] if not ranked.empty else None

@@ -249,6 +249,7 @@ class StoreRecorder(Callback):
                     ray_trial_id=trial.trial_id,
                     params=params,
                     reference=config.get("reference"),
+                    confirms=config.get("confirms"),
                 ),
             )
         return self._rows[trial.trial_id]

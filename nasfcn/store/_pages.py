@@ -84,6 +84,9 @@ class PageQuery:
     statuses: tuple[str, ...] = ()
     knobs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     filters: tuple[ColumnFilter, ...] = ()
+    # Trial numbers whose runs come first, in this order, with the runs re-seeding them
+    # (``confirms``): a search's confirmed networks by pooled mean (``nasfcn.confirm``).
+    first: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,16 +167,46 @@ def _order(query: PageQuery, columns: Mapping[str, SQLColumn]) -> list[ColumnEle
             raise PageQueryError(
                 f"cannot sort by {key!r} {direction!r}: columns {', '.join(columns)}; directions asc, desc"
             )
+        if key == "rank" and query.first:  # confirmed networks first, by pooled mean
+            place = _place(query.first)
+            terms.append(place.asc() if direction == "asc" else place.desc())
         if key == "rank":  # rank 1 is the best val mIoU
             key, direction = "best_miou", "desc" if direction == "asc" else "asc"
         expression = columns[key]
         terms.append((expression.asc() if direction == "asc" else expression.desc()).nulls_last())
     return [
         *terms,
+        *([_place(query.first).asc()] if query.first else []),
         Trial.best_miou.desc().nulls_last(),
         TrialCost.latency_ms.asc().nulls_last(),
         Trial.number.asc(),
     ]
+
+
+def _place(first: Sequence[int]) -> ColumnElement[Any]:
+    """A trial's place among ``first`` (its own number or the one it ``confirms``); the rest after."""
+    group = func.coalesce(Trial.confirms, Trial.number)
+    return case({int(number): place for place, number in enumerate(first)}, value=group, else_=len(first))
+
+
+def confirmed_runs_frame(store: Store, search: int) -> pd.DataFrame:
+    """The confirmation runs of search ``search`` (id) and the trials they re-seed: number, confirms,
+    status, best_miou, seed, latency_ms and test_miou. One statement, a few rows per network."""
+    confirmed = select(Trial.confirms).where(Trial.search_id == search, Trial.confirms.is_not(None))
+    statement = (
+        select(
+            Trial.number,
+            Trial.confirms,
+            Trial.status,
+            Trial.best_miou,
+            Trial.seed,
+            Trial.test_miou,
+            TrialCost.latency_ms,
+        )
+        .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
+        .where(Trial.search_id == search, or_(Trial.confirms.is_not(None), Trial.number.in_(confirmed)))
+    )
+    return _frame(store, statement)
 
 
 def _condition(expression: SQLColumn, condition: Condition) -> ColumnElement[bool]:

@@ -219,8 +219,11 @@ def upsert_trial(
     checkpoint: str | None = None,
     params: Mapping[str, Any] | None = None,
     reference: str | None = None,
+    confirms: int | None = None,
 ) -> int:
     """Create the trial row (or update its status/ids when it exists); returns its id.
+
+    ``confirms``: the number of the trial this run re-seeds (a confirmation run), else None.
 
     An ``interrupted`` row started again is its configuration re-run by a resume: it starts
     from scratch (the partial epochs and metrics of the interrupted run are dropped).
@@ -240,6 +243,7 @@ def upsert_trial(
         "status": status,
         "epochs_trained": 0,
         "reference": reference,
+        "confirms": confirms,
     }
     if status == "running":
         values["started_at"] = now()
@@ -452,9 +456,20 @@ def _trial_rows(store: Store, search_id: int, statuses: Sequence[str]) -> list[d
                 "trial_key": trial.trial_key,
                 "dataset": trial.dataset,
                 "seed": trial.seed,
+                "confirms": trial.confirms,
+                "epochs_trained": trial.epochs_trained,
             }
             for trial, cost in rows
         ]
+
+
+def set_test_metrics(store: Store, trial_id: int, metrics: Mapping[str, Any]) -> None:
+    """Record a trial's figures on the held-out test split (``miou`` among them; the split the
+    search never selected on)."""
+    with store.session_scope() as session:
+        trial = _trial(session, trial_id)
+        trial.test_miou = _number(metrics.get("miou"))
+        trial.test_metrics_json = _json(dict(metrics))
 
 
 def next_trial_number(store: Store, search_id: int) -> int:

@@ -384,3 +384,31 @@ def test_static_benchmark_page_escapes_stored_text(benchmark_db: str) -> None:
     assert "<i>data</i>" not in page
     assert f'<span id="search-name">{html.escape(XSS_NAME)}</span>' in page
     assert html.escape("<img src=x onerror=alert(1)>") in page
+
+
+def test_static_page_ranks_confirmed_networks_by_pooled_mean_with_tie_groups(confirmed_search) -> None:
+    from nasfcn.store import leaderboard_frame, set_test_metrics
+
+    store = confirmed_search()
+    trial = int(leaderboard_frame(store, "conf").set_index("number").loc[7, "trial_id"])
+    set_test_metrics(store, trial, {"miou": 0.55, "images": 32})
+    board = load_board(store, "conf")
+    table = board_data(render(board))["table"]
+    numbers = dict(zip(board.trials["trial_id"], board.trials["number"], strict=True))
+    assert [numbers[i] for i in table["ids"]] == [7, 1, 6, 9, 2, 8, 0, 5, 4, 3]  # B, D, A, then C
+    assert table["sort"]["rank"] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]
+    keys = [c["key"] for c in table["columns"]]
+    assert keys.index("test_miou") == keys.index("best_miou") + 1  # test beside val
+    assert table["sort"]["test_miou"][0] == 0.55
+    assert table["sort"]["test_miou"][1] is None
+    confirmed = table["cells"]["confirmed"]
+    cells = confirmed if isinstance(confirmed, list) else [confirmed["values"][i] for i in confirmed["index"]]
+    assert cells[0] == "0.750 ± 0.010 [0.725, 0.775] (3), tie group 1"
+    assert cells[6].endswith("(3), tie group 1")  # A's wide interval reaches the leader's
+    assert cells[3].endswith("(3), tie group 2")
+    assert cells[9] == "–"  # C was not confirmed: a blank cell
+
+
+def test_static_page_of_a_search_without_confirmation_has_no_confirmed_column(handmade_db: str) -> None:
+    table = board_data(render(load_board(Store(handmade_db), "alpha")))["table"]
+    assert "confirmed" not in [c["key"] for c in table["columns"]]

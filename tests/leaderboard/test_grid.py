@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leaderboard._grid import SQL_COLUMNS, SpreadCache, column_defs, page_query, page_rows
 from leaderboard.table import COLUMNS
-from nasfcn.store import ColumnFilter, Condition, Store, leaderboard_frame, search_details
+from nasfcn.store import ColumnFilter, Condition, Store, leaderboard_frame, open_store, search_details
 
 
 def test_a_grid_request_becomes_a_page_query_in_the_stores_column_names() -> None:
@@ -61,3 +61,18 @@ def test_page_rows_answer_with_the_page_and_the_count(handmade_db: str) -> None:
     assert answer["rowCount"] == len(board)
     assert [row["id"] for row in answer["rowData"]] == [int(t) for t in board["trial_id"][1:3]]
     assert {"rank", "status", "status_key", "note", "seeds"} <= set(answer["rowData"][0])
+
+
+def test_page_rows_rank_confirmed_networks_by_pooled_mean_in_the_database(confirmed_search, db_url) -> None:
+    store = confirmed_search(open_store(db_url))
+    details = search_details(store, "conf")
+    spread = SpreadCache().get(store, "conf", details["dataset"], ("mark",))
+    first = page_rows(store, details, page_query({"startRow": 0, "endRow": 4}), spread)
+    rest = page_rows(store, details, page_query({"startRow": 4, "endRow": 10}), spread)
+    rows = first["rowData"] + rest["rowData"]
+    assert [row["trial"] for row in rows] == [7, 1, 6, 9, 2, 8, 0, 5, 4, 3]
+    assert [row["rank"] for row in rows] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]
+    assert rows[0]["confirmed"] == "0.750 ± 0.010 [0.725, 0.775] (3), tie group 1"
+    assert rows[-1]["confirmed"] is None
+    assert first["rowCount"] == 10
+    store.dispose()

@@ -251,3 +251,30 @@ def test_a_budget_may_be_overrun_by_30_s_or_a_tenth_of_a_longer_one() -> None:
     assert overrun_allowance_s(30) == 30.0
     assert overrun_allowance_s(300) == 30.0
     assert overrun_allowance_s(3600) == 360.0
+
+
+def test_the_plan_keeps_time_for_the_confirmation_runs_after_the_search_proper() -> None:
+    clock = Clock()
+    keeper, plans = _keeper(clock, seconds=1800.0, confirm_runs=6)
+    without, _ = _keeper(Clock(), seconds=1800.0)
+    for each in (keeper, without):
+        each.trial_started("t1")
+        each.clock.now += 10.0  # type: ignore[attr-defined]
+        each.epoch_done("t1", 1, 10.0)
+    plan = keeper.plan
+    assert plan is not None
+    kept = 3 * (0.0 + plan.max_epochs * 10.0)  # 6 runs on 2 workers: 3 rounds of full trials
+    assert keeper.reserved_s() == pytest.approx(kept)
+    assert keeper.seconds_left() == pytest.approx(without.seconds_left() - kept)
+    assert plan.trials < without.plan.trials  # fewer candidates: the confirmation fits the budget
+    assert f"then 6 confirmation runs ({kept // 60:.0f}:{kept % 60:02.0f} kept)" in keeper.line()
+    assert plans[0][0] == plan
+
+
+def test_confirmation_over_a_third_of_the_budget_is_not_planned() -> None:
+    keeper, _ = _keeper(Clock(), seconds=120.0, confirm_runs=20)
+    keeper.trial_started("t1")
+    keeper.clock.now += 5.0  # type: ignore[attr-defined]
+    keeper.epoch_done("t1", 1, 5.0)
+    assert keeper.reserved_s() == 0.0
+    assert "no time for 20 confirmation runs (over 33% of the budget)" in keeper.line()
