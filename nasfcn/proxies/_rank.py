@@ -24,10 +24,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _scipy
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _scipy() -> ModuleType:
+    """scipy.stats, loaded when a correlation is taken: a search's trials import the proxies
+    to score networks and never correlate, so they do not pay for loading scipy."""
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
@@ -73,7 +85,7 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
-    return float(_scipy.spearmanr(a, b).statistic)
+    return float(_scipy().spearmanr(a, b).statistic)
 
 
 def kendall(x: ArrayLike, y: ArrayLike) -> float:
@@ -81,7 +93,7 @@ def kendall(x: ArrayLike, y: ArrayLike) -> float:
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
-    return float(_scipy.kendalltau(a, b).statistic)
+    return float(_scipy().kendalltau(a, b).statistic)
 
 
 def spearman_interval(
@@ -96,8 +108,8 @@ def spearman_interval(
     if len(a) < 3:
         return math.nan, math.nan
     picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
-    ra = _scipy.rankdata(a[picks], axis=1)
-    rb = _scipy.rankdata(b[picks], axis=1)
+    ra = _scipy().rankdata(a[picks], axis=1)
+    rb = _scipy().rankdata(b[picks], axis=1)
     ra -= ra.mean(axis=1, keepdims=True)
     rb -= rb.mean(axis=1, keepdims=True)
     spread = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
@@ -151,7 +163,7 @@ def _figures(
 
 def mean_rank(values: Mapping[str, np.ndarray], members: Sequence[str], rows: np.ndarray) -> np.ndarray:
     """The mean over ``members`` of each proxy's rank among ``rows`` (ascending: higher = better)."""
-    return np.mean([_scipy.rankdata(values[name][rows]) for name in members], axis=0)
+    return np.mean([_scipy().rankdata(values[name][rows]) for name in members], axis=0)
 
 
 def correlate(

@@ -27,6 +27,16 @@ REPORTED = {
 }
 
 
+#: The zero-cost proxies ``nasfcn search`` scores every trial's network with unless ``--proxies``
+#: says otherwise. To be chosen by ``nasfcn proxies evaluate`` on the shipped table, which is
+#: still being built; until then the cheap data-free one: synflow takes 0.5% of one epoch's
+#: training on fcn_tiny at 64 x 64 (``benchmarks/proxy_cost.py``, ``benchmarks/RESULTS.md``),
+#: within issue 23's "proxies cost <= 2% of a trial" even for a trial ASHA stops after one
+#: epoch; zen (2.3% of an epoch) and the gradient proxies (3-9%) are not. params and FLOPs
+#: are the cost's own columns already.
+DEFAULT_SEARCH_PROXIES: tuple[str, ...] = ("synflow",)
+
+
 #: A search or benchmark name names its folder, runs/<name>: one plain folder name, never a path.
 NAME_CHARACTERS = "letters, digits, '.', '_' and '-'"
 NAME_MAX_LENGTH = 100
@@ -64,6 +74,7 @@ SEARCH_RESUME = ResumeRule(
         "recipe",
         "latency_input",
         "references",
+        "proxies",
     ),
     adjustable=(
         "trials",
@@ -85,6 +96,17 @@ SEARCH_RESUME = ResumeRule(
         "recipe.channels_last": "--channels-last",
     },
 )
+
+
+def proxy_problems(names: tuple[str, ...]) -> list[str]:
+    """``--proxies``' unknown or repeated names, each with the names allowed."""
+    known = catalogue.PROXIES.names()
+    allowed = f"valid: {', '.join(known)} (comma-separated), or none"
+    unknown = [name for name in names if name not in known]
+    problems = [f"--proxies: unknown zero-cost proxy {name!r}; {allowed}" for name in unknown]
+    if len(set(names)) != len(names):
+        problems.append(f"--proxies names a proxy twice: {','.join(names)}")
+    return problems
 
 
 class SearchConfigError(NasfcnError, ValueError):
@@ -122,6 +144,7 @@ class SearchConfig:
     reduction_factor: int = 2  # ASHA: keep 1/reduction_factor at each rung
     latency_input: int | None = None  # side of the input latency is measured at (default image_size)
     references: tuple[str, ...] = ()  # classic designs (nasfcn.references) to train first
+    proxies: tuple[str, ...] = DEFAULT_SEARCH_PROXIES  # zero-cost proxies scored at the cost step
     # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
     # that differ from these defaults. Not stored. See nasfcn.search._resume.
     explicit: frozenset[str] | None = None
@@ -175,6 +198,8 @@ class SearchConfig:
             problems.append(
                 f"unknown reference {', '.join(map(repr, unknown))}; valid: {', '.join(REFERENCES.names())}"
             )
+        object.__setattr__(self, "proxies", tuple(self.proxies))
+        problems.extend(proxy_problems(self.proxies))
         if self.name is not None and (problem := name_problem(self.name)):
             problems.append(problem)
         if self.explicit is not None:
@@ -208,6 +233,7 @@ class SearchConfig:
         del data["explicit"]
         data["objectives"] = list(self.objectives)
         data["references"] = list(self.references)
+        data["proxies"] = list(self.proxies)
         data[EXECUTION] = self.execution.as_dict()
         return data
 
