@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from dash_ag_grid import AgGrid
 
+from leaderboard._proxies import board_scores, with_proxies
 from leaderboard.data import with_seed_spread
 from leaderboard.table import COLUMNS, OPTIONAL_COLUMNS, STATUS_STYLE, Column, records, table_frame
 from nasfcn.confirm import POOLED_COLUMNS, pooled
@@ -60,7 +61,7 @@ BLOCK_ROWS, CACHED_BLOCKS = 100, 20
 
 _MARKED_STATUSES = ("failed", "rejected_by_constraint")
 #: d3-format of each numeric column kind, as the grid shows it (sorting uses the numbers).
-_GRID_FORMATS = {"ratio": ".3f", "ms": ".2f", "count": ".3s"}
+_GRID_FORMATS = {"ratio": ".3f", "ms": ".2f", "count": ".3s", "score": ".4~g"}
 _NUMERIC_KINDS = ("int", "ratio", "ms", "count")
 _MARKED_ROW = {"backgroundColor": "#fbeeee"}  # a failed or rejected trial's row
 
@@ -78,6 +79,11 @@ def _column_def(column: Column) -> dict[str, Any]:
         spec["filter"] = "agNumberColumnFilter"
     if column.key not in SQL_COLUMNS:  # the database sorts and filters the rows: only what it can
         spec.update(sortable=False, filter=False)
+    if column.kind == "score":  # a proxy's column: say why it does not sort
+        spec["headerTooltip"] = (
+            f"zero-cost proxy {column.title} at initialisation; not sortable here (the live table sorts "
+            "in the database; the static file, nasfcn leaderboard, sorts by it)"
+        )
     elif column.key in SORT_ONLY:
         spec["filter"] = False
     if column.kind in _GRID_FORMATS:
@@ -207,9 +213,12 @@ def page_rows(
     if not stats.empty:
         query = replace(query, first=tuple(int(n) for n in stats["group"]))
     page = trials_page(store, details["search_id"], query)
-    trials = with_seed_spread(page.rows, *spread) if not page.rows.empty else page.rows
-    if not stats.empty and not trials.empty:
-        trials = pooled_page(trials, confirmed, stats)
+    trials = page.rows
+    if not trials.empty:  # the page's networks' proxy scores: one query, never one per row
+        trials = with_seed_spread(trials, *spread)
+        if not stats.empty:
+            trials = pooled_page(trials, confirmed, stats)
+        trials = with_proxies(trials, board_scores(store, details, trials["arch_id"].tolist()))
     return {"rowData": records(table_frame(trials)), "rowCount": page.total}
 
 

@@ -8,7 +8,8 @@ by whole figures. Layout, column-wise so each key is written once:
   ``format_cell`` does, so the page shows what the live app shows), numeric ``sort`` keys,
   each row's trial ``ids``, ``status`` and ``reference`` flag;
 - ``detail``: the facts of ``detail_items`` column-wise, errors, numbers, the export command's
-  ``export`` prefix and suffix (the trial number goes between);
+  ``export`` prefix and suffix (the trial number goes between), and per zero-cost proxy its
+  table column (the value), seconds and errors (``proxies``; empty when none is stored);
 - ``genotypes``: each genotype's leaves, dictionary-encoded per dotted path (most knobs take a
   handful of values, so a trial costs a few small integers);
 - ``curves``: per trial ``[first epoch or epoch list, val mIoU list]``, at most
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 import plotly.io as pio
 
+from leaderboard._proxies import ERROR, SECONDS, VALUE, proxy_names
 from leaderboard.data import Board
 from leaderboard.figures import PALETTE, TEMPLATE
 from leaderboard.table import (
@@ -129,7 +131,21 @@ def _detail(board: Board) -> dict[str, Any]:
         "labels": labels,
         "facts": [_fact(label, [items[i][1] for items in facts]) for i, label in enumerate(labels)],
         "export": [shlex.join(prefix), shlex.join(suffix)],
+        "proxies": _proxies(board.trials),
     }
+
+
+def _proxies(trials: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per proxy: the table column holding its values, each trial's seconds and error ("": none)."""
+    return [
+        {
+            "name": name,
+            "column": f"{VALUE}{name}",
+            "seconds": numbers(trials[SECONDS + name]),
+            "errors": texts([e if isinstance(e, str) else "" for e in trials[ERROR + name].tolist()]),
+        }
+        for name in proxy_names(trials)
+    ]
 
 
 #: Facts the table shows too, in the same format: the page reads them from the table's column.

@@ -19,6 +19,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
 from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
+from leaderboard._proxies import proxy_facts
 from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_live_view, load_trial_board
 from leaderboard.table import (
     BENCHMARK_METHOD,
@@ -28,6 +29,7 @@ from leaderboard.table import (
     detail_items,
     format_cell,
     pretty_genotype,
+    with_proxy_columns,
 )
 from nasfcn.store import Store, StoreError, board_watermark, search_details, search_list
 
@@ -46,6 +48,7 @@ _FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
 _COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
 _SHOWN, _HIDDEN = {"display": "block"}, {"display": "none"}
 _DD = {"margin": 0, "overflowWrap": "anywhere"}
+_CELL = {"padding": "0.1rem 1rem 0.1rem 0", "textAlign": "left"}
 
 
 def _graph(graph_id: str) -> dcc.Graph:
@@ -361,7 +364,7 @@ def _search_outputs(
         for key, column in (("seeds", "seeds_n"), ("confirmed", "confirmed_n"), ("test_miou", "test_miou"))
     }
     shown = [c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS or present.get(c.key, present["seeds"])]
-    columns = tuple(shown)
+    columns = with_proxy_columns(tuple(shown), trials)
     return (
         loaded.message() or "",
         summary,
@@ -441,6 +444,7 @@ def detail_page(board: Board, trial_id: int, revision: str | None = None) -> lis
         *([html.H3("Error"), html.Pre(error, id="error")] if isinstance(error, str) and error else []),
         html.H3("Cost and results"),
         facts,
+        *_proxy_section(row),
         html.H3("Learning curve and per-class IoU"),
         dcc.Graph(
             id="detail-curve",
@@ -457,6 +461,16 @@ def detail_page(board: Board, trial_id: int, revision: str | None = None) -> lis
         html.H3("Export it"),
         html.Pre(html.Code(board.export_command(number)), id="export-command"),
     ]
+
+
+def _proxy_section(row: dict[str, Any]) -> list:
+    """The zero-cost proxies' scores of the trial's network (value, seconds, error); none: nothing."""
+    facts = proxy_facts(row)
+    if not facts:
+        return []
+    head = html.Tr([html.Th(t, style=_CELL) for t in ("proxy", "value", "seconds", "error")])
+    rows = [html.Tr([html.Td(text, style=_CELL) for text in fact]) for fact in facts]
+    return [html.H3("Zero-cost proxies"), html.Table([html.Thead(head), html.Tbody(rows)], id="proxies")]
 
 
 def benchmark_page(board: BenchmarkBoard) -> list:

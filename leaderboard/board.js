@@ -22,7 +22,16 @@
     if (kind === "ratio") { return v.toFixed(3); }
     if (kind === "ms") { return v.toFixed(2); }
     if (kind === "count") { return compact(v); }
+    if (kind === "score") { return score(v); }
     return String(Number(v.toPrecision(3)));
+  }
+  function score(v) {  // _proxies.py's format_score: 4 significant digits, powers of ten beyond
+    var a = Math.abs(v);
+    if (v !== 0 && !(a >= 1e-3 && a < 1e4)) {
+      var parts = v.toExponential(2).split("e");
+      return parts[0] + "e" + String(Number(parts[1]));
+    }
+    return String(Number(v.toPrecision(4)));
   }
   D.table.columns.forEach(function (c) {
     if (c.kind !== "text") { D.table.cells[c.key] = D.table.sort[c.key].map(function (v) { return cell(v, c.kind); }); }
@@ -31,6 +40,7 @@
   D.table.sort.status = expand(D.table.sort.status);
   D.table.status = expand(D.table.status);
   D.detail.titles = expand(D.detail.titles);
+  D.detail.proxies.forEach(function (p) { p.errors = expand(p.errors); });
   var T = D.table, n = T.ids.length, OVERSCAN = 20;
   var table = document.getElementById("trials");
   var body = table.tBodies[0], scroller = document.getElementById("table-scroll");
@@ -164,6 +174,23 @@
       /\[\s+((?:-?[\d.eE+-]+,\s+)*-?[\d.eE+-]+)\s+\]/g,
       function (_, list) { return "[" + list.split(",").map(function (s) { return s.trim(); }).join(", ") + "]"; });
   }
+  function proxies(i) {  // the zero-cost proxies' scores of the trial's network: value, seconds, error
+    var part = el("div", {"class": "proxies"});
+    part.appendChild(el("h3", {}, "Zero-cost proxies"));
+    var list = el("table", {"class": "proxies"}), head = el("tr");
+    ["proxy", "value", "seconds", "error"].forEach(function (t) { head.appendChild(el("th", {}, t)); });
+    list.appendChild(head);
+    D.detail.proxies.forEach(function (p) {
+      var tr = el("tr");
+      tr.appendChild(el("td", {}, p.name));
+      tr.appendChild(el("td", {"class": "num"}, T.cells[p.column][i]));
+      tr.appendChild(el("td", {"class": "num"}, p.seconds[i] === null ? "\u2013" : p.seconds[i].toFixed(3)));
+      tr.appendChild(el("td", {}, p.errors[i]));
+      list.appendChild(tr);
+    });
+    part.appendChild(list);
+    return part;
+  }
   function detail(i) {  // the section a row opens, built on first use
     var id = "trial-" + T.ids[i], section = document.getElementById(id);
     if (section) { return section; }
@@ -183,6 +210,7 @@
       facts.appendChild(el("dd", {}, k < E.labels.length ? E.facts[k][i] : T.cells.note[i]));
     });
     section.appendChild(facts);
+    if (E.proxies.length) { section.appendChild(proxies(i)); }
     section.appendChild(el("h3", {}, "Curves and per-class IoU"));
     section.appendChild(el("div", {"data-figure": "curve", "class": "detail-figure"}));
     section.appendChild(el("div", {"data-figure": "classes", "class": "detail-figure"}));

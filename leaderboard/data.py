@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leaderboard._proxies import board_scores, with_proxies
 from leaderboard.table import Column, benchmark_columns, benchmark_table
 from nasfcn.confirm import with_pooled
 from nasfcn.genotype import Genotype
@@ -58,6 +59,7 @@ class Board:
     searches: pd.DataFrame  # searches_frame: every search in the database
     reused_epochs: pd.DataFrame  # epochs of trials in other searches whose results cached trials reused
     class_names: tuple[str, ...] = field(default=())
+    proxies: pd.DataFrame = field(default_factory=pd.DataFrame)  # proxy_scores_frame of its networks
 
     @property
     def scored(self) -> pd.DataFrame:
@@ -145,8 +147,10 @@ def _load_board(
     the search's trials (one trial's detail page reads only that one)."""
     name = details["name"]
     arena = details["kind"] == ARENA_KIND
+    scores = board_scores(store, details, None if trials is None else trials["arch_id"].tolist())
     if trials is None:
         trials = search_trials(store, details)
+    trials = with_proxies(trials, scores)
     chosen = None if pick is None else sorted({int(t) for t in pick(trials)})
     if chosen is None:
         epochs = epochs_frame(store, name, columns=epoch_columns)
@@ -172,6 +176,7 @@ def _load_board(
         searches=searches_frame(store),
         reused_epochs=reused,
         class_names=tuple(names) + tuple(f"class {i}" for i in range(len(names), width)),
+        proxies=scores,
     )
 
 

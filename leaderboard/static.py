@@ -78,6 +78,7 @@ ul.method li { margin: .3rem 0; }
 dl.cost { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
 dl.cost dt { color: #555; }
 dl.cost dd { margin: 0; overflow-wrap: anywhere; }
+table.proxies th, table.proxies td { padding: .1rem .8rem .1rem 0; text-align: left; }
 """
 
 #: The page script: builds the table and the trial details from the data block (``board.js``).

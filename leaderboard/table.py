@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from leaderboard._proxies import VALUE, format_score, proxy_names
 from nasfcn.confirm import POOLED_COLUMNS, pooled_text
 
 
@@ -22,6 +23,7 @@ class Column:
     key: str  # key in the rows of ``table_frame`` (or ``benchmark_table``)
     title: str
     kind: str  # text | int | ratio (0..1, 3 decimals) | count (1.2k) | ms | rank (3 significant digits)
+    # | score (a zero-cost proxy: 4 significant digits, powers of ten beyond 10^4)
     group: str = ""  # the header above several columns: a benchmark's dataset
 
 
@@ -73,10 +75,20 @@ OPTIONAL_COLUMNS = ("seeds", "strategy", "scheduler", "repeat", "test_miou", "co
 
 
 def table_columns(frame: pd.DataFrame) -> tuple[Column, ...]:
-    """The columns of ``table_frame``'s rows worth showing: an all-blank optional column is left out."""
-    return tuple(
+    """The columns of ``table_frame``'s rows worth showing: an all-blank optional column is left
+    out; a column per zero-cost proxy the rows have scores of comes after the cost's."""
+    shown = tuple(
         c for c in COLUMNS if c.key not in OPTIONAL_COLUMNS or (c.key in frame and frame[c.key].notna().any())
     )
+    return with_proxy_columns(shown, frame)
+
+
+def with_proxy_columns(columns: tuple[Column, ...], frame: pd.DataFrame) -> tuple[Column, ...]:
+    """``columns`` with one ``score`` column per proxy of ``frame`` (``proxy:<name>``) after latency."""
+    proxies = tuple(Column(f"{VALUE}{name}", name, "score") for name in proxy_names(frame))
+    keys = [c.key for c in columns]
+    at = keys.index("latency_ms") + 1 if "latency_ms" in keys else len(columns)
+    return columns[:at] + proxies + columns[at:]
 
 
 def status_label(status: str) -> str:
@@ -127,6 +139,7 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
             "width": trials["width"],
             "note": notes,
             "reference": [r if isinstance(r, str) and r else None for r in references],
+            **{f"{VALUE}{name}": trials[f"{VALUE}{name}"] for name in proxy_names(trials)},
         }
     )
     return frame.reset_index(drop=True)
@@ -170,6 +183,8 @@ def format_cell(value: object, kind: str) -> str:
         return compact(float(value))  # type: ignore[arg-type]
     if kind == "rank":
         return f"{float(value):.3g}"  # type: ignore[arg-type]
+    if kind == "score":
+        return format_score(value)
     return str(value)
 
 

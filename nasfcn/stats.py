@@ -37,13 +37,21 @@ For tabular benchmarks (every architecture of a space x seeds x epochs):
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _scipy
+
+
+def _scipy() -> ModuleType:
+    """scipy.stats, loaded at the first test or correlation: importing nasfcn.stats (a search's
+    trials do, through the proxies) does not pay for loading scipy."""
+    return importlib.import_module("scipy.stats")
+
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -74,7 +82,7 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     if n == 1:
         return Summary(1, mean, math.nan, math.nan, math.nan)
     std = float(data.std(ddof=1))
-    half = float(_scipy.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    half = float(_scipy().t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return Summary(n, mean, std, mean - half, mean + half)
 
 
@@ -104,7 +112,7 @@ def paired_test(a: Mapping[int, float], b: Mapping[int, float]) -> PairedTest:
             n, mean, 0.0 if mean == 0 else math.copysign(math.inf, mean), 1.0 if mean == 0 else 0.0
         )
     t = mean / (sd / math.sqrt(n))
-    p = float(2 * _scipy.t.sf(abs(t), n - 1))
+    p = float(2 * _scipy().t.sf(abs(t), n - 1))
     return PairedTest(n, mean, t, p)
 
 
@@ -196,8 +204,8 @@ def icc1(groups: Sequence[Sequence[float]], confidence: float = CONFIDENCE) -> I
         return ICC(whole, whole, whole, a, k, ms_between, ms_within, math.inf, 0.0)
     f = ms_between / ms_within
     tail = (1 - confidence) / 2
-    f_low = f / float(_scipy.f.ppf(1 - tail, df_between, df_within))
-    f_high = f * float(_scipy.f.ppf(1 - tail, df_within, df_between))
+    f_low = f / float(_scipy().f.ppf(1 - tail, df_between, df_within))
+    f_high = f * float(_scipy().f.ppf(1 - tail, df_within, df_between))
     return ICC(
         icc=(ms_between - ms_within) / (ms_between + (k - 1) * ms_within),
         ci_low=(f_low - 1) / (f_low + k - 1),
@@ -207,7 +215,7 @@ def icc1(groups: Sequence[Sequence[float]], confidence: float = CONFIDENCE) -> I
         ms_between=ms_between,
         ms_within=ms_within,
         f=f,
-        p_value=float(_scipy.f.sf(f, df_between, df_within)),
+        p_value=float(_scipy().f.sf(f, df_between, df_within)),
     )
 
 
@@ -236,7 +244,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchTest:
         return WelchTest(difference, t, math.nan, 1.0 if difference == 0 else 0.0)
     t = difference / math.sqrt(vx + vy)
     df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
-    return WelchTest(difference, t, df, float(2 * _scipy.t.sf(abs(t), df)))
+    return WelchTest(difference, t, df, float(2 * _scipy().t.sf(abs(t), df)))
 
 
 @dataclass(frozen=True)
@@ -288,12 +296,17 @@ def fidelity(means: np.ndarray) -> list[float]:
     return rhos
 
 
+def ranks(values: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Ranks 1..n along ``axis``, ties given their average rank (scipy's rankdata)."""
+    return np.asarray(_scipy().rankdata(values, axis=axis), dtype=np.float64)
+
+
 def spearman(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman's rho; NaN for fewer than 3 pairs or a constant side."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
-    return float(_scipy.spearmanr(a, b).statistic)
+    return float(_scipy().spearmanr(a, b).statistic)
 
 
 def kendall(x: ArrayLike, y: ArrayLike) -> float:
@@ -301,7 +314,7 @@ def kendall(x: ArrayLike, y: ArrayLike) -> float:
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
         return math.nan
-    return float(_scipy.kendalltau(a, b).statistic)
+    return float(_scipy().kendalltau(a, b).statistic)
 
 
 def spearman_interval(
@@ -316,8 +329,8 @@ def spearman_interval(
     if len(a) < 3:
         return math.nan, math.nan
     picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
-    ra = _scipy.rankdata(a[picks], axis=1)
-    rb = _scipy.rankdata(b[picks], axis=1)
+    ra = ranks(a[picks], axis=1)
+    rb = ranks(b[picks], axis=1)
     ra -= ra.mean(axis=1, keepdims=True)
     rb -= rb.mean(axis=1, keepdims=True)
     spread = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))

@@ -1,7 +1,9 @@
 """``nasfcn proxies evaluate``: how well zero-cost proxies rank trained architectures (a table or a search).
 
 Parse, call ``nasfcn.proxies`` (score every architecture, then correlate), render: a
-terminal table, ``--json`` and ``--html``. Progress goes to stderr. A refused input (a
+terminal table, ``--json`` and ``--html``. With ``--search`` the scores the database holds
+(``nasfcn search --proxies`` stored them) are used as they are; only the missing ones are
+computed, and stored. Progress goes to stderr. A refused input (a
 table that does not load, an unknown search or proxy, a sample larger than the table) is
 one line on stderr (URLs masked) and exit code 2.
 """
@@ -25,8 +27,9 @@ from nasfcn.cli._options import DbOption
 from nasfcn.errors import NasfcnError
 
 if TYPE_CHECKING:
-    from nasfcn.proxies._evaluate import Candidates, Scores
+    from nasfcn.proxies._evaluate import Candidates, Held, Scores
     from nasfcn.proxies._rank import Figures
+    from nasfcn.store import Store
 
 proxies_app = typer.Typer(
     help="Zero-cost proxies: score untrained networks, and judge the scores against a table.\n\n"
@@ -69,7 +72,12 @@ def evaluate_command(
     sample: Annotated[
         int | None, typer.Option(min=1, help="Score a seeded sample of N architectures only.")
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the minibatch, the weights and --sample.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Seed of the minibatch, the weights and --sample (default 0; --search: the search's)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=2, help="Images in the minibatch.")] = 16,
     json_out: Annotated[
         Path | None, typer.Option("--json", dir_okay=False, help="Write the figures as JSON.")
@@ -96,11 +104,23 @@ def evaluate_command(
         raise fail("give --table FILE or --search NAME (one of them); see nasfcn proxies evaluate --help")
     chosen = _names(names)
     try:
-        candidates = _candidates(table, search, db)
+        if table is not None:
+            candidates, store, seed = _table_candidates(table), None, seed or 0
+        else:
+            candidates, store, seed = _search_candidates(search, db, seed)
+        lookup = _Stored(store, candidates, seed) if store is not None else None
         with _progress() as report:
             scores = score(
-                candidates, chosen, sample=sample, seed=seed, batch_size=batch_size, progress=report
+                candidates,
+                chosen,
+                sample=sample,
+                seed=seed,
+                batch_size=batch_size,
+                progress=report,
+                held=lookup,
             )
+        if lookup is not None:
+            lookup.record(scores)
     except NasfcnError as err:
         raise fail(mask_text(str(err))) from None
     figures = correlate(scores.values, scores.seconds, scores.quality, seed=seed)
@@ -108,17 +128,77 @@ def evaluate_command(
     _write(scores, figures, json_out, html)
 
 
-def _candidates(table: Path | None, search: str | None, db: str | None) -> Candidates:
-    from nasfcn.proxies import search_candidates, table_candidates
+def _table_candidates(table: Path) -> Candidates:
+    from nasfcn.proxies import table_candidates
+    from nasfcn.table import load
 
-    if table is not None:
-        from nasfcn.table import load
+    return table_candidates(load(table))
 
-        return table_candidates(load(table))
+
+def _search_candidates(search: str | None, db: str | None, seed: int | None) -> tuple[Candidates, Store, int]:
+    """A search's completed trials, its database, and the seed: given, else the one its proxies used."""
+    from nasfcn.proxies import search_candidates
     from nasfcn.store import leaderboard_frame, open_store, search_details
 
     store = open_store(db, create=False)
-    return search_candidates(search_details(store, search), leaderboard_frame(store, search))
+    details = search_details(store, search)
+    candidates = search_candidates(details, leaderboard_frame(store, search))
+    return candidates, store, int(details["config"].get("seed") or 0) if seed is None else seed
+
+
+class _Stored:
+    """The scores a search's database holds for the candidates, and the recording of new ones."""
+
+    def __init__(self, store: Store, candidates: Candidates, seed: int) -> None:
+        self.store, self.candidates, self.seed = store, candidates, seed
+        self.shape = ""
+
+    def __call__(self, shape: str) -> Held:
+        """arch -> proxy -> result of what is held on a minibatch of ``shape`` with this seed."""
+        from nasfcn.proxies import ProxyResult
+        from nasfcn.store import proxy_scores_frame
+
+        self.shape = shape
+        frame = proxy_scores_frame(
+            self.store,
+            arch_ids=list(self.candidates.genotypes),
+            dataset=self.candidates.dataset,
+            seed=self.seed,
+            shape=shape,
+        ).drop_duplicates(["arch_id", "proxy"])
+        held: dict[str, dict[str, ProxyResult]] = {}
+        for row in frame.itertuples(index=False):
+            error = row.error if isinstance(row.error, str) and row.error else None
+            held.setdefault(str(row.arch_id), {})[str(row.proxy)] = ProxyResult(
+                math.nan if error else float(row.value), float(row.seconds), error
+            )
+        return held
+
+    def record(self, scores: Scores) -> None:
+        """Store what ``score`` computed now (a score another writer stored meanwhile stays)."""
+        from nasfcn.store import record_proxy_scores
+
+        where = {arch: i for i, arch in enumerate(scores.archs)}
+        for arch, names in scores.computed.items():
+            i = where[arch]
+            computed = {
+                name: {
+                    "value": scores.values[name][i],
+                    "error": scores.errors[name].get(arch),
+                    "seconds": scores.seconds[name][i],
+                }
+                for name in names
+            }
+            record_proxy_scores(
+                self.store, arch, self.candidates.dataset, self.shape, self.seed, computed, device="cpu"
+            )
+        if scores.computed:
+            err_console.print(
+                f"stored the scores of {len(scores.computed)} architectures; "
+                f"{len(scores.archs) - len(scores.computed)} had every score stored already",
+                markup=False,
+                highlight=False,
+            )
 
 
 @contextmanager

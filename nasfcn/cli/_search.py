@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from nasfcn.catalogue import SCHEDULERS, STRATEGIES, one_of
+from nasfcn.catalogue import PROXIES, SCHEDULERS, STRATEGIES, one_of
 from nasfcn.cli._console import EXIT_ENVIRONMENT, console, fail
 from nasfcn.cli._options import (
     AmpOption,
@@ -48,6 +48,8 @@ class SearchCommand(TyperCommand):
 
 
 _STRATEGY_HELP = strategy_help()
+#: ``nasfcn search``'s default --proxies (nasfcn.search.DEFAULT_SEARCH_PROXIES, read without importing it).
+_DEFAULT_PROXIES = "synflow"
 _SCHEDULER_HELP = f"{one_of(SCHEDULERS.get(name).label for name in SCHEDULERS)}."
 
 
@@ -127,6 +129,13 @@ def search(
     ] = None,
     amp: AmpOption = True,
     channels_last: ChannelsLastOption = True,
+    proxies: Annotated[
+        str,
+        typer.Option(
+            help="Zero-cost proxies scored on each trial's network at its cost step, stored per "
+            f"architecture (comma list of {one_of(PROXIES.names())}; or none)."
+        ),
+    ] = _DEFAULT_PROXIES,
 ) -> None:
     """Search architectures on Ray Tune; every trial is recorded in the database as it runs.
 
@@ -165,6 +174,7 @@ def search(
             seed=seed,
             execution=execution_from(ctx.params),
             references=_references(with_references, references),
+            proxies=_proxies(proxies),
             image_size=image_size,
             train_samples=train_samples,
             recipe=TrainRecipe(
@@ -211,6 +221,20 @@ def _test_confirmed(config: Any, name: str) -> None:
 
     for line in test_confirmed(open_store(config.execution.db), name):
         console.print(line, markup=False)
+
+
+def _proxies(text: str) -> tuple[str, ...]:
+    """``--proxies a,b`` -> (a, b); ``none`` -> (); an unknown name is one line and exit code 2."""
+    names = comma_list(text)
+    if [n.lower() for n in names] == ["none"]:
+        return ()
+    for name in names:
+        if name not in PROXIES:
+            raise fail(
+                f"--proxies: unknown zero-cost proxy {name!r}; valid: {', '.join(PROXIES.names())} "
+                "(comma-separated), or none"
+            )
+    return names
 
 
 def _references(every: bool, names: str | None) -> tuple[str, ...]:

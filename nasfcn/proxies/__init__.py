@@ -18,33 +18,42 @@ from nasfcn.proxies._core import (
     ProxyError,
     ProxyFunction,
     ProxyResult,
+    batch_input,
     compute,
     minibatch,
     pixel_loss,
     weight_layers,
 )
 from nasfcn.proxies._evaluate import (
+    BATCH_SIZE,
     Candidates,
+    Held,
+    HeldLookup,
     Scores,
     candidate_data,
     sample_archs,
     score,
     search_candidates,
     table_candidates,
+    trial_batch,
 )
 from nasfcn.proxies._rank import Figures, correlate, kendall, spearman, spearman_interval, top_precision
 from nasfcn.proxies._report import as_json, render_html
 
 __all__ = [
+    "BATCH_SIZE",
     "PROXIES",
     "Batch",
     "Candidates",
     "Figures",
+    "Held",
+    "HeldLookup",
     "ProxyError",
     "ProxyFunction",
     "ProxyResult",
     "Scores",
     "as_json",
+    "batch_input",
     "candidate_data",
     "compute",
     "correlate",
@@ -61,5 +70,6 @@ __all__ = [
     "spearman_interval",
     "table_candidates",
     "top_precision",
+    "trial_batch",
     "weight_layers",
 ]

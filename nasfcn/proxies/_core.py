@@ -36,6 +36,7 @@ __all__ = [
     "ProxyError",
     "ProxyFunction",
     "ProxyResult",
+    "batch_input",
     "compute",
     "minibatch",
     "pixel_loss",
@@ -123,6 +124,11 @@ def minibatch(bundle: DatasetBundle, size: int, seed: int) -> Batch:
     images = torch.stack([image for image, _ in pairs])
     masks = torch.stack([mask for _, mask in pairs])
     return Batch(images, masks, bundle.num_classes, bundle.ignore_index)
+
+
+def batch_input(batch: Batch) -> str:
+    """The minibatch's shape as stored scores are keyed by it, e.g. ``16x3x64x64``."""
+    return "x".join(str(int(size)) for size in batch.images.shape)
 
 
 def compute(

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,14 +24,20 @@ import torch
 from nasfcn import catalogue
 from nasfcn.data import DataConfig, DatasetBundle, load_dataset
 from nasfcn.genotype import Genotype
-from nasfcn.proxies._core import PROXIES, ProxyError, compute, minibatch
-from nasfcn.table import Table
+from nasfcn.proxies._core import PROXIES, Batch, ProxyError, ProxyResult, batch_input, compute, minibatch
+
+if TYPE_CHECKING:  # the table package loads scipy (its report): a search's trials never need it
+    from nasfcn.table import Table
 
 #: Images in the minibatch unless told otherwise: enough for an N x N kernel to tell networks
 #: apart, and a few seconds of forwards and backwards for a small FCN on one CPU core.
 BATCH_SIZE = 16
 
 Progress = Callable[[int, int, str], None]  # (architectures done, total, the one just done)
+#: Scores already held, per architecture and proxy (``nasfcn proxies evaluate --search``: the store's).
+Held = Mapping[str, Mapping[str, ProxyResult]]
+#: The minibatch's shape (``batch_input``) -> the scores held on a minibatch of that shape.
+HeldLookup = Callable[[str], Held]
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Scores:
     image_size: tuple[int, int]
     seed: int
     data_seconds: float  # building the dataset and drawing the minibatch, once
+    computed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # arch -> proxies computed now
 
 
 def table_candidates(table: Table) -> Candidates:
@@ -126,6 +133,12 @@ def candidate_data(candidates: Candidates) -> DatasetBundle:
     return bundle
 
 
+def trial_batch(bundle: DatasetBundle, seed: int) -> Batch:
+    """The minibatch a search scores its networks on: ``BATCH_SIZE`` training images drawn by
+    ``seed`` (every one when there are fewer)."""
+    return minibatch(bundle, min(BATCH_SIZE, len(bundle.train)), seed)
+
+
 def sample_archs(archs: Sequence[str], sample: int | None, seed: int) -> list[str]:
     """Every architecture, or a seeded uniform sample of ``sample`` of them (in the given order)."""
     if sample is None:
@@ -144,8 +157,14 @@ def score(
     batch_size: int = BATCH_SIZE,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    held: HeldLookup | None = None,
 ) -> Scores:
-    """``compute`` every proxy of ``names`` (all by default) for each candidate architecture."""
+    """``compute`` every proxy of ``names`` (all by default) for each candidate architecture.
+
+    ``held`` is asked once, with the minibatch's shape, for the scores already held (arch ->
+    proxy -> result, with this seed); those are taken as they are instead of computed, and
+    ``Scores.computed`` names what was computed now (to be stored).
+    """
     chosen = tuple(catalogue.PROXIES.names() if names is None else names)
     for name in chosen:
         PROXIES.get(name)  # an unknown name is refused before the data are built
@@ -153,15 +172,24 @@ def score(
     start = time.perf_counter()
     batch = minibatch(candidate_data(candidates), batch_size, seed)
     data_seconds = time.perf_counter() - start
+    known_scores = held(batch_input(batch)) if held is not None else {}
     values = {name: np.full(len(archs), np.nan) for name in chosen}
     seconds = {name: np.full(len(archs), np.nan) for name in chosen}
     arch_seconds = np.zeros(len(archs))
     errors: dict[str, dict[str, str]] = {name: {} for name in chosen}
+    computed: dict[str, tuple[str, ...]] = {}
     for i, arch in enumerate(archs):
+        known = known_scores.get(arch, {})
+        missing = tuple(name for name in chosen if name not in known)
         start = time.perf_counter()
-        results = compute(candidates.genotypes[arch], batch, chosen, seed, device)
-        arch_seconds[i] = time.perf_counter() - start
-        for name, result in results.items():
+        results = dict(compute(candidates.genotypes[arch], batch, missing, seed, device)) if missing else {}
+        arch_seconds[i] = time.perf_counter() - start if missing else 0.0
+        took = [known[n].seconds for n in chosen if n in known]
+        arch_seconds[i] += sum(t for t in took if math.isfinite(t))
+        if missing:
+            computed[arch] = missing
+        for name in chosen:
+            result = results.get(name) or known[name]
             values[name][i], seconds[name][i] = result.value, result.seconds
             if result.error is not None:
                 errors[name][arch] = result.error
@@ -179,4 +207,5 @@ def score(
         image_size=batch.image_size,
         seed=seed,
         data_seconds=data_seconds,
+        computed=computed,
     )

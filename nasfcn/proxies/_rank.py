@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _scipy
 
-from nasfcn.stats import kendall, spearman, spearman_interval, top_precision
+from nasfcn.stats import kendall, ranks, spearman, spearman_interval, top_precision
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
@@ -95,7 +94,7 @@ def _figures(
 
 def mean_rank(values: Mapping[str, np.ndarray], members: Sequence[str], rows: np.ndarray) -> np.ndarray:
     """The mean over ``members`` of each proxy's rank among ``rows`` (ascending: higher = better)."""
-    return np.mean([_scipy.rankdata(values[name][rows]) for name in members], axis=0)
+    return np.mean([ranks(values[name][rows]) for name in members], axis=0)
 
 
 def correlate(

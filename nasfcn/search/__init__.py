@@ -7,6 +7,7 @@ strategy is one ``@optuna_strategy`` (or ``@register_strategy``) registration.
 """
 
 from nasfcn.search._config import (
+    DEFAULT_SEARCH_PROXIES,
     REPORTED,
     SCHEDULERS,
     SEARCH_RESUME,
@@ -40,6 +41,7 @@ from nasfcn.search._surrogate import KnobEncoder, Surrogate
 from nasfcn.search._trainable import TrialSettings
 
 __all__ = [
+    "DEFAULT_SEARCH_PROXIES",
     "EXECUTION",
     "REPORTED",
     "SCHEDULERS",

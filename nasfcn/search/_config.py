@@ -27,6 +27,16 @@ REPORTED = {
 }
 
 
+#: The zero-cost proxies ``nasfcn search`` scores every trial's network with unless ``--proxies``
+#: says otherwise. To be chosen by ``nasfcn proxies evaluate`` on the shipped table, which is
+#: still being built; until then the cheap data-free one: synflow takes 0.5% of one epoch's
+#: training on fcn_tiny at 64 x 64 (``benchmarks/proxy_cost.py``, ``benchmarks/RESULTS.md``),
+#: within issue 23's "proxies cost <= 2% of a trial" even for a trial ASHA stops after one
+#: epoch; zen (2.3% of an epoch) and the gradient proxies (3-9%) are not. params and FLOPs
+#: are the cost's own columns already.
+DEFAULT_SEARCH_PROXIES: tuple[str, ...] = ("synflow",)
+
+
 #: A search or benchmark name names its folder, runs/<name>: one plain folder name, never a path.
 NAME_CHARACTERS = "letters, digits, '.', '_' and '-'"
 NAME_MAX_LENGTH = 100
@@ -65,6 +75,7 @@ SEARCH_RESUME = ResumeRule(
         "latency_input",
         "references",
         "fidelity",
+        "proxies",
     ),
     adjustable=(
         "trials",
@@ -94,6 +105,17 @@ SEARCH_RESUME = ResumeRule(
 
 #: The smallest side a reduced-fidelity epoch may train at (``nasfcn tabulate``'s --image-size minimum).
 MIN_REDUCED_SIDE = 8
+
+
+def proxy_problems(names: tuple[str, ...]) -> list[str]:
+    """``--proxies``' unknown or repeated names, each with the names allowed."""
+    known = catalogue.PROXIES.names()
+    allowed = f"valid: {', '.join(known)} (comma-separated), or none"
+    unknown = [name for name in names if name not in known]
+    problems = [f"--proxies: unknown zero-cost proxy {name!r}; {allowed}" for name in unknown]
+    if len(set(names)) != len(names):
+        problems.append(f"--proxies names a proxy twice: {','.join(names)}")
+    return problems
 
 
 class SearchConfigError(NasfcnError, ValueError):
@@ -139,6 +161,7 @@ class SearchConfig:
     # on with --time-budget when its plan leaves the time (nasfcn.confirm's defaults).
     confirm_top: int | None = None
     confirm_seeds: int | None = None
+    proxies: tuple[str, ...] = DEFAULT_SEARCH_PROXIES  # zero-cost proxies scored at the cost step
     # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
     # that differ from these defaults. Not stored. See nasfcn.search._resume.
     explicit: frozenset[str] | None = None
@@ -196,6 +219,8 @@ class SearchConfig:
                 f"unknown reference {', '.join(map(repr, unknown))}; valid: {', '.join(REFERENCES.names())}"
             )
         problems.extend(self._fidelity_problems())
+        object.__setattr__(self, "proxies", tuple(self.proxies))
+        problems.extend(proxy_problems(self.proxies))
         if self.name is not None and (problem := name_problem(self.name)):
             problems.append(problem)
         if self.explicit is not None:
@@ -249,6 +274,7 @@ class SearchConfig:
         del data["explicit"]
         data["objectives"] = list(self.objectives)
         data["references"] = list(self.references)
+        data["proxies"] = list(self.proxies)
         data[EXECUTION] = self.execution.as_dict()
         return data
 

@@ -43,7 +43,7 @@ from nasfcn.search._deadline import BudgetKeeper, BudgetScheduler, BudgetSearch,
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
-from nasfcn.search._searcher import Replay, grid_refusal
+from nasfcn.search._searcher import ProxyLookup, Replay, grid_refusal
 from nasfcn.search._strategies import SEARCHERS, SearcherInputs
 from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings
 from nasfcn.space import SearchSpace, load_space, size_text
@@ -58,6 +58,7 @@ from nasfcn.store import (
     next_trial_number,
     open_store,
     reusable_result,
+    stored_proxies,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
     config = prepared.config
     name = str(config.name)
     stored_config = {**config.as_dict(), "class_names": list(prepared.bundle.class_names)}
+    if config.proxies:  # the minibatch the scores are keyed by: the leaderboard shows those
+        stored_config["proxy_input"] = _proxy_input(prepared)
     if prepared.budget is not None:
         stored_config[BUDGET] = prepared.budget.record()
     with RunLifecycle(config.execution, "nasfcn search", store) as run:
@@ -488,6 +491,8 @@ def _trials(
         )
     )
     searcher.add_replays(plan.replays)
+    if config.proxies:
+        searcher.score_proxies(_proxy_lookup(prepared, store))
     settings = _settings(prepared)
     histories = _histories(store, config.name, finished)
     if keeper is None:
@@ -528,6 +533,28 @@ def _settings(prepared: _Prepared) -> TrialSettings:
         threads=execution.threads,
         fidelity=asdict(config.fidelity_schedule) if config.fidelity_schedule.reduced else None,
     )
+
+
+def _proxy_input(prepared: _Prepared) -> str:
+    """The shape of the minibatch every trial's proxies are scored on (``nasfcn.proxies.trial_batch``)."""
+    from nasfcn.proxies import batch_input, trial_batch
+
+    return batch_input(trial_batch(prepared.bundle, prepared.config.seed))
+
+
+def _proxy_lookup(prepared: _Prepared, store: Store) -> ProxyLookup:
+    """Genotype -> the search's proxies the store holds no score of for that network on this
+    minibatch: a trial scores only those (a network seen before, in any search, costs nothing)."""
+    config = prepared.config
+    key = (config.data, _proxy_input(prepared), config.seed)
+
+    def missing(genotype: Genotype) -> list[str]:
+        held = store.retrying(
+            lambda: stored_proxies(store, genotype.arch_id, *key), "looking up stored proxy scores"
+        )
+        return [name for name in config.proxies if name not in held]
+
+    return missing
 
 
 def _histories(store: Store, name: str | None, finished: list[dict[str, Any]]) -> list[list[float]]:

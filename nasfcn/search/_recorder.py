@@ -40,6 +40,7 @@ from nasfcn.store import (
     mask_text,
     record_cost,
     record_epoch,
+    record_proxy_scores,
     set_checkpoint,
     upsert_trial,
 )
@@ -48,9 +49,9 @@ log = logging.getLogger("nasfcn.search")
 T = TypeVar("T")
 
 #: What Ray Tune adds to every result (bookkeeping, the trial's whole config) and what the
-#: trial_costs table already holds: none of it belongs in a trial's stored metrics.
+#: trial_costs and proxy_scores tables already hold: none of it belongs in a trial's stored metrics.
 _NOT_METRICS = frozenset(
-    {*AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID, STATUS_KEY, "cost"}
+    {*AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID, STATUS_KEY, "cost", "proxies"}
 )
 
 
@@ -190,6 +191,7 @@ class StoreRecorder(Callback):
         self.live = live
         self._rows: dict[str, int] = {}  # Ray trial id -> trials.id
         self._costed: set[str] = set()
+        self._scored: set[str] = set()  # trials whose proxy scores are recorded
         self._finished: set[str] = set()
         self.storage_path = storage_path  # where checkpoints go: named when the disk is full
         self._checkpoint_bytes = 0  # the largest checkpoint written so far: what one more needs
@@ -254,6 +256,31 @@ class StoreRecorder(Callback):
             )
         return self._rows[trial.trial_id]
 
+    def _record_proxies(self, trial: Any, arch_id: str, proxies: dict[str, Any]) -> None:
+        """The trial's zero-cost proxy scores, stored per architecture (a score held already stays)."""
+        dataset = trial.config.get("data") or self.dataset
+        scores = proxies.get("scores") or {}
+        self._write(
+            trial,
+            lambda: record_proxy_scores(
+                self.store,
+                arch_id,
+                dataset,
+                str(proxies["input"]),
+                int(proxies["seed"]),
+                scores,
+                device=proxies.get("device"),
+            ),
+        )
+        self._scored.add(trial.trial_id)
+        failed = sorted(name for name, score in scores.items() if score.get("error"))
+        log.info(
+            "trial %s: proxies %s scored%s",
+            trial.config["number"],
+            ", ".join(scores) or "none",
+            f" ({', '.join(failed)} raised)" if failed else "",
+        )
+
     def _refresh(self) -> None:
         if self.live is not None:
             self.live.update(self.progress.render())
@@ -284,6 +311,8 @@ class StoreRecorder(Callback):
         if trial.trial_id not in self._costed and isinstance(result.get("cost"), dict):
             self._write(trial, lambda: record_cost(self.store, row, result["cost"]))
             self._costed.add(trial.trial_id)
+        if trial.trial_id not in self._scored and isinstance(result.get("proxies"), dict):
+            self._record_proxies(trial, genotype.arch_id, result["proxies"])
         if result.get(STATUS_KEY) == "running":
             metrics = trial_metrics(result)
             self._write(trial, lambda: record_epoch(self.store, row, int(result["epoch"]), metrics))

@@ -51,6 +51,10 @@ def sampler_seed(seed: int, first_number: int) -> int:
 
 #: Looks up a reusable result: genotype -> {"trial_id": ..., "metrics": {...}} or None.
 CacheLookup = Callable[[Genotype], dict[str, Any] | None]
+#: The zero-cost proxies a trial of this genotype still has to score (those the store lacks).
+ProxyLookup = Callable[[Genotype], list[str]]
+#: Driver-side state a pickled searcher leaves behind (database lookups).
+_LOOKUPS = ("_cache", "_proxies")
 
 
 class _Recorder:
@@ -97,8 +101,8 @@ class Replay:
 class _NumberedSearch:
     """What both searchers share: numbering trials, replays, attaching reusable results, pickling.
 
-    Ray pickles searchers (experiment state, searcher checkpoints); the cache lookup holds a
-    database connection and stays behind: an unpickled searcher proposes without it.
+    Ray pickles searchers (experiment state, searcher checkpoints); the cache and proxy lookups
+    hold a database connection and stay behind: an unpickled searcher proposes without them.
     """
 
     def __init__(self, first_number: int, cache: CacheLookup | None = None, **searcher: Any) -> None:
@@ -106,12 +110,18 @@ class _NumberedSearch:
         super().__init__(**searcher)
         self._number = first_number  # the next trial's number in the search
         self._cache = cache
+        self._proxies: ProxyLookup | None = None
         self._replays: list[Replay] = []  # still to run, in order
         self._replay_trials: dict[str, Replay] = {}  # Ray trial id -> the replay it runs
 
     def add_replays(self, replays: Sequence[Replay]) -> None:
         """Run these first, in order, before the optimizer's own suggestions."""
         self._replays.extend(replays)
+
+    def score_proxies(self, lookup: ProxyLookup) -> None:
+        """Each trial config names, under ``proxies``, the zero-cost proxies its trial scores at
+        the cost step: ``lookup``'s answer, what the store does not hold yet."""
+        self._proxies = lookup
 
     def add_references(self, references: dict[str, Genotype]) -> None:
         """Run these named designs first, before the optimizer's own suggestions."""
@@ -140,14 +150,16 @@ class _NumberedSearch:
         }
         if self._cache is not None:
             config["cached"] = self._cache(genotype)
+        if self._proxies is not None:
+            config["proxies"] = self._proxies(genotype)
         return config
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+        return {k: v for k, v in self.__dict__.items() if k not in _LOOKUPS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._cache = None
+        self._cache = self._proxies = None
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as file:
@@ -156,7 +168,7 @@ class _NumberedSearch:
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             state = pickle.load(file)
-        self.__dict__.update({k: v for k, v in state.items() if k != "_cache"})
+        self.__dict__.update({k: v for k, v in state.items() if k not in _LOOKUPS})
 
 
 class SpaceSearch(_NumberedSearch, OptunaSearch):

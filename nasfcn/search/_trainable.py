@@ -1,7 +1,8 @@
 """What runs inside a Ray Tune trial, on whatever machine Ray chose. It never opens the
 database: everything it learns goes back through ``ray.tune.report``.
 
-A trial measures its candidate's cost on its own device first; a candidate over a
+A trial measures its candidate's cost on its own device first, and scores it with the
+zero-cost proxies its config names (those the driver found no stored score of); a candidate over a
 constraint is reported as rejected (with the worst mIoU, so the optimizer learns to avoid
 it) and never trained. A candidate whose result the driver found in the database is
 reported from that result without training, with the reused trial's cost when that was
@@ -106,7 +107,9 @@ def train_candidate(
     genotype = Genotype.from_json(config["genotype"])
     cached = config.get("cached")
     device = select_device(settings.device)
-    if cached and measured_alike(cached.get("cost"), settings.latency_input, device_name(device)):
+    side = settings.latency_input
+    # proxies still to score: the network is built below, whatever the cached result
+    if cached and not config.get("proxies") and measured_alike(cached.get("cost"), side, device_name(device)):
         metrics = cached["metrics"]
         violation = constraint_violation(metrics, settings)  # a new budget still applies
         if violation is None:
@@ -118,7 +121,6 @@ def train_candidate(
     if data is None:
         data = _dataset(spec, tuple(sorted(settings.data_options.items())))
     model = build_model(genotype, data.num_classes, data.in_channels)
-    side = settings.latency_input
     report = measure(model, (side, side), device=device)
     cost = report.as_dict()
     base = {
@@ -127,18 +129,11 @@ def train_candidate(
         "latency_ms": report.latency_ms,
         "peak_memory_mb": report.peak_memory_mb,
         "cost": cost,
+        **proxy_scores(genotype, data, config, settings, device),
     }
     violation = constraint_violation(cost, settings)
     if violation:
-        tune.report(
-            {
-                **base,
-                "val_miou": 0.0,
-                "val_pixel_accuracy": 0.0,
-                STATUS_KEY: "rejected_by_constraint",
-                "reason": violation,
-            }
-        )
+        tune.report(rejected(base, violation))
         return
     if cached:  # the result stands; the cost is this trial's own
         tune.report({**cached["metrics"], **base, STATUS_KEY: "cached", "cached_from": cached["trial_id"]})
@@ -171,6 +166,40 @@ def train_candidate(
 
         out = Path(folder)
         fit(genotype, data, recipe, device=device, report=report_epoch, out_dir=out, fidelity=fidelity)
+
+
+def rejected(base: dict[str, Any], violation: str) -> dict[str, Any]:
+    """The one report of a network over a cost budget: its cost figures, zero quality and why."""
+    return {
+        **base,
+        "val_miou": 0.0,
+        "val_pixel_accuracy": 0.0,
+        STATUS_KEY: "rejected_by_constraint",
+        "reason": violation,
+    }
+
+
+def proxy_scores(
+    genotype: Any, data: Any, config: dict[str, Any], settings: TrialSettings, device: Any
+) -> dict[str, Any]:
+    """``{"proxies": {...}}``: the zero-cost proxies ``config["proxies"]`` names, scored on the
+    search's minibatch of ``data`` with the trial's seed (none named: nothing). A proxy that
+    raises is reported with its error and no value; the trial goes on."""
+    names = list(config.get("proxies") or ())
+    if not names:
+        return {}
+    from nasfcn.cost import device_name
+    from nasfcn.proxies import batch_input, compute, trial_batch
+
+    seed = int(trial_recipe(config, settings.recipe).get("seed", 0))
+    batch = trial_batch(data, seed)
+    results = compute(genotype, batch, names, seed=seed, device=device)
+    scores = {
+        name: {"value": None if r.error else r.value, "error": r.error, "seconds": r.seconds}
+        for name, r in results.items()
+    }
+    where = {"input": batch_input(batch), "seed": seed, "device": device_name(device)}
+    return {"proxies": {**where, "scores": scores}}
 
 
 @functools.lru_cache(maxsize=2)

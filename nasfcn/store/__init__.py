@@ -52,6 +52,13 @@ from nasfcn.store._pages import (
     search_list,
     trials_page,
 )
+from nasfcn.store._proxies import (
+    PROXY_SCORE_COLUMNS,
+    proxy_scores_frame,
+    proxy_values,
+    record_proxy_scores,
+    stored_proxies,
+)
 from nasfcn.store._queries import (
     EPOCH_COLUMNS,
     LEADERBOARD_COLUMNS,
@@ -109,6 +116,7 @@ __all__ = [
     "LEADERBOARD_COLUMNS",
     "OBJECTIVES",
     "PAGE_COLUMNS",
+    "PROXY_SCORE_COLUMNS",
     "RESULT_STATUSES",
     "RETRY_ENV_VAR",
     "SEARCH_STATUSES",
@@ -165,9 +173,12 @@ __all__ = [
     "pareto_front",
     "per_class_iou_frame",
     "pid_alive",
+    "proxy_scores_frame",
+    "proxy_values",
     "recipe_key",
     "record_cost",
     "record_epoch",
+    "record_proxy_scores",
     "release_lease",
     "renew_lease",
     "require_database",
@@ -183,6 +194,7 @@ __all__ = [
     "set_test_metrics",
     "software_versions",
     "spread_recipe",
+    "stored_proxies",
     "table_epochs_frame",
     "table_facts",
     "table_runs_frame",

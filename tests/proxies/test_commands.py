@@ -118,3 +118,38 @@ def test_evaluate_needs_a_table_or_a_search_not_both(hand_table: tuple) -> None:
         assert result.stderr.strip() == (
             "give --table FILE or --search NAME (one of them); see nasfcn proxies evaluate --help"
         )
+
+
+@pytest.mark.slow
+def test_evaluate_uses_a_searchs_stored_scores_and_stores_the_missing_ones(tmp_path: Path, helpers) -> None:
+    from nasfcn.proxies import compute, minibatch
+    from nasfcn.store import open_store, proxy_scores_frame, record_proxy_scores
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    genotypes = helpers.bench_genotypes(4)
+    quality = _write_search(url, genotypes)
+    store = open_store(url)
+    shape = "4x3x32x32"  # --batch-size 4 of the search's 32 px images
+    stored = dict(zip(sorted(quality, key=quality.get), [3.0, 2.0, 1.0], strict=True))  # reversed order
+    for arch, value in stored.items():
+        record_proxy_scores(store, arch, "shapes", shape, 0, {"params": {"value": value, "seconds": 0.5}})
+    out = tmp_path / "s.json"
+    args = ["proxies", "evaluate", "--search", "s1", "--db", url, "--names", "params,synflow"]
+    result = runner.invoke(app, [*args, "--batch-size", "4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "stored the scores of 3 architectures; 0 had every score stored already" in result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["proxies"]["params"]["spearman"] == pytest.approx(-1.0)  # the stored values, not counts
+    scores = proxy_scores_frame(store, "s1", seed=0, shape=shape)
+    params = scores[scores["proxy"] == "params"].set_index("arch_id")["value"].to_dict()
+    assert params == stored  # reused, not recomputed or overwritten
+    batch = minibatch(helpers.shapes_bundle(), 4, 0)
+    synflow = scores[scores["proxy"] == "synflow"].set_index("arch_id")["value"].to_dict()
+    by_arch = {g.arch_id: g for g in genotypes}
+    assert synflow == {
+        a: pytest.approx(compute(by_arch[a], batch, ["synflow"])["synflow"].value) for a in quality
+    }
+
+    again = runner.invoke(app, [*args, "--batch-size", "4"])  # every score held now: nothing computed
+    assert again.exit_code == 0, again.output
+    assert "stored the scores" not in again.stderr
