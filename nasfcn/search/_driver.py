@@ -38,7 +38,7 @@ from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import Replay, grid_refusal
 from nasfcn.search._strategies import SEARCHERS, SearcherInputs
-from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings
+from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings, data_key
 from nasfcn.space import SearchSpace, load_space, size_text
 from nasfcn.store import (
     Store,
@@ -365,10 +365,12 @@ def _trials(
     """The strategy's searcher, the scheduler and the trial settings (Ray is up)."""
     config, recipe = prepared.config, prepared.recipe
     finished = registered.finished
+    data = data_key(prepared.data_options)
 
     def lookup(genotype: Genotype) -> dict[str, Any] | None:
         found = store.retrying(
-            lambda: reusable_result(store, genotype, config.data, recipe), "looking up a cached result"
+            lambda: reusable_result(store, genotype, config.data, recipe, data, registered.search_id),
+            "looking up a cached result",
         )
         if found is not None:
             log.info("reusing trial %s for %s", found["trial_id"], genotype.arch_id)

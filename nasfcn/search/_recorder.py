@@ -180,8 +180,10 @@ class StoreRecorder(Callback):
         progress: Progress,
         live: Live | None = None,
         storage_path: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.data = data  # the data config trials train on: part of their reuse key
         self.search_id = search_id
         self.dataset = dataset
         self.recipe = recipe
@@ -249,6 +251,7 @@ class StoreRecorder(Callback):
                     ray_trial_id=trial.trial_id,
                     params=params,
                     reference=config.get("reference"),
+                    data=self.data,
                 ),
             )
         return self._rows[trial.trial_id]

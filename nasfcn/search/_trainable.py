@@ -70,6 +70,14 @@ def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, An
     return merged
 
 
+def data_key(options: dict[str, Any]) -> dict[str, Any]:
+    """The data config of ``TrialSettings.data_options`` as a trial's result is keyed by
+    (``DataConfig.key``): the lookups and the stored trials use this one function."""
+    from nasfcn.data import DataConfig  # torch: only where data are loaded anyway
+
+    return DataConfig(**options).key()
+
+
 def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str | None:
     checks = (
         ("params", settings.max_params, "--max-params"),
