@@ -31,7 +31,7 @@ from rich.text import Text
 
 from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype
-from nasfcn.search._trainable import STATUS_KEY, trial_recipe
+from nasfcn.search._trainable import STATUS_KEY, keyed_recipe, trial_recipe
 from nasfcn.store import (
     DatabaseUnavailableError,
     LeaseLostError,
@@ -245,7 +245,7 @@ class StoreRecorder(Callback):
                     int(config["number"]),
                     genotype,
                     dataset=config.get("data") or self.dataset,
-                    recipe=recipe,
+                    recipe=keyed_recipe(config, self.recipe),
                     seed=int(recipe.get("seed", 0)),
                     status="running",
                     ray_trial_id=trial.trial_id,
