@@ -167,7 +167,8 @@ def _trials(prepared: _Prepared, store: Store, registered: Registered, plan: lis
         threads=execution.threads,
     )
     first_number = next_trial_number(store, registered.search_id)
-    lookup = _lookup(store) if execution.cache else None
+    data = DataConfig(**prepared.data_options).key()
+    lookup = _lookup(store, data, registered.search_id) if execution.cache else None
     return Trials(
         searcher=PlanSearch(plan, "val_miou", prepared.recipe, first_number, lookup),
         scheduler=FIFOScheduler(),
@@ -226,9 +227,11 @@ def _space_fields(config: BenchmarkConfig) -> dict[str, Any]:
     return {"space": source.space, "sample": source.sample, "sample_seed": source.seed}
 
 
-def _lookup(store: Store) -> RunLookup:
+def _lookup(store: Store, data_config: dict[str, Any], search_id: int) -> RunLookup:
+    """Reusable results trained on ``data_config`` (``DataConfig.key``): all of this benchmark's runs."""
+
     def lookup(genotype: Genotype, data: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
-        found = reusable_result(store, genotype, data, recipe)
+        found = reusable_result(store, genotype, data, recipe, data_config, search_id)
         if found is not None:
             log.info("reusing trial %s for %s on %s", found["trial_id"], genotype.arch_id, data)
         return found

@@ -95,6 +95,11 @@ class DataConfig:
         if self.std is not None and any(s <= 0 for s in self.std):
             raise DatasetError(f"data.std must be positive, got {self.std!r}")
 
+    def key(self) -> dict[str, Any]:
+        """Every field as plain JSON values: a trained result is reused only under the same data
+        config (``nasfcn.store.recipe_key``), since each field can change what its numbers mean."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
     @property
     def size(self) -> tuple[int, int]:
         """Output (height, width) of every sample."""
@@ -105,6 +110,10 @@ class DataConfig:
         """Size at which train images are cached: large enough for the largest rescale."""
         factor = max(1.0, self.scale_range[1])
         return (math.ceil(self.size[0] * factor), math.ceil(self.size[1] * factor))
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)

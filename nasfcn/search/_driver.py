@@ -45,7 +45,7 @@ from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import ProxyLookup, Replay, grid_refusal
 from nasfcn.search._strategies import SEARCHERS, SearcherInputs
-from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings
+from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings, data_key
 from nasfcn.space import SearchSpace, load_space, size_text
 from nasfcn.store import (
     Store,
@@ -195,9 +195,10 @@ def _confirm(
     def build() -> Trials:
         lookup = None
         if config.execution.cache:
+            data = data_key(prepared.data_options)
 
             def lookup(genotype: Genotype, recipe: dict[str, Any]) -> dict[str, Any] | None:
-                found = lambda: reusable_result(store, genotype, config.data, recipe)  # noqa: E731
+                found = lambda: reusable_result(store, genotype, config.data, recipe, data, sid)  # noqa: E731
                 return store.retrying(found, "looking up a cached result")
 
         searcher = ConfirmSearch(
@@ -468,10 +469,12 @@ def _trials(
     """The strategy's searcher, the scheduler and the trial settings (Ray is up)."""
     config, recipe = prepared.config, prepared.recipe
     finished = registered.finished
+    data = data_key(prepared.data_options)
 
     def lookup(genotype: Genotype) -> dict[str, Any] | None:
         found = store.retrying(
-            lambda: reusable_result(store, genotype, config.data, recipe), "looking up a cached result"
+            lambda: reusable_result(store, genotype, config.data, recipe, data, registered.search_id),
+            "looking up a cached result",
         )
         if found is not None:
             log.info("reusing trial %s for %s", found["trial_id"], genotype.arch_id)

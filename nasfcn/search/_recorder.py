@@ -31,7 +31,7 @@ from rich.text import Text
 
 from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype
-from nasfcn.search._trainable import STATUS_KEY, trial_recipe
+from nasfcn.search._trainable import STATUS_KEY, keyed_recipe, trial_recipe
 from nasfcn.store import (
     DatabaseUnavailableError,
     LeaseLostError,
@@ -181,8 +181,10 @@ class StoreRecorder(Callback):
         progress: Progress,
         live: Live | None = None,
         storage_path: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.data = data  # the data config trials train on: part of their reuse key
         self.search_id = search_id
         self.dataset = dataset
         self.recipe = recipe
@@ -245,13 +247,14 @@ class StoreRecorder(Callback):
                     int(config["number"]),
                     genotype,
                     dataset=config.get("data") or self.dataset,
-                    recipe=recipe,
+                    recipe=keyed_recipe(config, self.recipe),
                     seed=int(recipe.get("seed", 0)),
                     status="running",
                     ray_trial_id=trial.trial_id,
                     params=params,
                     reference=config.get("reference"),
                     confirms=config.get("confirms"),
+                    data=self.data,
                 ),
             )
         return self._rows[trial.trial_id]

@@ -71,6 +71,24 @@ def trial_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, An
     return merged
 
 
+def keyed_recipe(config: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe a trial's result is stored under for reuse: its own recipe with the search's
+    ``FIDELITY_ENTRY`` (its reduced epochs the trial's own), the same one a lookup gives."""
+    merged = {**recipe, **(config.get("recipe_overrides") or {})}
+    low = config.get("low_epochs")
+    if merged.get(FIDELITY_ENTRY) is not None and low is not None:
+        merged[FIDELITY_ENTRY] = {**merged[FIDELITY_ENTRY], "low_epochs": int(low)}
+    return merged
+
+
+def data_key(options: dict[str, Any]) -> dict[str, Any]:
+    """The data config of ``TrialSettings.data_options`` as a trial's result is keyed by
+    (``DataConfig.key``): the lookups and the stored trials use this one function."""
+    from nasfcn.data import DataConfig  # torch: only where data are loaded anyway
+
+    return DataConfig(**options).key()
+
+
 def constraint_violation(cost: dict[str, Any], settings: TrialSettings) -> str | None:
     checks = (
         ("params", settings.max_params, "--max-params"),

@@ -20,7 +20,7 @@ from rich.live import Live
 from nasfcn.search._log import ray_logs_to_file
 from nasfcn.search._ray_session import clean_leftovers, record_session, session_folder, start_watchdog
 from nasfcn.search._recorder import DiskFullError, Progress, StoreRecorder
-from nasfcn.search._trainable import TrialSettings, train_candidate
+from nasfcn.search._trainable import TrialSettings, data_key, train_candidate
 from nasfcn.store import Store
 
 log = logging.getLogger("nasfcn.search")
@@ -114,6 +114,7 @@ def run_trials(run: TrialRun, console: Console) -> bool:
             progress,
             live,
             storage_path=run.storage_path,
+            data=data_key(run.settings.data_options),
         )
         tuner = tune.Tuner(
             trainable,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -43,9 +43,15 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def recipe_key(recipe: Mapping[str, Any]) -> str:
-    """Hash of a training recipe: results are only reused under the same recipe."""
-    return hashlib.sha256(canonical_json(dict(recipe)).encode()).hexdigest()[:16]
+def recipe_key(recipe: Mapping[str, Any], data: Mapping[str, Any] | None = None) -> str:
+    """Hash of what a result means beyond its network and dataset: the training recipe and the
+    data config it trained on (``DataConfig.key()``). Results are only reused under the same key.
+
+    Without ``data``: the recipe alone, the formula of the versions before the data config
+    counted (what their stored trials hold); no lookup with a data config matches it.
+    """
+    content: Any = dict(recipe) if data is None else {"recipe": dict(recipe), "data": dict(data)}
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
 
 def software_versions() -> dict[str, str]:
@@ -220,13 +226,15 @@ def upsert_trial(
     params: Mapping[str, Any] | None = None,
     reference: str | None = None,
     confirms: int | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> int:
     """Create the trial row (or update its status/ids when it exists); returns its id.
 
     ``confirms``: the number of the trial this run re-seeds (a confirmation run), else None.
-
-    An ``interrupted`` row started again is its configuration re-run by a resume: it starts
-    from scratch (the partial epochs and metrics of the interrupted run are dropped).
+    ``data`` is the data config the trial trains on (``DataConfig.key()``), part of its reuse
+    key with ``recipe`` (see ``recipe_key``). An ``interrupted`` row started again is its
+    configuration re-run by a resume: it starts from scratch (the partial epochs and metrics of
+    the interrupted run are dropped) and takes this version's key.
     """
     _check_status(status)
     upsert_architecture(store, genotype)
@@ -238,7 +246,7 @@ def upsert_trial(
         "genotype_json": genotype.to_json(),
         "params_json": _json(dict(params)) if params is not None else None,
         "dataset": dataset,
-        "recipe_key": recipe_key(recipe),
+        "recipe_key": recipe_key(recipe, data),
         "seed": seed,
         "status": status,
         "epochs_trained": 0,
@@ -256,6 +264,7 @@ def upsert_trial(
                 return existing.id  # a finished trial is never reopened (resume safety)
             if existing.status == "interrupted" and status == "running":
                 _restart(session, existing, genotype)
+                existing.recipe_key = values["recipe_key"]
             existing.status = status
             existing.ray_trial_id = ray_trial_id or existing.ray_trial_id
             existing.checkpoint = checkpoint or existing.checkpoint
@@ -354,15 +363,29 @@ def _copied_cost(cost: TrialCost) -> TrialCost:
     return TrialCost(**{name: getattr(cost, name) for name in names})
 
 
-def find_reusable(store: Store, genotype: Genotype, dataset: str, recipe: Mapping[str, Any]) -> int | None:
-    """The best finished trial of the same network, training knobs, dataset and recipe."""
+def find_reusable(
+    store: Store,
+    genotype: Genotype,
+    dataset: str,
+    recipe: Mapping[str, Any],
+    data: Mapping[str, Any],
+    search_id: int | None = None,
+) -> int | None:
+    """The best finished trial of the same network, training knobs, dataset, recipe and data config.
+
+    A trial of the search ``search_id`` itself stored under the older recipe-only key counts
+    too: a resumed search trained it on the data it still uses (its data settings are kept).
+    """
+    same = Trial.recipe_key == recipe_key(recipe, data)
+    if search_id is not None:
+        same = or_(same, and_(Trial.search_id == search_id, Trial.recipe_key == recipe_key(recipe)))
     with store.session_scope() as session:
         row = session.execute(
             select(Trial.id)
             .where(
                 Trial.trial_key == genotype.trial_key,
                 Trial.dataset == dataset,
-                Trial.recipe_key == recipe_key(recipe),
+                same,
                 Trial.status.in_(("completed",)),
                 Trial.cached_from.is_(None),
             )
@@ -486,14 +509,20 @@ def set_checkpoint(store: Store, trial_id: int, location: str) -> None:
 
 
 def reusable_result(
-    store: Store, genotype: Genotype, dataset: str, recipe: Mapping[str, Any]
+    store: Store,
+    genotype: Genotype,
+    dataset: str,
+    recipe: Mapping[str, Any],
+    data: Mapping[str, Any],
+    search_id: int | None = None,
 ) -> dict[str, Any] | None:
     """A finished result to reuse instead of training again: its trial id, metrics and cost.
 
-    ``cost`` says where the reused trial measured its figures (``input_shape``, ``device``; None
-    when it has none): a trial that would measure elsewhere measures its own.
+    Matched as ``find_reusable`` does. ``cost`` says where the reused trial measured its figures
+    (``input_shape``, ``device``; None when it has none): a trial that would measure elsewhere
+    measures its own.
     """
-    trial_id = find_reusable(store, genotype, dataset, recipe)
+    trial_id = find_reusable(store, genotype, dataset, recipe, data, search_id)
     if trial_id is None:
         return None
     with store.session_scope() as session:

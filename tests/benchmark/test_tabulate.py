@@ -49,7 +49,16 @@ encoder:
 skip: {choices: [none, unet_add]}
 upsample: {choices: [bilinear, transposed]}
 """
-#: The same with a searched learning rate: its architectures cannot be listed.
+#: Two architectures (kernel size 3 or 5).
+TWO = """
+name: two
+input: {channels: 3, min_size: 16}
+encoder:
+  stages: 2
+  width: 4
+  kernel_size: {choices: [3, 5]}
+"""
+#: EIGHT with a searched learning rate: its architectures cannot be listed.
 CONTINUOUS = EIGHT.replace("name: eight", "name: floaty") + "train:\n  lr: {log_uniform: [1.0e-3, 1.0e-2]}\n"
 #: 4 kernel sizes per stage over 5 stages x 2 widths x 2 skips x 2 upsamplings: too many to train.
 LARGE = """
@@ -128,6 +137,21 @@ def test_a_table_trains_every_architecture_and_seed_and_stores_every_epoch(
     assert {entry["label"] for entry in saved["plan_archs"]} == listed
     assert saved["class_names"]
     _exported_table_equals_the_database(store, epochs, runs, space_path, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_table_reuses_only_results_trained_on_the_same_data(ray_local, tmp_path, store_tracker) -> None:
+    # Two networks, one seed: on 32-px images, on 16-px images, on fewer train images; only a
+    # table on the very same data reuses the first one's results.
+    space = TableSource(str(_space(tmp_path, TWO)))
+    options = {"seeds": 1, "epochs": 1, "recipe": TrainRecipe(epochs=1, batch_size=8)}
+    first = tabulate(space, _config(tmp_path, name="px32", image_size=32, **options))
+    assert first.counts == {"completed": 2}
+    assert tabulate(space, _config(tmp_path, name="px16", **options)).counts == {"completed": 2}
+    again = tabulate(space, _config(tmp_path, name="px32-again", image_size=32, **options))
+    assert again.counts == {"cached": 2}
+    fewer = tabulate(space, _config(tmp_path, name="fewer", image_size=32, train_samples=8, **options))
+    assert fewer.counts == {"completed": 2}
 
 
 def _exported_table_equals_the_database(store, epochs, runs, space_path: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -103,6 +104,17 @@ def test_unknown_option_is_named():
 def test_config_normalizes_sizes():
     assert DataConfig(image_size=32).size == (32, 32)
     assert DataConfig(image_size=(32, 48), scale_range=(1, 2)).train_cache_size == (64, 96)
+
+
+def test_the_key_holds_every_field_as_json_and_tells_configs_apart():
+    key = DataConfig(image_size=32, scale_range=(1, 1)).key()
+    assert set(key) == {f.name for f in dataclasses.fields(DataConfig)}
+    assert key["image_size"] == [32, 32]
+    assert key["scale_range"] == [1.0, 1.0]
+    assert json.loads(json.dumps(key)) == key
+    assert DataConfig(image_size=(32, 32)).key() == DataConfig(image_size=32).key()
+    assert DataConfig(image_size=64).key() != DataConfig(image_size=32).key()
+    assert DataConfig(train_samples=64).key() != DataConfig().key()
 
 
 def test_keywords_override_a_config():

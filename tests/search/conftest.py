@@ -25,6 +25,24 @@ upsample: {choices: [bilinear, transposed]}
 """
 
 
+#: Two networks (kernel size 3 or 5), fixed training knobs: random draws repeat them.
+TWO_ARCHS = """
+name: two
+input: {channels: 3, min_size: 16}
+encoder:
+  stages: 2
+  width: 4
+  kernel_size: {choices: [3, 5]}
+"""
+
+
+@pytest.fixture
+def two_archs(tmp_path: Path) -> Path:
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_ARCHS)
+    return path
+
+
 @pytest.fixture
 def micro_space(tmp_path: Path) -> Path:
     path = tmp_path / "micro.yaml"

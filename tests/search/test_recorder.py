@@ -357,3 +357,32 @@ def test_a_trial_is_complete_at_its_own_planned_epochs(tmp_path: Path, trained: 
     recorder.on_trial_start(0, [], trial)
     recorder.on_trial_complete(0, [], trial)
     assert leaderboard_frame(store, "s")["status"].tolist() == [status]
+
+
+def test_a_reduced_fidelity_result_is_stored_under_its_fidelity(tmp_path: Path) -> None:
+    """Only a search at the same fidelity reuses it: a full-size one's lookup does not find it."""
+    from types import SimpleNamespace
+
+    from nasfcn.data import DataConfig
+    from nasfcn.genotype import EncoderGene, Genotype
+    from nasfcn.search._recorder import Progress, StoreRecorder
+    from nasfcn.store import create_search, find_reusable
+
+    store = open_store(f"sqlite:///{tmp_path / 'n.db'}")
+    sid = create_search(store, "s", "shapes")
+    genotype = Genotype(encoder=EncoderGene(stages=2, width=4), skip="none", upsample="bilinear")
+    full = {"epochs": 2, "seed": 0}
+    reduced = {**full, "fidelity": {"resolution": 0.5, "subset": 0.5, "low_epochs": 1}}
+    data = DataConfig(image_size=32).key()
+    recorder = StoreRecorder(store, sid, "shapes", reduced, 2, Progress(requested=1), data=data)
+    trial = SimpleNamespace(
+        trial_id="t0",
+        config={"genotype": genotype.to_json(), "number": 0},
+        last_result={"epoch": 2, "nasfcn_status": "running"},
+    )
+    recorder.on_trial_start(0, [], trial)
+    recorder.on_trial_complete(0, [], trial)
+    trial_id = int(leaderboard_frame(store, "s")["trial_id"].iloc[0])
+    assert find_reusable(store, genotype, "shapes", full, data) is None
+    assert find_reusable(store, genotype, "shapes", reduced, data) == trial_id
+    store.dispose()

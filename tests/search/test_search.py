@@ -20,7 +20,15 @@ from nasfcn.search import (
 )
 from nasfcn.search._trainable import measured_alike
 from nasfcn.space import load_space
-from nasfcn.store import counts, epochs_frame, leaderboard_frame, open_store, trial_record
+from nasfcn.store import (
+    counts,
+    epochs_frame,
+    get_search,
+    leaderboard_frame,
+    open_store,
+    recipe_key,
+    trial_record,
+)
 from nasfcn.train import TrainRecipe
 
 pytestmark = pytest.mark.slow
@@ -171,6 +179,49 @@ def test_each_search_keeps_the_cost_it_measured(ray_local, tmp_path, micro_space
         assert trial_record(store, int(reused["trial_id"]))["cost_input"] == "1x3x32x32"
         for column in ("flops", "latency_ms", "peak_memory_mb"):
             assert reused[column] == row[column]
+
+
+def test_a_result_is_reused_only_on_the_same_data(ray_local, tmp_path, micro_space) -> None:
+    # The same two networks with the same recipe on 64-px images, then on 32-px images, then
+    # on fewer train images: each trains anew; only a search on the very same data reuses.
+    large = _config(tmp_path, micro_space, strategy="grid", name="px64", trials=2, epochs=1, image_size=64)
+    assert run_search(large).counts == {"completed": 2}
+    small = replace(large, name="px32", image_size=32)
+    assert run_search(small).counts == {"completed": 2}
+    assert run_search(replace(small, name="px32-again")).counts == {"cached": 2}
+    assert run_search(replace(small, name="fewer", train_samples=16)).counts == {"completed": 2}
+    store = open_store(large.execution.db)
+    trained = set(leaderboard_frame(store, "px32")["trial_id"])
+    assert set(leaderboard_frame(store, "px32-again")["cached_from"]) == trained
+
+
+def test_a_search_stored_by_an_older_version_resumes_without_training_again(
+    ray_local, tmp_path, two_archs
+) -> None:
+    # Its trials hold the recipe-only key of versions before the data config counted. Random
+    # draws from two networks repeat them: the resume reuses its own trials, trains none again.
+    options = {"name": "old", "epochs": 1, "recipe": TrainRecipe(epochs=1, batch_size=8), "concurrency": 1}
+    first = _config(tmp_path, two_archs, trials=2, **options)
+    run_search(first)
+    store = open_store(first.execution.db)
+    legacy = recipe_key(get_search(store, "old")["recipe"])
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE trials SET recipe_key = :key"), {"key": legacy})
+    before = leaderboard_frame(store, "old")
+    trained = before[before["status"] == "completed"].set_index("arch_id")["trial_id"]
+    epochs = len(epochs_frame(store, "old"))
+
+    resumed = run_search(_config(tmp_path, two_archs, trials=6, resume=True, **options))
+    assert sum(resumed.counts.values()) == 6
+    board = leaderboard_frame(store, "old").set_index("number")
+    again = board.loc[[n for n in board.index if n >= 2 and board.loc[n, "arch_id"] in trained.index]]
+    assert len(again) > 0  # the seed's draws repeat a network of the first run
+    assert set(again["status"]) == {"cached"}
+    assert list(again["cached_from"]) == [trained[arch] for arch in again["arch_id"]]
+    new = board.loc[[n for n in board.index if n >= 2 and board.loc[n, "arch_id"] not in trained.index]]
+    assert len(epochs_frame(store, "old")) == epochs + (new["status"] == "completed").sum()
+    kept = before.set_index("number").loc[[0, 1], "trial_id"]
+    assert board.loc[[0, 1], "trial_id"].tolist() == kept.tolist()
 
 
 @pytest.mark.parametrize(

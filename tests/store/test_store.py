@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -34,6 +35,7 @@ from nasfcn.store import (
     mask_url,
     open_store,
     pareto_front,
+    recipe_key,
     record_cost,
     record_epoch,
     reusable_result,
@@ -46,6 +48,8 @@ from nasfcn.store import (
 
 SPACE = load_space("search_spaces/fcn_tiny.yaml")
 RECIPE = {"epochs": 2, "lr": 0.003}
+#: A data config as ``DataConfig.key()`` gives it (plain values: the store imports no torch).
+DATA = {"image_size": [64, 64], "train_samples": 512, "val_samples": 128, "seed": 0}
 COST = {
     "params": 1234,
     "flops": 56789,
@@ -71,7 +75,9 @@ def _metrics(miou: float, epoch: int = 1) -> dict:
 
 def _trial(store: Store, search: int, number: int, mious: list[float], status: str = "completed") -> int:
     genotype = SPACE.sample(number)
-    trial = upsert_trial(store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    trial = upsert_trial(
+        store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running", data=DATA
+    )
     record_cost(store, trial, {**COST, "params": 1000 + number})
     for epoch, miou in enumerate(mious, start=1):
         record_epoch(store, trial, epoch, _metrics(miou, epoch))
@@ -175,7 +181,9 @@ LARGE_GPU = {
 def _costed_trial(store: Store, search: int, number: int, cost: dict | None, **finish) -> int:
     """Trial ``number`` of ``search`` on SPACE.sample(0): trained (val mIoU ``miou``), or cached."""
     genotype = SPACE.sample(0)
-    trial = upsert_trial(store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    trial = upsert_trial(
+        store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running", data=DATA
+    )
     if cost is not None:
         record_cost(store, trial, cost)
     miou = finish.pop("miou", None)
@@ -223,7 +231,7 @@ def test_each_trial_keeps_the_cost_of_its_own_input_and_device(db_url: str) -> N
     assert {row["number"]: row["flops"] for row in finished_trials(store, small)} == {0: SMALL_CPU["flops"]}
     best = best_per_architecture(store, "shapes").iloc[0]  # the large search's trial 0 has the best mIoU
     assert (best["trial_id"], best["flops"]) == (trained, LARGE_GPU["flops"])
-    reused = reusable_result(store, SPACE.sample(0), "shapes", RECIPE)
+    reused = reusable_result(store, SPACE.sample(0), "shapes", RECIPE, DATA)
     assert reused is not None
     assert reused["trial_id"] == trained
     assert reused["metrics"]["latency_ms"] == pytest.approx(LARGE_GPU["latency_ms"])
@@ -270,16 +278,66 @@ def test_reuse_lookup_matches_network_dataset_and_recipe(db_url: str) -> None:
     store = open_store(db_url)
     search = create_search(store, "a", "shapes")
     trial = _trial(store, search, 0, [0.5])
-    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE) == trial
-    assert find_reusable(store, SPACE.sample(0), "digits", RECIPE) is None
-    assert find_reusable(store, SPACE.sample(0), "shapes", {**RECIPE, "epochs": 3}) is None
-    assert find_reusable(store, SPACE.sample(1), "shapes", RECIPE) is None
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, DATA) == trial
+    assert find_reusable(store, SPACE.sample(0), "digits", RECIPE, DATA) is None
+    assert find_reusable(store, SPACE.sample(0), "shapes", {**RECIPE, "epochs": 3}, DATA) is None
+    assert find_reusable(store, SPACE.sample(1), "shapes", RECIPE, DATA) is None
     cached = upsert_trial(store, search, 1, SPACE.sample(0), dataset="shapes", recipe=RECIPE)
     finish_trial(store, cached, "cached", cached_from=trial)
     row = leaderboard_frame(store, "a").set_index("trial_id").loc[cached]
     assert row["status"] == "cached"
     assert row["best_miou"] == pytest.approx(0.5)
     assert row["cached_from"] == trial
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {**DATA, "image_size": [32, 32]},
+        {**DATA, "train_samples": 64},
+        {**DATA, "val_samples": 32},
+        {**DATA, "seed": 1},
+        {**DATA, "with_test": True},
+    ],
+)
+def test_reuse_lookup_matches_the_data_config(db_url: str, other: dict) -> None:
+    store = open_store(db_url)
+    trial = _trial(store, create_search(store, "a", "shapes"), 0, [0.5])  # trained on DATA
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, other) is None
+    assert reusable_result(store, SPACE.sample(0), "shapes", RECIPE, other) is None
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, dict(DATA)) == trial
+
+
+def test_a_trial_of_an_older_version_is_reused_only_by_its_own_search(db_url: str) -> None:
+    # Versions before the data config counted keyed a trial by its recipe alone: what upsert_trial
+    # still stores without ``data``. Nothing says which data it trained on, so only a resume of its
+    # own search (whose data settings are kept) reuses it.
+    store = open_store(db_url)
+    old = create_search(store, "old", "shapes")
+    trial = upsert_trial(store, old, 0, SPACE.sample(0), dataset="shapes", recipe=RECIPE, status="running")
+    record_epoch(store, trial, 1, _metrics(0.5))
+    finish_trial(store, trial, "completed")
+    with store.engine.connect() as connection:
+        stored = connection.execute(text("SELECT recipe_key FROM trials")).scalar_one()
+    assert stored == recipe_key(RECIPE) == hashlib.sha256(b'{"epochs":2,"lr":0.003}').hexdigest()[:16]
+    other = create_search(store, "new", "shapes")
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, DATA) is None
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, DATA, search_id=other) is None
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, DATA, search_id=old) == trial
+
+
+def test_an_interrupted_trial_run_again_takes_the_data_aware_key(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "old", "shapes")
+    trial = upsert_trial(store, search, 0, SPACE.sample(0), dataset="shapes", recipe=RECIPE, status="running")
+    finish_trial(store, trial, "interrupted")
+    again = upsert_trial(
+        store, search, 0, SPACE.sample(0), dataset="shapes", recipe=RECIPE, status="running", data=DATA
+    )
+    record_epoch(store, again, 1, _metrics(0.5))
+    finish_trial(store, again, "completed")
+    assert again == trial
+    assert find_reusable(store, SPACE.sample(0), "shapes", RECIPE, DATA) == trial
 
 
 def test_a_trial_is_never_cached_from_itself(db_url: str) -> None:
