@@ -28,6 +28,7 @@ from rich.console import Console
 from nasfcn.search._config import SearchStoppedError
 from nasfcn.search._execution import Execution
 from nasfcn.search._lease import register_under_lease
+from nasfcn.search._liveness import RayNodeLostError
 from nasfcn.search._log import log_to_file
 from nasfcn.search._recorder import DiskFullError
 from nasfcn.search._trainable import TrialSettings
@@ -159,6 +160,7 @@ class RunLifecycle(AbstractContextManager["RunLifecycle"]):
                 noun=trials.noun,
                 budget=trials.budget,
                 fidelity=trials.fidelity,
+                ray_address=self.execution.ray_address,
             )
             return run_trials(run, console)
 
@@ -173,15 +175,16 @@ class RunLifecycle(AbstractContextManager["RunLifecycle"]):
 def settled_on_error(store: Store, sid: int, resume_command: str) -> Iterator[None]:
     """Whatever ends a registered run early leaves no trial or search ``running``.
 
-    A database that stayed away or a full disk becomes one ``SearchStoppedError`` line; any
-    other error (an unreachable Ray cluster, a bug) marks the run interrupted and is raised
-    as it was. A driver that lost its lease writes nothing more: the new holder owns the run.
+    A database that stayed away, a full disk or a dead Ray node becomes one
+    ``SearchStoppedError`` line; any other error (an unreachable Ray cluster, a bug) marks
+    the run interrupted and is raised as it was. A driver that lost its lease writes
+    nothing more: the new holder owns the run.
     """
     try:
         yield
     except LeaseLostError:
         raise
-    except (DatabaseUnavailableError, DiskFullError) as err:
+    except (DatabaseUnavailableError, DiskFullError, RayNodeLostError) as err:
         raise _stopped(store, sid, resume_command, err) from None
     except BaseException as err:
         if not isinstance(err, KeyboardInterrupt):

@@ -182,6 +182,7 @@ class StoreRecorder(Callback):
         live: Live | None = None,
         storage_path: str | None = None,
         data: dict[str, Any] | None = None,
+        node_lost: Callable[[], str | None] | None = None,
     ) -> None:
         self.store = store
         self.data = data  # the data config trials train on: part of their reuse key
@@ -197,6 +198,7 @@ class StoreRecorder(Callback):
         self._finished: set[str] = set()
         self.storage_path = storage_path  # where checkpoints go: named when the disk is full
         self._checkpoint_bytes = 0  # the largest checkpoint written so far: what one more needs
+        self.node_lost = node_lost  # why the trials' Ray node is gone (asked now), or None
         # Why the search stops: the database stayed away, the disk is full, or another driver
         # took the search's lease (then not one more write may land).
         self.failure: DatabaseUnavailableError | DiskFullError | LeaseLostError | None = None
@@ -360,6 +362,9 @@ class StoreRecorder(Callback):
             # Raised by the next event, not here: Ray's own callbacks after this one still
             # close the trial's files (Tune skips them when one raises).
             self.failure = DiskFullError(self._disk_full_text(trial))
+            return
+        if self.node_lost is not None and self.node_lost():  # died with its node: re-run on --resume
+            self._finish(trial, "interrupted", error=message, traceback=text)
             return
         self._finish(trial, "failed", error=message, traceback=text)
 

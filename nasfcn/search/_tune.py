@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from nasfcn.search._liveness import NodeWatch, RayNodeLostError, local_system_config
 from nasfcn.search._log import ray_logs_to_file
 from nasfcn.search._ray_session import clean_leftovers, record_session, session_folder, start_watchdog
 from nasfcn.search._recorder import DiskFullError, Progress, StoreRecorder
@@ -31,9 +32,10 @@ _WATCHDOGS: list[Any] = []  # the local Ray's watchdog: its stdin closes when th
 def start_ray(address: str | None, run_folder: Path | None = None) -> None:
     """Connect to the cluster at ``address``, or start a quiet local Ray (no dashboard).
 
-    A local Ray gets a session folder of its own and a watchdog that stops it when this
-    process dies; with ``run_folder`` it is recorded there, and what a killed earlier driver
-    of the same run left behind is stopped first.
+    A local Ray gets a session folder of its own, a watchdog that stops it when this
+    process dies, and GCS health checks that tolerate a busy machine (``LOCAL_HEALTH_CHECKS``);
+    with ``run_folder`` it is recorded there, and what a killed earlier driver of the same run
+    left behind is stopped first.
     """
     import ray
 
@@ -62,7 +64,7 @@ def start_ray(address: str | None, run_folder: Path | None = None) -> None:
         _WATCHDOGS.append(start_watchdog(folder))  # kept open for as long as this process lives
         if run_folder is not None:
             record_session(run_folder, folder, _WATCHDOGS[-1])
-        ray.init(num_cpus=os.cpu_count(), _temp_dir=folder, **options)
+        ray.init(num_cpus=os.cpu_count(), _temp_dir=folder, _system_config=local_system_config(), **options)
     log.info("Ray: %s", ray.cluster_resources())
 
 
@@ -88,10 +90,14 @@ class TrialRun:
     noun: str = "trials"  # what the live view counts: a search's trials, a benchmark's runs
     budget: Any = None  # --time-budget: the BudgetKeeper whose plan the live view shows
     fidelity: str | None = None  # --fidelity: what the first epochs train at, for the live view
+    ray_address: str | None = None  # the cluster the trials run on; None: the local Ray
 
 
 def run_trials(run: TrialRun, console: Console) -> bool:
-    """Run the trials on Ray Tune (Ray already started) with the live view; True when interrupted."""
+    """Run the trials on Ray Tune (Ray already started) with the live view; True when interrupted.
+
+    Raises ``RayNodeLostError`` once the trials' Ray node is gone (Tune would wait for it forever).
+    """
     from ray import tune
 
     trainable = tune.with_resources(
@@ -105,6 +111,7 @@ def run_trials(run: TrialRun, console: Console) -> bool:
         fidelity=run.fidelity,
     )
     with Live(progress.render(), console=console, refresh_per_second=2, transient=False) as live:
+        nodes = NodeWatch(run.ray_address)
         recorder = StoreRecorder(
             run.store,
             run.search_id,
@@ -115,6 +122,7 @@ def run_trials(run: TrialRun, console: Console) -> bool:
             live,
             storage_path=run.storage_path,
             data=data_key(run.settings.data_options),
+            node_lost=nodes.check,
         )
         tuner = tune.Tuner(
             trainable,
@@ -130,12 +138,14 @@ def run_trials(run: TrialRun, console: Console) -> bool:
                 name=f"tune-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}",
                 storage_path=run.storage_path,
                 callbacks=[recorder],
+                stop=nodes,
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
         with _ctrl_c_watch() as watch, ray_logs_to_file():
+            nodes.start()
             try:
                 tuner.fit()
             except KeyboardInterrupt:
@@ -150,9 +160,13 @@ def run_trials(run: TrialRun, console: Console) -> bool:
                         f"no space left on {run.storage_path} (--storage-path): {err}"
                     ) from None
                 raise
+            finally:
+                nodes.close()
         live.update(progress.render())
     if recorder.failure is not None:  # a give-up Tune swallowed (in on_checkpoint) at the very end
         raise recorder.failure
+    if nodes.lost is not None:
+        raise RayNodeLostError(nodes.lost)
     return watch.interrupted
 
 

@@ -386,3 +386,35 @@ def test_a_reduced_fidelity_result_is_stored_under_its_fidelity(tmp_path: Path) 
     assert find_reusable(store, genotype, "shapes", full, data) is None
     assert find_reusable(store, genotype, "shapes", reduced, data) == trial_id
     store.dispose()
+
+
+@pytest.mark.parametrize(("node_lost", "status"), [(None, "failed"), ("the node is gone", "interrupted")])
+def test_a_trial_that_died_with_its_ray_node_runs_again(
+    tmp_path: Path, node_lost: str | None, status: str
+) -> None:
+    """A trial killed because Ray declared its node dead is the machine's fault, not the candidate's."""
+    from types import SimpleNamespace
+
+    from nasfcn.genotype import EncoderGene, Genotype
+    from nasfcn.search._recorder import Progress, StoreRecorder
+    from nasfcn.store import create_search
+
+    store = open_store(f"sqlite:///{tmp_path / 'n.db'}")
+    sid = create_search(store, "s", "shapes")
+    genotype = Genotype(encoder=EncoderGene(stages=2, width=4), skip="none", upsample="bilinear")
+    recorder = StoreRecorder(
+        store, sid, "shapes", {"epochs": 2, "seed": 0}, 2, Progress(requested=1), node_lost=lambda: node_lost
+    )
+    trial = SimpleNamespace(
+        trial_id="t0",
+        config={"genotype": genotype.to_json(), "number": 0},
+        last_result={},
+        error_file=None,
+        get_error=lambda: (
+            "ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task."
+        ),
+    )
+    recorder.on_trial_start(0, [], trial)
+    recorder.on_trial_error(0, [], trial)
+    assert leaderboard_frame(store, "s")["status"].tolist() == [status]
+    store.dispose()

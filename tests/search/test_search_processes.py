@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from nasfcn.store import FINISHED_STATUSES, leaderboard_frame, open_store
+from nasfcn.search._liveness import LOCAL_LOST
+from nasfcn.search._ray_session import RECORD, session_pids
+from nasfcn.store import FINISHED_STATUSES, leaderboard_frame, open_store, searches_frame
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +138,118 @@ def test_ctrl_c_stops_cleanly_and_marks_running_trials(tmp_path: Path, micro_spa
     from nasfcn.store import searches_frame
 
     assert searches_frame(store).set_index("name").loc["stop", "status"] == "interrupted"
+
+
+def _raylet(run_folder: Path) -> tuple[int, Path]:
+    """The pid of the raylet of the local Ray the search in ``run_folder`` started, and its logs."""
+    folder = json.loads((run_folder / RECORD).read_text())["folder"]
+    for pid in session_pids(folder):
+        try:
+            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if program.endswith(b"/raylet"):
+            return pid, Path(folder) / "session_latest" / "logs"
+    raise AssertionError(f"no raylet among the processes of {folder}")
+
+
+def _until_running(db: str, name: str) -> None:
+    deadline = time.monotonic() + 120
+    while "running" not in set(leaderboard_frame(open_store(db, create=False), name)["status"]):
+        assert time.monotonic() < deadline, "no trial started"
+        time.sleep(0.2)
+
+
+def _overload(raylet: int, logs: Path) -> None:
+    """Freeze the raylet until the GCS declares its node dead (what an overloaded machine did)."""
+    os.kill(raylet, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 120
+        while "Node is dead because the health check failed" not in _text(logs / "gcs_server.out"):
+            assert time.monotonic() < deadline, "the GCS did not declare the frozen raylet's node dead"
+            time.sleep(0.5)
+    finally:
+        os.kill(raylet, signal.SIGCONT)  # it learns it was declared dead, and exits
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_search_whose_local_ray_node_is_declared_dead_stops_and_resumes(
+    tmp_path: Path, micro_space: Path
+) -> None:
+    """Once the GCS declared the local node dead, Ray Tune waited forever for its resources."""
+    env = _env(tmp_path)
+    # Short health checks (the driver leaves keys set in the environment alone), so a frozen
+    # raylet is declared dead within seconds instead of the local Ray's ~2 min of silence.
+    checks = {
+        "RAY_health_check_period_ms": "1000",
+        "RAY_health_check_timeout_ms": "3000",
+        "RAY_health_check_failure_threshold": "3",
+    }
+    db = env["NASFCN_DB"]
+    args = [
+        *NASFCN,
+        "search",
+        "--space",
+        str(micro_space),
+        "--name",
+        "dead",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        "--scheduler",
+        "fifo",
+        "--concurrency",
+        "1",
+        "--storage-path",
+        str(tmp_path / "runs"),
+        *COMMON,
+    ]
+    driver = _start_until_finished(
+        args,
+        {**env, **checks},
+        tmp_path,
+        "dead",
+        2,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _until_running(db, "dead")  # a trial dies with the node: interrupted, not failed
+        _overload(*_raylet(tmp_path / "runs"))
+        output, _ = driver.communicate(timeout=240)  # before the fix: no end
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(30)
+    assert driver.returncode == 1, output
+    assert LOCAL_LOST in output, output
+    assert "--resume --name dead" in output
+    store = open_store(db)
+    assert searches_frame(store).set_index("name").loc["dead", "status"] == "interrupted"
+    before = leaderboard_frame(store, "dead")
+    assert set(before["status"]) <= {*FINISHED_STATUSES, "interrupted"} - {"failed"}
+    done_before = before[before["status"].isin(FINISHED_STATUSES)].set_index("number")
+    assert len(done_before) >= 2
+
+    resumed = subprocess.run(
+        [*args, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = leaderboard_frame(store, "dead")
+    assert after["number"].is_unique
+    finished = after[after["status"].isin(FINISHED_STATUSES)].set_index("number")
+    assert len(finished) == 6 == len(after)  # every trial exactly once
+    for number, row in done_before.iterrows():  # finished trials kept as they were
+        assert finished.loc[number, "trial_id"] == row["trial_id"]
+        assert finished.loc[number, "best_miou"] == row["best_miou"]
 
 
 def _free_port() -> int:
