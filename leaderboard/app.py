@@ -10,6 +10,8 @@ renders every string as text, and the figures escape stored text themselves (see
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -19,8 +21,15 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
 from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
+from leaderboard._live import LiveBoards
 from leaderboard._proxies import proxy_facts
-from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_live_view, load_trial_board
+from leaderboard.data import (
+    BenchmarkBoard,
+    Board,
+    filter_trials,
+    load_benchmark_board,
+    load_trial_board,
+)
 from leaderboard.table import (
     BENCHMARK_METHOD,
     COLUMNS,
@@ -275,6 +284,7 @@ def _add_refresh(app: Dash, store: Store) -> None:
         *(Output(graph_id, "figure") for graph_id in (*_FIGURES, *_COMPARE_FIGURES, "across")),
     ]
     knob_inputs = [Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS]
+    boards = LiveBoards()  # each search's board, read again only where its watermark moved
 
     @app.callback(
         *outputs,
@@ -292,7 +302,7 @@ def _add_refresh(app: Dash, store: Store) -> None:
         search = version.get("search")
         try:
             store.check(create=False)  # an empty or outdated database says so instead of failing
-            loaded = load_live_view(store, search, lambda trials: _drawn(trials, statuses, knobs, compare))
+            loaded = _live_view(store, boards, search, partial(_drawn, statuses, knobs, compare))
         except StoreError as err:
             return _empty_outputs(str(err), len(FILTER_KNOBS))
         if isinstance(loaded, BenchmarkBoard):  # the search board's parts stay as they are, hidden
@@ -302,8 +312,18 @@ def _add_refresh(app: Dash, store: Store) -> None:
         return _search_outputs(loaded, statuses, knobs, cost, compare)
 
 
+def _live_view(
+    store: Store, boards: LiveBoards, search: str | None, pick: Callable[[pd.DataFrame], Sequence[int]]
+) -> Board | BenchmarkBoard:
+    """What a refresh draws: a benchmark's statistics, or the search's board as ``boards`` holds it."""
+    details = search_details(store, search)
+    if details["kind"] == "benchmark":
+        return load_benchmark_board(store, details["name"])
+    return boards.board(store, details, pick)
+
+
 def _drawn(
-    trials: pd.DataFrame, statuses: list[str], knobs: dict[str, Any], compare: list[int] | None
+    statuses: list[str], knobs: dict[str, Any], compare: list[int] | None, trials: pd.DataFrame
 ) -> list:
     """The trials whose epochs and per-class IoU the board draws: the curves
     ``learning_curves_overview`` shows, the heat map's top ten and the compared ones."""

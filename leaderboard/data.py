@@ -162,8 +162,6 @@ def _load_board(
         epochs_frame(store, trial_ids=sorted(sources), columns=epoch_columns) if sources else epochs.iloc[0:0]
     )
     per_class = per_class_iou_frame(store, name, trial_ids=chosen)
-    width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
-    names = details["class_names"] or ()
     return Board(
         search=name,
         dataset=f"table {details['config'].get('table')} (arena)" if arena else details["dataset"],
@@ -175,9 +173,16 @@ def _load_board(
         across=best_per_architecture(store, details["dataset"]),
         searches=searches_frame(store),
         reused_epochs=reused,
-        class_names=tuple(names) + tuple(f"class {i}" for i in range(len(names), width)),
+        class_names=class_names(details, per_class),
         proxies=scores,
     )
+
+
+def class_names(details: Mapping[str, Any], per_class: pd.DataFrame) -> tuple[str, ...]:
+    """The dataset's class names, and "class i" for any class index past them the IoU holds."""
+    width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
+    names = details["class_names"] or ()
+    return tuple(names) + tuple(f"class {i}" for i in range(len(names), width))
 
 
 def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
