@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
+from leaderboard._compare import MENU_TOP, found_options, menu_options, merged
 from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
 from leaderboard._live import LiveBoards
 from leaderboard._proxies import proxy_facts
@@ -155,6 +156,7 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
     _add_watch(app, store)
     _add_rows(app, store)
     _add_refresh(app, store)
+    _add_compare_search(app, store)
     _add_navigation(app, store)
     return app
 
@@ -312,6 +314,28 @@ def _add_refresh(app: Dash, store: Store) -> None:
         return _search_outputs(loaded, statuses, knobs, cost, compare)
 
 
+def _add_compare_search(app: Dash, store: Store) -> None:
+    """Typing in the compare menu asks the database for the trials the text names (a number or
+    the start of an arch id): the menu itself holds only the best few and the chosen ones."""
+
+    @app.callback(
+        Output("compare", "options", allow_duplicate=True),
+        Input("compare", "search_value"),
+        State("compare", "options"),
+        State("board-version", "data"),
+        prevent_initial_call=True,
+    )
+    def find(text: str | None, options: list | None, version: dict | None) -> Any:
+        if not text or not version:
+            return no_update
+        try:
+            details = search_details(store, version.get("search"))
+            found = found_options(store, int(details["search_id"]), text)
+        except StoreError:
+            return no_update
+        return merged((options or [])[: MENU_TOP + COMPARE_MAX], found)
+
+
 def _live_view(
     store: Store, boards: LiveBoards, search: str | None, pick: Callable[[pd.DataFrame], Sequence[int]]
 ) -> Board | BenchmarkBoard:
@@ -350,10 +374,7 @@ def _search_outputs(
     curves = loaded.curves()
     curves = curves[curves["trial_id"].isin(shown_ids)]
     chosen = _compared(trials, compare)
-    compare_options = [
-        {"label": f"#{r.number} {r.arch_id} (mIoU {r.best_miou:.3f})", "value": int(r.trial_id)}
-        for r in loaded.scored.itertuples()
-    ]
+    compare_options = menu_options(shown, trials, chosen)  # bounded: typed text finds the others
     counts = trials["status"].value_counts()
     summary = f"dataset {loaded.dataset} · search {loaded.status} · {len(trials)} trials: " + ", ".join(
         f"{n} {STATUS_STYLE.get(str(s), (str(s), ''))[0]}" for s, n in counts.items()
