@@ -42,6 +42,9 @@ from nasfcn.store import (
 UNFINISHED = ("pending", "running")
 #: Columns a board's trials keep beyond the leaderboard's (the detail page shows them).
 TIMES = ("started_at", "finished_at")
+#: Searches whose boards the server holds (the latest looked at): memory does not grow with the
+#: searches a reader switches between.
+HELD_SEARCHES = 4
 #: Architectures the cross-search plot shows (``figures.cross_search_figure``'s ``top``).
 ACROSS_TOP = 25
 
@@ -98,11 +101,14 @@ class LiveBoards:
         """The held board of the search, brought up to its current watermark."""
         search = int(details["search_id"])
         mark = search_watermark(store, search)
-        held = self._held.get(search)
-        if held is not None and held.mark == mark:
-            return held
-        held = _Held(mark, trials_since(store, search)) if held is None else _moved(store, search, held, mark)
-        self._held[search] = held
+        held = self._held.pop(search, None)
+        if held is None:
+            held = _Held(mark, trials_since(store, search))
+        elif held.mark != mark:
+            held = _moved(store, search, held, mark)
+        self._held[search] = held  # the latest last: the first one is the one looked at longest ago
+        while len(self._held) > HELD_SEARCHES:
+            self._held.pop(next(iter(self._held)))
         return held
 
     def _trials(self, store: Store, details: Mapping[str, Any], held: _Held) -> pd.DataFrame:

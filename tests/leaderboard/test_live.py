@@ -11,10 +11,18 @@ import pytest
 from sqlalchemy import event
 
 from leaderboard import app as live
-from leaderboard._live import LiveBoards
-from leaderboard.data import load_live_view
+from leaderboard._live import HELD_SEARCHES, LiveBoards
+from leaderboard.data import load_live_view, load_trial_board
 from nasfcn.space import load_space
-from nasfcn.store import Store, finish_trial, record_cost, record_epoch, search_details, upsert_trial
+from nasfcn.store import (
+    Store,
+    finish_trial,
+    record_cost,
+    record_epoch,
+    search_details,
+    search_list,
+    upsert_trial,
+)
 
 TRIALS = 600
 #: What a refresh may read when nothing changed: the watermark, one statement, no row of a trial.
@@ -110,3 +118,39 @@ def test_a_refresh_reads_nothing_when_nothing_changed_and_only_what_moved_when_i
     assert done.trials.iloc[0]["status"] == "completed"
     assert done.curve(trial)["val_miou"].tolist() == [0.999, 0.5]
     store.dispose()
+
+
+#: What the detail page reads on each tick: its trial's row, epochs, per-class IoU and proxy scores.
+DETAIL_ROWS = 20
+
+
+@pytest.mark.slow
+def test_a_trials_detail_page_reads_that_trial_and_nothing_over_the_others(
+    fresh_bulk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, search = fresh_bulk(TRIALS)
+    store = Store(url)
+    trial = int(load_live_view(store, search, lambda trials: []).trials["trial_id"].iloc[0])
+    with counting(store, monkeypatch) as reads:
+        board = load_trial_board(store, trial)
+    store.dispose()
+    assert reads.rows <= DETAIL_ROWS < TRIALS  # the best per architecture alone was every trial's row
+    assert list(board.trials["trial_id"]) == [trial]
+    assert len(board.curve(trial)) == 10
+    assert board.across.empty
+
+
+def test_the_server_holds_the_boards_of_the_latest_searches_only(handmade_db: str) -> None:
+    store = Store(handmade_db)
+    boards = LiveBoards()
+    names = list(search_list(store)["name"])
+    try:
+        for name in [*names, names[0]]:
+            board = boards.board(store, search_details(store, name), lambda trials: [])
+            assert board.search == name
+        held = list(boards._held)  # search ids, the one looked at longest ago first
+        latest = [search_details(store, name)["search_id"] for name in [*names[2:], names[0]]]
+    finally:
+        store.dispose()
+    assert len(names) > HELD_SEARCHES
+    assert held == latest[-HELD_SEARCHES:]
