@@ -199,7 +199,8 @@ class SpreadCache:
     def get(self, store: Store, search: str, dataset: str, key: tuple[Any, ...]) -> tuple[pd.DataFrame, str]:
         with self._lock:
             if self._key != key or self._value is None:
-                self._value = (seed_spread_frame(store, dataset), spread_recipe(store, search))
+                spread = seed_spread_frame(store, dataset, repeated_only=True)  # no rows for single runs
+                self._value = (spread, spread_recipe(store, search))
                 self._key = key
             return self._value
 

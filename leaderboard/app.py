@@ -10,6 +10,8 @@ renders every string as text, and the figures escape stored text themselves (see
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -18,9 +20,17 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
+from leaderboard._compare import MENU_TOP, found_options, menu_options, merged
 from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
+from leaderboard._live import LiveBoards
 from leaderboard._proxies import proxy_facts
-from leaderboard.data import BenchmarkBoard, Board, filter_trials, load_live_view, load_trial_board
+from leaderboard.data import (
+    BenchmarkBoard,
+    Board,
+    filter_trials,
+    load_benchmark_board,
+    load_trial_board,
+)
 from leaderboard.table import (
     BENCHMARK_METHOD,
     COLUMNS,
@@ -146,6 +156,7 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
     _add_watch(app, store)
     _add_rows(app, store)
     _add_refresh(app, store)
+    _add_compare_search(app, store)
     _add_navigation(app, store)
     return app
 
@@ -275,6 +286,7 @@ def _add_refresh(app: Dash, store: Store) -> None:
         *(Output(graph_id, "figure") for graph_id in (*_FIGURES, *_COMPARE_FIGURES, "across")),
     ]
     knob_inputs = [Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS]
+    boards = LiveBoards()  # each search's board, read again only where its watermark moved
 
     @app.callback(
         *outputs,
@@ -292,7 +304,7 @@ def _add_refresh(app: Dash, store: Store) -> None:
         search = version.get("search")
         try:
             store.check(create=False)  # an empty or outdated database says so instead of failing
-            loaded = load_live_view(store, search, lambda trials: _drawn(trials, statuses, knobs, compare))
+            loaded = _live_view(store, boards, search, partial(_drawn, statuses, knobs, compare))
         except StoreError as err:
             return _empty_outputs(str(err), len(FILTER_KNOBS))
         if isinstance(loaded, BenchmarkBoard):  # the search board's parts stay as they are, hidden
@@ -302,8 +314,40 @@ def _add_refresh(app: Dash, store: Store) -> None:
         return _search_outputs(loaded, statuses, knobs, cost, compare)
 
 
+def _add_compare_search(app: Dash, store: Store) -> None:
+    """Typing in the compare menu asks the database for the trials the text names (a number or
+    the start of an arch id): the menu itself holds only the best few and the chosen ones."""
+
+    @app.callback(
+        Output("compare", "options", allow_duplicate=True),
+        Input("compare", "search_value"),
+        State("compare", "options"),
+        State("board-version", "data"),
+        prevent_initial_call=True,
+    )
+    def find(text: str | None, options: list | None, version: dict | None) -> Any:
+        if not text or not version:
+            return no_update
+        try:
+            details = search_details(store, version.get("search"))
+            found = found_options(store, int(details["search_id"]), text)
+        except StoreError:
+            return no_update
+        return merged((options or [])[: MENU_TOP + COMPARE_MAX], found)
+
+
+def _live_view(
+    store: Store, boards: LiveBoards, search: str | None, pick: Callable[[pd.DataFrame], Sequence[int]]
+) -> Board | BenchmarkBoard:
+    """What a refresh draws: a benchmark's statistics, or the search's board as ``boards`` holds it."""
+    details = search_details(store, search)
+    if details["kind"] == "benchmark":
+        return load_benchmark_board(store, details["name"])
+    return boards.board(store, details, pick)
+
+
 def _drawn(
-    trials: pd.DataFrame, statuses: list[str], knobs: dict[str, Any], compare: list[int] | None
+    statuses: list[str], knobs: dict[str, Any], compare: list[int] | None, trials: pd.DataFrame
 ) -> list:
     """The trials whose epochs and per-class IoU the board draws: the curves
     ``learning_curves_overview`` shows, the heat map's top ten and the compared ones."""
@@ -330,10 +374,7 @@ def _search_outputs(
     curves = loaded.curves()
     curves = curves[curves["trial_id"].isin(shown_ids)]
     chosen = _compared(trials, compare)
-    compare_options = [
-        {"label": f"#{r.number} {r.arch_id} (mIoU {r.best_miou:.3f})", "value": int(r.trial_id)}
-        for r in loaded.scored.itertuples()
-    ]
+    compare_options = menu_options(shown, trials, chosen)  # bounded: typed text finds the others
     counts = trials["status"].value_counts()
     summary = f"dataset {loaded.dataset} · search {loaded.status} · {len(trials)} trials: " + ", ".join(
         f"{n} {STATUS_STYLE.get(str(s), (str(s), ''))[0]}" for s, n in counts.items()

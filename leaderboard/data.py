@@ -128,11 +128,13 @@ def load_live_view(
 
 
 def load_trial_board(store: Store, trial_id: int) -> Board:
-    """A board holding one trial (its row, epochs and per-class IoU): what its detail page draws."""
+    """A board holding one trial (its row, epochs and per-class IoU): what its detail page draws,
+    redrawn on every tick of the live app, so it reads nothing about the other trials (no
+    cross-search view, no list of searches: both empty)."""
     details = search_details(store, trial_search(store, trial_id))
     match = ColumnFilter((Condition("trial_id", "equals", int(trial_id)),))
     row = trials_page(store, details["search_id"], PageQuery(limit=1, filters=(match,))).rows
-    return _load_board(store, details, pick=lambda trials: [trial_id], trials=row)
+    return _load_board(store, details, pick=lambda trials: [trial_id], trials=row, others=False)
 
 
 def _load_board(
@@ -141,10 +143,12 @@ def _load_board(
     epoch_columns: Sequence[str] = EPOCH_COLUMNS,
     pick: Callable[[pd.DataFrame], Sequence[int]] | None = None,
     trials: pd.DataFrame | None = None,
+    others: bool = True,
 ) -> Board:
     """``pick`` (trials -> trial ids) limits the epochs and per-class IoU read to those trials
     (the live app draws a few curves, never every epoch of 10^5 trials); ``trials`` replaces
-    the search's trials (one trial's detail page reads only that one)."""
+    the search's trials (one trial's detail page reads only that one); without ``others`` the
+    views over other trials (best per architecture across searches, every search) stay empty."""
     name = details["name"]
     arena = details["kind"] == ARENA_KIND
     scores = board_scores(store, details, None if trials is None else trials["arch_id"].tolist())
@@ -162,8 +166,6 @@ def _load_board(
         epochs_frame(store, trial_ids=sorted(sources), columns=epoch_columns) if sources else epochs.iloc[0:0]
     )
     per_class = per_class_iou_frame(store, name, trial_ids=chosen)
-    width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
-    names = details["class_names"] or ()
     return Board(
         search=name,
         dataset=f"table {details['config'].get('table')} (arena)" if arena else details["dataset"],
@@ -172,12 +174,19 @@ def _load_board(
         trials=trials,
         epochs=epochs,
         per_class=per_class,
-        across=best_per_architecture(store, details["dataset"]),
-        searches=searches_frame(store),
+        across=best_per_architecture(store, details["dataset"]) if others else pd.DataFrame(),
+        searches=searches_frame(store) if others else pd.DataFrame(),
         reused_epochs=reused,
-        class_names=tuple(names) + tuple(f"class {i}" for i in range(len(names), width)),
+        class_names=class_names(details, per_class),
         proxies=scores,
     )
+
+
+def class_names(details: Mapping[str, Any], per_class: pd.DataFrame) -> tuple[str, ...]:
+    """The dataset's class names, and "class i" for any class index past them the IoU holds."""
+    width = int(per_class["class_index"].max()) + 1 if not per_class.empty else 0
+    names = details["class_names"] or ()
+    return tuple(names) + tuple(f"class {i}" for i in range(len(names), width))
 
 
 def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:

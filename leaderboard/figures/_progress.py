@@ -113,12 +113,25 @@ def curve_sample(
     ids: Sequence[int] | np.ndarray, ranked: Sequence[int], top: int = CURVES_TOP, sample: int = CURVES_SAMPLE
 ) -> tuple[list[int], np.ndarray]:
     """The curves ``learning_curves_overview`` draws of trials ``ids``: the ``top`` first of
-    ``ranked`` in full, and a seeded sample of ``sample`` others."""
+    ``ranked`` in full, and a seeded sample of ``sample`` others.
+
+    The sample is the ``sample`` trials whose seeded hash of their id is least (a bottom-k
+    sample: uniform, like a draw without replacement), so a new trial changes it by at most one
+    curve, and a live board that refreshes reads the epochs of at most one more trial."""
     drawn = set(np.asarray(ids).tolist())
     best = [int(t) for t in ranked if t in drawn][:top]
-    rest = np.setdiff1d(np.asarray(ids), best)
-    chosen = np.random.default_rng(CURVES_SEED).choice(rest, size=min(sample, len(rest)), replace=False)
-    return best, chosen
+    rest = np.setdiff1d(np.asarray(ids), best).astype(np.int64)
+    order = np.argsort(_id_hash(rest, CURVES_SEED), kind="stable")[:sample]
+    return best, np.sort(rest[order])
+
+
+def _id_hash(ids: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit mix of each id (SplitMix64's finaliser): the same id, the same number."""
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:

@@ -35,6 +35,12 @@ from nasfcn.stats import CONFIDENCE, holm
 BASELINE = ("random", "fifo")
 RESAMPLES = 1000
 RANK_BUDGETS = 20  # evenly spaced epoch budgets the average ranks are given at
+#: Points of a regret curve, per pair: a plot has fewer pixels; the bootstrap's cost and the
+#: report's size grow with them, not with the epochs the replays trained.
+CURVE_POINTS = 500
+#: Values one bootstrap step resamples at once (resamples x repeats x columns): a few MB at a
+#: time, not gigabytes that the median copies again.
+_BOOTSTRAP_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,9 @@ def bootstrap_median(
         data = data[:, None]
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(data), size=(resamples, len(data)))
-    medians = np.median(data[picks], axis=1)  # resamples x columns
+    step = max(1, _BOOTSTRAP_CHUNK // max(1, picks.size))
+    chunks = [np.median(data[:, i : i + step][picks], axis=1) for i in range(0, data.shape[1], step)]
+    medians = np.concatenate(chunks, axis=1) if chunks else np.empty((resamples, 0))  # resamples x columns
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(medians, [tail, 100 - tail], axis=0, method="lower")
     return np.median(data, axis=0), low, high
@@ -110,7 +118,7 @@ def compare(
         raise ArenaError(f"the epoch budget for regret at equal epochs must be >= 1, got {budget}")
     repeats = per_repeat(results, target, budget)
     summary = _summary(repeats, baseline, resamples, seed)
-    epochs = np.arange(1, max(int(r.trace["epochs"].iloc[-1]) for r in results if len(r.trace)) + 1)
+    epochs = curve_points(max(int(r.trace["epochs"].iloc[-1]) for r in results if len(r.trace)))
     starts = max(float(r.trace["time"].iloc[0]) for r in results if len(r.trace))
     ends = max(float(r.trace["time"].iloc[-1]) for r in results if len(r.trace))
     times = np.linspace(starts, max(starts, ends), 200)
@@ -123,6 +131,14 @@ def compare(
         curves(results, "time", times, resamples, seed),
         mean_ranks(results, sorted({round(float(b)) for b in np.linspace(1, epochs[-1], RANK_BUDGETS)})),
     )
+
+
+def curve_points(last: int, points: int = CURVE_POINTS) -> np.ndarray:
+    """The epoch counts a regret curve is given at: every one up to ``points`` of them, else
+    ``points`` evenly spaced from 1 to ``last`` (both included)."""
+    if last <= points:
+        return np.arange(1, last + 1)
+    return np.unique(np.rint(np.linspace(1, last, points)).astype(np.int64))
 
 
 def per_repeat(results: Sequence[ReplayResult], target: float, budget: int) -> pd.DataFrame:

@@ -214,14 +214,14 @@ def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str,
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for pair, points in curves.groupby("pair", sort=False):
-        x, group = points[axis].tolist(), str(pair)
-        fig.add_trace(_band_edge(x, points["high"].tolist(), group))
-        fig.add_trace(_band_edge(x, points["low"].tolist(), group, fill=_faded(colour[group])))
+    for pair, points in curves.groupby("pair", sort=False):  # arrays: Plotly checks lists item by item
+        x, group = points[axis].to_numpy(), str(pair)
+        fig.add_trace(_band_edge(x, points["high"].to_numpy(), group))
+        fig.add_trace(_band_edge(x, points["low"].to_numpy(), group, fill=_faded(colour[group])))
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=points["median"].tolist(),
+                y=points["median"].to_numpy(),
                 mode="lines",
                 name=str(pair),
                 line={"color": colour[str(pair)], "shape": "hv"},
@@ -232,7 +232,7 @@ def _curve_figure(curves: pd.DataFrame, axis: str, title: str, colour: dict[str,
     return fig
 
 
-def _band_edge(x: list[Any], y: list[Any], group: str, fill: str | None = None) -> Any:
+def _band_edge(x: np.ndarray, y: np.ndarray, group: str, fill: str | None = None) -> Any:
     """One edge of a pair's CI band: an invisible line; the lower edge (``fill``) shades down to
     the upper one drawn just before it (Plotly's ``tonexty``)."""
     import plotly.graph_objects as go

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from nasfcn.store._engine import Store
 from nasfcn.store._queries import NoSuchSearchError, _frame, search_id
@@ -50,21 +50,29 @@ def benchmark_runs_frame(store: Store, name: str | None = None) -> pd.DataFrame:
     return _frame(store, statement)
 
 
-def seed_spread_frame(store: Store, dataset: str) -> pd.DataFrame:
+def seed_spread_frame(store: Store, dataset: str, repeated_only: bool = False) -> pd.DataFrame:
     """Per network + training knobs + recipe (seed aside) on ``dataset``: its seeds' mIoU spread.
 
     Across all searches and benchmarks; only full runs (completed or cached) count, and a
     seed counts once however often it ran. ``trial_key`` identifies network and knobs.
+    ``repeated_only``: only networks run with two seeds or more (what a board shows a spread
+    for), chosen in SQL, so a search of 10^5 single runs sends no rows.
     """
+    full = (
+        Trial.dataset == dataset,
+        Trial.status.in_(RESULT_STATUSES),
+        Trial.best_miou.is_not(None),
+    )
     statement = (
         select(Trial.arch_id, Trial.trial_key, Trial.seed, Trial.best_miou, Search.recipe_json)
         .join(Search, Search.id == Trial.search_id)
-        .where(
-            Trial.dataset == dataset,
-            Trial.status.in_(RESULT_STATUSES),
-            Trial.best_miou.is_not(None),
-        )
+        .where(*full)
     )
+    if repeated_only:
+        seeded = select(Trial.trial_key).where(*full).group_by(Trial.trial_key)
+        statement = statement.where(
+            Trial.trial_key.in_(seeded.having(func.count(func.distinct(Trial.seed)) >= 2))
+        )
     frame = _frame(store, statement)
     columns = ["arch_id", "trial_key", "recipe", "seeds", "miou_mean", "miou_std"]
     if frame.empty:

@@ -2,21 +2,22 @@
 
 ``leaderboard_frame`` reads every trial of a search; a live page of 100,000 trials cannot
 (the browser shows a hundred rows at a time). ``trials_page`` answers one page with two
-statements (the count, and the page's rows with their rank), ``board_watermark`` tells in one
-cheap statement whether anything changed since the last look, and ``knob_values`` lists the
-values a filter can offer. Sorting and filtering by a knob reads it out of the genotype JSON in
-SQL (SQLite's ``json_extract``, PostgreSQL's ``jsonb_extract_path_text``): no index serves
-those, so they scan the search's rows, which is still one statement.
+statements (the count, and the page's rows with their rank), ``search_watermark`` tells in one
+cheap statement whether anything changed since the last look, ``trials_since`` reads only the
+trials that did, and ``knob_values`` lists the values a filter can offer. Sorting and filtering
+by a knob reads it out of the genotype JSON in SQL (SQLite's ``json_extract``, PostgreSQL's
+``jsonb_extract_path_text``): no index serves those, so they scan the search's rows, which is
+still one statement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Integer, Select, String, and_, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, case, cast, func, or_, select, union
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import QueryableAttribute, aliased
 
@@ -295,13 +296,37 @@ def trials_page(store: Store, search: int, query: PageQuery) -> TrialPage:
     return TrialPage(rows=rows.loc[:, list(LEADERBOARD_COLUMNS)], total=total)
 
 
-def board_watermark(store: Store, search: int) -> tuple[Any, ...]:
-    """What changes when a search's trials do: their count, the newest trial, the latest start
-    and finish, the newest epoch row and the number of cost rows. One statement, read through
-    indexes (no row of the search is visited); a refresh re-reads only when it moved."""
+@dataclass(frozen=True)
+class Watermark:
+    """Where a search's trials stood at one look: their count, the newest trial id, the latest
+    start and finish, the newest epoch row (of any search) and the number of cost rows.
+
+    Every write a board shows moves one of them (``upsert_trial``, ``record_epoch``,
+    ``finish_trial``, ``record_cost``); ``trials_since`` reads the trials behind a move."""
+
+    trials: int
+    last_id: int | None
+    started: Any
+    finished: Any
+    last_epoch: int | None
+    costs: int
+
+    def key(self) -> tuple[Any, ...]:
+        """The watermark as JSON-able values (times as text), as the live app's store holds it."""
+        return tuple(v if v is None or isinstance(v, int) else str(v) for v in astuple(self))
+
+
+def search_watermark(store: Store, search: int) -> Watermark:
+    """Search ``search``'s (id) ``Watermark``: one statement, read through indexes (no row of the
+    search is visited); a refresh re-reads only when it moved, and then only what moved."""
     with store.engine.connect() as connection:
         row = connection.execute(_watermark_statement(search)).one()
-    return tuple(str(v) if v is not None and not isinstance(v, int) else v for v in row)
+    return Watermark(int(row[0]), row[1], row[2], row[3], row[4], int(row[5]))
+
+
+def board_watermark(store: Store, search: int) -> tuple[Any, ...]:
+    """``search_watermark`` as JSON-able values (times as text)."""
+    return search_watermark(store, search).key()
 
 
 def _watermark_statement(search: int) -> Select[Any]:
@@ -314,6 +339,35 @@ def _watermark_statement(search: int) -> Select[Any]:
         select(func.max(Epoch.id)).scalar_subquery(),
         select(func.count()).select_from(TrialCost).scalar_subquery(),
     )
+
+
+def trials_since(
+    store: Store, search: int, mark: Watermark | None = None, also: Sequence[int] = ()
+) -> pd.DataFrame:
+    """The rows (``trial_columns`` with the knobs parsed, unranked) of search ``search``'s trials
+    that may have changed since ``mark``: new ones, those started or finished at or after its
+    times, those with an epoch after its newest, and ``also`` (the trials a board still shows
+    as unfinished: their cost row may have landed since). ``mark`` None: every trial. One
+    statement; each part of the union is read through an index, so a refresh reads the trials
+    that moved, never the whole search again."""
+    statement = select(*trial_columns()).outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
+    statement = statement.where(Trial.search_id == search)
+    if mark is not None:
+        of_search = Trial.search_id == search
+        moved = [select(Trial.id).where(Trial.id.in_([int(t) for t in also]))] if len(also) else []
+        if mark.last_id is not None:
+            moved.append(select(Trial.id).where(of_search, Trial.id > mark.last_id))
+        if mark.started is not None:
+            moved.append(select(Trial.id).where(of_search, Trial.started_at >= mark.started))
+        if mark.finished is not None:
+            moved.append(select(Trial.id).where(of_search, Trial.finished_at >= mark.finished))
+        if mark.last_epoch is not None:
+            moved.append(select(Epoch.trial_id).where(Epoch.id > mark.last_epoch))
+        if not moved:  # nothing marked: the search had no trial, every one is new
+            moved.append(select(Trial.id).where(of_search))
+        statement = statement.where(Trial.id.in_(union(*moved).subquery().select()))
+    frame = _frame(store, statement.order_by(Trial.id))
+    return _with_knobs(frame)
 
 
 def search_list(store: Store) -> pd.DataFrame:

@@ -199,12 +199,18 @@ def _with_knobs(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _rank(frame: pd.DataFrame) -> pd.DataFrame:
+def _rank(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     frame = frame.sort_values(
         ["best_miou", "latency_ms", "number"], ascending=[False, True, True], na_position="last"
     ).reset_index(drop=True)
     frame["rank"] = frame["best_miou"].rank(ascending=False, method="min")
-    return frame.loc[:, list(LEADERBOARD_COLUMNS)]
+    return frame.loc[:, [*LEADERBOARD_COLUMNS, *keep]]
+
+
+def rank_trials(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """Trial rows (``trial_columns``, knobs parsed, e.g. ``trials_since``'s) ordered and ranked as
+    ``leaderboard_frame``'s, with its columns and then ``keep``."""
+    return _rank(frame.copy(), keep)
 
 
 #: The per-epoch columns ``epochs_frame`` reads by default.
@@ -295,8 +301,11 @@ def pareto_frame(
     return frame[pareto_front(frame, objectives)].reset_index(drop=True)
 
 
-def best_per_architecture(store: Store, dataset: str) -> pd.DataFrame:
-    """Across all searches on ``dataset``: the best trial of every arch_id, with that trial's cost."""
+def best_per_architecture(store: Store, dataset: str, top: int | None = None) -> pd.DataFrame:
+    """Across all searches on ``dataset``: the best trial of every arch_id, with that trial's cost.
+
+    ``top``: only the architectures with the ``top`` best results (ties by arch_id), chosen in
+    SQL, so a plot of the best few reads their runs and never the dataset's every trial."""
     statement = (
         select(
             Trial.arch_id,
@@ -314,6 +323,15 @@ def best_per_architecture(store: Store, dataset: str) -> pd.DataFrame:
         .outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
         .where(Trial.dataset == dataset, Trial.best_miou.is_not(None))
     )
+    if top is not None:
+        leaders = (
+            select(Trial.arch_id)
+            .where(Trial.dataset == dataset, Trial.best_miou.is_not(None))
+            .group_by(Trial.arch_id)
+            .order_by(func.max(Trial.best_miou).desc(), Trial.arch_id)
+            .limit(max(0, int(top)))
+        )
+        statement = statement.where(Trial.arch_id.in_(leaders))
     frame = _frame(store, statement)
     if frame.empty:
         return frame.assign(runs=pd.Series(dtype=int))

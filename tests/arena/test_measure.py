@@ -120,3 +120,29 @@ def test_the_winners_curse_is_best_observed_minus_true_mean() -> None:
     assert summary.per_repeat["winners_curse"].iloc[0] == pytest.approx(0.15)
     assert summary.per_repeat["epochs_to_target"].iloc[0] == math.inf
     assert not summary.per_repeat["reached"].iloc[0]
+
+
+#: A regret curve's points per pair, however long the replays (``_measure.CURVE_POINTS``).
+CURVE_BOUND = 500
+
+
+def _long(seed: int, strategy: str, epochs: int) -> ReplayResult:
+    """A replay of ``epochs`` epochs whose regret falls in steps (a new incumbent every 37 epochs)."""
+    steps = np.arange(epochs) // 37
+    true_means = 0.9 - 0.4 / (1 + steps + seed % 3)
+    made = _made(list(true_means), list(true_means + 0.01), list(np.arange(1.0, epochs + 1)))
+    return ReplayResult(ArenaSearch(strategy, "fifo", epochs), seed, made.trials, made.trace)
+
+
+def test_regret_curves_of_long_replays_have_a_bounded_number_of_exact_points() -> None:
+    results = [_long(seed, strategy, 6_000) for strategy in ("random", "tpe") for seed in range(8)]
+    summary = compare(results, target=0.88, resamples=50)
+    for pair, curve in summary.epoch_curves.groupby("pair"):
+        assert len(curve) <= CURVE_BOUND, pair
+        assert (curve["epochs"].iloc[0], curve["epochs"].iloc[-1]) == (1, 6_000)  # the whole run
+        group = [r for r in results if r.search.pair == pair]
+        exact = np.median([regret_at(r, "epochs", curve["epochs"].to_numpy()) for r in group], axis=0)
+        assert curve["median"].to_numpy() == pytest.approx(exact)  # sampled, never smoothed
+    assert summary.time_curves.groupby("pair").size().max() <= CURVE_BOUND
+    short = compare([_long(seed, "random", 300) for seed in range(4)], target=0.88, resamples=50)
+    assert list(short.epoch_curves["epochs"]) == list(range(1, 301))  # short runs: every epoch

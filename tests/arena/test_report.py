@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from nasfcn.arena import (
     JSON_FORMAT,
     ArenaPlan,
+    ArenaSearch,
     ArenaTable,
+    ReplayResult,
     arena_json,
     compare,
     render_arena_html,
@@ -71,3 +76,38 @@ def test_the_html_report_has_every_figure_and_plotly_once(run) -> None:
     assert page.count("<tr><td>") == 4  # one summary row per pair
     for pair in ("random + fifo", "tpe + asha"):
         assert f"<tr><td>{pair}</td>" in page
+
+
+def _long_replays(epochs: int) -> list[ReplayResult]:
+    """Two pairs x 6 repeats of ``epochs`` epochs each, regret falling in steps."""
+    results = []
+    for strategy in ("random", "tpe"):
+        for seed in range(6):
+            steps = np.arange(epochs) // 37
+            mean = 0.9 - 0.4 / (1 + steps + seed % 3)
+            trace = pd.DataFrame(
+                {
+                    "time": np.arange(1.0, epochs + 1),
+                    "epochs": np.arange(1, epochs + 1),
+                    "trial": steps,
+                    "incumbent": [f"a{s}" for s in steps],
+                    "observed": mean + 0.01,
+                    "true_mean": mean,
+                    "regret": 0.9 - mean,
+                }
+            )
+            results.append(ReplayResult(ArenaSearch(strategy, "fifo", epochs), seed, pd.DataFrame(), trace))
+    return results
+
+
+#: What 20x more epochs per replay may add to the report: its curves are sampled at 500 points.
+GROWTH_BYTES = 50_000
+
+
+def test_the_html_report_does_not_grow_with_the_epochs_the_replays_trained(run) -> None:
+    pages = {}
+    for epochs in (300, 6_000):
+        summary = compare(_long_replays(epochs), target=0.88, resamples=20)
+        pages[epochs] = render_arena_html(replace(run, summary=summary))
+    assert len(pages[6_000]) - len(pages[300]) < GROWTH_BYTES
+    assert "regret-epochs" in pages[6_000]

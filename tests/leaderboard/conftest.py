@@ -226,6 +226,20 @@ def bulk_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         store.dispose()
 
 
+@pytest.fixture
+def fresh_bulk(tmp_path: Path, store_tracker: list) -> object:
+    """``make(trials) -> (url, search name)``: like ``bulk_db``, but a database of this test's own,
+    which it may write to (a search that goes on running)."""
+    from nasfcn.store import open_store
+
+    def make(trials: int) -> tuple[str, str]:
+        url = f"sqlite:///{tmp_path / f'fresh-{trials}.db'}"
+        _scale_module().build_search(open_store(url), "live", trials)
+        return url, "live"
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def live_bulk(bulk_db) -> Iterator[tuple[str, str, str]]:
     """(server address, database URL, search name): the live leaderboard of a 10,000-trial search."""

@@ -68,7 +68,7 @@ def test_a_big_searchs_overview_figures_draw_a_bounded_number_of_marks(bulk_db) 
     url, search = bulk_db(BIG)
     store = Store(url)
     try:
-        loaded = load_live_view(store, search, lambda trials: live._drawn(trials, [], {}, None))
+        loaded = load_live_view(store, search, lambda trials: live._drawn([], {}, None, trials))
         outputs = live._search_outputs(loaded, [], {}, None, None)
         board = load_view(store, search, curves_only=True)
         static = [f for _, _, group in _plots(board, board.curves()) for f in group]

@@ -22,7 +22,9 @@ from nasfcn.store import (
     record_cost,
     record_epoch,
     search_list,
+    search_watermark,
     trials_page,
+    trials_since,
     upsert_trial,
 )
 from nasfcn.store._pages import _page_statements, _watermark_statement
@@ -145,6 +147,29 @@ def test_the_watermark_moves_when_a_trial_starts_learns_or_finishes_and_only_the
     assert board_watermark(store, search) != learned
     assert trials_page(store, search, PageQuery(limit=1)).rows.loc[0, "best_miou"] == 0.9
     assert board_watermark(store, other) == board_watermark(store, other)
+
+
+def test_trials_since_reads_the_trials_that_moved_and_no_other(db_url: str) -> None:
+    store = open_store(db_url)
+    search = _search(store)
+    everything = trials_since(store, search)
+    assert _ids(everything) == sorted(_ids(leaderboard_frame(store, "paged")))
+    mark = search_watermark(store, search)
+    last = int(everything["trial_id"].iloc[-1])  # the trial at the marked start and finish
+    assert _ids(trials_since(store, search, mark)) == [last]
+    genotype = SPACE.sample(99)
+    trial = upsert_trial(store, search, 99, genotype, dataset="shapes", recipe=RECIPE, status="running")
+    started = search_watermark(store, search)
+    assert trial in _ids(trials_since(store, search, mark))
+    old = int(everything["trial_id"].iloc[0])
+    record_epoch(store, old, 9, {"val_miou": 0.99})  # a finished trial learns (an epoch rewritten)
+    learned = trials_since(store, search, started, also=[trial])
+    assert {old, trial} <= set(_ids(learned)) <= {old, trial, last}  # and the one at the marked finish
+    assert learned.set_index("trial_id").loc[old, "best_miou"] == 0.99
+    assert {"upsample", "started_at", "finished_at"} <= set(learned.columns)  # knobs and times parsed
+    before = search_watermark(store, search)
+    finish_trial(store, trial, "completed")
+    assert trial in _ids(trials_since(store, search, before))
 
 
 def _plan(store: Store, statement: object) -> str:

@@ -40,6 +40,7 @@ from nasfcn.store import (
     record_epoch,
     reusable_result,
     searches_frame,
+    seed_spread_frame,
     set_search_status,
     trial_record,
     upsert_architecture,
@@ -272,6 +273,26 @@ def test_ranking_pareto_and_cross_search_views(db_url: str) -> None:
     assert by_arch.loc[SPACE.sample(0).arch_id, "runs"] == 2
     assert by_arch.loc[SPACE.sample(0).arch_id, "search"] == "b"
     assert best_per_architecture(store, "digits").empty
+    top = best_per_architecture(store, "shapes", top=1)  # the best architecture only, its runs counted
+    assert list(top["arch_id"]) == [across.sort_values("best_miou").iloc[-1]["arch_id"]]
+    assert top.iloc[0].equals(across.sort_values("best_miou").iloc[-1])
+
+
+def test_the_seed_spread_can_leave_single_runs_in_the_database(db_url: str) -> None:
+    store = open_store(db_url)
+    search = create_search(store, "seeds", "shapes", recipe=RECIPE)
+    for number, (arch, seed, miou) in enumerate([(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.6)]):
+        genotype = SPACE.sample(arch)
+        trial = upsert_trial(
+            store, search, number, genotype, dataset="shapes", recipe=RECIPE, status="running", seed=seed
+        )
+        record_epoch(store, trial, 1, _metrics(miou, 1))
+        finish_trial(store, trial, "completed")
+    spread = seed_spread_frame(store, "shapes")
+    repeated = seed_spread_frame(store, "shapes", repeated_only=True)
+    assert sorted(spread["seeds"]) == [1, 2]
+    assert repeated.equals(spread[spread["seeds"] >= 2].reset_index(drop=True))
+    assert list(repeated["arch_id"]) == [SPACE.sample(0).arch_id]
 
 
 def test_reuse_lookup_matches_network_dataset_and_recipe(db_url: str) -> None:
