@@ -52,7 +52,7 @@ def table_from_store(store: Store, name: str) -> pa.Table:
             f"{name!r} in {store.masked_url} is a {facts['kind']}, not a table: "
             "only what `nasfcn tabulate` built can be exported as a table"
         )
-    runs = table_runs_frame(store, facts["id"])
+    runs = _without_superseded(table_runs_frame(store, facts["id"]))
     seeds = _check_complete(name, facts["config"], runs)
     dataset = _one_dataset(name, runs, facts["dataset"])
     class_names = _class_names(facts["config"], dataset)
@@ -63,6 +63,22 @@ def table_from_store(store: Store, name: str) -> pa.Table:
     metadata = _metadata(facts, dataset, class_names, seeds, count, runs)
     metadata["checksum"] = checksum(data)
     return data.replace_schema_metadata(encode_metadata(metadata))
+
+
+def _without_superseded(runs: pd.DataFrame) -> pd.DataFrame:
+    """Drop runs that did not finish and whose (architecture, seed) finished in another run.
+
+    A stopped build marks its running runs interrupted; ``--resume`` trains those pairs again
+    as new runs and keeps the interrupted rows as the build's history. The table holds the run
+    that finished; an unfinished pair with no finished run still counts as unfinished.
+    """
+    finished = runs["status"].isin(FINISHED_STATUSES)
+    pairs = list(zip(runs["arch_id"], runs["seed"].astype(int), strict=True))
+    done = {pair for pair, ok in zip(pairs, finished, strict=True) if ok}
+    superseded = np.array(
+        [not ok and pair in done for pair, ok in zip(pairs, finished, strict=True)], dtype=bool
+    )
+    return runs[~superseded].reset_index(drop=True)
 
 
 def _check_complete(name: str, config: dict[str, Any], runs: pd.DataFrame) -> list[int]:

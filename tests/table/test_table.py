@@ -210,6 +210,27 @@ def test_unfinished_runs_are_refused_with_the_fix(known, store: Store, tmp_path:
     assert not (tmp_path / "half.parquet").exists()
 
 
+def test_a_run_interrupted_then_run_again_is_held_once(known, store: Store, tmp_path: Path) -> None:
+    from nasfcn.store import finish_trial, get_search, record_epoch, upsert_trial
+
+    tabulation = known.write_tabulation(store, "resumed")
+    clean = load(export_table(store, "resumed", tmp_path / "clean.parquet"))
+    # a stopped build left (arch 3, seed 0) interrupted after one epoch; --resume ran it again
+    # as a new run, which the tabulation above holds
+    search = get_search(store, "resumed")
+    assert search is not None
+    genotype = tabulation.genotypes[3]
+    stale = upsert_trial(
+        store, search["id"], 99, genotype, dataset="shapes", recipe={}, status="running", seed=0
+    )
+    record_epoch(store, stale, 1, {"val_miou": 0.999, "seconds": 1.0})
+    finish_trial(store, stale, "interrupted", error="stopped by the user")
+    table = load(export_table(store, "resumed", tmp_path / "resumed.parquet"))
+    arch = tabulation.genotypes[3].arch_id
+    assert table.query(arch, 0, 1, "val_miou") == clean.query(arch, 0, 1, "val_miou") != 0.999
+    assert len(table.frame) == len(clean.frame)
+
+
 def test_a_search_is_not_a_table(known, store: Store, tmp_path: Path) -> None:
     known.write_tabulation(store, "bench", kind="benchmark")
     with pytest.raises(TableError, match=r"'bench' in (sqlite|postgresql)\S* is a benchmark, not a table"):
