@@ -26,9 +26,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m nasfcn.demo
 
+# --durations=25: every run (and CI log) ends with the 25 slowest tests, to keep the suite's time in view.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 # Style, types (mypy, config in pyproject.toml) and the import contracts of docs/architecture.md.
 lint: $(STAMP)

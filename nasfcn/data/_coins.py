@@ -19,13 +19,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 from scipy import ndimage
 
-from nasfcn.data._core import DataConfig, DatasetError, Source, register_dataset
+from nasfcn.data._core import DatasetError
 from nasfcn.data._photos import SKIMAGE_PHOTOS, _Crop, _package_folder
-from nasfcn.data._synthetic import generate, noise, pixel_grid, synthetic_source, to_uint8
+from nasfcn.data._synthetic import noise, pixel_grid, register_generated, to_uint8
 
 CLASS_NAMES = ("background", "small coin", "large coin")
 COIN_COUNT = 24  # coins in skimage's photograph; the cut-out is checked against it
@@ -188,23 +187,6 @@ def render_scenes(scenes: list[_Scene], height: int, width: int) -> tuple[np.nda
     return to_uint8(image), mask
 
 
-def generate_coins(
-    seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``start .. start + count - 1`` of ``split`` for ``seed``."""
-    return generate(
-        functools.partial(_draw_scene, pool=coin_pools()[split]),
-        render_scenes,
-        salt=_SALT,
-        seed=seed,
-        split=split,
-        count=count,
-        size=size,
-        start=start,
-    )
-
-
-@register_dataset("coins")
-def load_coins(argument: str | None, config: DataConfig) -> Source:
-    del argument  # takes none; checked by load_dataset
-    return synthetic_source(generate_coins, config, CLASS_NAMES)
+generate_coins = register_generated(
+    "coins", CLASS_NAMES, _draw_scene, render_scenes, salt=_SALT, pools=lambda split: coin_pools()[split]
+)

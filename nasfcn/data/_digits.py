@@ -12,16 +12,13 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from nasfcn.data._core import DataConfig, Source, register_dataset
 from nasfcn.data._synthetic import (
     Texture,
-    generate,
     interp_matrix,
     noise,
+    register_generated,
     render_textures,
-    synthetic_source,
     to_uint8,
 )
 
@@ -110,24 +107,6 @@ def render_scenes(scenes: list[_Scene], height: int, width: int) -> tuple[np.nda
     return to_uint8(image), mask
 
 
-def generate_digits(
-    seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``start .. start + count - 1`` of ``split`` for ``seed``."""
-    pool = _scans()[2][split]
-    return generate(
-        functools.partial(_draw_scene, pool=pool),
-        render_scenes,
-        salt=_SALT,
-        seed=seed,
-        split=split,
-        count=count,
-        size=size,
-        start=start,
-    )
-
-
-@register_dataset("digits")
-def load_digits_scenes(argument: str | None, config: DataConfig) -> Source:
-    del argument  # takes none; checked by load_dataset
-    return synthetic_source(generate_digits, config, CLASS_NAMES)
+generate_digits = register_generated(
+    "digits", CLASS_NAMES, _draw_scene, render_scenes, salt=_SALT, pools=lambda split: _scans()[2][split]
+)

@@ -18,13 +18,12 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from nasfcn.data._core import DataConfig, DatasetError, Source, register_dataset
+from nasfcn.data._core import DatasetError
 from nasfcn.data._digits import _scans
 from nasfcn.data._shapes import shape_mask
-from nasfcn.data._synthetic import generate, interp_matrix, noise, pixel_grid, synthetic_source, to_uint8
+from nasfcn.data._synthetic import interp_matrix, noise, pixel_grid, register_generated, to_uint8
 
 CLASS_NAMES = ("background", "horse", "digit", "star")
 #: scikit-image's bundled photographs (``skimage/data``); grayscale ones are used as grey RGB.
@@ -229,24 +228,6 @@ def render_scenes(scenes: list[_Scene], height: int, width: int) -> tuple[np.nda
     return to_uint8(image), mask
 
 
-def generate_photos(
-    seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``start .. start + count - 1`` of ``split`` for ``seed``."""
-    pool = _scans()[2][split]
-    return generate(
-        functools.partial(_draw_scene, pool=pool),
-        render_scenes,
-        salt=_SALT,
-        seed=seed,
-        split=split,
-        count=count,
-        size=size,
-        start=start,
-    )
-
-
-@register_dataset("photos")
-def load_photos(argument: str | None, config: DataConfig) -> Source:
-    del argument  # takes none; checked by load_dataset
-    return synthetic_source(generate_photos, config, CLASS_NAMES)
+generate_photos = register_generated(
+    "photos", CLASS_NAMES, _draw_scene, render_scenes, salt=_SALT, pools=lambda split: _scans()[2][split]
+)

@@ -12,16 +12,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from nasfcn.data._core import DataConfig, Source, register_dataset
 from nasfcn.data._synthetic import (
     Texture,
-    generate,
     noise,
     pixel_grid,
+    register_generated,
     render_textures,
-    synthetic_source,
     to_uint8,
 )
 
@@ -158,23 +155,4 @@ def render_scenes(scenes: list[_Scene], height: int, width: int) -> tuple[np.nda
     return to_uint8(image[restore]), mask[restore]
 
 
-def generate_shapes(
-    seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``start .. start + count - 1`` of ``split`` for ``seed``."""
-    return generate(
-        _draw_scene,
-        render_scenes,
-        salt=_SALT,
-        seed=seed,
-        split=split,
-        count=count,
-        size=size,
-        start=start,
-    )
-
-
-@register_dataset("shapes")
-def load_shapes(argument: str | None, config: DataConfig) -> Source:
-    del argument  # takes none; checked by load_dataset
-    return synthetic_source(generate_shapes, config, CLASS_NAMES)
+generate_shapes = register_generated("shapes", CLASS_NAMES, _draw_scene, render_scenes, salt=_SALT)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from nasfcn.data._core import DataConfig, Source
+from nasfcn.data._core import DataConfig, Source, register_dataset
 
 #: Split ids mixed into every sample's seed, so train, val and test never share a scene.
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -144,6 +144,18 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
 
 
+Draw = Callable[..., Any]  # (rng, height, width[, pool=...]) -> one scene
+Render = Callable[[list[Any], int, int], tuple[np.ndarray, np.ndarray]]
+
+
+class SampleGenerator(Protocol):
+    """``generate_X(seed, split, count, size, *, start=0)``: uint8 images and masks of a generated dataset."""
+
+    def __call__(
+        self, seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 def generate(
     draw: Callable[[np.random.Generator, int, int], Any],
     render: Callable[[list[Any], int, int], tuple[np.ndarray, np.ndarray]],
@@ -178,3 +190,36 @@ def synthetic_source(
     val = make(config.seed, "val", config.val_samples, config.size)
     test = make(config.seed, "test", config.test_samples, config.size) if config.with_test else (None, None)
     return Source(*train, *val, class_names=tuple(class_names), test_images=test[0], test_masks=test[1])
+
+
+def register_generated(
+    name: str,
+    class_names: Sequence[str],
+    draw: Draw,
+    render: Render,
+    *,
+    salt: int,
+    pools: Callable[[str], np.ndarray] | None = None,
+) -> SampleGenerator:
+    """Register the generated dataset ``name`` and return its ``generate_X``.
+
+    One place for what every generator repeats: the sample function over :func:`generate`
+    and the loader of its splits. ``pools(split)`` is what that split's scenes may paste
+    (held-out scans, coins), passed to ``draw`` as ``pool``; ``None`` for scenes that paste nothing.
+    """
+
+    def generate_samples(
+        seed: int, split: str, count: int, size: tuple[int, int], *, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples ``start .. start + count - 1`` of ``split`` for ``seed``."""
+        scene = draw if pools is None else functools.partial(draw, pool=pools(split))
+        return generate(scene, render, salt=salt, seed=seed, split=split, count=count, size=size, start=start)
+
+    def load(argument: str | None, config: DataConfig) -> Source:
+        del argument  # takes none; checked by load_dataset
+        return synthetic_source(generate_samples, config, class_names)
+
+    generate_samples.__name__ = generate_samples.__qualname__ = f"generate_{name}"
+    load.__name__ = load.__qualname__ = f"load_{name}"
+    register_dataset(name)(load)
+    return generate_samples

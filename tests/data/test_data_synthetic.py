@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from nasfcn.data import generate_coins, generate_digits, generate_photos, generate_shapes, load_dataset
+from nasfcn.data import (
+    DATASETS,
+    generate_coins,
+    generate_digits,
+    generate_photos,
+    generate_shapes,
+    is_generated,
+    load_dataset,
+)
 from nasfcn.data._digits import _scans
 
 GENERATORS = {
@@ -150,3 +158,21 @@ def test_the_test_split_is_seeded_and_shares_no_scene_with_train_or_val(name):
 def test_test_scenes_use_no_digit_scan_of_train_scenes():
     pools = _scans()[2]
     assert not set(pools["test"]) & set(pools["train"])
+
+
+def test_the_generated_datasets_are_the_four_generators():
+    """Every dataset made from a seed has a ``generate_X`` here, so the tests above cover them all."""
+    assert {name for name in DATASETS.names() if is_generated(name)} == set(GENERATORS)
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_the_registered_loader_serves_its_generators_samples(name):
+    """``load_dataset(name)`` serves the generator's own samples, split by split."""
+    bundle = load_dataset(
+        name, image_size=(20, 28), train_samples=5, val_samples=3, test_samples=2, seed=4, with_test=True
+    )
+    assert len(bundle.class_names) == NUM_CLASSES[name]
+    for split, dataset in (("train", bundle.train), ("val", bundle.val), ("test", bundle.test)):
+        images, masks = GENERATORS[name](4, split, len(dataset), (20, 28))
+        assert torch.equal(dataset.images, images), split
+        assert torch.equal(dataset.masks, masks), split

@@ -1,13 +1,16 @@
-"""The search tests' tiny space and trials that fail on purpose (the real local Ray,
-``ray_local``, is in tests/conftest.py)."""
+"""The search tests' tiny space, trials that fail on purpose, and one finished search on a
+folder with a test split that several modules assert on (the real local Ray, ``ray_local``,
+is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +124,82 @@ def _checkpoints_meet_a_full_disk() -> Iterator[None]:
         yield
     finally:
         tune.report = report
+
+
+def _marked_folder(root: Path, side: int = 24) -> Path:
+    """A folder dataset whose test masks are all class 2, a class no train or val mask has: a
+    test image in a run's val figures would show as ground truth of class 2 there."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    splits = {"train": [f"t{i}" for i in range(8)], "val": ["v0", "v1", "v2"], "test": ["x0", "x1"]}
+    for folder in ("images", "masks", "splits"):
+        (root / folder).mkdir(parents=True)
+    for split, names in splits.items():
+        for name in names:
+            pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+            mask = np.full((side, side), 2 if split == "test" else 0, dtype=np.uint8)
+            if split != "test":
+                mask[:, side // 2 :] = 1
+            Image.fromarray(pixels).save(root / "images" / f"{name}.png")
+            Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+        (root / "splits" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    (root / "classes.txt").write_text("background\nright_half\ntest_marker\n")
+    return root
+
+
+@dataclass(frozen=True)
+class HeldOutSearch:
+    """The finished search ``heldout`` on ``data`` (24 x 24 px, val 3 images, test 2): two trials
+    of the micro space, the best confirmed over two more seeds. Its database stays as the search
+    left it; each test works on a copy (``copy``), the checkpoints are shared read-only."""
+
+    data: Path
+    db: Path
+    name: str = "heldout"
+    side: int = 24
+    val_images: int = 3
+    test_images: int = 2
+
+    def copy(self, folder: Path) -> str:
+        """The URL of a copy of the search's database in ``folder``: SQLite's backup, which reads
+        what the write-ahead log still holds (a copy of the file alone may miss the search)."""
+        target = folder / "heldout.db"
+        with closing(sqlite3.connect(self.db)) as source, closing(sqlite3.connect(target)) as copy:
+            source.backup(copy)
+        return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def held_out_search(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> HeldOutSearch:
+    """One search, run once for the session: the held-out test split's tests of the search,
+    the confirmation and the export each assert on it (two searches of it cost minutes on 2 cores)."""
+    from nasfcn.search import SearchConfig, execution_options, run_search
+    from nasfcn.train import TrainRecipe
+
+    root = tmp_path_factory.mktemp("heldout")
+    (root / "micro.yaml").write_text(TINY_SPACE)
+    search = HeldOutSearch(data=_marked_folder(root / "marked"), db=root / "nasfcn.db")
+    options = {
+        "space": str(root / "micro.yaml"),
+        "data": f"folder:{search.data}",
+        "name": search.name,
+        "trials": 2,
+        "epochs": 1,
+        "strategy": "random",
+        "scheduler": "fifo",
+        "seed": 5,
+        "db": f"sqlite:///{search.db}",
+        "storage_path": str(root / "runs"),
+        "image_size": search.side,
+        "val_samples": 8,
+        "recipe": TrainRecipe(epochs=1, batch_size=8),
+        "concurrency": 2,
+        "quiet": True,
+        "confirm_top": 1,
+        "confirm_seeds": 2,
+    }
+    execution, rest = execution_options(options)
+    run_search(SearchConfig(**rest, execution=execution))
+    return search

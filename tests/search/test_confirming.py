@@ -132,50 +132,25 @@ def test_confirmation_time_is_whole_rounds_of_full_trials() -> None:
     assert confirmation_seconds(0, 2, epochs=4, epoch_s=10.0, overhead_s=5.0) == 0.0
 
 
-def _marked_folder(root: Path, side: int = 24) -> Path:
-    """A folder dataset whose test masks are all class 2, a class no train or val mask has: a
-    test image in a run's val figures would show as ground truth of class 2 there."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    splits = {"train": [f"t{i}" for i in range(8)], "val": ["v0", "v1", "v2"], "test": ["x0", "x1"]}
-    for folder in ("images", "masks", "splits"):
-        (root / folder).mkdir(parents=True)
-    for split, names in splits.items():
-        for name in names:
-            pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-            mask = np.full((side, side), 2 if split == "test" else 0, dtype=np.uint8)
-            if split != "test":
-                mask[:, side // 2 :] = 1
-            Image.fromarray(pixels).save(root / "images" / f"{name}.png")
-            Image.fromarray(mask).save(root / "masks" / f"{name}.png")
-        (root / "splits" / f"{split}.txt").write_text("\n".join(names) + "\n")
-    (root / "classes.txt").write_text("background\nright_half\ntest_marker\n")
-    return root
-
-
 @pytest.mark.slow
 def test_confirmed_networks_select_on_val_and_their_test_figures_come_from_the_test_split(
-    ray_local, tmp_path, micro_space
+    held_out_search, tmp_path
 ) -> None:
     import json
 
     from nasfcn.export import test_confirmed
 
-    data = _marked_folder(tmp_path / "marked")
-    config = _config(tmp_path, micro_space, data=f"folder:{data}", trials=2, image_size=24, confirm_top=1)
-    run_search(config)
-    store = open_store(config.execution.db)
-    board = leaderboard_frame(store, "c")
+    search = held_out_search  # two trials, the best confirmed over two seeds (tests/search/conftest.py)
+    store = open_store(search.copy(tmp_path))
+    board = leaderboard_frame(store, search.name)
     assert board["confirms"].notna().sum() == 2
     for folder in board["checkpoint"]:  # every run, confirmation runs too, as the worker scored it
         selected = json.loads((Path(folder) / "best.json").read_text())["epoch"]
-        assert selected["val_num_pixels"] == 3 * 24 * 24  # the three val images, nothing else
+        assert selected["val_num_pixels"] == search.val_images * search.side**2  # val images, nothing else
         assert selected["val_per_class_accuracy"][2] is None  # no test-marker pixel in the ground truth
 
-    lines = test_confirmed(store, "c")
-    board = leaderboard_frame(store, "c")
+    lines = test_confirmed(store, search.name)
+    board = leaderboard_frame(store, search.name)
     tested = board[board["test_miou"].notna()]
     assert len(tested) == 1
     assert len(lines) == 1
@@ -185,6 +160,6 @@ def test_confirmed_networks_select_on_val_and_their_test_figures_come_from_the_t
             {"id": int(tested["trial_id"].iloc[0])},
         ).scalar_one()
     figures = json.loads(stored)
-    assert figures["images"] == 2
+    assert figures["images"] == search.test_images
     assert figures["per_class_iou"]["test_marker"] is not None  # the marker is there, in test only
-    assert test_confirmed(store, "c") == []  # evaluated once
+    assert test_confirmed(store, search.name) == []  # evaluated once

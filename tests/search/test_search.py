@@ -496,48 +496,22 @@ def test_a_resume_keeps_the_stored_settings_and_runs_interrupted_trials_again(
     assert "nothing left to run: 4 trials already finished, 4 asked for" in " ".join(again.stdout.split())
 
 
-def _marked_folder(root: Path, side: int = 24) -> Path:
-    """A folder dataset whose test masks are all class 2, a class no train or val mask has: a
-    test image in a trial's val figures would show as ground truth of class 2 there."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    splits = {"train": [f"t{i}" for i in range(8)], "val": ["v0", "v1", "v2"], "test": ["x0", "x1"]}
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    (root / "splits").mkdir()
-    for split, names in splits.items():
-        for name in names:
-            pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-            mask = np.full((side, side), 2 if split == "test" else 0, dtype=np.uint8)
-            if split != "test":
-                mask[:, side // 2 :] = 1
-            Image.fromarray(pixels).save(root / "images" / f"{name}.png")
-            Image.fromarray(mask).save(root / "masks" / f"{name}.png")
-        (root / "splits" / f"{split}.txt").write_text("\n".join(names) + "\n")
-    (root / "classes.txt").write_text("background\nright_half\ntest_marker\n")
-    return root
-
-
-def test_trials_select_on_val_only_and_export_reports_the_test_split(
-    ray_local, tmp_path, micro_space
-) -> None:
+def test_trials_select_on_val_only_and_export_reports_the_test_split(held_out_search, tmp_path) -> None:
     from nasfcn.export import export_trial
 
-    data = _marked_folder(tmp_path / "marked")
-    config = _config(tmp_path, micro_space, name="heldout", data=f"folder:{data}", trials=2, image_size=24)
-    assert run_search(config).counts == {"completed": 2}
-    store = open_store(config.execution.db)
-    board = leaderboard_frame(store, "heldout")
+    search = held_out_search  # two trials and their best one's confirmation runs (tests/search/conftest.py)
+    store = open_store(search.copy(tmp_path))
+    board = leaderboard_frame(store, search.name)
+    assert len(board) == 4
+    assert set(board["status"]) == {"completed"}
     for folder in board["checkpoint"]:  # the epoch each trial was selected on, as the worker scored it
         selected = json.loads((Path(folder) / "best.json").read_text())["epoch"]
-        assert selected["val_num_pixels"] == 3 * 24 * 24  # the three val images, nothing else
+        assert selected["val_num_pixels"] == search.val_images * search.side**2  # val images, nothing else
         assert selected["val_per_class_accuracy"][2] is None  # no test-marker pixel in the ground truth
 
-    result = export_trial(store, tmp_path / "bundle", search="heldout")
+    result = export_trial(store, tmp_path / "bundle", search=search.name)
 
     test = result.metrics["test"]
-    assert test["images"] == 2
-    assert test["dataset"] == f"folder:{data}"
+    assert test["images"] == search.test_images
+    assert test["dataset"] == f"folder:{search.data}"
     assert test["per_class_iou"]["test_marker"] is not None  # the marker is there, in test only

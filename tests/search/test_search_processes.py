@@ -36,6 +36,31 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _fifo_search(
+    space: Path, tmp_path: Path, name: str, *, trials: int, epochs: int, concurrency: int | None = None
+) -> list[str]:
+    """The command line of a FIFO search ``name`` (no early stopping), its runs under ``tmp_path``."""
+    limit = ["--concurrency", str(concurrency)] if concurrency else []
+    return [
+        *NASFCN,
+        "search",
+        "--space",
+        str(space),
+        "--name",
+        name,
+        "--trials",
+        str(trials),
+        "--epochs",
+        str(epochs),
+        "--scheduler",
+        "fifo",
+        *limit,
+        "--storage-path",
+        str(tmp_path / "runs"),
+        *COMMON,
+    ]
+
+
 def _finished(db: str, name: str) -> int:
     try:
         board = leaderboard_frame(open_store(db, create=False), name)
@@ -58,25 +83,7 @@ def _start_until_finished(args: list[str], env: dict[str, str], cwd: Path, name:
 def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, micro_space: Path) -> None:
     env = _env(tmp_path)
     db = env["NASFCN_DB"]
-    args = [
-        *NASFCN,
-        "search",
-        "--space",
-        str(micro_space),
-        "--name",
-        "crash",
-        "--trials",
-        "6",
-        "--epochs",
-        "3",
-        "--scheduler",
-        "fifo",
-        "--concurrency",
-        "1",
-        "--storage-path",
-        str(tmp_path / "runs"),
-        *COMMON,
-    ]
+    args = _fifo_search(micro_space, tmp_path, "crash", trials=4, epochs=3, concurrency=1)
     driver = _start_until_finished(
         args, env, tmp_path, "crash", 2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -94,7 +101,7 @@ def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, mic
     after = leaderboard_frame(store, "crash")
     assert after["number"].is_unique
     finished = after[after["status"].isin(FINISHED_STATUSES)].set_index("number")
-    assert len(finished) == 6  # the requested number, no more
+    assert len(finished) == 4  # the requested number, no more
     for number, row in done_before.iterrows():  # finished trials kept as they were
         assert finished.loc[number, "trial_id"] == row["trial_id"]
         assert finished.loc[number, "best_miou"] == row["best_miou"]
@@ -106,23 +113,7 @@ def test_killed_search_resumes_without_losing_or_duplicating(tmp_path: Path, mic
 def test_ctrl_c_stops_cleanly_and_marks_running_trials(tmp_path: Path, micro_space: Path) -> None:
     env = _env(tmp_path)
     db = env["NASFCN_DB"]
-    args = [
-        *NASFCN,
-        "search",
-        "--space",
-        str(micro_space),
-        "--name",
-        "stop",
-        "--trials",
-        "8",
-        "--epochs",
-        "4",
-        "--scheduler",
-        "fifo",
-        "--storage-path",
-        str(tmp_path / "runs"),
-        *COMMON,
-    ]
+    args = _fifo_search(micro_space, tmp_path, "stop", trials=8, epochs=4)
     driver = _start_until_finished(
         args, env, tmp_path, "stop", 1, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -192,25 +183,7 @@ def test_a_search_whose_local_ray_node_is_declared_dead_stops_and_resumes(
         "RAY_health_check_failure_threshold": "3",
     }
     db = env["NASFCN_DB"]
-    args = [
-        *NASFCN,
-        "search",
-        "--space",
-        str(micro_space),
-        "--name",
-        "dead",
-        "--trials",
-        "6",
-        "--epochs",
-        "3",
-        "--scheduler",
-        "fifo",
-        "--concurrency",
-        "1",
-        "--storage-path",
-        str(tmp_path / "runs"),
-        *COMMON,
-    ]
+    args = _fifo_search(micro_space, tmp_path, "dead", trials=6, epochs=3, concurrency=1)
     driver = _start_until_finished(
         args,
         {**env, **checks},
