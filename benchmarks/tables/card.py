@@ -53,7 +53,7 @@ def _table_section(path: Path, table: Table) -> list[str]:
         f"x {table.epochs} epochs = {runs} runs ({report.failed_runs} failed); file "
         f"`{path.name}`, {path.stat().st_size / 1024:.0f} KiB, loads in {_load_seconds(path) * 1000:.0f} ms "
         "(median of 5)",
-        f"- regime: {_regime(facts)}",
+        f"- regime: {_regime(table)}",
         f"- built {facts.get('built_at')} to {facts.get('finished_at')} "
         f"({_hours(facts.get('built_at'), facts.get('finished_at'))} h elapsed, pauses included); "
         f"training seconds summed over runs {run_seconds.sum() / 3600:.2f} h, median run "
@@ -111,14 +111,20 @@ def _load_seconds(path: Path) -> float:
     return statistics.median(times)
 
 
-def _regime(facts: dict[str, object]) -> str:
-    config = facts.get("config")
-    recipe = facts.get("recipe")
+def _regime(table: Table) -> str:
+    """Image size and images from the build, the training knobs as the runs trained: a knob the
+    space fixes in its ``train`` block (fcn_bench fixes lr and batch size) overrides the recipe's."""
+    config, recipe = table.facts.get("config"), table.facts.get("recipe")
     shown = []
     if isinstance(config, dict):
         shown += [f"{k} {config[k]}" for k in ("image_size", "train_samples") if config.get(k) is not None]
-    if isinstance(recipe, dict):
-        shown += [f"{k} {recipe[k]}" for k in ("lr", "batch_size", "optimizer") if recipe.get(k) is not None]
+    knobs = dict(recipe) if isinstance(recipe, dict) else {}
+    for knob in ("lr", "batch_size", "optimizer", "weight_decay"):
+        values = {getattr(table.genotype(arch).train, knob, None) for arch in table.archs()}
+        if len(values) == 1 and None not in values:
+            knobs[knob] = f"{values.pop()} (fixed by the space)"
+    listed = ("lr", "batch_size", "optimizer", "schedule", "epochs")
+    shown += [f"{k} {knobs[k]}" for k in listed if knobs.get(k)]
     return ", ".join(shown) or "n/a"
 
 
