@@ -48,6 +48,13 @@ def test_shipped_spaces_load(path) -> None:
     assert space.text == path.read_text()
 
 
+def test_fcn_small_draws_only_learning_rates_that_trained() -> None:
+    """1e-4..3e-2 let candidates sit at the background level (search_spaces/README.md)."""
+    space = load_space("search_spaces/fcn_small.yaml")
+    rates = [space.sample(seed).train.lr for seed in range(200)]
+    assert all(rate is not None and 1e-3 <= rate <= 1e-2 for rate in rates)
+
+
 def test_sample_is_deterministic_per_seed() -> None:
     space = load_space("search_spaces/fcn_small.yaml")
     assert space.sample(7) == space.sample(7)
