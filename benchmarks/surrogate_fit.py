@@ -10,7 +10,7 @@ skipped); without, on every architecture of ``--space`` with a made-up quality t
 function of the knobs (one term per knob, a skip x upsampling interaction, noise sd 0.01).
 Prints the median rho and the mean seconds per fit.
 
-    .venv/bin/python benchmarks/surrogate_fit.py [--table smoke48.parquet] [--sizes 20,50,100]
+    .venv/bin/python benchmarks/surrogate_fit.py [--table smoke48.parquet] [--sizes 20,50,100] [--backends lightgbm]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def synthetic_problem(space_file: Path) -> tuple[SearchSpace, list[Genotype], np
     return space, genotypes, quality, quality - 0.1 + rng.normal(0, 0.02, len(genotypes))
 
 
-def measure(problem, sizes: list[int], splits: int) -> None:
+def measure(problem, sizes: list[int], splits: int, backends: list[str]) -> None:
     space, genotypes, quality, rung = problem
     encoder = KnobEncoder(space)
     knobs = encoder.matrix(genotypes)
@@ -58,7 +58,7 @@ def measure(problem, sizes: list[int], splits: int) -> None:
         if size > len(genotypes) - 8:
             print(f"n={size}: skipped, the problem has {len(genotypes)} architectures")
             continue
-        for backend in ("lightgbm", "hist"):
+        for backend in backends:
             for label, x in features.items():
                 rhos, seconds = [], []
                 for split in range(splits):
@@ -80,9 +80,10 @@ def main() -> None:
     parser.add_argument("--space", type=Path, default=ROOT / "search_spaces" / "fcn_bench.yaml")
     parser.add_argument("--sizes", default="20,50,100")
     parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--backends", default="lightgbm,hist", help="comma-separated: lightgbm, hist")
     args = parser.parse_args()
     problem = table_problem(args.table) if args.table else synthetic_problem(args.space)
-    measure(problem, [int(s) for s in args.sizes.split(",")], args.splits)
+    measure(problem, [int(s) for s in args.sizes.split(",")], args.splits, args.backends.split(","))
 
 
 if __name__ == "__main__":
