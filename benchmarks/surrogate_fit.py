@@ -10,7 +10,7 @@ skipped); without, on every architecture of ``--space`` with a made-up quality t
 function of the knobs (one term per knob, a skip x upsampling interaction, noise sd 0.01).
 Prints the median rho and the mean seconds per fit.
 
-    .venv/bin/python benchmarks/surrogate_fit.py [--table smoke48.parquet] [--sizes 20,50,100] [--backends lightgbm]
+    .venv/bin/python benchmarks/surrogate_fit.py [--table t.parquet] [--sizes 20,50,100] [--backends lightgbm]
 """
 
 from __future__ import annotations
