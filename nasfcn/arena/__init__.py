@@ -4,7 +4,9 @@
 searcher and scheduler ``nasfcn search`` builds, on a simulated clock, with each epoch looked
 up in the table instead of trained (no Ray actors, no training). ``replays`` repeats it;
 ``compare`` turns the replays into regret curves, epochs to target, regret at equal epochs,
-the winner's curse and paired tests against random + FIFO (all plain frames).
+the winner's curse and paired tests against random + FIFO (all plain frames). With
+``ArenaSearch(confirm=ConfirmPolicy(K, S))`` a replay ends as a confirming search does
+(``ReplayResult.confirmation``: the pick before and after, and the epochs it cost).
 ``run_arena`` is what ``nasfcn arena`` runs (a checked plan, its replays, ``compare``);
 ``arena_json``, ``render_arena_html`` and ``store_arena`` report it as JSON, HTML and SQL.
 """
@@ -22,7 +24,16 @@ from nasfcn.arena._measure import (
     wilcoxon,
 )
 from nasfcn.arena._record import arena_config, arena_frames, store_arena
-from nasfcn.arena._replay import ArenaError, ArenaSearch, ArenaTable, ReplayResult, replay, replays
+from nasfcn.arena._replay import (
+    ArenaError,
+    ArenaSearch,
+    ArenaTable,
+    Confirmation,
+    Pick,
+    ReplayResult,
+    replay,
+    replays,
+)
 from nasfcn.arena._report import JSON_FORMAT, arena_json, render_arena_html, summary_cells
 from nasfcn.arena._run import (
     DEFAULT_TARGET,
@@ -45,6 +56,8 @@ __all__ = [
     "ArenaSearch",
     "ArenaSummary",
     "ArenaTable",
+    "Confirmation",
+    "Pick",
     "ReplayResult",
     "Target",
     "arena_config",

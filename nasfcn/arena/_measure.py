@@ -12,7 +12,8 @@
 - **Regret at equal epochs**: at one budget every replay reached (by default the fewest
   epochs any replay trained), so early stopping is not charged for training less.
 - **Winner's curse**: the exported architecture's best observed run minus its true mean,
-  at the end of each replay.
+  at the end of each replay (with confirmation: its pooled mean over the runs minus its true mean;
+  ``confirm_epochs`` says what the confirmation runs cost, already counted in ``epochs``).
 - **Average ranks** per epoch budget: each repeat ranks the pairs by regret (ties share
   the mean rank); the ranks are averaged over the repeats.
 - **Paired tests**: every pair against the baseline (random + FIFO) on regret at equal
@@ -154,6 +155,7 @@ def per_repeat(results: Sequence[ReplayResult], target: float, budget: int) -> p
                 "scheduler": result.search.scheduler,
                 "seed": result.seed,
                 "epochs": 0 if empty else int(trace["epochs"].iloc[-1]),
+                "confirm_epochs": 0 if result.confirmation is None else result.confirmation.epochs,
                 "seconds": 0.0 if empty else float(trace["time"].iloc[-1]),
                 "epochs_to_target": epochs_to_target(result, target),
                 "regret_at_budget": float(regret_at(result, "epochs", np.asarray([budget]))[0]),

@@ -6,7 +6,9 @@ stopped it), its epochs with the table's val mIoU, pixel accuracy and seconds, a
 architecture's cost. Its start and end are the simulated clock's, counted from the moment
 the arena is stored. Its dataset is ``arena:<table>``, so no real search reuses a simulated
 result as a cached one or counts it in its cross-search views. ``nasfcn leaderboard --search
-NAME`` shows it like any search, with strategy, scheduler and repeat as columns.
+NAME`` shows it like any search, with strategy, scheduler and repeat as columns. A confirmation
+run (``nasfcn arena --confirm-top``) is a trial like the others whose ``params_json`` also
+names the trial of its replay it re-seeds (``confirms``).
 """
 
 from __future__ import annotations
@@ -114,9 +116,14 @@ def _trial_rows(run: ArenaRun, trials: pd.DataFrame, epochs: pd.DataFrame, start
             "trial_key": trials["arch_id"].map(keys),
             "genotype_json": trials["arch_id"].map(texts),
             "params_json": [
-                json.dumps({"arena": {"strategy": s, "scheduler": k, "repeat": int(r), "trial": int(t)}})
-                for s, k, r, t in zip(
-                    trials["strategy"], trials["scheduler"], trials["repeat"], trials["trial"], strict=True
+                json.dumps({"arena": _replayed(s, k, r, t, c)})
+                for s, k, r, t, c in zip(
+                    trials["strategy"],
+                    trials["scheduler"],
+                    trials["repeat"],
+                    trials["trial"],
+                    trials["confirms"],
+                    strict=True,
                 )
             ],
             "seed": trials["table_seed"].astype(int),
@@ -141,6 +148,13 @@ def _trial_rows(run: ArenaRun, trials: pd.DataFrame, epochs: pd.DataFrame, start
     frame["device"] = [costs[a].device for a in trials["arch_id"]]
     frame["input"] = [costs[a].input for a in trials["arch_id"]]
     return frame
+
+
+def _replayed(strategy: str, scheduler: str, repeat: int, trial: int, confirms: Any) -> dict[str, Any]:
+    """Which replay a stored trial belongs to; a confirmation run also names the trial it re-seeds
+    (its number within the replay, as ``trial`` is)."""
+    where = {"strategy": strategy, "scheduler": scheduler, "repeat": int(repeat), "trial": int(trial)}
+    return where if pd.isna(confirms) else {**where, "confirms": int(confirms)}
 
 
 def _at(start: datetime, seconds: float) -> datetime | None:

@@ -8,6 +8,12 @@ the table (for one of its seeds, drawn per trial) and end on a simulated clock o
 after the table's recorded seconds, so ASHA's rungs fill asynchronously, as they do live.
 Nothing is re-implemented: the objects are built by the search's own registrations
 (``SEARCHERS``, ``make_scheduler``) from a ``SearchConfig``, so a new strategy replays as is.
+
+With a confirmation policy (``ArenaSearch.confirm``) the search then ends as ``nasfcn search
+--confirm-top K --confirm-seeds S`` does: ``nasfcn.confirm`` picks the top K completed trials,
+each network trains S more full runs on the same C workers and clock (FIFO, no searcher told),
+each with another table seed than its trial drew (the next ones, cyclically, as the search
+uses ``--seed`` + 1 .. + S), and the export becomes the best pooled mean (``nasfcn.confirm.pooled``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import pandas as pd
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
+from nasfcn.confirm import ConfirmPolicy, confirmation_runs, pooled
 from nasfcn.errors import NasfcnError
 from nasfcn.genotype import Genotype
 from nasfcn.search import SEARCHERS, SearchConfig, SearchConfigError, SearcherInputs, make_scheduler
@@ -36,6 +43,8 @@ EPOCH_METRICS = ("val_miou", "val_pixel_accuracy")
 COST_METRICS = ("params", "flops", "latency_ms", "peak_memory_mb")
 #: The recipe values a searcher is told as the defaults of searchable training knobs.
 TRAIN_DEFAULTS = ("lr", "weight_decay", "batch_size", "optimizer")
+#: A replay's trial columns before ``confirms``.
+TRIAL_COLUMNS = ("number", "arch_id", "table_seed", "epochs", "started", "ended", "best", "status")
 
 
 class ArenaError(NasfcnError, ValueError):
@@ -53,10 +62,38 @@ class ArenaSearch:
     objectives: tuple[str, ...] = ("miou",)  # the first maximized val mIoU, as in the search
     grace_period: int | None = None  # ASHA: None is the search's default (a quarter of the epochs)
     reduction_factor: int = 2
+    confirm: ConfirmPolicy | None = None  # None: no confirmation (the arena's default)
 
     @property
     def pair(self) -> str:
         return f"{self.strategy} + {self.scheduler}"
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A network a search would export, what the search saw of it and what it truly is."""
+
+    arch_id: str
+    observed: float  # its best single run (unconfirmed) or its pooled mean over runs (confirmed)
+    true_mean: float  # its mean over the table's seeds
+    regret: float  # the table's best mean minus ``true_mean``
+
+    @property
+    def winners_curse(self) -> float:
+        """How much what the search saw overstates the truth."""
+        return self.observed - self.true_mean
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What confirming the top K over S extra seeds did at the end of one replay."""
+
+    policy: ConfirmPolicy
+    targets: tuple[int, ...]  # trial numbers confirmed, best single run first
+    unconfirmed: Pick  # the best single run: the export without confirmation
+    confirmed: Pick  # the best pooled mean among the confirmed (``unconfirmed`` when none was)
+    epochs: int  # epochs the confirmation runs trained
+    seconds: float  # simulated wall time they added after the search proper
 
 
 @dataclass(frozen=True)
@@ -65,11 +102,15 @@ class ReplayResult:
 
     search: ArenaSearch
     seed: int
-    #: one row per trial: number, arch_id, table_seed, epochs, started, ended (simulated s), best, status
+    #: one row per trial: number, arch_id, table_seed, epochs, started, ended (simulated s), best,
+    #: status, confirms (the number of the trial a confirmation run re-seeds; NA for the search's)
     trials: pd.DataFrame
     #: one row per finished epoch, in simulated-time order: time, epochs (trained so far), trial,
-    #: incumbent (arch_id), observed (its best single-run value so far), true_mean, regret
+    #: incumbent (arch_id), observed (its best single-run value so far), true_mean, regret. With
+    #: confirmation the incumbent stays the best single run until the last confirmation epoch,
+    #: whose row holds the confirmed pick (observed: its pooled mean).
     trace: pd.DataFrame
+    confirmation: Confirmation | None = None  # None: not asked for, or no epoch trained to confirm
 
     @property
     def final_regret(self) -> float:
@@ -121,6 +162,7 @@ class ArenaTable:
             raise ArenaError(f"{table.source}: no architecture has a final-epoch val_miou to replay")
         self.best_mean = float(np.nanmax(self.means))
         self._costs: dict[str, np.ndarray] = {}
+        self._keys: dict[int, str] = {}
 
     def target(self, fraction: float = 0.01) -> float:
         """The mean val mIoU an architecture needs to be among the top ``fraction`` (at least one)."""
@@ -145,6 +187,7 @@ class ArenaTable:
         if unknown:
             allowed = ", ".join(("miou", "pixel_accuracy", *COST_METRICS))
             problems.append(f"objective {', '.join(unknown)} is not in a table; valid: {allowed}")
+        problems.extend(self._confirm_problems(search.confirm))
         try:
             config = SearchConfig(
                 space=self.table.source,
@@ -162,6 +205,31 @@ class ArenaTable:
         if problems:
             raise ArenaError(f"cannot replay {search.pair} on {self.table.source}: " + "; ".join(problems))
         return config
+
+    def _confirm_problems(self, policy: ConfirmPolicy | None) -> list[str]:
+        """A confirmation run needs a table seed its trial did not draw: at most seeds - 1 of them."""
+        if policy is None:
+            return []
+        problems = [
+            f"{option} must be >= 1, got {value}" for option, value in _confirm_options(policy) if value < 1
+        ]
+        seeds = len(self.table.seeds)
+        if policy.seeds > seeds - 1:
+            problems.append(
+                f"--confirm-seeds {policy.seeds}: each confirmation run needs a table seed its trial did not "
+                f"draw, and the table has {seeds} seeds, so at most {seeds - 1}"
+            )
+        return problems
+
+    def trial_key(self, arch: int) -> str:
+        """The network + knobs key ``nasfcn.confirm`` picks one trial of (the table's knobs are fixed)."""
+        if arch not in self._keys:
+            self._keys[arch] = self.table.genotype(self.archs[arch]).trial_key
+        return self._keys[arch]
+
+
+def _confirm_options(policy: ConfirmPolicy) -> tuple[tuple[str, int], ...]:
+    return (("--confirm-top", policy.top), ("--confirm-seeds", policy.seeds))
 
 
 def replay(arena: ArenaTable | Table, search: ArenaSearch, seed: int) -> ReplayResult:
@@ -222,17 +290,34 @@ class _Replay:
         self.exhausted = False
         self.trace: list[tuple[float, int, int, int, float]] = []
         self.incumbent, self.observed = -1, -math.inf
+        self.confirms: dict[int, int] = {}  # confirmation run's number -> the trial it re-seeds
+        self.queue: list[_SimTrial] = []  # confirmation runs waiting for a worker
+        self.clock = 0.0  # when the last event happened
 
     def run(self) -> ReplayResult:
         self._fill(0.0)
+        self._drain()
+        policy = self.search.confirm
+        confirmation = None if policy is None or not self.trace else self._confirm(policy)
+        trials, trace = self._trials_frame(), self._trace_frame()
+        return ReplayResult(self.search, self.seed, trials, trace, confirmation)
+
+    def _drain(self) -> None:
         while self.events:
             now, _, number = heapq.heappop(self.events)
-            self._epoch_done(self.controller.trials[number], now)
+            self.clock = now
+            trial = self.controller.trials[number]
+            if number in self.confirms:
+                self._confirm_epoch_done(trial, now)
+            else:
+                self._epoch_done(trial, now)
             self._fill(now)
-        return ReplayResult(self.search, self.seed, self._trials_frame(), self._trace_frame())
 
     # -- Ray Tune's side: new trials while a worker is free ---------------------------------------
     def _fill(self, now: float) -> None:
+        if self.confirms:
+            self._fill_confirmation(now)
+            return
         while self.running < self.search.concurrency:
             if not self.exhausted and len(self.controller.trials) < self.search.trials:
                 self._add_trial()
@@ -316,6 +401,83 @@ class _Replay:
             self.incumbent, self.observed = trial.arch, value
         self.trace.append((now, len(self.trace) + 1, trial.number, self.incumbent, self.observed))
 
+    # -- the end of a confirming search: nasfcn.confirm's policy, its runs on the same workers --------
+    def _confirm(self, policy: ConfirmPolicy) -> Confirmation:
+        """Run the confirmation runs ``nasfcn.confirm`` asks for, then export the best pooled mean."""
+        start, epochs_before = self.clock, len(self.trace)
+        unconfirmed = self._pick(self.incumbent, self.observed)
+        targets, runs = confirmation_runs(self._rows(), policy, seed=0)
+        seeds = self.board.table.seeds
+        for run in runs:  # run.seed is 1..S: the S table seeds after the one the trial drew
+            target = self.controller.trials[run.confirms]
+            row = (target.row + run.seed) % len(seeds)
+            number = len(self.controller.trials)
+            self.controller.trials.append(_SimTrial(f"t{number}", number, target.arch, seeds[row], row))
+            self.confirms[number] = run.confirms
+        self.queue = [self.controller.trials[number] for number in self.confirms]
+        self._fill(start)
+        self._drain()
+        confirmed = self._confirmed() or unconfirmed
+        if len(self.trace) > epochs_before:  # the last confirmation epoch: the export is the confirmed pick
+            self.trace[-1] = (*self.trace[-1][:3], self.board.index[confirmed.arch_id], confirmed.observed)
+        numbers = tuple(int(row["number"]) for row in targets)
+        spent = len(self.trace) - epochs_before
+        return Confirmation(policy, numbers, unconfirmed, confirmed, spent, self.clock - start)
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """The trial records ``nasfcn.confirm`` reads, as the search's store holds them."""
+        return [
+            {
+                "number": t.number,
+                "status": self._status(t),
+                "best_miou": t.best if t.epoch else math.nan,
+                "trial_key": self.board.trial_key(t.arch),
+                "confirms": self.confirms.get(t.number),
+                "seed": t.seed,
+            }
+            for t in self.controller.trials
+        ]
+
+    def _fill_confirmation(self, now: float) -> None:
+        while self.running < self.search.concurrency and self.queue:
+            trial = self.queue.pop(0)
+            trial.status, trial.started = "RUNNING", now
+            self.running += 1
+            self._schedule(trial, now)
+
+    def _confirm_epoch_done(self, trial: _SimTrial, now: float) -> None:
+        """A confirmation run trains the full schedule: nothing stops it, no searcher hears of it."""
+        value = float(self.board.values["val_miou"][trial.arch, trial.row, trial.epoch])
+        if math.isnan(value):  # the run failed here in the table
+            self._end(trial, "ERROR", now)
+            return
+        trial.epoch += 1
+        trial.best = max(trial.best, value)
+        self.trace.append((now, len(self.trace) + 1, trial.number, self.incumbent, self.observed))
+        if trial.epoch >= self.board.table.epochs:
+            self._end(trial, "TERMINATED", now)
+        else:
+            self._schedule(trial, now)
+
+    def _confirmed(self) -> Pick | None:
+        """The best pooled mean over a confirmed trial and its runs (``nasfcn.confirm.pooled``)."""
+        frame = pd.DataFrame(self._rows(), columns=["number", "status", "best_miou", "confirms"])
+        stats = pooled(frame.astype({"confirms": "float64"}))
+        if stats.empty:
+            return None
+        best = stats.iloc[0]
+        return self._pick(self.controller.trials[int(best["group"])].arch, float(best["confirmed_mean"]))
+
+    def _pick(self, arch: int, observed: float) -> Pick:
+        true_mean = float(self.board.means[arch])
+        return Pick(self.board.archs[arch], observed, true_mean, self.board.best_mean - true_mean)
+
+    def _status(self, trial: _SimTrial) -> str:
+        """As the store calls it: completed (the full schedule), stopped (by the scheduler) or failed."""
+        if trial.status == "TERMINATED":
+            return "completed" if trial.epoch >= self.board.table.epochs else "stopped"
+        return "failed" if trial.status == "ERROR" else trial.status.lower()
+
     # -- results as frames --------------------------------------------------------------------------
     def _trace_frame(self) -> pd.DataFrame:
         columns = ["time", "epochs", "trial", "incumbent", "observed"]
@@ -327,8 +489,6 @@ class _Replay:
         return frame
 
     def _trials_frame(self) -> pd.DataFrame:
-        status = {"TERMINATED": "completed", "ERROR": "failed"}
-        epochs = self.board.table.epochs
         return pd.DataFrame(
             [
                 {
@@ -339,14 +499,13 @@ class _Replay:
                     "started": t.started,
                     "ended": t.ended,
                     "best": t.best if t.epoch else math.nan,
-                    "status": "stopped"
-                    if t.status == "TERMINATED" and t.epoch < epochs
-                    else status[t.status],
+                    "status": self._status(t),
+                    "confirms": self.confirms.get(t.number),
                 }
                 for t in self.controller.trials
             ],
-            columns=["number", "arch_id", "table_seed", "epochs", "started", "ended", "best", "status"],
-        )
+            columns=[*TRIAL_COLUMNS, "confirms"],
+        ).astype({"confirms": "Int64"})
 
 
 def _stored_space(table: Table) -> SearchSpace:

@@ -18,6 +18,7 @@ import numpy as np
 from nasfcn import catalogue
 from nasfcn.arena._measure import ArenaSummary, compare
 from nasfcn.arena._replay import ArenaError, ArenaSearch, ArenaTable, ReplayResult, replays
+from nasfcn.confirm import ConfirmPolicy
 from nasfcn.registry import did_you_mean
 from nasfcn.search import SEARCHERS
 
@@ -38,6 +39,7 @@ class ArenaPlan:
     objectives: tuple[str, ...] = ("miou",)
     grace_period: int | None = None  # ASHA; None: the search's default
     reduction_factor: int = 2
+    confirm: ConfirmPolicy | None = None  # every search ends confirming its top K; None: off
 
     def settings(self) -> dict[str, Any]:
         """The plan as plain JSON values, as the stored config and the ``--json`` summary hold it."""
@@ -51,6 +53,8 @@ class ArenaPlan:
             "objectives": list(self.objectives),
             "grace_period": self.grace_period,
             "reduction_factor": self.reduction_factor,
+            "confirm_top": None if self.confirm is None else self.confirm.top,
+            "confirm_seeds": None if self.confirm is None else self.confirm.seeds,
         }
 
     def searches(self) -> list[ArenaSearch]:
@@ -64,6 +68,7 @@ class ArenaPlan:
                 self.objectives,
                 self.grace_period,
                 self.reduction_factor,
+                self.confirm,
             )
             for strategy in self.strategies
             for scheduler in self.schedulers

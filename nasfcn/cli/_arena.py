@@ -28,7 +28,8 @@ _JSON_HELP = (
     "Write the summary as JSON (format nasfcn.arena/1). Keys: name, table {name, hash, space_name, "
     "space_hash, architectures, seeds, epochs}, target {miou, spec, architectures_reaching}, "
     "budget_epochs, strategies, schedulers, trials, repeats, concurrency, seed, objectives, "
-    "grace_period, reduction_factor, baseline, versions, and pairs: one entry per strategy x scheduler "
+    "grace_period, reduction_factor, confirm_top, confirm_seeds (null: no confirmation), baseline, "
+    "versions, and pairs: one entry per strategy x scheduler "
     "with pair, strategy, scheduler, repeats, epochs_to_target {median, low, high}, reached_share, "
     "regret_at_budget {median, low, high}, p_value, p_holm (against random + fifo), mean_rank, "
     "winners_curse {median, low, high}. null: never reached / not defined."
@@ -63,6 +64,24 @@ def arena(
         int | None, typer.Option(min=1, help="ASHA grace period (search default).")
     ] = None,
     reduction_factor: Annotated[int, typer.Option(min=2, help="ASHA reduction factor.")] = 2,
+    confirm_top: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="End every replayed search as nasfcn search --confirm-top K does: its top K networks "
+            "train --confirm-seeds more full runs on other table seeds (counted in its epochs) and the "
+            "export is the best pooled mean. Off by default in the arena, so its figures are the best "
+            "single run's; 0: off.",
+        ),
+    ] = None,
+    confirm_seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Extra table seeds per confirmed network, at most the table's seeds - 1. Either "
+            "option turns confirmation on, the other taking nasfcn search's default.",
+        ),
+    ] = None,
     fidelity: Annotated[
         str,
         typer.Option(
@@ -93,6 +112,9 @@ def arena(
         --trials 64 --repeats 100 --json arena.json
 
       nasfcn arena --table fcn_bench_shapes --strategies tpe,nsga2 --objectives miou,latency_ms
+
+      nasfcn arena --table fcn_bench_shapes.parquet --strategies tpe --schedulers asha
+        --confirm-top 3 --confirm-seeds 2
     """
     from nasfcn.arena import (
         ArenaPlan,
@@ -105,6 +127,7 @@ def arena(
         store_arena,
         target_of,
     )
+    from nasfcn.confirm import policy_for
     from nasfcn.store import check_arena_name, open_store
 
     if fidelity.strip() != "epochs":
@@ -122,6 +145,7 @@ def arena(
         comma_list(objectives),
         grace_period,
         reduction_factor,
+        policy_for(confirm_top, confirm_seeds, budgeted=False),
     )
     check_names(plan)  # before the table is read
     board = ArenaTable(open_table(table, db))
@@ -196,6 +220,14 @@ def _print(run: ArenaRun, seconds: float) -> None:
         highlight=False,
     )
     console.print(f"target: {run.target.describe()}", markup=False, highlight=False)
+    if plan.confirm is not None:
+        console.print(
+            f"confirmation: every search ends by confirming its top {plan.confirm.top} networks over "
+            f"{plan.confirm.seeds} extra table seeds each ({plan.confirm.runs * run.board.table.epochs} "
+            "epochs, counted in its epochs); the export is the best pooled mean",
+            markup=False,
+            highlight=False,
+        )
     console.print(
         f"budget: regret at equal epochs is compared at {summary.budget} epochs"
         + (" (the fewest any replay trained)" if run.summary.budget == _fewest(run) else ""),

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from nasfcn.arena import ArenaPlan, ArenaTable, compare, replays
 from nasfcn.cli import app
 from nasfcn.store import leaderboard_frame, open_store
+from nasfcn.store._schema import Trial
 from nasfcn.table import Table
 
 SMALL = ["--strategies", "random,tpe", "--schedulers", "fifo,asha", "--trials", "6", "--repeats", "3"]
@@ -146,3 +148,48 @@ def test_a_table_is_read_from_the_database_by_name(table_files: dict, tmp_path: 
         assert len(leaderboard_frame(store, "from-db")) == 4 * 3 * 6
     finally:
         store.dispose()
+
+
+def test_confirm_top_ends_every_replayed_search_confirming(lucky_file: Path, tmp_path: Path) -> None:
+    confirming = ["--confirm-top", "2", "--confirm-seeds", "1"]
+    result = _arena(lucky_file, tmp_path, "--schedulers", "fifo", "--strategies", "random", *confirming)
+    assert result.exit_code == 0, result.output
+    assert (
+        "confirmation: every search ends by confirming its top 2 networks over 1 extra table seeds each "
+        "(8 epochs, counted in its epochs); the export is the best pooled mean"
+    ) in " ".join(result.stdout.split())
+    data = json.loads((tmp_path / "a1.json").read_text())
+    assert (data["confirm_top"], data["confirm_seeds"]) == (2, 1)
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        with store.session_scope() as session:
+            params = list(session.execute(select(Trial.params_json)).scalars())
+    finally:
+        store.dispose()
+    assert len(params) == 3 * (6 + 2 * 1)  # repeats x (trials + confirmation runs)
+    replayed = [json.loads(p)["arena"] for p in params]
+    assert sum("confirms" in r for r in replayed) == 3 * 2
+
+
+def test_without_confirm_top_the_arena_confirms_nothing(first) -> None:
+    folder, result = first
+    assert "confirmation:" not in result.stdout
+    data = json.loads((folder / "a1.json").read_text())
+    assert (data["confirm_top"], data["confirm_seeds"]) == (None, None)
+
+
+def test_more_confirmation_seeds_than_the_table_allows_is_one_line(lucky_file: Path, tmp_path: Path) -> None:
+    result = _arena(lucky_file, tmp_path, "--confirm-seeds", "3")
+    assert result.exit_code == 2
+    said = " ".join(result.stderr.split())  # one message, wrapped to the terminal's width
+    assert said.startswith("cannot replay random + fifo on ")
+    assert "--confirm-seeds 3: each confirmation run needs a table seed its trial did not draw" in said
+    assert said.endswith("the table has 3 seeds, so at most 2")
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "a1.json").exists()
+
+
+def test_the_help_says_confirmation_is_off_by_default() -> None:
+    result = CliRunner().invoke(app, ["arena", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Off by default in the arena" in " ".join(result.stdout.split())

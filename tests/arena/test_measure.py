@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,12 @@ from nasfcn.arena import (
     compare,
     epochs_to_target,
     mean_ranks,
+    per_repeat,
     regret_at,
     replays,
     wilcoxon,
 )
+from nasfcn.confirm import ConfirmPolicy
 from nasfcn.table import Table
 
 
@@ -146,3 +149,18 @@ def test_regret_curves_of_long_replays_have_a_bounded_number_of_exact_points() -
     assert summary.time_curves.groupby("pair").size().max() <= CURVE_BOUND
     short = compare([_long(seed, "random", 300) for seed in range(4)], target=0.88, resamples=50)
     assert list(short.epoch_curves["epochs"]) == list(range(1, 301))  # short runs: every epoch
+
+
+def test_a_confirming_replay_is_measured_on_its_confirmed_pick(lucky_table: Table) -> None:
+    """The lucky network's 0.90 fools the best single run; confirmation exports the steady 0.70."""
+    search = ArenaSearch("random", "fifo", 12, concurrency=2, confirm=ConfirmPolicy(2, 1))
+    (confirmed,) = replays(lucky_table, [search], repeats=1, seed=7)
+    row = per_repeat([confirmed], target=0.69, budget=1).iloc[0]
+    assert row["confirm_epochs"] == 2 * 1 * lucky_table.epochs
+    assert row["epochs"] == confirmed.trials["epochs"].sum()  # search and confirmation epochs
+    assert row["final_regret"] == pytest.approx(0.0)
+    assert row["winners_curse"] == pytest.approx(0.0)  # pooled mean 0.70 of a network whose mean is 0.70
+    assert row["reached"]
+    plain = per_repeat(replays(lucky_table, [replace(search, confirm=None)], 1, seed=7), 0.69, 1).iloc[0]
+    assert (plain["confirm_epochs"], plain["winners_curse"]) == (0, pytest.approx(0.4))
+    assert plain["final_regret"] == pytest.approx(0.2)

@@ -9,6 +9,7 @@ import pytest
 
 from nasfcn.arena import ArenaError, ArenaSearch, ArenaTable, replay, replays
 from nasfcn.catalogue import STRATEGIES, Strategy
+from nasfcn.confirm import ConfirmPolicy
 from nasfcn.search import SEARCHERS, optuna_strategy, unregister_strategy
 from nasfcn.space import parse_space
 from nasfcn.table import Table, load
@@ -145,3 +146,84 @@ def test_an_architecture_the_table_lacks_is_named(table_files: dict, best_arch: 
         ArenaError, match=rf"grid proposed architecture {best_arch} \(\{{.*\}}\), which the table"
     ):
         replay(lacking, ArenaSearch("grid", "fifo", trials=8), seed=0)
+
+
+# -- confirmation at the end of a replayed search (nasfcn.confirm's policy) ---------------------------
+LUCKY_SEED = 7  # a replay of 12 random trials that draws the lucky network's high run (seed 0)
+
+
+def _confirming(top: int, seeds: int, trials: int = 12) -> ArenaSearch:
+    return ArenaSearch("random", "fifo", trials, concurrency=2, confirm=ConfirmPolicy(top, seeds))
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_confirmation_exports_the_steady_network_a_lucky_run_hid(
+    lucky_table: Table, lucky_archs: tuple[str, str], seeds: int
+) -> None:
+    lucky, steady = lucky_archs
+    plain = replay(lucky_table, ArenaSearch("random", "fifo", 12, concurrency=2), LUCKY_SEED)
+    confirmed = replay(lucky_table, _confirming(2, seeds), LUCKY_SEED)
+    assert plain.trace["incumbent"].iloc[-1] == lucky  # the best single run is the lucky one's 0.90
+    assert plain.final_regret == pytest.approx(0.2)
+    done = confirmed.confirmation
+    assert done is not None
+    assert (done.unconfirmed.arch_id, done.unconfirmed.observed) == (lucky, pytest.approx(0.9))
+    assert done.unconfirmed.regret == pytest.approx(0.2)
+    assert done.unconfirmed.winners_curse == pytest.approx(0.4)
+    assert done.confirmed.arch_id == steady
+    assert done.confirmed.observed == pytest.approx(0.7)  # its pooled mean: every run 0.70
+    assert done.confirmed.regret == pytest.approx(0.0)
+    assert confirmed.final_regret == pytest.approx(0.0)
+    assert confirmed.trace["incumbent"].iloc[-1] == steady
+    # confirming changes nothing of the search proper: the same trials, then the confirmation runs
+    search = confirmed.trials[confirmed.trials["confirms"].isna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(search, plain.trials)
+
+
+@pytest.mark.parametrize(("top", "seeds"), [(2, 1), (3, 2)])
+def test_confirmation_costs_top_x_seeds_full_runs_on_other_table_seeds(
+    lucky_table: Table, top: int, seeds: int
+) -> None:
+    result = replay(lucky_table, _confirming(top, seeds), LUCKY_SEED)
+    done = result.confirmation
+    assert done is not None
+    trials = result.trials
+    runs, search = trials[trials["confirms"].notna()], trials[trials["confirms"].isna()]
+    assert done.epochs == top * seeds * lucky_table.epochs
+    assert len(runs) == top * seeds
+    assert set(runs["epochs"]) == {lucky_table.epochs}  # the full schedule, nothing stopped them
+    assert set(runs["confirms"]) == set(done.targets)
+    assert result.trace["epochs"].iloc[-1] == search["epochs"].sum() + done.epochs
+    by_number = search.set_index("number")
+    for target, group in runs.groupby("confirms"):
+        drawn = by_number.loc[int(target), "table_seed"]
+        assert drawn not in set(group["table_seed"])  # other seeds than the trial drew
+        assert group["table_seed"].nunique() == seeds
+        assert set(group["arch_id"]) == {by_number.loc[int(target), "arch_id"]}
+    # on the same clock: they start when the search proper ends, two workers at a time
+    assert runs["started"].min() == pytest.approx(search["ended"].max())
+    assert done.seconds == pytest.approx(runs["ended"].max() - search["ended"].max())
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (ConfirmPolicy(2, 3), r"--confirm-seeds 3: .* the table has 3 seeds, so at most 2"),
+        (ConfirmPolicy(0, 1), "--confirm-top must be >= 1, got 0"),
+    ],
+)
+def test_a_confirmation_the_table_cannot_replay_is_refused(
+    lucky_table: Table, policy: ConfirmPolicy, message: str
+) -> None:
+    search = ArenaSearch("random", "fifo", 6, confirm=policy)
+    with pytest.raises(ArenaError, match=rf"cannot replay random \+ fifo on .*{message}"):
+        replay(lucky_table, search, seed=0)
+
+
+def test_a_confirming_replay_is_reproducible_from_the_seed(lucky_table: Table) -> None:
+    search = ArenaSearch("tpe", "asha", 12, concurrency=3, confirm=ConfirmPolicy(3, 2))
+    first, again, other = (replay(lucky_table, search, s) for s in (5, 5, 6))
+    pd.testing.assert_frame_equal(first.trials, again.trials)
+    pd.testing.assert_frame_equal(first.trace, again.trace)
+    assert first.confirmation == again.confirmation
+    assert not first.trials[["arch_id", "table_seed"]].equals(other.trials[["arch_id", "table_seed"]])
