@@ -49,7 +49,7 @@ class SearchCommand(TyperCommand):
 
 _STRATEGY_HELP = strategy_help()
 #: ``nasfcn search``'s default --proxies (nasfcn.search.DEFAULT_SEARCH_PROXIES, read without importing it).
-_DEFAULT_PROXIES = "synflow"
+_DEFAULT_PROXIES = "none"
 _SCHEDULER_HELP = f"{one_of(SCHEDULERS.get(name).label for name in SCHEDULERS)}."
 
 

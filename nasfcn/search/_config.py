@@ -28,13 +28,12 @@ REPORTED = {
 
 
 #: The zero-cost proxies ``nasfcn search`` scores every trial's network with unless ``--proxies``
-#: says otherwise. To be chosen by ``nasfcn proxies evaluate`` on the shipped table, which is
-#: still being built; until then the cheap data-free one: synflow takes 0.5% of one epoch's
-#: training on fcn_tiny at 64 x 64 (``benchmarks/proxy_cost.py``, ``benchmarks/RESULTS.md``),
-#: within issue 23's "proxies cost <= 2% of a trial" even for a trial ASHA stops after one
-#: epoch; zen (2.3% of an epoch) and the gradient proxies (3-9%) are not. params and FLOPs
-#: are the cost's own columns already.
-DEFAULT_SEARCH_PROXIES: tuple[str, ...] = ("synflow",)
+#: says otherwise: none. Measured on the shipped shapes table (``nasfcn proxies evaluate``,
+#: benchmarks/RESULTS.md), no proxy earns its place: the parameter count, a column every trial
+#: has already, ranks the 280 architectures at Spearman -0.69 (smaller is better at this
+#: budget), synflow at -0.56, zen -0.55, the best positive one (jacov) at 0.31. Issue 23's rule
+#: is that a proxy is a default only if it beats params by 0.10; none does.
+DEFAULT_SEARCH_PROXIES: tuple[str, ...] = ()
 
 
 #: A search or benchmark name names its folder, runs/<name>: one plain folder name, never a path.
