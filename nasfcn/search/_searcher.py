@@ -54,7 +54,7 @@ CacheLookup = Callable[[Genotype], dict[str, Any] | None]
 #: The zero-cost proxies a trial of this genotype still has to score (those the store lacks).
 ProxyLookup = Callable[[Genotype], list[str]]
 #: Driver-side state a pickled searcher leaves behind (database lookups).
-_LOOKUPS = ("_cache", "_proxies")
+_LOOKUPS = ("_cache", "_proxies", "_lookup")
 
 
 class _Recorder:
@@ -159,7 +159,8 @@ class _NumberedSearch:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._cache = self._proxies = None
+        for name in _LOOKUPS:
+            setattr(self, name, None)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as file:
@@ -381,10 +382,3 @@ class PlanSearch(_NumberedSearch, Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in super().__getstate__().items() if k != "_lookup"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._lookup = None

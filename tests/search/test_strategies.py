@@ -111,3 +111,21 @@ def test_a_registered_strategy_runs_a_search_from_the_cli(
     board = leaderboard_frame(open_store(db), "q")
     assert sorted(board["status"]) == ["completed", "completed"]
     assert board["params"].notna().all()
+
+
+def test_a_pickled_plan_search_leaves_its_database_lookups_behind() -> None:
+    """Ray pickles searchers; the lookups hold a database connection and must not travel."""
+    import pickle
+
+    from nasfcn.search import PlannedRun, PlanSearch
+    from nasfcn.space import load_space
+
+    genotype = next(iter(load_space("search_spaces/fcn_tiny.yaml").iter_genotypes(include_train=False)))
+    search = PlanSearch(
+        [PlannedRun(genotype, "shapes", 0)], "val_miou", {"lr": 0.01}, 0, lookup=lambda g, r: None
+    )
+    search.score_proxies(lambda g: ["synflow"])
+    copy = pickle.loads(pickle.dumps(search))
+    assert (copy._lookup, copy._cache, copy._proxies) == (None, None, None)
+    assert copy._runs == search._runs
+    assert copy.suggest("t0")["recipe_overrides"] == {"seed": 0}
