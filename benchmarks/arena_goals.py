@@ -11,6 +11,9 @@
     multivariate with group, constant_liar off / on (nasfcn's ``tpe`` keeps Optuna's defaults:
     in Optuna 5 multivariate for one objective and constant_liar on, so those rows are ``tpe``
     itself); NSGA-II population (8, 16) when the table has a cost to be the second objective.
+    Each row also has a p against the **default** setting (``tpe + asha``, the default grace,
+    factor 2: the headline's own repeats), paired by seed and Holm-adjusted over the rows that
+    differ from it, so "factor 3 beats factor 2" can be claimed or refuted, not just eyeballed.
     The TPE and NSGA-II variants are strategies registered here with
     ``nasfcn.search.optuna_strategy`` (``tpe-s8``, ``tpe-uv``, ``tpe-noliar``, ...) and
     unregistered at the end: a new strategy is in the arena with no other code.
@@ -138,6 +141,10 @@ class Row:
     p_value: float  # Wilcoxon on regret at the budget against random + fifo, paired by seed
     p_holm: float = math.nan
     default: bool = False  # nasfcn search's default setting
+    #: Wilcoxon on regret at the budget against the default tpe + asha's repeats, paired by seed
+    #: (Holm over the sweep's rows); NaN: the headline, the baseline, or the default search itself
+    p_vs_default: float = math.nan
+    p_vs_default_holm: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"knob": self.knob, "setting": self.setting, "default": self.default}
@@ -145,6 +152,8 @@ class Row:
         out.update({"repeats": self.repeats, "reached_share": self.reached_share})
         out.update({k: _interval(v) for k, v in self.figures.items()})
         out.update({"p_value": _finite(self.p_value), "p_holm": _finite(self.p_holm)})
+        out["p_vs_default"] = _finite(self.p_vs_default)
+        out["p_vs_default_holm"] = _finite(self.p_vs_default_holm)
         return out
 
 
@@ -165,14 +174,21 @@ def measure(
     for name in FIGURES:
         median, low, high = bootstrap_median(mine[name].to_numpy(), RESAMPLES, seed)
         figures[name] = (float(median[0]), float(low[0]), float(high[0]))
-    p = math.nan
-    if baseline is not None:
-        base = per_repeat(baseline, target, budget).set_index("seed")["regret_at_budget"].rename("base")
-        paired = mine.set_index("seed")["regret_at_budget"].rename("mine").to_frame().join(base, how="inner")
-        p = wilcoxon(paired["mine"], paired["base"]) if len(paired) else math.nan
+    p = math.nan if baseline is None else paired_p(results, baseline, target, budget)
     search = results[0].search
     reached = float(mine["reached"].mean())
     return Row(knob, setting, search, len(mine), figures, reached, p, default=default)
+
+
+def paired_p(
+    results: Sequence[ReplayResult], other: Sequence[ReplayResult], target: float, budget: int
+) -> float:
+    """Wilcoxon p of regret at ``budget``, ``results`` against ``other``, repeats paired by seed
+    (NaN: no seed in common)."""
+    mine = per_repeat(results, target, budget).set_index("seed")["regret_at_budget"].rename("mine")
+    base = per_repeat(other, target, budget).set_index("seed")["regret_at_budget"].rename("base")
+    paired = mine.to_frame().join(base, how="inner")
+    return wilcoxon(paired["mine"], paired["base"]) if len(paired) else math.nan
 
 
 def fewest_epochs(results: Sequence[ReplayResult]) -> int:
@@ -420,7 +436,8 @@ def sweep(
     note: str = "",
 ) -> Sweep:
     """Replay every setting (a search replayed once serves every row it appears in) and measure them
-    against the headline's random + fifo repeats of the same seeds, at one equal-epochs budget."""
+    against the headline's random + fifo repeats of the same seeds, at one equal-epochs budget, and
+    against the default setting's repeats (the headline's tpe + asha)."""
     seeds = set(range(seed, seed + repeats))
     reused = {head.tpe.search: head.results["tpe + asha"]} if repeats <= head.repeats else {}
     cache: dict[ArenaSearch, list[ReplayResult]] = {}
@@ -437,7 +454,33 @@ def sweep(
     ]
     adjusted = holm([r.p_value for r in rows])
     rows = [replace(r, p_holm=p) for r, p in zip(rows, adjusted, strict=True)]
-    return Sweep(rows, budget, repeats, list(skipped), note)
+    return Sweep(
+        versus_default(rows, cache, head.tpe.search, target, budget), budget, repeats, list(skipped), note
+    )
+
+
+def versus_default(
+    rows: list[Row],
+    cache: dict[ArenaSearch, list[ReplayResult]],
+    default: ArenaSearch,
+    target: float,
+    budget: int,
+) -> list[Row]:
+    """Each sweep row's regret at ``budget`` against the ``default`` search's, paired by seed, Holm over
+    the rows that replay another search (the default's own rows and the baseline get NaN)."""
+    if default not in cache:
+        return rows
+    p = [
+        paired_p(cache[row.search], cache[default], target, budget)
+        if row.search in cache and row.search != default and row.knob != "baseline"
+        else math.nan
+        for row in rows
+    ]
+    adjusted = holm(p)
+    return [
+        replace(row, p_vs_default=raw, p_vs_default_holm=held)
+        for row, raw, held in zip(rows, p, adjusted, strict=True)
+    ]
 
 
 def sweep_markdown(result: Sweep) -> list[str]:
@@ -445,21 +488,26 @@ def sweep_markdown(result: Sweep) -> list[str]:
     lines = [
         f"Each setting replayed as its strategy + asha, {result.repeats} repeats, against the same "
         f"random + fifo repeats; regret compared at {result.budget} epochs; p: Wilcoxon, Holm over the "
-        "table. (default): nasfcn search's default.",
+        "table; p vs default: the same test against the default setting's repeats (tpe + asha, the "
+        "default grace, factor 2; paired by seed), Holm over the settings that differ from it. "
+        "(default): nasfcn search's default.",
     ]
     if result.note:
         lines.append(f"Note: {result.note}")
     lines += [
         "",
-        "| knob | setting | epochs to target | reached | regret at equal epochs | p (Holm) |",
-        "|---|---|---|---|---|---|",
+        "| knob | setting | epochs to target | reached | regret at equal epochs | p (Holm) "
+        "| p vs default (Holm) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in result.rows:
         median = _ci(row.figures["epochs_to_target"], 0)
         regret = _ci(row.figures["regret_at_budget"], 4)
         setting = f"{row.setting}{' (default)' if row.default else ''}"
+        versus = "n/a" if math.isnan(row.p_vs_default_holm) else _p(row.p_vs_default_holm)
         lines.append(
-            f"| {row.knob} | {setting} | {median} | {row.reached_share:.0%} | {regret} | {_p(row.p_holm)} |"
+            f"| {row.knob} | {setting} | {median} | {row.reached_share:.0%} | {regret} | {_p(row.p_holm)} "
+            f"| {versus} |"
         )
     lines += [f"- {line}" for line in result.skipped]
     return lines

@@ -4,7 +4,8 @@
 searcher and scheduler ``nasfcn search`` builds, on a simulated clock, with each epoch looked
 up in the table instead of trained (no Ray actors, no training). ``replays`` repeats it;
 ``compare`` turns the replays into regret curves, epochs to target, regret at equal epochs,
-the winner's curse and paired tests against random + FIFO (all plain frames). With
+the winner's curse and paired tests against a baseline pair (random + FIFO unless
+``ArenaPlan.baseline`` names another; all plain frames). With
 ``ArenaSearch(confirm=ConfirmPolicy(K, S))`` a replay ends as a confirming search does
 (``ReplayResult.confirmation``: the pick before and after, and the epochs it cost).
 ``run_arena`` is what ``nasfcn arena`` runs (a checked plan, its replays, ``compare``);
@@ -42,6 +43,8 @@ from nasfcn.arena._run import (
     Target,
     check_names,
     check_plan,
+    pair_name,
+    parse_pair,
     run_arena,
     target_of,
 )
@@ -70,6 +73,8 @@ __all__ = [
     "curves",
     "epochs_to_target",
     "mean_ranks",
+    "pair_name",
+    "parse_pair",
     "per_repeat",
     "regret_at",
     "render_arena_html",

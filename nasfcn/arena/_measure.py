@@ -16,8 +16,9 @@
   ``confirm_epochs`` says what the confirmation runs cost, already counted in ``epochs``).
 - **Average ranks** per epoch budget: each repeat ranks the pairs by regret (ties share
   the mean rank); the ranks are averaged over the repeats.
-- **Paired tests**: every pair against the baseline (random + FIFO) on regret at equal
-  epochs, repeat by repeat (Wilcoxon signed-rank, two-sided), Holm-adjusted as one family.
+- **Paired tests**: every pair against the baseline (by default random + FIFO; ``nasfcn arena
+  --baseline`` picks another pair) on regret at equal epochs, repeat by repeat (Wilcoxon
+  signed-rank, two-sided), Holm-adjusted as one family.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ArenaSummary:
     epoch_curves: pd.DataFrame  # pair, epochs, median, low, high
     time_curves: pd.DataFrame  # pair, time, median, low, high
     ranks: pd.DataFrame  # pair, epochs, mean_rank at RANK_BUDGETS budgets up to the most epochs trained
+    baseline: tuple[str, str] = BASELINE  # (strategy, scheduler) every other pair is tested against
 
 
 def epochs_to_target(result: ReplayResult, target: float) -> float:
@@ -110,7 +112,8 @@ def compare(
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> ArenaSummary:
-    """Every measurement of the arena over ``results`` (replays of several pairs, repeats by seed)."""
+    """Every measurement of the arena over ``results`` (replays of several pairs, repeats by seed),
+    each pair tested against ``baseline`` (strategy, scheduler); no tests when it is not among them."""
     if not results:
         raise ArenaError("no replays to compare")
     trained = min(int(r.trace["epochs"].iloc[-1]) if len(r.trace) else 0 for r in results)
@@ -131,6 +134,7 @@ def compare(
         curves(results, "epochs", epochs, resamples, seed),
         curves(results, "time", times, resamples, seed),
         mean_ranks(results, sorted({round(float(b)) for b in np.linspace(1, epochs[-1], RANK_BUDGETS)})),
+        baseline,
     )
 
 

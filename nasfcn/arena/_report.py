@@ -3,7 +3,9 @@
 The JSON holds figures only (no timestamps, no timings), so the same arena with the same
 ``--seed`` writes the same file. Numbers that do not exist are ``null``: an epochs-to-target
 median of ``null`` means the median repeat never reached the target; a ``p_value`` of ``null``
-is the baseline's own row (or an arena without random + FIFO).
+is the baseline's own row (or every row of an arena without its default baseline, random + FIFO).
+Each pair also lists its repeats (``per_repeat``, in seed order), so a paired test between any
+two pairs can be computed from the file alone: repeat r of every pair replayed with seed + r.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import numpy as np
 import pandas as pd
 
 from nasfcn.arena._measure import BASELINE, ArenaSummary
-from nasfcn.arena._run import ArenaRun
+from nasfcn.arena._run import ArenaRun, pair_name
 from nasfcn.report_html import PAGE_END, FigureWriter, page_start
 from nasfcn.store import software_versions
 
-#: The JSON summary's format; bumped when a key changes meaning.
+#: The JSON summary's format; bumped when a key changes meaning (a new key, such as ``per_repeat``,
+#: keeps it: readers of /1 ignore keys they do not know).
 JSON_FORMAT = "nasfcn.arena/1"
 #: Per pair: the measured figures with a bootstrap interval (median, low, high).
 INTERVAL_FIGURES = ("epochs_to_target", "regret_at_budget", "winners_curse")
+#: Per repeat of a pair (``per_repeat``): its seed and what it measured.
+REPEAT_FIGURES = ("regret_at_budget", "final_regret", "winners_curse")
 
 
 def arena_json(run: ArenaRun) -> dict[str, Any]:
@@ -51,10 +56,31 @@ def arena_json(run: ArenaRun) -> dict[str, Any]:
         },
         "budget_epochs": run.summary.budget,
         **plan.settings(),
-        "baseline": " + ".join(BASELINE),
+        "baseline": pair_name(run.summary.baseline),
         "versions": versions,
-        "pairs": [_pair(row) for row in run.summary.summary.to_dict("records")],
+        "pairs": [
+            {**_pair(row), "per_repeat": _repeats(run.summary.per_repeat, row["pair"])}
+            for row in run.summary.summary.to_dict("records")
+        ],
     }
+
+
+def _repeats(per_repeat: pd.DataFrame, pair: str) -> list[dict[str, Any]]:
+    """One pair's repeats in seed order: seed, epochs, epochs to target (None: never), regrets,
+    the winner's curse and whether it reached the target."""
+    rows = per_repeat[per_repeat["pair"] == pair].sort_values("seed", kind="stable")
+    out = []
+    for row in rows.to_dict("records"):
+        to_target = _number(row["epochs_to_target"])
+        entry: dict[str, Any] = {
+            "seed": int(row["seed"]),
+            "epochs": int(row["epochs"]),
+            "epochs_to_target": None if to_target is None else int(to_target),
+        }
+        entry.update({name: _number(row[name]) for name in REPEAT_FIGURES})
+        entry["reached"] = bool(row["reached"])
+        out.append(entry)
+    return out
 
 
 def _pair(row: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +161,8 @@ def render_arena_html(run: ArenaRun) -> str:
         page_start(f"Arena {run.name}"),
         f"<p class='muted'>{escape(_facts_line(run))}</p>",
         f"<p>Target: {escape(run.target.describe())}. Regret at equal epochs is compared at "
-        f"{summary.budget} epochs.</p>",
+        f"{summary.budget} epochs; p: Wilcoxon signed-rank against "
+        f"{escape(pair_name(summary.baseline))} (the baseline), paired by repeat, Holm-adjusted.</p>",
         "<section id='summary'><h2>Summary</h2>" + summary_table_html(summary) + "</section>",
     ]
     figure_html = FigureWriter()
@@ -161,12 +188,13 @@ def _facts_line(run: ArenaRun) -> str:
 def summary_table_html(summary: ArenaSummary) -> str:
     head = (
         "<tr><th>strategy + scheduler</th><th>epochs to target [95% CI]</th><th>reached</th>"
-        f"<th>regret at {summary.budget} epochs [95% CI]</th><th>p vs random + fifo (Holm)</th>"
+        f"<th>regret at {summary.budget} epochs [95% CI]</th>"
+        f"<th>p vs {escape(pair_name(summary.baseline))} (Holm)</th>"
         "<th>mean rank</th><th>winner's curse [95% CI]</th></tr>"
     )
     rows = []
     for row in summary.summary.to_dict("records"):
-        pair, *cells = summary_cells(row)
+        pair, *cells = summary_cells(row, summary.baseline)
         rows.append(
             f"<tr><td>{escape(pair)}</td>"
             + "".join(f"<td class='num'>{escape(c)}</td>" for c in cells)
@@ -175,15 +203,15 @@ def summary_table_html(summary: ArenaSummary) -> str:
     return f"<table id='summary-table'>{head}{''.join(rows)}</table>"
 
 
-def summary_cells(row: dict[str, Any]) -> list[str]:
+def summary_cells(row: dict[str, Any], baseline: tuple[str, str] = BASELINE) -> list[str]:
     """One pair's summary row as text, as the terminal and the HTML table show it: pair, epochs
-    to target, share reached, regret at the budget, Holm p vs random + fifo, mean rank, curse."""
+    to target, share reached, regret at the budget, Holm p vs ``baseline``, mean rank, curse."""
     return [
         str(row["pair"]),
         interval(row, "epochs_to_target", 0),
         f"{row['reached_share']:.0%}",
         interval(row, "regret_at_budget", 4),
-        p_text(row),
+        p_text(row, baseline),
         number_text(row["mean_rank"], 2),
         interval(row, "winners_curse", 4),
     ]
@@ -203,9 +231,9 @@ def number_text(value: float, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def p_text(row: dict[str, Any]) -> str:
+def p_text(row: dict[str, Any], baseline: tuple[str, str] = BASELINE) -> str:
     if math.isnan(row["p_value"]):
-        return "baseline" if (row["strategy"], row["scheduler"]) == BASELINE else "n/a"
+        return "baseline" if (row["strategy"], row["scheduler"]) == tuple(baseline) else "n/a"
     p = row["p_holm"]
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nasfcn import catalogue
-from nasfcn.arena._measure import ArenaSummary, compare
+from nasfcn.arena._measure import BASELINE, ArenaSummary, compare
 from nasfcn.arena._replay import ArenaError, ArenaSearch, ArenaTable, ReplayResult, replays
 from nasfcn.confirm import ConfirmPolicy
 from nasfcn.registry import did_you_mean
@@ -40,6 +40,9 @@ class ArenaPlan:
     grace_period: int | None = None  # ASHA; None: the search's default
     reduction_factor: int = 2
     confirm: ConfirmPolicy | None = None  # every search ends confirming its top K; None: off
+    #: (strategy, scheduler) every other pair is tested against; one of the plan's pairs, except
+    #: the default random + fifo, which may be absent (then no pair has a p-value)
+    baseline: tuple[str, str] = BASELINE
 
     def settings(self) -> dict[str, Any]:
         """The plan as plain JSON values, as the stored config and the ``--json`` summary hold it."""
@@ -55,6 +58,7 @@ class ArenaPlan:
             "reduction_factor": self.reduction_factor,
             "confirm_top": None if self.confirm is None else self.confirm.top,
             "confirm_seeds": None if self.confirm is None else self.confirm.seeds,
+            "baseline": pair_name(self.baseline),
         }
 
     def searches(self) -> list[ArenaSearch]:
@@ -126,9 +130,24 @@ def check_plan(board: ArenaTable, plan: ArenaPlan) -> list[ArenaSearch]:
 
 
 def check_names(plan: ArenaPlan) -> None:
-    """Refuse a strategy or scheduler nobody registered (no table needed to know)."""
+    """Refuse a strategy or scheduler nobody registered, or a baseline that is not one of the
+    plan's pairs (no table needed to know)."""
     _check_names("--strategies", "strategy", plan.strategies, SEARCHERS.names())
     _check_names("--schedulers", "scheduler", plan.schedulers, catalogue.SCHEDULERS.names())
+    _check_baseline(plan)
+
+
+def pair_name(pair: tuple[str, str]) -> str:
+    """``("tpe", "asha")`` -> ``"tpe + asha"``, as every report writes a pair."""
+    return " + ".join(pair)
+
+
+def parse_pair(text: str, option: str = "--baseline") -> tuple[str, str]:
+    """``"tpe+asha"`` or ``"tpe + asha"`` -> ``("tpe", "asha")``; anything else, an ``ArenaError``."""
+    parts = [part.strip() for part in text.split("+")]
+    if len(parts) != 2 or not all(parts):
+        raise ArenaError(f"{option} {text!r}: give one STRATEGY+SCHEDULER pair, e.g. random+fifo")
+    return parts[0], parts[1]
 
 
 def target_of(board: ArenaTable, spec: str = DEFAULT_TARGET) -> Target:
@@ -166,13 +185,13 @@ def run_arena(
     budget: int | None = None,
     progress: Callable[[ReplayResult], None] | None = None,
 ) -> ArenaRun:
-    """Check the plan, replay every search ``plan.repeats`` times, compare them against random + FIFO."""
+    """Check the plan, replay every search ``plan.repeats`` times, compare them against its baseline."""
     searches = check_plan(board, plan)
     goal = target_of(board, target)
     if budget is not None and budget < 1:
         raise ArenaError(f"--budget must be >= 1 epochs, got {budget}")
     results = replays(board, searches, plan.repeats, plan.seed, progress)
-    summary = compare(results, goal.value, budget, seed=plan.seed)
+    summary = compare(results, goal.value, budget, baseline=plan.baseline, seed=plan.seed)
     return ArenaRun(name, plan, board, goal, tuple(results), summary)
 
 
@@ -187,3 +206,14 @@ def _check_names(option: str, kind: str, given: tuple[str, ...], known: tuple[st
             )
     if len(set(given)) != len(given):
         raise ArenaError(f"{option} names a {kind} twice: {', '.join(given)}")
+
+
+def _check_baseline(plan: ArenaPlan) -> None:
+    """The baseline must be one of the plan's pairs; only the default may be left out (no tests)."""
+    pairs = [(strategy, scheduler) for strategy in plan.strategies for scheduler in plan.schedulers]
+    if plan.baseline in pairs or plan.baseline == BASELINE:
+        return
+    raise ArenaError(
+        f"--baseline {pair_name(plan.baseline)!r} is not one of the arena's pairs; it has "
+        f"{', '.join(pair_name(pair) for pair in pairs)}"
+    )

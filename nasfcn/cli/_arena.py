@@ -28,11 +28,13 @@ _JSON_HELP = (
     "Write the summary as JSON (format nasfcn.arena/1). Keys: name, table {name, hash, space_name, "
     "space_hash, architectures, seeds, epochs}, target {miou, spec, architectures_reaching}, "
     "budget_epochs, strategies, schedulers, trials, repeats, concurrency, seed, objectives, "
-    "grace_period, reduction_factor, confirm_top, confirm_seeds (null: no confirmation), baseline, "
-    "versions, and pairs: one entry per strategy x scheduler "
+    "grace_period, reduction_factor, confirm_top, confirm_seeds (null: no confirmation), baseline "
+    "(the --baseline pair), versions, and pairs: one entry per strategy x scheduler "
     "with pair, strategy, scheduler, repeats, epochs_to_target {median, low, high}, reached_share, "
-    "regret_at_budget {median, low, high}, p_value, p_holm (against random + fifo), mean_rank, "
-    "winners_curse {median, low, high}. null: never reached / not defined."
+    "regret_at_budget {median, low, high}, p_value, p_holm (against the baseline), mean_rank, "
+    "winners_curse {median, low, high}, per_repeat: [{seed, epochs, epochs_to_target, "
+    "regret_at_budget, final_regret, winners_curse, reached}] in seed order (repeat r of every pair "
+    "has seed --seed + r, so any two pairs can be tested paired). null: never reached / not defined."
 )
 
 
@@ -64,6 +66,14 @@ def arena(
         int | None, typer.Option(min=1, help="ASHA grace period (search default).")
     ] = None,
     reduction_factor: Annotated[int, typer.Option(min=2, help="ASHA reduction factor.")] = 2,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            help="The STRATEGY+SCHEDULER pair every other pair is tested against (Wilcoxon, paired by "
+            "repeat, Holm); one of the arena's pairs, e.g. tpe+asha. The default may be absent: "
+            "then no p-values."
+        ),
+    ] = "random+fifo",
     confirm_top: Annotated[
         int | None,
         typer.Option(
@@ -101,10 +111,11 @@ def arena(
 
     Each replay runs the very searcher and scheduler `nasfcn search` uses, on a simulated clock
     of --concurrency workers, with every epoch looked up in the table instead of trained. The
-    summary compares the pairs against random + fifo: epochs until the exported architecture's
-    true mean reaches --target, regret at equal epochs, paired Wilcoxon tests (Holm), mean
-    ranks and the winner's curse. The arena is stored in --db (nasfcn leaderboard --search NAME
-    shows it); a --name already there is refused unless --replace.
+    summary compares the pairs: epochs until the exported architecture's true mean reaches
+    --target, regret at equal epochs, paired Wilcoxon tests against --baseline (default
+    random + fifo; Holm), mean ranks and the winner's curse. The arena is stored in --db
+    (nasfcn leaderboard --search NAME shows it); a --name already there is refused unless
+    --replace.
 
     Examples:
 
@@ -115,6 +126,9 @@ def arena(
 
       nasfcn arena --table fcn_bench_shapes.parquet --strategies tpe --schedulers asha
         --confirm-top 3 --confirm-seeds 2
+
+      nasfcn arena --table fcn_bench_shapes.parquet --strategies tpe,surrogate --schedulers asha
+        --baseline tpe+asha --json paired.json
     """
     from nasfcn.arena import (
         ArenaPlan,
@@ -122,6 +136,7 @@ def arena(
         arena_json,
         check_names,
         check_plan,
+        parse_pair,
         render_arena_html,
         run_arena,
         store_arena,
@@ -146,6 +161,7 @@ def arena(
         grace_period,
         reduction_factor,
         policy_for(confirm_top, confirm_seeds, budgeted=False),
+        parse_pair(baseline),
     )
     check_names(plan)  # before the table is read
     board = ArenaTable(open_table(table, db))
@@ -209,7 +225,7 @@ class _Progress:
 
 
 def _print(run: ArenaRun, seconds: float) -> None:
-    from nasfcn.arena import BASELINE, summary_cells
+    from nasfcn.arena import pair_name, summary_cells
 
     plan, summary = run.plan, run.summary
     pairs = len(plan.strategies) * len(plan.schedulers)
@@ -240,18 +256,19 @@ def _print(run: ArenaRun, seconds: float) -> None:
         "epochs to target",
         "reached",
         f"regret at {summary.budget} epochs",
-        f"p vs {' + '.join(BASELINE)} (Holm)",
+        f"p vs {pair_name(summary.baseline)} (Holm)",
         "mean rank",
         "winner's curse",
     ):
         rich.add_column(column, no_wrap=True)
     for row in summary.summary.to_dict("records"):
-        rich.add_row(*summary_cells(row))
+        rich.add_row(*summary_cells(row, summary.baseline))
     console.print(rich)
     console.print(
         "regret: the table's best mean val mIoU minus the true mean of the exported architecture; "
         "winner's curse: how much that architecture's best single run overstates its true mean; "
-        "p: Wilcoxon signed-rank on regret at equal epochs, paired by repeat, Holm-adjusted.",
+        f"p: Wilcoxon signed-rank on regret at equal epochs against {pair_name(summary.baseline)}, "
+        "paired by repeat, Holm-adjusted.",
         markup=False,
         highlight=False,
     )

@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 from nasfcn.arena import ArenaPlan, ArenaTable, compare, replays
 from nasfcn.cli import app
-from nasfcn.store import leaderboard_frame, open_store
+from nasfcn.store import get_search, leaderboard_frame, open_store
 from nasfcn.store._schema import Trial
 from nasfcn.table import Table
 
@@ -61,6 +61,26 @@ def test_the_json_agrees_with_compare_called_directly(first, table: Table) -> No
         assert entry["regret_at_budget"]["median"] == pytest.approx(row["regret_at_budget"])
         assert entry["reached_share"] == pytest.approx(row["reached_share"])
         assert entry["winners_curse"]["median"] == pytest.approx(row["winners_curse"])
+
+
+def test_baseline_picks_the_pair_every_other_is_tested_against(table_files: dict, tmp_path: Path) -> None:
+    result = _arena(table_files["arena8"], tmp_path, "--baseline", "tpe + asha")
+    assert result.exit_code == 0, result.output
+    assert "p vs tpe + asha (Holm)" in result.stdout
+    assert "random + fifo (Holm)" not in result.stdout
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│ ")}
+    assert "baseline" in rows["tpe + asha"]
+    assert "baseline" not in rows["random + fifo"]
+    data = json.loads((tmp_path / "a1.json").read_text())
+    assert data["baseline"] == "tpe + asha"
+    assert [p["pair"] for p in data["pairs"] if p["p_value"] is None] == ["tpe + asha"]
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        stored = get_search(store, "a1")
+    finally:
+        store.dispose()
+    assert stored is not None
+    assert stored["config"]["baseline"] == "tpe + asha"
 
 
 def test_the_html_report_and_the_sql_rows(first) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from nasfcn.arena import ArenaTable, target_of
+from nasfcn.arena import ArenaSearch, ArenaTable, per_repeat, target_of, wilcoxon
 from nasfcn.search import SEARCHERS
+from nasfcn.stats import holm
 from nasfcn.table import load
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -74,6 +76,13 @@ def test_one_command_gives_the_headline_and_every_sweep_setting(
     # arena8's latency differs per architecture: it is NSGA-II's second objective
     assert [s for k, s in settings if k.startswith("NSGA-II")] == ["8 (default)", "16"]
     assert settings[0] == ("baseline", "random + fifo")
+    versus = {(row[0], row[1]): row[-1] for row in sweep}
+    assert (
+        versus[("ASHA grace period x reduction factor", "grace 1 (= epochs/4), factor 2 (default)")] == "n/a"
+    )
+    assert versus[("TPE n_startup_trials", "4 (default)")] == "n/a"  # the default search itself
+    assert versus[("baseline", "random + fifo")] == "n/a"
+    assert versus[("TPE n_startup_trials", "8")] != "n/a"
 
     summary = json.loads((tmp_path / "arena_goals.json").read_text())
     assert summary == json.loads(json.dumps(done["json"]))
@@ -85,6 +94,41 @@ def test_one_command_gives_the_headline_and_every_sweep_setting(
     assert all(p["winners_curse"]["median"] is not None for p in summary["headline"]["pairs"])
     # the sweep's strategies were registered for the run only
     assert not {"tpe-s8", "tpe-uv", "tpe-noliar", "nsga2-p16"} & set(SEARCHERS.names())
+
+
+@pytest.mark.slow
+def test_every_sweep_setting_is_tested_against_the_default_paired_by_seed(
+    table_files: dict[str, Path],
+) -> None:
+    goals = _load("arena_goals")
+    board = ArenaTable(load(table_files["arena8"]))
+    head = goals.headline(board, target_of(board), repeats=6, trials=6, concurrency=2, seed=0)
+    default = head.tpe.search
+    planned = [goals.Setting("ASHA", "factor 2", default, default=True)]
+    planned += [
+        goals.Setting("ASHA", f"factor {f}", ArenaSearch("tpe", "asha", 6, 2, ("miou",), 1, f))
+        for f in (3, 4)
+    ]
+    planned += [goals.Setting("TPE n_startup_trials", "4", default, default=True)]
+    swept = goals.sweep(board, head, planned, repeats=6, seed=0)
+    rows = {row.setting: row for row in swept.rows}
+
+    def regrets(search: ArenaSearch) -> list[float]:
+        results = goals.replays(board, [search], 6, 0)
+        frame = per_repeat(results, head.target.value, swept.budget).sort_values("seed")
+        return frame["regret_at_budget"].tolist()
+
+    raw = [wilcoxon(regrets(rows[f"factor {f}"].search), regrets(default)) for f in (3, 4)]
+    assert [rows[f"factor {f}"].p_vs_default for f in (3, 4)] == pytest.approx(raw)
+    assert [rows[f"factor {f}"].p_vs_default_holm for f in (3, 4)] == pytest.approx(holm(raw))
+    for setting in ("random + fifo", "factor 2", "4"):  # the baseline and the default search itself
+        assert math.isnan(rows[setting].p_vs_default)
+    table = _rows("\n".join(goals.sweep_markdown(swept)), "| knob |")
+    header = next(line for line in goals.sweep_markdown(swept) if line.startswith("| knob |"))
+    assert header.rstrip(" |").endswith("p vs default (Holm)")
+    assert [row[-1] for row in table][1] == "n/a"  # the default row
+    assert table[2][-1] == goals._p(rows["factor 3"].p_vs_default_holm)
+    assert rows["factor 3"].as_dict()["p_vs_default_holm"] == pytest.approx(holm(raw)[0])
 
 
 def test_the_sweep_repeats_are_cut_to_fit_and_say_so() -> None:

@@ -22,6 +22,7 @@ from nasfcn.arena import (
     render_arena_html,
     replays,
     run_arena,
+    wilcoxon,
 )
 from nasfcn.table import Table
 
@@ -51,7 +52,7 @@ def test_the_json_holds_what_compare_measures(run, table: Table) -> None:
     for entry, row in zip(data["pairs"], direct.to_dict("records"), strict=True):
         assert set(entry) == {
             "pair", "strategy", "scheduler", "repeats", "epochs_to_target", "reached_share",
-            "regret_at_budget", "p_value", "p_holm", "mean_rank", "winners_curse",
+            "regret_at_budget", "p_value", "p_holm", "mean_rank", "winners_curse", "per_repeat",
         }  # fmt: skip
         for name in ("epochs_to_target", "regret_at_budget", "winners_curse"):
             for part, suffix in (("median", ""), ("low", "_low"), ("high", "_high")):
@@ -65,6 +66,37 @@ def test_the_json_holds_what_compare_measures(run, table: Table) -> None:
     assert all(p["p_value"] is not None for p in data["pairs"][1:])
 
 
+def test_the_json_lists_every_repeat_of_every_pair_in_seed_order(run) -> None:
+    data = json.loads(json.dumps(arena_json(run), allow_nan=False))
+    frame = run.summary.per_repeat
+    for entry in data["pairs"]:
+        rows = frame[frame["pair"] == entry["pair"]].sort_values("seed")
+        repeats = entry["per_repeat"]
+        assert [r["seed"] for r in repeats] == [7, 8, 9, 10] == list(rows["seed"])
+        for found, row in zip(repeats, rows.to_dict("records"), strict=True):
+            assert set(found) == {
+                "seed", "epochs", "epochs_to_target", "regret_at_budget", "final_regret", "winners_curse",
+                "reached",
+            }  # fmt: skip
+            assert found["epochs"] == row["epochs"]
+            reached = math.isfinite(row["epochs_to_target"])
+            assert found["epochs_to_target"] == (row["epochs_to_target"] if reached else None)
+            assert found["reached"] is bool(row["reached"]) is reached
+            for name in ("regret_at_budget", "final_regret", "winners_curse"):
+                assert found[name] == pytest.approx(row[name])
+
+
+def test_a_paired_test_between_any_two_pairs_can_be_computed_from_the_json(run) -> None:
+    data = json.loads(json.dumps(arena_json(run), allow_nan=False))
+    by_pair = {p["pair"]: [r["regret_at_budget"] for r in p["per_repeat"]] for p in data["pairs"]}
+    frame = run.summary.per_repeat.pivot_table(index="seed", columns="pair", values="regret_at_budget")
+    assert wilcoxon(by_pair["tpe + asha"], by_pair["tpe + fifo"]) == pytest.approx(
+        wilcoxon(frame["tpe + asha"], frame["tpe + fifo"]), nan_ok=True
+    )
+    first = data["pairs"][1]
+    assert first["p_value"] == pytest.approx(wilcoxon(by_pair[first["pair"]], by_pair["random + fifo"]))
+
+
 def test_the_html_report_has_every_figure_and_plotly_once(run) -> None:
     page = render_arena_html(run)
     assert page.startswith("<!doctype html>")
@@ -76,6 +108,18 @@ def test_the_html_report_has_every_figure_and_plotly_once(run) -> None:
     assert page.count("<tr><td>") == 4  # one summary row per pair
     for pair in ("random + fifo", "tpe + asha"):
         assert f"<tr><td>{pair}</td>" in page
+    assert "<th>p vs random + fifo (Holm)</th>" in page
+
+
+def test_the_html_report_names_the_baseline_it_tested_against(run, table: Table) -> None:
+    plan = replace(PLAN, baseline=("tpe", "asha"))
+    page = render_arena_html(run_arena(ArenaTable(table), plan, "report-baseline"))
+    assert "<th>p vs tpe + asha (Holm)</th>" in page
+    assert "p: Wilcoxon signed-rank against tpe + asha (the baseline)" in page
+    assert "random + fifo (Holm)" not in page
+    row = re.search(r"<tr><td>tpe \+ asha</td>.*?</tr>", page)
+    assert row is not None
+    assert "<td class='num'>baseline</td>" in row.group(0)
 
 
 def _long_replays(epochs: int) -> list[ReplayResult]:

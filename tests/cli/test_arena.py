@@ -54,3 +54,14 @@ def test_a_missing_table_file_is_named(tmp_path: Path) -> None:
         _refusal(["--table", str(missing), "--db", f"sqlite:///{tmp_path / 'a.db'}"])
         == f"{missing}: no such file"
     )
+
+
+def test_a_baseline_that_is_not_a_pair_is_refused_before_the_table_is_read(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-table.parquet"  # never opened: the pairs are checked first
+    args = ["--table", str(missing), "--strategies", "tpe,random", "--schedulers", "asha"]
+    assert _refusal([*args, "--baseline", "tpe+fifo"]) == (
+        "--baseline 'tpe + fifo' is not one of the arena's pairs; it has tpe + asha, random + asha"
+    )
+    assert _refusal([*args, "--baseline", "tpe"]) == (
+        "--baseline 'tpe': give one STRATEGY+SCHEDULER pair, e.g. random+fifo"
+    )
