@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -131,6 +133,36 @@ class HandTabulation:
 def hand_tabulation() -> type[HandTabulation]:
     """``HandTabulation``: the table and arena tests' shared writer (conftest modules are not importable)."""
     return HandTabulation
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ScriptLoader = Callable[..., ModuleType]
+
+
+def _load_script(name: str, *, fresh: bool = False) -> ModuleType:
+    """``benchmarks/<name>.py`` (``name`` may hold a folder: ``tables/card``) imported as a module.
+
+    The benchmarks are scripts, not a package. The module is in ``sys.modules`` (as ``name`` with
+    ``/`` as ``_``) before it runs: its dataclasses look their module up while they are built. A loaded
+    module is reused unless ``fresh``, which runs the file again for new module-level registrations.
+    """
+    module_name = name.replace("/", "_")
+    if not fresh and module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, BENCHMARKS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script() -> ScriptLoader:
+    """``load_script(name, fresh=False)``: a benchmarks/ script as a module (conftest modules are not
+    importable, so the tests take the loader as a fixture)."""
+    return _load_script
 
 
 LimitedRun = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]

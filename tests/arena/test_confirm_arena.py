@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,18 +12,7 @@ from nasfcn.arena import ArenaTable
 from nasfcn.confirm import ConfirmPolicy
 from nasfcn.table import Table
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SMALL = ["--repeats", "4", "--trials", "10", "--concurrency", "2", "--calibrate", "2"]
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("confirm_arena", BENCHMARKS / "confirm_arena.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["confirm_arena"] = module  # its dataclasses look their module up while they are built
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(markdown: str) -> list[list[str]]:
@@ -38,9 +24,9 @@ def _rows(markdown: str) -> list[list[str]]:
 
 
 def test_every_setting_is_measured_against_the_unconfirmed_search(
-    lucky_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    load_script, lucky_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bench = _load()
+    bench = load_script("confirm_arena", fresh=True)
     args = ["--table", str(lucky_file), *SMALL, "--strategies", "random,tpe", "--settings", "1x1,2x1,2x2"]
     done = bench.main([*args, "--out", str(tmp_path)])
     printed = capsys.readouterr()
@@ -66,8 +52,8 @@ def test_every_setting_is_measured_against_the_unconfirmed_search(
             assert row["p_value"] is not None
 
 
-def test_the_trial_count_comes_closest_to_the_baseline_epochs(lucky_table: Table) -> None:
-    bench = _load()
+def test_the_trial_count_comes_closest_to_the_baseline_epochs(load_script, lucky_table: Table) -> None:
+    bench = load_script("confirm_arena", fresh=True)
     replay = bench.Replayer(ArenaTable(lucky_table), 2, lambda result: None)
     policy, seeds = ConfirmPolicy(2, 2), [0, 1, 2]
 
@@ -81,9 +67,9 @@ def test_the_trial_count_comes_closest_to_the_baseline_epochs(lucky_table: Table
     assert abs(median(chosen) - goal) <= min(abs(median(chosen - 1) - goal), abs(median(chosen + 1) - goal))
 
 
-def test_a_confirmation_the_lucky_run_fools_lowers_the_curse(lucky_table: Table) -> None:
+def test_a_confirmation_the_lucky_run_fools_lowers_the_curse(load_script, lucky_table: Table) -> None:
     """Against the replay's own best single run, the confirmed export's curse is never larger."""
-    bench = _load()
+    bench = load_script("confirm_arena", fresh=True)
     replay = bench.Replayer(ArenaTable(lucky_table), 2, lambda result: None)
     results = replay(replay.search("random", 12, ConfirmPolicy(2, 1)), range(8))
     figures = [bench.per_replay(r, 0.69) for r in results]
@@ -100,9 +86,9 @@ def test_a_confirmation_the_lucky_run_fools_lowers_the_curse(lucky_table: Table)
     ],
 )
 def test_a_setting_the_table_cannot_replay_is_one_line(
-    lucky_file: Path, extra: list[str], says: str, capsys: pytest.CaptureFixture[str]
+    load_script, lucky_file: Path, extra: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        _load().main(["--table", str(lucky_file), *extra])
+        load_script("confirm_arena", fresh=True).main(["--table", str(lucky_file), *extra])
     assert exit_.value.code == 2
     assert says in capsys.readouterr().err

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -15,18 +12,6 @@ from nasfcn.arena import ArenaSearch, ArenaTable, per_repeat, target_of, wilcoxo
 from nasfcn.search import SEARCHERS
 from nasfcn.stats import holm
 from nasfcn.table import load
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while they are built
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(markdown: str, header: str) -> list[list[str]]:
@@ -43,9 +28,9 @@ def _rows(markdown: str, header: str) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_one_command_gives_the_headline_and_every_sweep_setting(
-    table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    load_script, table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    goals = _load("arena_goals")
+    goals = load_script("arena_goals", fresh=True)
     args = ["--table", str(table_files["arena8"]), "--repeats", "3", "--trials", "8"]
     done = goals.main([*args, "--concurrency", "2", "--out", str(tmp_path)])
     printed = capsys.readouterr()
@@ -98,9 +83,9 @@ def test_one_command_gives_the_headline_and_every_sweep_setting(
 
 @pytest.mark.slow
 def test_every_sweep_setting_is_tested_against_the_default_paired_by_seed(
-    table_files: dict[str, Path],
+    table_files: dict[str, Path], load_script
 ) -> None:
-    goals = _load("arena_goals")
+    goals = load_script("arena_goals", fresh=True)
     board = ArenaTable(load(table_files["arena8"]))
     head = goals.headline(board, target_of(board), repeats=6, trials=6, concurrency=2, seed=0)
     default = head.tpe.search
@@ -131,8 +116,8 @@ def test_every_sweep_setting_is_tested_against_the_default_paired_by_seed(
     assert rows["factor 3"].as_dict()["p_vs_default_holm"] == pytest.approx(holm(raw)[0])
 
 
-def test_the_sweep_repeats_are_cut_to_fit_and_say_so() -> None:
-    goals = _load("arena_goals")
+def test_the_sweep_repeats_are_cut_to_fit_and_say_so(load_script) -> None:
+    goals = load_script("arena_goals", fresh=True)
     assert goals.plan_sweep_repeats(None, 100, 20, 0.3, 20.0) == (100, "")  # 600 s fit in 20 min
     repeats, note = goals.plan_sweep_repeats(None, 100, 20, 1.0, 20.0)
     assert repeats == 60
@@ -142,9 +127,9 @@ def test_the_sweep_repeats_are_cut_to_fit_and_say_so() -> None:
 
 
 def test_search_efficiency_replays_the_arena_goals_headline(
-    table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    load_script, table_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    efficiency, goals = _load("search_efficiency"), _load("arena_goals")
+    efficiency, goals = load_script("search_efficiency", fresh=True), load_script("arena_goals", fresh=True)
     out = tmp_path / "efficiency.json"
     efficiency.main(
         ["--table", str(table_files["arena8"]), "--repeats", "3", "--trials", "6", "--json", str(out)]
@@ -161,18 +146,20 @@ def test_search_efficiency_replays_the_arena_goals_headline(
     [([], "give --table FILE"), (["--table", "t.parquet", "--train"], "give one of them")],
 )
 def test_search_efficiency_needs_a_table_or_train(
-    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+    load_script, args: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        _load("search_efficiency").main(args)
+        load_script("search_efficiency", fresh=True).main(args)
     assert exit_.value.code == 2
     assert says in capsys.readouterr().err
 
 
 def test_a_target_no_architecture_reaches_is_one_line(
-    table_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    load_script, table_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        _load("arena_goals").main(["--table", str(table_files["arena8"]), "--target", "0.99"])
+        load_script("arena_goals", fresh=True).main(
+            ["--table", str(table_files["arena8"]), "--target", "0.99"]
+        )
     assert exit_.value.code == 2
     assert "--target '0.99': no architecture of" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,18 +9,10 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_recipe.py"
-
 
 @pytest.fixture(scope="module")
-def dr() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("demo_recipe", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demo_recipe"] = module  # its dataclasses look their module up while they are built
-    spec.loader.exec_module(module)
-    return module
+def dr(load_script) -> ModuleType:
+    return load_script("demo_recipe")
 
 
 def test_a_setting_overrides_the_defaults_and_warms_up_for_a_share_of_its_epochs(dr: ModuleType) -> None:

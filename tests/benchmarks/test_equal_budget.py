@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "equal_budget.py"
-
 
 @pytest.fixture(scope="module")
-def eb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("equal_budget", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["equal_budget"] = module  # its dataclasses look their module up while they are built
-    spec.loader.exec_module(module)
-    return module
+def eb(load_script) -> ModuleType:
+    return load_script("equal_budget")
 
 
 # Test mIoU per method and seed on shapes at 5 minutes, and one seed of photos.

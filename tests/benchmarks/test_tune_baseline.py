@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
@@ -26,16 +23,6 @@ def _imported_modules(source: str) -> set[str]:
     return names
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tune_baseline", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tune_baseline"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_baseline_imports_nothing_of_nasfcn():
     modules = _imported_modules(SCRIPT.read_text())
     assert {"ray", "ray.tune.search.optuna", "ray.tune.schedulers", "torch"} <= modules  # it is read at all
@@ -47,8 +34,8 @@ def test_the_import_check_sees_an_import_inside_a_function():
     assert {"nasfcn.data", "nasfcn.cli"} <= _imported_modules(source)
 
 
-def test_every_configuration_of_its_family_segments_odd_sizes():
-    baseline = _load()
+def test_every_configuration_of_its_family_segments_odd_sizes(load_script):
+    baseline = load_script("tune_baseline", fresh=True)
     space = {**baseline.SPACE, "width": [8]}  # widths change channels, not the wiring
     for values in itertools.product(*space.values()):
         config = dict(zip(space, values, strict=True))
@@ -77,10 +64,10 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def test_a_trial_trains_on_the_data_tune_hands_it_and_reports_val_miou(tmp_path, monkeypatch):
+def test_a_trial_trains_on_the_data_tune_hands_it_and_reports_val_miou(load_script, tmp_path, monkeypatch):
     from ray import tune
 
-    baseline = _load()
+    baseline = load_script("tune_baseline", fresh=True)
     data = baseline.load_folder(_folder(tmp_path / "data"))
     assert data["classes"] == 3
     assert [len(data["splits"][s][0]) for s in ("train", "val", "test")] == [4, 2, 2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,18 +11,10 @@ import pytest
 
 from nasfcn.table import load
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tables" / "card.py"
-
 
 @pytest.fixture(scope="module")
-def card() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("table_card", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["table_card"] = module
-    spec.loader.exec_module(module)
-    return module
+def card(load_script) -> ModuleType:
+    return load_script("tables/card")
 
 
 def test_the_card_states_the_table_its_icc_and_the_agreement_of_two(

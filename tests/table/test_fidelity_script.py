@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -11,18 +9,10 @@ import pytest
 
 from nasfcn.table import compare_tables, load
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fidelity.py"
-
 
 @pytest.fixture(scope="module")
-def fidelity_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fidelity_benchmark", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fidelity_benchmark"] = module  # its dataclasses look their module up while they are built
-    spec.loader.exec_module(module)
-    return module
+def fidelity_script(load_script) -> ModuleType:
+    return load_script("fidelity")
 
 
 def test_every_epoch_is_ranked_against_full_training_at_its_measured_share(
