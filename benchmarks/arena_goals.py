@@ -641,12 +641,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser().error(str(err))
     print(done["markdown"], end="")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "arena_goals.md").write_text(done["markdown"], encoding="utf-8")
-        text = json.dumps(done["json"], indent=2, allow_nan=False) + "\n"
-        (args.out / "arena_goals.json").write_text(text, encoding="utf-8")
-        print(f"written: {args.out / 'arena_goals.md'}, {args.out / 'arena_goals.json'}", file=sys.stderr)
+        write_results(args.out, "arena_goals", done)
     return done
+
+
+def write_results(out: Path, stem: str, done: dict[str, Any]) -> None:
+    """``out/<stem>.md`` and ``out/<stem>.json`` from a run's ``markdown`` and ``json``, named on stderr."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(done["markdown"], encoding="utf-8")
+    text = json.dumps(done["json"], indent=2, allow_nan=False) + "\n"
+    (out / f"{stem}.json").write_text(text, encoding="utf-8")
+    print(f"written: {out / f'{stem}.md'}, {out / f'{stem}.json'}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Progress on stderr with an ETA; a markdown block for RESULTS.md on stdout (and `
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -385,11 +384,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser().error(str(err))
     print(done["markdown"], end="")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "confirm_arena.md").write_text(done["markdown"], encoding="utf-8")
-        text = json.dumps(done["json"], indent=2, allow_nan=False) + "\n"
-        (args.out / "confirm_arena.json").write_text(text, encoding="utf-8")
-        print(f"written: {args.out / 'confirm_arena.md'}, {args.out / 'confirm_arena.json'}", file=sys.stderr)
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)  # the sibling benchmark whose writer this reuses
+        from arena_goals import write_results
+
+        write_results(args.out, "confirm_arena", done)
     return done
 
 
