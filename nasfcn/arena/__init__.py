@@ -32,6 +32,7 @@ from nasfcn.arena._replay import (
     Confirmation,
     Pick,
     ReplayResult,
+    pair_name,
     replay,
     replays,
 )
@@ -43,7 +44,6 @@ from nasfcn.arena._run import (
     Target,
     check_names,
     check_plan,
-    pair_name,
     parse_pair,
     run_arena,
     target_of,

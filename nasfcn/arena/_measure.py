@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _scipy
 
-from nasfcn.arena._replay import ArenaError, ReplayResult
+from nasfcn.arena._replay import ArenaError, ReplayResult, pair_name
 from nasfcn.stats import CONFIDENCE, holm
 
 BASELINE = ("random", "fifo")
@@ -214,7 +214,7 @@ def _by_pair(results: Sequence[ReplayResult]) -> dict[str, list[ReplayResult]]:
 
 def _summary(repeats: pd.DataFrame, baseline: tuple[str, str], resamples: int, seed: int) -> pd.DataFrame:
     """One row per pair: medians with intervals, the share that reached the target, tests and ranks."""
-    base = f"{baseline[0]} + {baseline[1]}"
+    base = pair_name(baseline)
     by_seed = repeats.pivot_table(index="seed", columns="pair", values="regret_at_budget", sort=False)
     ranks = by_seed.rank(axis=1, method="average").mean(axis=0)
     rows = []

@@ -66,7 +66,12 @@ class ArenaSearch:
 
     @property
     def pair(self) -> str:
-        return f"{self.strategy} + {self.scheduler}"
+        return pair_name((self.strategy, self.scheduler))
+
+
+def pair_name(pair: tuple[str, str]) -> str:
+    """``("tpe", "asha")`` -> ``"tpe + asha"``, as every report writes a pair."""
+    return " + ".join(pair)
 
 
 @dataclass(frozen=True)

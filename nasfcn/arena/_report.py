@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from nasfcn.arena._measure import BASELINE, ArenaSummary
-from nasfcn.arena._run import ArenaRun, pair_name
+from nasfcn.arena._replay import pair_name
+from nasfcn.arena._run import ArenaRun
 from nasfcn.report_html import PAGE_END, FigureWriter, page_start
 from nasfcn.store import software_versions
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from nasfcn import catalogue
 from nasfcn.arena._measure import BASELINE, ArenaSummary, compare
-from nasfcn.arena._replay import ArenaError, ArenaSearch, ArenaTable, ReplayResult, replays
+from nasfcn.arena._replay import ArenaError, ArenaSearch, ArenaTable, ReplayResult, pair_name, replays
 from nasfcn.confirm import ConfirmPolicy
 from nasfcn.registry import did_you_mean
 from nasfcn.search import SEARCHERS
@@ -137,11 +137,6 @@ def check_names(plan: ArenaPlan) -> None:
     _check_baseline(plan)
 
 
-def pair_name(pair: tuple[str, str]) -> str:
-    """``("tpe", "asha")`` -> ``"tpe + asha"``, as every report writes a pair."""
-    return " + ".join(pair)
-
-
 def parse_pair(text: str, option: str = "--baseline") -> tuple[str, str]:
     """``"tpe+asha"`` or ``"tpe + asha"`` -> ``("tpe", "asha")``; anything else, an ``ArenaError``."""
     parts = [part.strip() for part in text.split("+")]
@@ -210,10 +205,9 @@ def _check_names(option: str, kind: str, given: tuple[str, ...], known: tuple[st
 
 def _check_baseline(plan: ArenaPlan) -> None:
     """The baseline must be one of the plan's pairs; only the default may be left out (no tests)."""
-    pairs = [(strategy, scheduler) for strategy in plan.strategies for scheduler in plan.schedulers]
-    if plan.baseline in pairs or plan.baseline == BASELINE:
+    pairs = [search.pair for search in plan.searches()]
+    if pair_name(plan.baseline) in pairs or plan.baseline == BASELINE:
         return
     raise ArenaError(
-        f"--baseline {pair_name(plan.baseline)!r} is not one of the arena's pairs; it has "
-        f"{', '.join(pair_name(pair) for pair in pairs)}"
+        f"--baseline {pair_name(plan.baseline)!r} is not one of the arena's pairs; it has {', '.join(pairs)}"
     )
