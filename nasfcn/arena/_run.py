@@ -129,12 +129,13 @@ def check_plan(board: ArenaTable, plan: ArenaPlan) -> list[ArenaSearch]:
     return searches
 
 
-def check_names(plan: ArenaPlan) -> None:
+def check_names(plan: ArenaPlan, baseline_given: bool = False) -> None:
     """Refuse a strategy or scheduler nobody registered, or a baseline that is not one of the
-    plan's pairs (no table needed to know)."""
+    plan's pairs (no table needed to know). The default baseline may be absent unless the user
+    named it (``baseline_given``): asking for p-values against a pair never replayed is a mistake."""
     _check_names("--strategies", "strategy", plan.strategies, SEARCHERS.names())
     _check_names("--schedulers", "scheduler", plan.schedulers, catalogue.SCHEDULERS.names())
-    _check_baseline(plan)
+    _check_baseline(plan, baseline_given)
 
 
 def parse_pair(text: str, option: str = "--baseline") -> tuple[str, str]:
@@ -203,10 +204,10 @@ def _check_names(option: str, kind: str, given: tuple[str, ...], known: tuple[st
         raise ArenaError(f"{option} names a {kind} twice: {', '.join(given)}")
 
 
-def _check_baseline(plan: ArenaPlan) -> None:
-    """The baseline must be one of the plan's pairs; only the default may be left out (no tests)."""
+def _check_baseline(plan: ArenaPlan, given: bool) -> None:
+    """The baseline must be one of the plan's pairs; only the default, unnamed, may be left out (no tests)."""
     pairs = [search.pair for search in plan.searches()]
-    if pair_name(plan.baseline) in pairs or plan.baseline == BASELINE:
+    if pair_name(plan.baseline) in pairs or (plan.baseline == BASELINE and not given):
         return
     raise ArenaError(
         f"--baseline {pair_name(plan.baseline)!r} is not one of the arena's pairs; it has {', '.join(pairs)}"

@@ -67,13 +67,14 @@ def arena(
     ] = None,
     reduction_factor: Annotated[int, typer.Option(min=2, help="ASHA reduction factor.")] = 2,
     baseline: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="The STRATEGY+SCHEDULER pair every other pair is tested against (Wilcoxon, paired by "
-            "repeat, Holm); one of the arena's pairs, e.g. tpe+asha. The default may be absent: "
-            "then no p-values."
+            "repeat, Holm); one of the arena's pairs, e.g. tpe+asha. Default random+fifo, which "
+            "may be absent: then no p-values.",
+            show_default=False,
         ),
-    ] = "random+fifo",
+    ] = None,
     confirm_top: Annotated[
         int | None,
         typer.Option(
@@ -131,6 +132,7 @@ def arena(
         --baseline tpe+asha --json paired.json
     """
     from nasfcn.arena import (
+        BASELINE,
         ArenaPlan,
         ArenaTable,
         arena_json,
@@ -161,9 +163,9 @@ def arena(
         grace_period,
         reduction_factor,
         policy_for(confirm_top, confirm_seeds, budgeted=False),
-        parse_pair(baseline),
+        BASELINE if baseline is None else parse_pair(baseline),
     )
-    check_names(plan)  # before the table is read
+    check_names(plan, baseline_given=baseline is not None)  # before the table is read
     board = ArenaTable(open_table(table, db))
     arena_name = name or f"arena-{board.table.facts.get('name') or Path(table).stem}"
     store = open_store(db)

@@ -65,3 +65,7 @@ def test_a_baseline_that_is_not_a_pair_is_refused_before_the_table_is_read(tmp_p
     assert _refusal([*args, "--baseline", "tpe"]) == (
         "--baseline 'tpe': give one STRATEGY+SCHEDULER pair, e.g. random+fifo"
     )
+    # The default may be absent when left unsaid (no p-values), not when the user names it.
+    assert _refusal([*args, "--baseline", "random+fifo"]) == (
+        "--baseline 'random + fifo' is not one of the arena's pairs; it has tpe + asha, random + asha"
+    )
