@@ -23,6 +23,8 @@ dataset of seed S exported once to ``OUT/data/D-sS`` (``images/``, ``masks/``,
 ``splits/{train,val,test}.txt``, ``classes.txt``: 512 / 128 / 256 scenes at 64 x 64, the
 search's defaults). Every finished cell is saved as ``OUT/cells/D-Tm-sS-METHOD.json`` and a
 rerun skips it, so a run of hours resumes where it stopped; an unfinished cell starts over.
+A cell that fails is named in the log and the run goes on with the others; at the end the
+results of what finished are written and the run exits non-zero naming the failed cells.
 Progress with an ETA goes to stderr. The table (mean test mIoU over seeds with a 95% t-CI per
 method, and the default's paired difference to each, goal >= +3 points) is printed and
 written with a markdown block for RESULTS.md (``OUT/equal_budget.md``) and JSON.
@@ -379,9 +381,12 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
 
 
-def run_all(ctx: Context, cells: Sequence[Cell]) -> list[Cell]:
-    """Every cell, skipping saved ones; ETA from the wall time per budget minute so far."""
-    start, spent_budget, finished = time.monotonic(), 0.0, []
+def run_all(ctx: Context, cells: Sequence[Cell]) -> tuple[list[Cell], list[str]]:
+    """Every cell, skipping saved ones; ETA from the wall time per budget minute so far.
+    A cell that fails is named and left unsaved (a rerun retries it) while the others go
+    on: one crash should not cost the hours of the cells after it. Returns the cells (failed
+    ones without scores) and one line per failure."""
+    start, spent_budget, failures = time.monotonic(), 0.0, []
     todo = [cell for cell in cells if load_cell(ctx.out, cell) is None]
     print(f"{len(cells)} cells, {len(cells) - len(todo)} already done", file=ctx.log)
     for index, cell in enumerate(todo):
@@ -392,14 +397,18 @@ def run_all(ctx: Context, cells: Sequence[Cell]) -> list[Cell]:
             f"[{index + 1}/{len(todo)}] {cell.name}: elapsed {_clock(elapsed)}, ETA {_clock(left)}",
             file=ctx.log,
         )
-        done = run_cell(ctx, cell)
         spent_budget += 60 * cell.minutes
+        try:
+            done = run_cell(ctx, cell)
+        except CellError as err:
+            failures.append(str(err))
+            print(f"    FAILED: {err}", file=ctx.log)
+            continue
         print(
             f"    test mIoU {done.test_miou:.3f} (val {done.val_miou:.3f}) in {done.wall_s:.0f} s",
             file=ctx.log,
         )
-        finished.append(done)
-    return [load_cell(ctx.out, cell) or cell for cell in cells]
+    return [load_cell(ctx.out, cell) or cell for cell in cells], failures
 
 
 def parser() -> argparse.ArgumentParser:
@@ -443,10 +452,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     datasets, budgets, methods = _options(args)
     out = Path(args.out)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        cells = run_all(Context(out, args.cpus, sys.stderr), planned(datasets, budgets, args.seeds, methods))
-    except CellError as err:
-        raise SystemExit(f"equal_budget: {err} (finished cells are saved: rerun to resume)") from err
+    cells, failures = run_all(
+        Context(out, args.cpus, sys.stderr), planned(datasets, budgets, args.seeds, methods)
+    )
     rows = aggregate(cells)
     command = "benchmarks/equal_budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
     block = report(rows, command)
@@ -454,6 +462,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (out / "equal_budget.md").write_text(block)
     result = as_json(rows, cells)
     (out / "equal_budget.json").write_text(json.dumps(result, indent=1) + "\n")
+    if failures:  # the tables above lack these cells: say so, and fail
+        raise SystemExit(
+            f"equal_budget: {len(failures)} cell(s) failed (the others are saved: rerun to retry them):\n  "
+            + "\n  ".join(failures)
+        )
     return result
 
 

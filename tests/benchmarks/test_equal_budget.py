@@ -99,15 +99,46 @@ def test_a_rerun_skips_saved_cells_and_redoes_unfinished_ones(eb, tmp_path, monk
     monkeypatch.setitem(eb.RUNNERS, "random", fake)
     cells = eb.planned(["shapes"], [1.0], 2, ["nasfcn", "random"])
     ctx = eb.Context(tmp_path, 2, io.StringIO())
-    eb.run_all(ctx, cells[:3])
+    assert eb.run_all(ctx, cells[:3])[1] == []
     assert len(ran) == 3
     (tmp_path / "work" / cells[3].name).mkdir(parents=True)  # an interrupted attempt: no cell file
     ran.clear()
-    done = eb.run_all(ctx, cells)
+    done, failures = eb.run_all(ctx, cells)
     assert ran == [cells[3].name]
+    assert failures == []
     assert [cell.test_miou for cell in done] == [0.5] * 4
     assert done[0].detail == {"note": "made up"}
     assert "ETA" in ctx.log.getvalue()
+
+
+def test_a_failed_cell_is_named_and_the_others_still_run(eb, tmp_path, monkeypatch):
+    def fake(ctx, cell, work):
+        if cell.seed == 0:
+            raise eb.CellError(f"{cell.name}: a command exited 1")
+        return {"test_miou": 0.5, "val_miou": 0.6, "wall_s": 1.0}
+
+    monkeypatch.setitem(eb.RUNNERS, "nasfcn", fake)
+    cells = eb.planned(["shapes"], [1.0], 3, ["nasfcn"])
+    ctx = eb.Context(tmp_path, 2, io.StringIO())
+    done, failures = eb.run_all(ctx, cells)
+    assert failures == [f"{cells[0].name}: a command exited 1"]
+    assert [cell.test_miou for cell in done] == [None, 0.5, 0.5]  # seeds 1 and 2 ran after the failure
+    assert eb.load_cell(tmp_path, cells[0]) is None  # not saved: a rerun retries it
+    assert "FAILED" in ctx.log.getvalue()
+
+
+def test_main_writes_the_results_then_fails_naming_the_failed_cells(eb, tmp_path, monkeypatch):
+    def fake(ctx, cell, work):
+        if cell.method == "random":
+            raise eb.CellError(f"{cell.name}: the export has no test figures")
+        return {"test_miou": 0.5, "val_miou": 0.6, "wall_s": 1.0}
+
+    monkeypatch.setitem(eb.RUNNERS, "nasfcn", fake)
+    monkeypatch.setitem(eb.RUNNERS, "random", fake)
+    argv = ["--data", "shapes", "--minutes", "1", "--seeds", "1", "--methods", "nasfcn,random"]
+    with pytest.raises(SystemExit, match=r"1 cell\(s\) failed.*\n  shapes-1m-s0-random: the export"):
+        eb.main([*argv, "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "equal_budget.json").read_text())  # what finished is reported
 
 
 def test_bad_options_are_one_line_usage_errors(eb, capsys):
