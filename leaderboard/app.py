@@ -21,7 +21,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
 from leaderboard._compare import MENU_TOP, found_options, menu_options, merged
-from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
+from leaderboard._grid import ConfirmedCache, column_defs, data_table, page_query, page_rows
 from leaderboard._live import LiveBoards
 from leaderboard._proxies import proxy_facts
 from leaderboard.data import (
@@ -240,7 +240,7 @@ def _add_watch(app: Dash, store: Store) -> None:
 
 def _add_rows(app: Dash, store: Store) -> None:
     """The table's rows: the block the grid asks for, read from the database (``_grid``)."""
-    spread = SpreadCache()
+    confirmed = ConfirmedCache()
 
     @app.callback(
         Output("table", "getRowsResponse"),
@@ -262,9 +262,8 @@ def _add_rows(app: Dash, store: Store) -> None:
             details = search_details(store, search)
             if details["kind"] == "benchmark":
                 return {"rowData": [], "rowCount": 0}
-            key = tuple(map(str, (version or {}).get("mark") or (details["name"],)))
-            found = spread.get(store, details["name"], details["dataset"], key)
-            return page_rows(store, details, query, found)
+            key = tuple(map(str, (version or {}).get("mark") or ()))
+            return page_rows(store, details, query, confirmed.get(store, int(details["search_id"]), key))
         except StoreError:
             return {"rowData": [], "rowCount": 0}
 
