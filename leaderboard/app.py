@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, quote
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
 from leaderboard._compare import MENU_TOP, found_options, menu_options, merged
@@ -53,6 +53,10 @@ COMPARE_DEFAULT, COMPARE_MAX = 3, 4
 #: Rows of the per-class heat map (the best candidates).
 HEATMAP_TOP = 10
 
+#: A store inside the board's plots that a change of search or filter writes: the board is
+#: redrawn through it, so it never is before its plots exist (they come after the first rows).
+_BOARD_KEY = {"part": "board-key", "n": ALL}
+
 _TRIAL_PATH = re.compile(r"^/trial/(\d+)/?$")
 _FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
 _COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
@@ -87,27 +91,7 @@ def _layout(refresh_s: float) -> html.Div:
             html.H2("Trials, ranked by val mIoU"),
             html.P("Click a row for the trial's details.", className="muted"),
             table,
-            html.H2("Pareto front"),
-            dcc.RadioItems(
-                id="cost",
-                options=[{"label": title, "value": key} for key, (title, _) in figures.COSTS.items()],
-                value="latency_ms",
-                inline=True,
-            ),
-            _graph("pareto"),
-            html.H2("Learning curves"),
-            _graph("curves"),
-            _graph("best"),
-            html.H2("Architecture knobs"),
-            _graph("parcoords"),
-            _graph("effects"),
-            html.H2("Per-class IoU"),
-            _graph("heatmap"),
-            html.H2("Compare candidates"),
-            dcc.Dropdown(id="compare", options=[], value=[], multi=True, placeholder="choose 2 to 4 trials"),
-            *(_graph(graph_id) for graph_id in _COMPARE_FIGURES),
-            html.H2("Across searches"),
-            _graph("across"),
+            html.Div(id="board-figures", children=[]),  # figure_section(), after the first rows
         ],
     )
     board = html.Div(
@@ -142,6 +126,36 @@ def _layout(refresh_s: float) -> html.Div:
     )
 
 
+def figure_section() -> list:
+    """The board's plots and the controls over them. The page gets them once the table has its
+    first rows (``_add_figures``): loading and starting Plotly takes the browser about a
+    second, which would otherwise come between the table and its first request."""
+    return [
+        dcc.Store(id={"part": "board-key", "n": 0}),
+        html.H2("Pareto front"),
+        dcc.RadioItems(
+            id="cost",
+            options=[{"label": title, "value": key} for key, (title, _) in figures.COSTS.items()],
+            value="latency_ms",
+            inline=True,
+        ),
+        _graph("pareto"),
+        html.H2("Learning curves"),
+        _graph("curves"),
+        _graph("best"),
+        html.H2("Architecture knobs"),
+        _graph("parcoords"),
+        _graph("effects"),
+        html.H2("Per-class IoU"),
+        _graph("heatmap"),
+        html.H2("Compare candidates"),
+        dcc.Dropdown(id="compare", options=[], value=[], multi=True, placeholder="choose 2 to 4 trials"),
+        *(_graph(graph_id) for graph_id in _COMPARE_FIGURES),
+        html.H2("Across searches"),
+        _graph("across"),
+    ]
+
+
 def _query_search(query: str | None) -> str | None:
     values = parse_qs((query or "").lstrip("?")).get("search")
     return values[0] if values else None
@@ -150,11 +164,19 @@ def _query_search(query: str | None) -> str | None:
 def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFRESH_S) -> Dash:
     """The Dash app on one database: a Store, or a URL (default ``$NASFCN_DB`` or ``sqlite:///nasfcn.db``)."""
     store = store if isinstance(store, Store) else Store(store)
-    app = Dash(__name__, title="nasfcn leaderboard", update_title=None, serve_locally=True)
+    # The plots and their controls join the page after the first rows (``_add_figures``).
+    app = Dash(
+        __name__,
+        title="nasfcn leaderboard",
+        update_title=None,
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+    )
     app.layout = _layout(refresh_s)
     _add_search_list(app, store)
     _add_watch(app, store)
     _add_rows(app, store)
+    _add_figures(app)
     _add_refresh(app, store)
     _add_compare_search(app, store)
     _add_navigation(app, store)
@@ -268,9 +290,36 @@ def _add_rows(app: Dash, store: Store) -> None:
             return {"rowData": [], "rowCount": 0}
 
 
+def _add_figures(app: Dash) -> None:
+    """The board's plots join the page when the table's first rows came (or at the first tick,
+    if the table asked for none); from then on a change of search or filter writes the key
+    the board is redrawn by (``_BOARD_KEY``: before the plots exist, there is none to write)."""
+
+    @app.callback(
+        Output("board-figures", "children"),
+        Input("table", "getRowsResponse"),
+        Input("tick", "n_intervals"),
+        State("board-figures", "children"),
+        prevent_initial_call=True,
+    )
+    def show(_rows: Any, _tick: int, shown: list | None) -> Any:
+        return no_update if shown else figure_section()
+
+    app.clientside_callback(
+        """function(version, ...filters) {
+            return dash_clientside.callback_context.outputs_list.map(() => [version, filters]);
+        }""",
+        Output(_BOARD_KEY, "data"),
+        Input("board-version", "data"),
+        Input("filter-status", "value"),
+        *(Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS),
+    )
+
+
 def _add_refresh(app: Dash, store: Store) -> None:
     """The board, redrawn when the search changed (its watermark moved) and on every change of
-    filter or comparison; the rows are the table's own (``_add_rows``)."""
+    filter or comparison (through ``_BOARD_KEY``, once the plots exist: ``_add_figures``); the
+    rows are the table's own (``_add_rows``)."""
     outputs = [
         Output("message", "children"),
         Output("summary", "children"),
@@ -284,19 +333,21 @@ def _add_refresh(app: Dash, store: Store) -> None:
         Output("compare", "value"),
         *(Output(graph_id, "figure") for graph_id in (*_FIGURES, *_COMPARE_FIGURES, "across")),
     ]
-    knob_inputs = [Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS]
     boards = LiveBoards()  # each search's board, read again only where its watermark moved
 
     @app.callback(
         *outputs,
-        Input("board-version", "data"),
-        Input("filter-status", "value"),
-        *knob_inputs,
+        Input(_BOARD_KEY, "data"),
         Input("cost", "value"),
         Input("compare", "value"),
+        State("board-version", "data"),
+        State("filter-status", "value"),
+        *(State(f"filter-{knob}", "value") for knob in FILTER_KNOBS),
     )
-    def refresh(version: dict | None, statuses: list[str], *rest: Any) -> tuple:
-        *knob_values, cost, compare = rest
+    def refresh(
+        _key: list, cost: str | None, compare: list[int] | None, version: dict | None, *rest: Any
+    ) -> tuple:
+        statuses, *knob_values = rest
         knobs = dict(zip(FILTER_KNOBS, knob_values, strict=True))
         if not version:  # before the first watch: nothing to draw yet
             return (no_update,) * len(outputs)
@@ -426,7 +477,7 @@ def _add_navigation(app: Dash, store: Store) -> None:
     @app.callback(
         Output("url", "pathname"),
         Input("table", "cellClicked"),
-        Input("pareto", "clickData"),
+        Input("pareto", "clickData", allow_optional=True),  # the plots come after the first rows
         prevent_initial_call=True,
     )
     def open_trial(cell: dict | None, click: dict | None) -> Any:
