@@ -102,6 +102,7 @@ def _layout(refresh_s: float) -> html.Div:
             dcc.Location(id="url", refresh=False),
             dcc.Store(id="board-version"),  # the search and its watermark: what changed since
             dcc.Store(id="table-reset"),
+            dcc.Store(id="figures-wanted"),  # the table has its first rows: draw the plots
             dcc.Interval(id="tick", interval=int(refresh_s * 1000), n_intervals=0),
             html.Header(
                 [
@@ -295,14 +296,25 @@ def _add_figures(app: Dash) -> None:
     if the table asked for none); from then on a change of search or filter writes the key
     the board is redrawn by (``_BOARD_KEY``: before the plots exist, there is none to write)."""
 
-    @app.callback(
-        Output("board-figures", "children"),
+    app.clientside_callback(
+        """function(rows, tick, wanted) {
+            // Every answer of the grid comes here: only the first one (or a tick) asks the server.
+            return wanted ? dash_clientside.no_update : true;
+        }""",
+        Output("figures-wanted", "data"),
         Input("table", "getRowsResponse"),
         Input("tick", "n_intervals"),
-        State("board-figures", "children"),
+        State("figures-wanted", "data"),
         prevent_initial_call=True,
     )
-    def show(_rows: Any, _tick: int, shown: list | None) -> Any:
+
+    @app.callback(
+        Output("board-figures", "children"),
+        Input("figures-wanted", "data"),
+        State(_BOARD_KEY, "id"),  # the plots' key store: there once the plots are
+        prevent_initial_call=True,
+    )
+    def show(_wanted: bool, shown: list) -> Any:
         return no_update if shown else figure_section()
 
     app.clientside_callback(
