@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 import pandas as pd
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 
 from nasfcn.store._engine import Store
 from nasfcn.store._queries import NoSuchSearchError, _frame, search_id
@@ -61,18 +61,16 @@ def seed_spread_frame(
     ``repeated_only``: only networks run with two seeds or more (what a board shows a spread
     for), chosen in SQL, so a search of 10^5 single runs sends no rows. ``arch_ids``: only
     these networks' runs, found through ``ix_trials_arch``: a page of a live table reads the
-    runs of its hundred rows, never every trial of the dataset.
+    runs of its hundred rows, never every trial of the dataset (without statistics SQLite would
+    rather walk ``ix_trials_dataset_best`` over all of them: ``|| ''``, SQLite's documented way,
+    keeps the dataset test off that index; PostgreSQL plans it alike).
     """
-    full: tuple[ColumnElement[bool], ...] = (
-        Trial.dataset == dataset,
+    full = (
+        Trial.dataset == dataset if arch_ids is None else Trial.dataset.concat("") == dataset,
         Trial.status.in_(RESULT_STATUSES),
         Trial.best_miou.is_not(None),
+        *(() if arch_ids is None else (Trial.arch_id.in_(sorted(set(arch_ids))),)),
     )
-    if arch_ids is not None:
-        # Without statistics SQLite would rather walk ix_trials_dataset_best over every run on
-        # the dataset than look the few networks up in ix_trials_arch; ``|| ''`` keeps the
-        # dataset test off that index (SQLite's documented way), and PostgreSQL plans it alike.
-        full = (Trial.dataset.concat("") == dataset, *full[1:], Trial.arch_id.in_(sorted(set(arch_ids))))
     statement = (
         select(Trial.arch_id, Trial.trial_key, Trial.seed, Trial.best_miou, Search.recipe_json)
         .join(Search, Search.id == Trial.search_id)
