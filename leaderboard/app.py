@@ -16,12 +16,17 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import pandas as pd
-import plotly.graph_objects as go
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
 from leaderboard._compare import MENU_TOP, found_options, menu_options, merged
-from leaderboard._grid import ConfirmedCache, column_defs, data_table, page_query, page_rows
+from leaderboard._grid import ConfirmedCache, column_defs, page_query, page_rows
+from leaderboard._layout import BOARD_KEY as _BOARD_KEY
+from leaderboard._layout import COMPARE_FIGURES as _COMPARE_FIGURES
+from leaderboard._layout import FIGURES as _FIGURES
+from leaderboard._layout import FILTER_KNOBS, figure_section, page_layout
+from leaderboard._layout import HIDDEN as _HIDDEN
+from leaderboard._layout import SHOWN as _SHOWN
 from leaderboard._live import LiveBoards
 from leaderboard._proxies import proxy_facts
 from leaderboard.data import (
@@ -46,115 +51,14 @@ from nasfcn.store import Store, StoreError, board_watermark, search_details, sea
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 DEFAULT_REFRESH_S = 5.0
-#: Knobs offered as filters above the table.
-FILTER_KNOBS = ("upsample", "skip", "attention")
 #: How many candidates the compare view starts with, and allows.
 COMPARE_DEFAULT, COMPARE_MAX = 3, 4
 #: Rows of the per-class heat map (the best candidates).
 HEATMAP_TOP = 10
 
-#: A store inside the board's plots that a change of search or filter writes: the board is
-#: redrawn through it, so it never is before its plots exist (they come after the first rows).
-_BOARD_KEY = {"part": "board-key", "n": ALL}
-
 _TRIAL_PATH = re.compile(r"^/trial/(\d+)/?$")
-_FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
-_COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
-_SHOWN, _HIDDEN = {"display": "block"}, {"display": "none"}
 _DD = {"margin": 0, "overflowWrap": "anywhere"}
 _CELL = {"padding": "0.1rem 1rem 0.1rem 0", "textAlign": "left"}
-
-
-def _graph(graph_id: str) -> dcc.Graph:
-    return dcc.Graph(id=graph_id, figure=go.Figure(), config={"displaylogo": False})
-
-
-def _layout(refresh_s: float) -> html.Div:
-    table = data_table()
-    filters = html.Div(
-        [
-            html.Label(["status ", dcc.Checklist(id="filter-status", options=[], value=[], inline=True)]),
-            *(
-                html.Label(
-                    [f"{figures.KNOBS[knob]} ", dcc.Dropdown(id=f"filter-{knob}", options=[], multi=True)],
-                    style={"minWidth": "14rem"},
-                )
-                for knob in FILTER_KNOBS
-            ),
-        ],
-        style={"display": "flex", "gap": "1.5rem", "flexWrap": "wrap", "alignItems": "center"},
-    )
-    search_board = html.Div(
-        id="search-board",
-        children=[
-            filters,
-            html.H2("Trials, ranked by val mIoU"),
-            html.P("Click a row for the trial's details.", className="muted"),
-            table,
-            html.Div(id="board-figures", children=[]),  # figure_section(), after the first rows
-        ],
-    )
-    board = html.Div(
-        id="board", children=[search_board, html.Div(id="benchmark-board", children=[], style=_HIDDEN)]
-    )
-    return html.Div(
-        [
-            dcc.Location(id="url", refresh=False),
-            dcc.Store(id="board-version"),  # the search and its watermark: what changed since
-            dcc.Store(id="table-reset"),
-            dcc.Store(id="figures-wanted"),  # the table has its first rows: draw the plots
-            dcc.Interval(id="tick", interval=int(refresh_s * 1000), n_intervals=0),
-            html.Header(
-                [
-                    html.H1("nasfcn leaderboard", style={"marginBottom": "0.3rem"}),
-                    html.Div(
-                        [
-                            html.Label("search", htmlFor="search"),
-                            dcc.Dropdown(
-                                id="search", options=[], clearable=False, style={"minWidth": "24rem"}
-                            ),
-                            html.Span(id="summary", className="muted"),
-                        ],
-                        style={"display": "flex", "gap": "1rem", "alignItems": "center"},
-                    ),
-                ]
-            ),
-            html.Div(id="message", style={"margin": "1rem 0", "fontWeight": 600}),
-            board,
-            html.Div(id="detail", style=_HIDDEN),
-        ],
-        style={"fontFamily": "system-ui, sans-serif", "maxWidth": "1300px", "margin": "1rem auto"},
-    )
-
-
-def figure_section() -> list:
-    """The board's plots and the controls over them. The page gets them once the table has its
-    first rows (``_add_figures``): loading and starting Plotly takes the browser about a
-    second, which would otherwise come between the table and its first request."""
-    return [
-        dcc.Store(id={"part": "board-key", "n": 0}),
-        html.H2("Pareto front"),
-        dcc.RadioItems(
-            id="cost",
-            options=[{"label": title, "value": key} for key, (title, _) in figures.COSTS.items()],
-            value="latency_ms",
-            inline=True,
-        ),
-        _graph("pareto"),
-        html.H2("Learning curves"),
-        _graph("curves"),
-        _graph("best"),
-        html.H2("Architecture knobs"),
-        _graph("parcoords"),
-        _graph("effects"),
-        html.H2("Per-class IoU"),
-        _graph("heatmap"),
-        html.H2("Compare candidates"),
-        dcc.Dropdown(id="compare", options=[], value=[], multi=True, placeholder="choose 2 to 4 trials"),
-        *(_graph(graph_id) for graph_id in _COMPARE_FIGURES),
-        html.H2("Across searches"),
-        _graph("across"),
-    ]
 
 
 def _query_search(query: str | None) -> str | None:
@@ -173,7 +77,7 @@ def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFR
         serve_locally=True,
         suppress_callback_exceptions=True,
     )
-    app.layout = _layout(refresh_s)
+    app.layout = page_layout(refresh_s)
     _add_search_list(app, store)
     _add_watch(app, store)
     _add_rows(app, store)
