@@ -4,8 +4,8 @@ The grid uses AG Grid's infinite row model: it asks for rows ``startRow``..``end
 its sort and filter models (``getRowsRequest``) and shows what the answer holds, so the
 browser never holds more than the blocks in view. ``page_query`` turns a request (plus the
 filters above the table) into the store's ``PageQuery``; ``page_rows`` answers it with
-``trials_page`` (one count, one page) and the seed spread the app keeps per change of the
-search (``SpreadCache``), never the whole search.
+``trials_page`` (one count, one page) and the seed spread of the page's networks, never the
+whole search.
 """
 
 from __future__ import annotations
@@ -187,39 +187,54 @@ def _condition(column: str, part: Mapping[str, Any]) -> Condition:
     return Condition(column, str(part.get("type", "contains")), value, upper)
 
 
-class SpreadCache:
-    """The seed spread of a dataset (every search's repeated runs on it), read again only when
-    the watched search changed (``key``); threads of the server share it."""
+class ConfirmedCache:
+    """A search's confirmation runs and what they pool to (``pooled``), read again only when the
+    watched search changed (``key``), not for every block the grid asks for; threads of the
+    server share it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
-        self._value: tuple[pd.DataFrame, str] | None = None
+        self._value: tuple[pd.DataFrame, pd.DataFrame] | None = None
 
-    def get(self, store: Store, search: str, dataset: str, key: tuple[Any, ...]) -> tuple[pd.DataFrame, str]:
+    def get(self, store: Store, search: int, key: tuple[Any, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(the confirmation runs, their pooled statistics) of search ``search`` (id)."""
         with self._lock:
-            if self._key != key or self._value is None:
-                spread = seed_spread_frame(store, dataset, repeated_only=True)  # no rows for single runs
-                self._value = (spread, spread_recipe(store, search))
-                self._key = key
+            if self._key != (search, *key) or self._value is None:
+                self._value = confirmed_pooled(store, search)
+                self._key = (search, *key)
             return self._value
 
 
+def confirmed_pooled(store: Store, search: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Search ``search``'s (id) confirmation runs (and the trials they re-seed) and ``pooled``'s figures."""
+    runs = confirmed_runs_frame(store, search)
+    return runs, pooled(runs)
+
+
 def page_rows(
-    store: Store, details: Mapping[str, Any], query: PageQuery, spread: tuple[pd.DataFrame, str]
+    store: Store,
+    details: Mapping[str, Any],
+    query: PageQuery,
+    confirmed: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
-    """The grid's answer: the page's rows as the table shows them, and how many match."""
-    confirmed = confirmed_runs_frame(store, details["search_id"])
-    stats = pooled(confirmed)
+    """The grid's answer: the page's rows as the table shows them, and how many match.
+
+    What a row adds from elsewhere is read for the page's networks only (their runs with other
+    seeds, their proxy scores): the first rows of a search of 10^5 trials read no other trial.
+    ``confirmed``: ``ConfirmedCache.get``'s answer (None: read it now)."""
+    runs, stats = confirmed or confirmed_pooled(store, details["search_id"])
     if not stats.empty:
         query = replace(query, first=tuple(int(n) for n in stats["group"]))
     page = trials_page(store, details["search_id"], query)
     trials = page.rows
-    if not trials.empty:  # the page's networks' proxy scores: one query, never one per row
-        trials = with_seed_spread(trials, *spread)
+    if not trials.empty:  # one query each for the page's networks, never one per row
+        arch_ids = trials["arch_id"].tolist()
+        spread = seed_spread_frame(store, details["dataset"], repeated_only=True, arch_ids=arch_ids)
+        trials = with_seed_spread(trials, spread, spread_recipe(store, details["name"]))
         if not stats.empty:
-            trials = pooled_page(trials, confirmed, stats)
-        trials = with_proxies(trials, board_scores(store, details, trials["arch_id"].tolist()))
+            trials = pooled_page(trials, runs, stats)
+        trials = with_proxies(trials, board_scores(store, details, arch_ids))
     return {"rowData": records(table_frame(trials)), "rowCount": page.total}
 
 

@@ -16,12 +16,17 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from leaderboard import figures
 from leaderboard._compare import MENU_TOP, found_options, menu_options, merged
-from leaderboard._grid import SpreadCache, column_defs, data_table, page_query, page_rows
+from leaderboard._grid import ConfirmedCache, column_defs, page_query, page_rows
+from leaderboard._layout import BOARD_KEY as _BOARD_KEY
+from leaderboard._layout import COMPARE_FIGURES as _COMPARE_FIGURES
+from leaderboard._layout import FIGURES as _FIGURES
+from leaderboard._layout import FILTER_KNOBS, figure_section, page_layout
+from leaderboard._layout import HIDDEN as _HIDDEN
+from leaderboard._layout import SHOWN as _SHOWN
 from leaderboard._live import LiveBoards
 from leaderboard._proxies import proxy_facts
 from leaderboard.data import (
@@ -46,100 +51,14 @@ from nasfcn.store import Store, StoreError, board_watermark, search_details, sea
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 DEFAULT_REFRESH_S = 5.0
-#: Knobs offered as filters above the table.
-FILTER_KNOBS = ("upsample", "skip", "attention")
 #: How many candidates the compare view starts with, and allows.
 COMPARE_DEFAULT, COMPARE_MAX = 3, 4
 #: Rows of the per-class heat map (the best candidates).
 HEATMAP_TOP = 10
 
 _TRIAL_PATH = re.compile(r"^/trial/(\d+)/?$")
-_FIGURES = ("pareto", "curves", "best", "parcoords", "effects", "heatmap")
-_COMPARE_FIGURES = ("diff", "compare-curves", "compare-classes", "compare-cost")
-_SHOWN, _HIDDEN = {"display": "block"}, {"display": "none"}
 _DD = {"margin": 0, "overflowWrap": "anywhere"}
 _CELL = {"padding": "0.1rem 1rem 0.1rem 0", "textAlign": "left"}
-
-
-def _graph(graph_id: str) -> dcc.Graph:
-    return dcc.Graph(id=graph_id, figure=go.Figure(), config={"displaylogo": False})
-
-
-def _layout(refresh_s: float) -> html.Div:
-    table = data_table()
-    filters = html.Div(
-        [
-            html.Label(["status ", dcc.Checklist(id="filter-status", options=[], value=[], inline=True)]),
-            *(
-                html.Label(
-                    [f"{figures.KNOBS[knob]} ", dcc.Dropdown(id=f"filter-{knob}", options=[], multi=True)],
-                    style={"minWidth": "14rem"},
-                )
-                for knob in FILTER_KNOBS
-            ),
-        ],
-        style={"display": "flex", "gap": "1.5rem", "flexWrap": "wrap", "alignItems": "center"},
-    )
-    search_board = html.Div(
-        id="search-board",
-        children=[
-            filters,
-            html.H2("Trials, ranked by val mIoU"),
-            html.P("Click a row for the trial's details.", className="muted"),
-            table,
-            html.H2("Pareto front"),
-            dcc.RadioItems(
-                id="cost",
-                options=[{"label": title, "value": key} for key, (title, _) in figures.COSTS.items()],
-                value="latency_ms",
-                inline=True,
-            ),
-            _graph("pareto"),
-            html.H2("Learning curves"),
-            _graph("curves"),
-            _graph("best"),
-            html.H2("Architecture knobs"),
-            _graph("parcoords"),
-            _graph("effects"),
-            html.H2("Per-class IoU"),
-            _graph("heatmap"),
-            html.H2("Compare candidates"),
-            dcc.Dropdown(id="compare", options=[], value=[], multi=True, placeholder="choose 2 to 4 trials"),
-            *(_graph(graph_id) for graph_id in _COMPARE_FIGURES),
-            html.H2("Across searches"),
-            _graph("across"),
-        ],
-    )
-    board = html.Div(
-        id="board", children=[search_board, html.Div(id="benchmark-board", children=[], style=_HIDDEN)]
-    )
-    return html.Div(
-        [
-            dcc.Location(id="url", refresh=False),
-            dcc.Store(id="board-version"),  # the search and its watermark: what changed since
-            dcc.Store(id="table-reset"),
-            dcc.Interval(id="tick", interval=int(refresh_s * 1000), n_intervals=0),
-            html.Header(
-                [
-                    html.H1("nasfcn leaderboard", style={"marginBottom": "0.3rem"}),
-                    html.Div(
-                        [
-                            html.Label("search", htmlFor="search"),
-                            dcc.Dropdown(
-                                id="search", options=[], clearable=False, style={"minWidth": "24rem"}
-                            ),
-                            html.Span(id="summary", className="muted"),
-                        ],
-                        style={"display": "flex", "gap": "1rem", "alignItems": "center"},
-                    ),
-                ]
-            ),
-            html.Div(id="message", style={"margin": "1rem 0", "fontWeight": 600}),
-            board,
-            html.Div(id="detail", style=_HIDDEN),
-        ],
-        style={"fontFamily": "system-ui, sans-serif", "maxWidth": "1300px", "margin": "1rem auto"},
-    )
 
 
 def _query_search(query: str | None) -> str | None:
@@ -150,11 +69,19 @@ def _query_search(query: str | None) -> str | None:
 def create_app(store: Store | str | None = None, refresh_s: float = DEFAULT_REFRESH_S) -> Dash:
     """The Dash app on one database: a Store, or a URL (default ``$NASFCN_DB`` or ``sqlite:///nasfcn.db``)."""
     store = store if isinstance(store, Store) else Store(store)
-    app = Dash(__name__, title="nasfcn leaderboard", update_title=None, serve_locally=True)
-    app.layout = _layout(refresh_s)
+    # The plots and their controls join the page after the first rows (``_add_figures``).
+    app = Dash(
+        __name__,
+        title="nasfcn leaderboard",
+        update_title=None,
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+    )
+    app.layout = page_layout(refresh_s)
     _add_search_list(app, store)
     _add_watch(app, store)
     _add_rows(app, store)
+    _add_figures(app)
     _add_refresh(app, store)
     _add_compare_search(app, store)
     _add_navigation(app, store)
@@ -240,7 +167,7 @@ def _add_watch(app: Dash, store: Store) -> None:
 
 def _add_rows(app: Dash, store: Store) -> None:
     """The table's rows: the block the grid asks for, read from the database (``_grid``)."""
-    spread = SpreadCache()
+    confirmed = ConfirmedCache()
 
     @app.callback(
         Output("table", "getRowsResponse"),
@@ -262,16 +189,53 @@ def _add_rows(app: Dash, store: Store) -> None:
             details = search_details(store, search)
             if details["kind"] == "benchmark":
                 return {"rowData": [], "rowCount": 0}
-            key = tuple(map(str, (version or {}).get("mark") or (details["name"],)))
-            found = spread.get(store, details["name"], details["dataset"], key)
-            return page_rows(store, details, query, found)
+            key = tuple(map(str, (version or {}).get("mark") or ()))
+            return page_rows(store, details, query, confirmed.get(store, int(details["search_id"]), key))
         except StoreError:
             return {"rowData": [], "rowCount": 0}
 
 
+def _add_figures(app: Dash) -> None:
+    """The board's plots join the page when the table's first rows came (or at the first tick,
+    if the table asked for none); from then on a change of search or filter writes the key
+    the board is redrawn by (``_BOARD_KEY``: before the plots exist, there is none to write)."""
+
+    app.clientside_callback(
+        """function(rows, tick, wanted) {
+            // Every answer of the grid comes here: only the first one (or a tick) asks the server.
+            return wanted ? dash_clientside.no_update : true;
+        }""",
+        Output("figures-wanted", "data"),
+        Input("table", "getRowsResponse"),
+        Input("tick", "n_intervals"),
+        State("figures-wanted", "data"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output("board-figures", "children"),
+        Input("figures-wanted", "data"),
+        State(_BOARD_KEY, "id"),  # the plots' key store: there once the plots are
+        prevent_initial_call=True,
+    )
+    def show(_wanted: bool, shown: list) -> Any:
+        return no_update if shown else figure_section()
+
+    app.clientside_callback(
+        """function(version, ...filters) {
+            return dash_clientside.callback_context.outputs_list.map(() => [version, filters]);
+        }""",
+        Output(_BOARD_KEY, "data"),
+        Input("board-version", "data"),
+        Input("filter-status", "value"),
+        *(Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS),
+    )
+
+
 def _add_refresh(app: Dash, store: Store) -> None:
     """The board, redrawn when the search changed (its watermark moved) and on every change of
-    filter or comparison; the rows are the table's own (``_add_rows``)."""
+    filter or comparison (through ``_BOARD_KEY``, once the plots exist: ``_add_figures``); the
+    rows are the table's own (``_add_rows``)."""
     outputs = [
         Output("message", "children"),
         Output("summary", "children"),
@@ -285,19 +249,21 @@ def _add_refresh(app: Dash, store: Store) -> None:
         Output("compare", "value"),
         *(Output(graph_id, "figure") for graph_id in (*_FIGURES, *_COMPARE_FIGURES, "across")),
     ]
-    knob_inputs = [Input(f"filter-{knob}", "value") for knob in FILTER_KNOBS]
     boards = LiveBoards()  # each search's board, read again only where its watermark moved
 
     @app.callback(
         *outputs,
-        Input("board-version", "data"),
-        Input("filter-status", "value"),
-        *knob_inputs,
+        Input(_BOARD_KEY, "data"),
         Input("cost", "value"),
         Input("compare", "value"),
+        State("board-version", "data"),
+        State("filter-status", "value"),
+        *(State(f"filter-{knob}", "value") for knob in FILTER_KNOBS),
     )
-    def refresh(version: dict | None, statuses: list[str], *rest: Any) -> tuple:
-        *knob_values, cost, compare = rest
+    def refresh(
+        _key: list, cost: str | None, compare: list[int] | None, version: dict | None, *rest: Any
+    ) -> tuple:
+        statuses, *knob_values = rest
         knobs = dict(zip(FILTER_KNOBS, knob_values, strict=True))
         if not version:  # before the first watch: nothing to draw yet
             return (no_update,) * len(outputs)
@@ -427,7 +393,7 @@ def _add_navigation(app: Dash, store: Store) -> None:
     @app.callback(
         Output("url", "pathname"),
         Input("table", "cellClicked"),
-        Input("pareto", "clickData"),
+        Input("pareto", "clickData", allow_optional=True),  # the plots come after the first rows
         prevent_initial_call=True,
     )
     def open_trial(cell: dict | None, click: dict | None) -> Any:

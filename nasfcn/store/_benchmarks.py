@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -50,18 +51,25 @@ def benchmark_runs_frame(store: Store, name: str | None = None) -> pd.DataFrame:
     return _frame(store, statement)
 
 
-def seed_spread_frame(store: Store, dataset: str, repeated_only: bool = False) -> pd.DataFrame:
+def seed_spread_frame(
+    store: Store, dataset: str, repeated_only: bool = False, arch_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Per network + training knobs + recipe (seed aside) on ``dataset``: its seeds' mIoU spread.
 
     Across all searches and benchmarks; only full runs (completed or cached) count, and a
     seed counts once however often it ran. ``trial_key`` identifies network and knobs.
     ``repeated_only``: only networks run with two seeds or more (what a board shows a spread
-    for), chosen in SQL, so a search of 10^5 single runs sends no rows.
+    for), chosen in SQL, so a search of 10^5 single runs sends no rows. ``arch_ids``: only
+    these networks' runs, found through ``ix_trials_arch``: a page of a live table reads the
+    runs of its hundred rows, never every trial of the dataset (without statistics SQLite would
+    rather walk ``ix_trials_dataset_best`` over all of them: ``|| ''``, SQLite's documented way,
+    keeps the dataset test off that index; PostgreSQL plans it alike).
     """
     full = (
-        Trial.dataset == dataset,
+        Trial.dataset == dataset if arch_ids is None else Trial.dataset.concat("") == dataset,
         Trial.status.in_(RESULT_STATUSES),
         Trial.best_miou.is_not(None),
+        *(() if arch_ids is None else (Trial.arch_id.in_(sorted(set(arch_ids))),)),
     )
     statement = (
         select(Trial.arch_id, Trial.trial_key, Trial.seed, Trial.best_miou, Search.recipe_json)

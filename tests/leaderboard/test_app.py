@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 
 from leaderboard import app as live
 from leaderboard import figures
@@ -82,3 +84,33 @@ def test_a_big_searchs_overview_figures_draw_a_bounded_number_of_marks(bulk_db) 
     assert "a random sample of 2,000 of" in pareto.layout.title.text
     assert "the best 500 trials, and a random sample of 1,500 of the other" in parcoords.layout.title.text
     assert "the best of up to 3 consecutive trials of 5,000" in best.layout.title.text
+
+
+def _types(node: Any) -> set[str]:
+    """The component types anywhere in a serialised Dash layout."""
+    if isinstance(node, list):
+        return set().union(*(_types(n) for n in node))
+    if not isinstance(node, dict) or "type" not in node:
+        return set()
+    return {node["type"]} | _types(node.get("props", {}).get("children"))
+
+
+def test_the_first_page_holds_the_table_and_no_plot_the_plots_come_with_the_first_rows(
+    handmade_db: str,
+) -> None:
+    """Plotly (4.8 MB) takes a browser about a second to load and start: the page the server sends
+    first has the table and no plot, and the plots come once the table has its rows."""
+    store = Store(handmade_db)
+    try:
+        app = live.create_app(store)
+        layout = app.server.test_client().get("/_dash-layout").get_json()
+    finally:
+        store.dispose()
+    assert _component(layout, "table") is not None
+    assert "Graph" not in _types(layout)
+    assert _component(layout, "board-figures")["props"]["children"] == []
+    section = json.loads(json.dumps(live.figure_section(), cls=PlotlyJSONEncoder))
+    graphs = ("pareto", "curves", "best", "parcoords", "effects", "heatmap", "across", "diff")
+    assert all(_component(section, g)["type"] == "Graph" for g in graphs)
+    assert _component(section, "cost") is not None
+    assert _component(section, "compare") is not None

@@ -389,3 +389,50 @@ def test_benchmark_view_in_the_static_file_and_the_live_server(
     assert not browser.find_element(By.ID, "search-board").is_displayed()
     assert "(benchmark)" in browser.find_element(By.ID, "search").text
     assert "paired t-test" in browser.find_element(By.ID, "method").text
+
+
+#: Run in the page before its own scripts: when each callback request was sent and answered
+#: (``window.__calls``: [what, "send" | "answer", time, answer size], times from navigation start).
+CALL_LOG = """
+window.__calls = [];
+const fetched = window.fetch;
+window.fetch = function (url, options) {
+  let what = String(url);
+  try { what = JSON.parse(options.body).output; } catch (err) {}
+  window.__calls.push([what, "send", performance.now(), 0]);
+  return fetched.apply(this, arguments).then(answer => answer.clone().text().then(text => {
+    window.__calls.push([what, "answer", performance.now(), text.length]);
+    return answer;
+  }));
+};
+"""
+
+
+def test_live_server_asks_for_the_plots_only_after_the_first_rows_came(
+    browser, searched_db, live_server
+) -> None:
+    """Plotly takes a browser about a second to load and start: the table's rows come first."""
+    trials = _board(searched_db, "tiny")
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CALL_LOG})
+    try:
+        browser.get(f"{live_server}/?search=tiny")
+        _wait(browser, lambda d: len(_table_rows(d)) == len(trials), "the table did not fill")
+        _wait(browser, lambda d: d.find_elements("css selector", "#pareto .main-svg"), "no Pareto plot")
+        calls = browser.execute_script("return window.__calls")
+        plotly = browser.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('plotly'))"
+            ".map(e => e.startTime)"
+        )
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", script)
+    rows = [
+        t
+        for what, kind, t, size in calls
+        if what == "table.getRowsResponse" and kind == "answer" and size > 100
+    ]
+    asked = [t for what, kind, t, _ in calls if what == "board-figures.children" and kind == "send"]
+    assert rows  # an answer with rows in it (an empty one is a few bytes)
+    assert asked
+    assert min(asked) > min(rows)  # the plots are asked for once the first rows are in
+    assert plotly  # and Plotly is loaded for them, not before
+    assert min(plotly) > min(asked)

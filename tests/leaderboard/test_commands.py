@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 from typer.testing import CliRunner
 
 from leaderboard import app as live
@@ -93,8 +94,11 @@ def test_live_app_serves_its_layout_and_interval(handmade_db: str) -> None:
     client = dash_app.server.test_client()
     assert client.get("/").status_code == 200
     layout = json.dumps(client.get("/_dash-layout").get_json())
-    for component_id in ("search", "table", "pareto", "curves", "heatmap", "compare", "across", "detail"):
+    for component_id in ("search", "table", "board-figures", "detail"):
         assert f'"id": "{component_id}"' in layout
+    section = json.dumps(live.figure_section(), cls=PlotlyJSONEncoder)  # after the first rows
+    for component_id in ("pareto", "curves", "heatmap", "compare", "across"):
+        assert f'"id": "{component_id}"' in section
     assert '"interval": 3000' in layout
     assert client.get("/trial/1").status_code == 200  # routes are served by the same page
 

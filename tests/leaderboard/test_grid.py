@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from leaderboard._grid import SQL_COLUMNS, SpreadCache, column_defs, page_query, page_rows
-from leaderboard.table import COLUMNS
+from sqlalchemy import event
+
+from leaderboard._grid import SQL_COLUMNS, column_defs, page_query, page_rows
+from leaderboard.data import load_board
+from leaderboard.table import COLUMNS, records, table_frame
 from nasfcn.store import ColumnFilter, Condition, Store, leaderboard_frame, open_store, search_details
 
 
@@ -54,8 +57,7 @@ def test_page_rows_answer_with_the_page_and_the_count(handmade_db: str) -> None:
     try:
         details = search_details(store, "alpha")
         board = leaderboard_frame(store, "alpha")
-        spread = SpreadCache().get(store, "alpha", details["dataset"], ("mark",))
-        answer = page_rows(store, details, page_query({"startRow": 1, "endRow": 3}), spread)
+        answer = page_rows(store, details, page_query({"startRow": 1, "endRow": 3}))
     finally:
         store.dispose()
     assert answer["rowCount"] == len(board)
@@ -66,9 +68,8 @@ def test_page_rows_answer_with_the_page_and_the_count(handmade_db: str) -> None:
 def test_page_rows_rank_confirmed_networks_by_pooled_mean_in_the_database(confirmed_search, db_url) -> None:
     store = confirmed_search(open_store(db_url))
     details = search_details(store, "conf")
-    spread = SpreadCache().get(store, "conf", details["dataset"], ("mark",))
-    first = page_rows(store, details, page_query({"startRow": 0, "endRow": 4}), spread)
-    rest = page_rows(store, details, page_query({"startRow": 4, "endRow": 10}), spread)
+    first = page_rows(store, details, page_query({"startRow": 0, "endRow": 4}))
+    rest = page_rows(store, details, page_query({"startRow": 4, "endRow": 10}))
     rows = first["rowData"] + rest["rowData"]
     assert [row["trial"] for row in rows] == [7, 1, 6, 9, 2, 8, 0, 5, 4, 3]
     assert [row["rank"] for row in rows] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]
@@ -76,3 +77,39 @@ def test_page_rows_rank_confirmed_networks_by_pooled_mean_in_the_database(confir
     assert rows[-1]["confirmed"] is None
     assert first["rowCount"] == 10
     store.dispose()
+
+
+def test_a_pages_seed_spread_reads_the_runs_of_its_own_networks_only(confirmed_search, db_url) -> None:
+    """The first rows of a search of 10^5 trials must not read every trial of the dataset: the
+    spread over seeds is looked up for the page's networks (by arch id), and equals the board's."""
+    store = confirmed_search(open_store(db_url))
+    details = search_details(store, "conf")
+    statements: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement: str, parameters: object, *_rest: object) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        rows = page_rows(store, details, page_query({"startRow": 0, "endRow": 4}))["rowData"]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    board = {row["id"]: row for row in records(table_frame(load_board(store, "conf").trials))}
+    store.dispose()
+    on_page = {row["arch_id"] for row in rows}
+    others = {row["arch_id"] for row in board.values()} - on_page
+    assert on_page  # the page holds some of the search's networks, not all
+    assert others
+    reads = [_values(bound) for text, bound in statements if "trial_key" in text and "HAVING" in text]
+    assert reads, "no read of the runs across searches"
+    for bound in reads:  # the page's networks, no other's
+        assert on_page <= bound
+        assert not others & bound
+    assert [row["seeds"] for row in rows] == [board[row["id"]]["seeds"] for row in rows]
+    assert any(row["seeds"] for row in rows)  # a confirmed network shows its spread
+
+
+def _values(parameters: object) -> set[str]:
+    """The text values bound to a statement (SQLite binds a tuple, PostgreSQL a dict)."""
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    return {v for v in values if isinstance(v, str)}  # type: ignore[union-attr]

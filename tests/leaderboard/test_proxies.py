@@ -10,7 +10,7 @@ import pytest
 from plotly.utils import PlotlyJSONEncoder
 
 from leaderboard import app as live
-from leaderboard._grid import SpreadCache, column_defs, page_query, page_rows
+from leaderboard._grid import column_defs, page_query, page_rows
 from leaderboard._payload import board_payload
 from leaderboard._proxies import format_score, proxy_facts
 from leaderboard.data import load_board, load_trial_board
@@ -92,8 +92,7 @@ def test_the_static_file_has_the_columns_and_each_trials_scores_in_its_detail(sc
 
 def test_the_live_page_reads_its_rows_scores_and_does_not_sort_by_them(scored: Store) -> None:
     details = search_details(scored, "alpha")
-    spread = SpreadCache().get(scored, "alpha", details["dataset"], ("mark",))
-    rows = page_rows(scored, details, page_query({"startRow": 0, "endRow": 2}), spread)["rowData"]
+    rows = page_rows(scored, details, page_query({"startRow": 0, "endRow": 2}))["rowData"]
     assert [row["proxy:synflow"] for row in rows] == [pytest.approx(1.5e20), pytest.approx(123.456)]
     request = {"startRow": 0, "endRow": 9, "sortModel": [{"colId": "proxy:synflow", "sort": "asc"}]}
     assert page_query(request).sort == ()  # the database sorts: not by a proxy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from nasfcn.space import load_space
 from nasfcn.store import (
@@ -23,6 +23,7 @@ from nasfcn.store import (
     record_epoch,
     search_list,
     search_watermark,
+    seed_spread_frame,
     trials_page,
     trials_since,
     upsert_trial,
@@ -194,3 +195,29 @@ def test_sqlite_pages_through_the_rank_index_and_reads_the_watermark_from_indexe
     assert "ix_trials_search_started" in watermark
     assert "ix_trials_search_finished" in watermark
     assert "SCAN trials" not in watermark
+
+
+def test_sqlite_finds_a_pages_seed_spread_through_the_arch_index(tmp_path) -> None:
+    """A live page reads the runs of its own networks: by arch id through ``ix_trials_arch``, not
+    by walking ``ix_trials_dataset_best`` over every run on the dataset (10^5 at scale)."""
+    store = open_store(f"sqlite:///{tmp_path / 'spread.db'}")
+    _search(store)
+    arch_ids = leaderboard_frame(store, "paged")["arch_id"].head(3).tolist()
+    read: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement: str, parameters: object, *_rest: object) -> None:
+        read.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        seed_spread_frame(store, "shapes", repeated_only=True, arch_ids=arch_ids)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    (statement, parameters), *_ = [(s, p) for s, p in read if "trial_key" in s]
+    with store.engine.connect() as connection:
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+    store.dispose()
+    plan = "\n".join(str(row[-1]) for row in rows)
+    assert "ix_trials_arch (arch_id=?)" in plan
+    assert "ix_trials_dataset_best" not in plan
+    assert "SCAN trials" not in plan
