@@ -45,7 +45,7 @@ def _hover(frame: pd.DataFrame) -> list[str]:
 def _is_reference(frame: pd.DataFrame) -> pd.Series:
     if "reference" not in frame:
         return pd.Series(False, index=frame.index)
-    return frame["reference"].map(lambda r: isinstance(r, str) and bool(r)).astype(bool)
+    return pd.Series([isinstance(r, str) and bool(r) for r in frame["reference"].tolist()], index=frame.index)
 
 
 def pareto_figure(
