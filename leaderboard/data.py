@@ -26,7 +26,7 @@ from nasfcn.store import (
     PageQuery,
     Store,
     arena_curves_frame,
-    arena_trials_frame,
+    arena_leaderboard_frame,
     benchmark_runs_frame,
     best_per_architecture,
     epochs_frame,
@@ -238,8 +238,9 @@ def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
     """Every trial of a search as the board shows it: ``leaderboard_frame``, start and finish,
     and the spread over seeds (two small reads for the whole board, never one per trial)."""
     name = details["name"]
-    times = ("started_at", "finished_at")
-    trials = leaderboard_frame(store, name, keep=times)  # as trial_times_frame reads them, in one read
+    times = ("started_at", "finished_at")  # as trial_times_frame reads them, in the same read
+    arena = details["kind"] == ARENA_KIND  # and which strategy, scheduler and repeat each trial replays
+    trials = arena_leaderboard_frame(store, name, times) if arena else leaderboard_frame(store, name, times)
     trials = trials.assign(
         **{c: pd.to_datetime(trials[c], utc=True) for c in times},
         # a category: every row selection and sort of the board copies codes, not 10^5 long texts
@@ -251,8 +252,6 @@ def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
             seed_spread_frame(store, details["dataset"], repeated_only=True),
             spread_recipe(store, name),
         )
-    if details["kind"] == ARENA_KIND:  # which strategy, scheduler and repeat each simulated trial belongs to
-        trials = trials.merge(arena_trials_frame(store, name), on="trial_id", how="left")
     return with_pooled(trials)  # a search with confirmation runs ranks by their mean
 
 

@@ -84,7 +84,7 @@ def parallel_knobs(trials: pd.DataFrame) -> go.Figure:
 def knob_effects(trials: pd.DataFrame, knobs: Sequence[str] = tuple(KNOBS)) -> go.Figure:
     """Val mIoU distribution per value of each knob, values ordered by median (best first)."""
     title = "Per-knob effect on val mIoU"
-    scored = trials[trials["best_miou"].notna()]
+    scored = trials.loc[trials["best_miou"].notna(), ["trial_id", "best_miou", *knobs]]
     if scored.empty:
         return message_figure(title, "No trial has a validation mIoU yet.")
     cols = 3

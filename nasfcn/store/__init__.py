@@ -7,6 +7,7 @@ this module inside ``Store.session_scope``; readers get pandas frames.
 from nasfcn.store._arena import (
     ARENA_KIND,
     arena_curves_frame,
+    arena_leaderboard_frame,
     arena_trials_frame,
     check_arena_name,
     write_arena,
@@ -155,6 +156,7 @@ __all__ = [
     "add_architectures",
     "architecture_genotype",
     "arena_curves_frame",
+    "arena_leaderboard_frame",
     "arena_trials_frame",
     "benchmark_runs_frame",
     "best_per_architecture",

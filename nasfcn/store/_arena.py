@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from nasfcn.store._bulk import insert_architectures, insert_rows
 from nasfcn.store._engine import Store
-from nasfcn.store._queries import EPOCH_COLUMNS, _frame, search_id
+from nasfcn.store._queries import EPOCH_COLUMNS, _frame, leaderboard_frame, ranked_trials, search_id
 from nasfcn.store._schema import Epoch, Search, SearchLease, Trial, TrialCost
 from nasfcn.store._writes import SearchExistsError, _json, now, recipe_key, software_versions
 
@@ -124,6 +124,18 @@ def arena_trials_frame(store: Store, name: str) -> pd.DataFrame:
             "repeat": pd.array([f.get("repeat") for f in facts], dtype="Int64"),
         }
     )
+
+
+def arena_leaderboard_frame(store: Store, name: str, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """``leaderboard_frame`` of the arena ``name`` with ``arena_trials_frame``'s strategy,
+    scheduler and repeat, read in the same statement where the database can."""
+    fields = _replay_fields(store.engine.dialect.name)
+    if fields is None:
+        frame = leaderboard_frame(store, name, keep)
+        return frame.merge(arena_trials_frame(store, name), on="trial_id", how="left")
+    frame = ranked_trials(store, name, keep, fields)
+    repeat = pd.to_numeric(frame["repeat"]).astype("Int64")  # PostgreSQL's comes as text
+    return frame.astype({"strategy": object, "scheduler": object}).assign(repeat=repeat)
 
 
 def _replay_fields(dialect: str) -> list[ColumnElement[Any]] | None:

@@ -66,12 +66,16 @@ def seed_spread_frame(store: Store, dataset: str, repeated_only: bool = False) -
     # one row per network, search and seed (its best run), not per run: an arena's 10^5 runs
     # re-run a few hundred networks on a few table seeds
     keys = (Trial.arch_id, Trial.trial_key, Trial.search_id, Trial.seed)
-    statement = select(*keys, func.max(Trial.best_miou).label("best_miou")).where(*full).group_by(*keys)
-    if repeated_only:
-        seeded = select(Trial.trial_key).where(*full).group_by(Trial.trial_key)
-        statement = statement.where(
-            Trial.trial_key.in_(seeded.having(func.count(func.distinct(Trial.seed)) >= 2))
+    grouped = select(*keys, func.max(Trial.best_miou).label("best_miou")).where(*full).group_by(*keys)
+    statement = grouped
+    if repeated_only:  # chosen from the grouped rows: one pass over the dataset's runs, not two
+        runs = grouped.cte("runs")
+        seeded = (
+            select(runs.c.trial_key)
+            .group_by(runs.c.trial_key)
+            .having(func.count(func.distinct(runs.c.seed)) >= 2)
         )
+        statement = select(runs).where(runs.c.trial_key.in_(seeded))
     frame = _frame(store, statement)
     columns = ["arch_id", "trial_key", "recipe", "seeds", "miou_mean", "miou_std"]
     if frame.empty:
