@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, Selectable, String, case, false, func, select, type_coerce
+from sqlalchemy import ColumnElement, Select, Selectable, String, case, func, select, type_coerce
 from sqlalchemy.orm import QueryableAttribute
 
 from nasfcn.store._engine import Store, StoreError
@@ -362,26 +362,25 @@ def best_per_architecture(store: Store, dataset: str, top: int | None = None) ->
 
 
 def _best_of_leaders(store: Store, dataset: str, statement: Select[Any], top: int) -> pd.DataFrame:
-    """``best_per_architecture`` of the ``top`` architectures: they and their run counts in one
-    grouped read, then only runs at least as good as the worst of their bests (an index range on
-    the dataset's results), never every run of theirs (an arena's leaders have 10^4 each)."""
+    """``best_per_architecture`` of the ``top`` architectures, in one statement: they and their
+    run counts grouped in SQL, then only runs at least as good as the worst of their bests (an
+    index range on the dataset's results), never every run of theirs (an arena's leaders have
+    10^4 each)."""
     best = func.max(Trial.best_miou)
-    ranked = (
+    leaders = (
         select(Trial.arch_id, best.label("best"), func.count().label("runs"))
         .where(Trial.dataset == dataset, Trial.best_miou.is_not(None))
         .group_by(Trial.arch_id)
         .order_by(best.desc(), Trial.arch_id)
         .limit(max(0, top))
+        .cte("leaders")
     )
-    leaders = _frame(store, ranked)
-    if leaders.empty:
-        return _frame(store, statement.where(false())).assign(runs=pd.Series(dtype=int))
-    floor = float(leaders["best"].min())
+    floor = select(func.min(leaders.c.best)).scalar_subquery()
+    statement = statement.add_columns(leaders.c.best.label("leader_best"), leaders.c.runs)
     frame = _frame(
-        store, statement.where(Trial.arch_id.in_(leaders["arch_id"].tolist()), Trial.best_miou >= floor)
+        store, statement.join(leaders, leaders.c.arch_id == Trial.arch_id).where(Trial.best_miou >= floor)
     )
-    frame = frame.merge(leaders, on="arch_id")
-    frame = frame[frame["best_miou"] == frame["best"]].drop(columns="best")
+    frame = frame[frame["best_miou"] == frame["leader_best"]].drop(columns="leader_best")
     ordered = frame.sort_values(["best_miou", "trial_id"], ascending=[False, True])
     return ordered.drop_duplicates("arch_id").reset_index(drop=True)
 
