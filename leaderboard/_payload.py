@@ -12,8 +12,12 @@ by whole figures. Layout, column-wise so each key is written once:
   table column (the value), seconds and errors (``proxies``; empty when none is stored);
 - ``genotypes``: each genotype's leaves, dictionary-encoded per dotted path (most knobs take a
   handful of values, so a trial costs a few small integers);
-- ``curves``: per trial ``[first epoch or epoch list, val mIoU list]``, at most
-  ``CURVE_POINTS`` points (a plot has no more pixels), ``classes``: best-epoch per-class IoU.
+- ``curves``: ``[first epoch or epoch list, val mIoU list]`` each, at most ``CURVE_POINTS``
+  points (a plot has no more pixels); ``curve_of``: None when ``curves`` has one per trial, in
+  the table's order, else per trial the ``curve`` it reads (-1: none) and how many of its
+  ``points`` (an arena's trials share their (architecture, table seed) run: each trial's
+  curve is a prefix of it, so 10^5 trials carry a few hundred curves and two numbers each);
+  ``classes``: best-epoch per-class IoU.
 
 Text stays data: ``json_script`` escapes ``<``, ``>`` and ``&`` so no stored text can close
 the script element, and the page puts text into the DOM with ``textContent`` only.
@@ -21,6 +25,7 @@ the script element, and the page puts text into the DOM with ``textContent`` onl
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import shlex
@@ -35,11 +40,10 @@ from leaderboard._proxies import ERROR, SECONDS, VALUE, proxy_names
 from leaderboard.data import Board
 from leaderboard.figures import PALETTE, TEMPLATE
 from leaderboard.table import (
+    DETAIL_FACTS,
     STATUS_STYLE,
     Column,
-    detail_items,
-    format_cell,
-    status_label,
+    format_column,
     table_columns,
 )
 from nasfcn.store import DEFAULT_URL
@@ -60,7 +64,7 @@ def board_payload(board: Board, curves: pd.DataFrame, frame: pd.DataFrame) -> di
         "table": _table(frame, columns),
         "detail": _detail(board),
         "genotypes": encode_genotypes(board.trials["genotype_json"].tolist()),
-        "curves": encode_curves(curves, ids),
+        **_curves(board, curves, ids),
         "classes": _classes(board, ids),
         "class_names": list(board.class_names),
         "status_style": {s: list(style) for s, style in STATUS_STYLE.items()},
@@ -80,11 +84,7 @@ def json_script(payload: dict[str, Any], element_id: str) -> str:
 def _table(frame: pd.DataFrame, columns: Sequence[Column]) -> dict[str, Any]:
     # Numbers come once, in ``sort``: the page writes their cells (``board.js``'s ``cell``, as
     # ``format_cell`` does); texts come as cells.
-    cells = {
-        c.key: texts([format_cell(v, c.kind) for v in _values(frame[c.key])])
-        for c in columns
-        if c.kind == "text"
-    }
+    cells = {c.key: texts(format_column(frame[c.key], c.kind)) for c in columns if c.kind == "text"}
     sort: dict[str, list[Any] | dict[str, list[Any]]] = {
         c.key: numbers(frame[c.key]) for c in columns if c.kind != "text"
     }
@@ -99,39 +99,26 @@ def _table(frame: pd.DataFrame, columns: Sequence[Column]) -> dict[str, Any]:
     }
 
 
-#: What ``detail_items`` reads of a trial.
-_DETAIL_KEYS = (
-    "number",
-    "status",
-    "best_miou",
-    "best_pixel_accuracy",
-    "params",
-    "flops",
-    "latency_ms",
-    "peak_memory_mb",
-    "epochs_trained",
-    "seconds",
-    "checkpoint",
-    "reference",
-    "error",
-    "cached_from",
-)
-
-
 def _detail(board: Board) -> dict[str, Any]:
-    rows = board.trials.loc[:, [k for k in _DETAIL_KEYS if k in board.trials]].to_dict("records")
-    facts = [detail_items(row) for row in rows]
-    labels = [label for label, _ in facts[0][:10]] if facts else []
+    # column by column (``detail_items``' facts, each distinct value formatted once), not a
+    # dict and ten formatted cells per trial: seconds at 10^5 trials
+    trials = board.trials
+    labels = [label for label, _, _ in DETAIL_FACTS] if len(trials) else []
     prefix = ["nasfcn", "export", "--search", board.search, "--trial"]
     suffix = ["--db", board.database] if board.database != DEFAULT_URL else []
     return {
-        "numbers": [int(row["number"]) for row in rows],
-        "titles": texts([status_label(str(row["status"])) for row in rows]),
-        "errors": [row["error"] if isinstance(row["error"], str) and row["error"] else None for row in rows],
+        "numbers": [int(n) for n in trials["number"].tolist()],
+        "titles": texts(format_column(trials["status"].astype(str), "status")),
+        "errors": [e if isinstance(e, str) and e else None for e in trials["error"].tolist()],
         "labels": labels,
-        "facts": [_fact(label, [items[i][1] for items in facts]) for i, label in enumerate(labels)],
+        "facts": [
+            {"column": FACT_COLUMNS[label]}
+            if label in FACT_COLUMNS
+            else texts(format_column(trials[key], kind))
+            for label, key, kind in (DETAIL_FACTS if labels else ())
+        ],
         "export": [shlex.join(prefix), shlex.join(suffix)],
-        "proxies": _proxies(board.trials),
+        "proxies": _proxies(trials),
     }
 
 
@@ -159,35 +146,35 @@ FACT_COLUMNS = {
 }
 
 
-def _fact(label: str, values: list[str]) -> list[str] | dict[str, Any]:
-    """One fact of every trial: ``{"column": key}`` when the table's column ``key`` holds it."""
-    return {"column": FACT_COLUMNS[label]} if label in FACT_COLUMNS else texts(values)
-
-
 def texts(values: list[str]) -> list[str] | dict[str, list[Any]]:
     """A column of texts with few distinct values (statuses, knobs, "–") as ``{"values": [...],
     "codes": [...]}``: row ``i`` reads ``values[codes[i]]`` (the page expands it when it loads);
     at 10^5 rows a code is a byte or two where the text was ten or twenty."""
-    distinct: dict[str, int] = {}
-    codes = [distinct.setdefault(v, len(distinct)) for v in values]
+    # codes in order of first appearance, as a dictionary would number them
+    codes, distinct = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
     if len(distinct) * 4 > len(values):
         return values
-    return {"values": list(distinct), "codes": codes}
+    return {"values": distinct.tolist(), "codes": codes.tolist()}
 
 
 def encode_genotypes(texts: Sequence[str]) -> dict[str, Any]:
     """Genotype JSON texts as ``{"paths": [...], "values": [[...] per path], "codes": [[...] per path]}``:
     trial ``i``'s value at ``paths[p]`` is ``values[p][codes[p][i]]`` (code -1: no such leaf)."""
-    flat = [_leaves(json.loads(text)) for text in texts]
+    # Parsed once per distinct text (an arena's 10^5 trials re-run a table's few hundred
+    # networks); ``which[i]`` is trial i's text among them, in order of first appearance.
+    index: dict[str, int] = {}
+    which = np.array([index.setdefault(text, len(index)) for text in texts], dtype=np.int64)
+    flat = [_leaves(json.loads(text)) for text in index]
     paths = sorted(set().union(*flat)) if flat else []
     values: list[list[Any]] = []
     codes: list[list[int]] = []
     for path in paths:
         column = [leaves.get(path, _ABSENT) for leaves in flat]
         seen: dict[Any, int] = {}
-        codes.append([-1 if v is _ABSENT else seen.setdefault(_key(v), len(seen)) for v in column])
+        first = [-1 if v is _ABSENT else seen.setdefault(_key(v), len(seen)) for v in column]
+        codes.append(np.asarray(first, dtype=np.int64)[which].tolist())
         distinct: dict[int, Any] = {}
-        for value, code in zip(column, codes[-1], strict=True):
+        for value, code in zip(column, first, strict=True):
             if code >= 0 and code not in distinct:
                 distinct[code] = value
         values.append([distinct[code] for code in range(len(seen))])
@@ -246,6 +233,38 @@ def encode_curves(curves: pd.DataFrame, trial_ids: Sequence[int]) -> list[list[A
     return out
 
 
+def _curves(board: Board, curves: pd.DataFrame, trial_ids: Sequence[int]) -> dict[str, Any]:
+    """``curves`` and ``curve_of``: one curve per trial, or an arena's shared curves."""
+    if board.curve_source is None:
+        return {"curves": encode_curves(curves, trial_ids), "curve_of": None}
+    trained = board.trials.set_index("trial_id")["epochs_trained"]
+    return encode_shared_curves(board.epochs, board.curve_source, trained, trial_ids)
+
+
+def encode_shared_curves(
+    shared: pd.DataFrame, source: pd.Series, trained: pd.Series, trial_ids: Sequence[int]
+) -> dict[str, Any]:
+    """``shared``'s curves (``encode_curves``, one per trial id in it) and per trial of
+    ``trial_ids`` which one it reads (``source``: trial id -> id in ``shared``) and how many of
+    its points: those up to its last epoch (``trained``: trial id -> epochs trained)."""
+    sources = np.array(sorted({int(t) for t in shared["trial_id"]}), dtype=np.int64)
+    curves = encode_curves(shared, sources.tolist())
+    if not curves:
+        return {"curves": [], "curve_of": {"curve": [-1] * len(trial_ids), "points": [0] * len(trial_ids)}}
+    origin = source.reindex(trial_ids).to_numpy(dtype=float)
+    last = trained.reindex(trial_ids).to_numpy(dtype=float)
+    position = np.clip(np.searchsorted(sources, np.nan_to_num(origin, nan=-1.0)), 0, len(sources) - 1)
+    found = (sources[position] == origin) & ~np.isnan(last)  # NaN equals nothing: no source
+    index = np.where(found, position, -1)
+    # a curve of consecutive epochs is [first, values]: its points up to ``last`` are a count
+    first = np.array([c[0] if isinstance(c[0], int) else -1 for c in curves])
+    length = np.array([len(c[1]) for c in curves])
+    points = np.where(found, np.clip(last - first[position] + 1, 0, length[position]), 0).astype(int)
+    for i in np.flatnonzero(found & (first[position] < 0)).tolist():  # epochs with gaps: searched
+        points[i] = bisect.bisect_right(curves[index[i]][0], int(last[i]))
+    return {"curves": curves, "curve_of": {"curve": index.tolist(), "points": points.tolist()}}
+
+
 def thin(values: np.ndarray, most: int) -> np.ndarray:
     """Indices of at most ``most`` points spread evenly over ``values``, keeping the first, the
     last and the best (what a reader looks for on a learning curve)."""
@@ -268,11 +287,6 @@ def _classes(board: Board, trial_ids: Sequence[int]) -> list[list[float | None] 
         int(t): values[k * width : (k + 1) * width] for k, t in enumerate(matrix.index)
     }
     return [rows.get(t) for t in trial_ids]
-
-
-def _values(column: pd.Series) -> list[Any]:
-    # tolist() first: iterating an Arrow-backed column yields its values one slow call at a time
-    return [None if _missing(v) else (v.item() if hasattr(v, "item") else v) for v in column.tolist()]
 
 
 def _missing(value: object) -> bool:

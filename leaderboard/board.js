@@ -126,8 +126,15 @@
       annotations: [{text: esc(words), showarrow: false, x: 0.5, y: 0.5, xref: "paper", yref: "paper"}]}};
   }
   function label(i) { return "#" + D.detail.numbers[i] + " " + esc(T.cells.arch_id[i]); }
+  function curveOf(i) {  // trial i's [first epoch or epochs, val mIoU]: its own, or a prefix of a shared one
+    var C = D.curve_of;
+    if (!C) { return D.curves[i]; }
+    if (C.curve[i] < 0) { return [1, []]; }
+    var shared = D.curves[C.curve[i]], n = C.points[i];
+    return [Array.isArray(shared[0]) ? shared[0].slice(0, n) : shared[0], shared[1].slice(0, n)];
+  }
   function curveFigure(i) {
-    var title = "Learning curves: val mIoU per epoch", curve = D.curves[i], ys = curve[1];
+    var title = "Learning curves: val mIoU per epoch", curve = curveOf(i), ys = curve[1];
     if (!ys.length) { return message(title, "No epoch has been evaluated yet."); }
     var xs = Array.isArray(curve[0]) ? curve[0] : ys.map(function (_, k) { return curve[0] + k; });
     var stopped = T.status[i] === "stopped_early", name = label(i);

@@ -25,7 +25,8 @@ from nasfcn.store import (
     Condition,
     PageQuery,
     Store,
-    arena_trials_frame,
+    arena_curves_frame,
+    arena_leaderboard_frame,
     benchmark_runs_frame,
     best_per_architecture,
     epochs_frame,
@@ -36,7 +37,6 @@ from nasfcn.store import (
     seed_spread_frame,
     spread_recipe,
     trial_search,
-    trial_times_frame,
     trials_page,
 )
 
@@ -60,6 +60,9 @@ class Board:
     reused_epochs: pd.DataFrame  # epochs of trials in other searches whose results cached trials reused
     class_names: tuple[str, ...] = field(default=())
     proxies: pd.DataFrame = field(default_factory=pd.DataFrame)  # proxy_scores_frame of its networks
+    # An arena's: trial_id -> the trial in ``epochs`` whose first ``epochs_trained`` epochs are its
+    # curve (``arena_curves_frame``; NaN: none). None: each trial's epochs are its own.
+    curve_source: pd.Series | None = None
 
     @property
     def scored(self) -> pd.DataFrame:
@@ -73,8 +76,11 @@ class Board:
         """A sentence for a search that has nothing (or nothing yet) to compare; None otherwise."""
         return board_message(self.trials, self.status)
 
-    def curves(self) -> pd.DataFrame:
-        """Every trial's epochs; a cached trial gets the epochs of the trial it reused, as its own."""
+    def curves(self, trial_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Every trial's epochs (or those of ``trial_ids``); a cached trial gets the epochs of the
+        trial it reused, as its own, and an arena's trial the prefix of its shared curve."""
+        if self.curve_source is not None:
+            return self._shared_curves(self.curve_source, trial_ids)
         pool = pd.concat([self.epochs, self.reused_epochs]) if not self.reused_epochs.empty else self.epochs
         reused = self.trials["cached_from"].notna() if "cached_from" in self.trials else None
         parts = [self.epochs]
@@ -85,7 +91,21 @@ class Board:
                 cached, left_on="trial_id", right_on="source", suffixes=("_own", "")
             )
             parts.append(borrowed.drop(columns=["trial_id_own", "source"]).loc[:, list(self.epochs.columns)])
-        return pd.concat(parts, ignore_index=True).sort_values(["trial_id", "epoch"], ignore_index=True)
+        curves = pd.concat(parts, ignore_index=True).sort_values(["trial_id", "epoch"], ignore_index=True)
+        return curves if trial_ids is None else curves[curves["trial_id"].isin(list(trial_ids))]
+
+    def _shared_curves(self, source: pd.Series, trial_ids: Sequence[int] | None) -> pd.DataFrame:
+        """``curves`` of an arena: each trial's first ``epochs_trained`` epochs of its source's."""
+        trials = (
+            self.trials if trial_ids is None else self.trials[self.trials["trial_id"].isin(list(trial_ids))]
+        )
+        wanted = trials.loc[:, ["trial_id", "number", "arch_id", "status", "epochs_trained"]]
+        wanted = wanted.assign(source=wanted["trial_id"].map(source))
+        columns = [c for c in self.epochs.columns if c != "seed"]
+        shared = self.epochs.drop(columns=["number", "arch_id", "status", "seed"])
+        joined = wanted.merge(shared.rename(columns={"trial_id": "source"}), on="source")
+        joined = joined[joined["epoch"] <= joined["epochs_trained"]]
+        return joined.loc[:, columns].sort_values(["trial_id", "epoch"], ignore_index=True)
 
     def curve(self, trial_id: int) -> pd.DataFrame:
         """The epochs behind one trial's result (see ``curves``)."""
@@ -102,6 +122,8 @@ def load_board(store: Store, search: str | None = None) -> Board:
     return _load_board(store, search_details(store, search))
 
 
+#: The architectures the static board's cross-search view reads: the most ``cross_search_figure`` draws.
+ACROSS_TOP = 25
 #: What a board reads of each epoch when it only draws learning curves (``load_view(curves_only=True)``).
 CURVE_COLUMNS = ("epoch", "val_miou")
 
@@ -113,7 +135,9 @@ def load_view(store: Store, search: str | None = None, curves_only: bool = False
     details = search_details(store, search)
     if details["kind"] == "benchmark":
         return _load_benchmark(store, details)
-    return _load_board(store, details, CURVE_COLUMNS if curves_only else EPOCH_COLUMNS)
+    if curves_only:
+        return _load_board(store, details, CURVE_COLUMNS, across_top=ACROSS_TOP)
+    return _load_board(store, details)
 
 
 def load_live_view(
@@ -144,11 +168,13 @@ def _load_board(
     pick: Callable[[pd.DataFrame], Sequence[int]] | None = None,
     trials: pd.DataFrame | None = None,
     others: bool = True,
+    across_top: int | None = None,
 ) -> Board:
     """``pick`` (trials -> trial ids) limits the epochs and per-class IoU read to those trials
     (the live app draws a few curves, never every epoch of 10^5 trials); ``trials`` replaces
     the search's trials (one trial's detail page reads only that one); without ``others`` the
-    views over other trials (best per architecture across searches, every search) stay empty."""
+    views over other trials (best per architecture across searches, every search) stay empty;
+    ``across_top``: the cross-search view reads only that many best architectures."""
     name = details["name"]
     arena = details["kind"] == ARENA_KIND
     scores = board_scores(store, details, None if trials is None else trials["arch_id"].tolist())
@@ -156,7 +182,11 @@ def _load_board(
         trials = search_trials(store, details)
     trials = with_proxies(trials, scores)
     chosen = None if pick is None else sorted({int(t) for t in pick(trials)})
-    if chosen is None:
+    source = None
+    if chosen is None and arena:  # one curve per (architecture, table seed), not per trial
+        epochs = arena_curves_frame(store, name, columns=epoch_columns)
+        source = curve_sources(trials, epochs)
+    elif chosen is None:
         epochs = epochs_frame(store, name, columns=epoch_columns)
     else:
         epochs = epochs_frame(store, trial_ids=chosen, columns=epoch_columns)
@@ -165,7 +195,10 @@ def _load_board(
     reused = (
         epochs_frame(store, trial_ids=sorted(sources), columns=epoch_columns) if sources else epochs.iloc[0:0]
     )
-    per_class = per_class_iou_frame(store, name, trial_ids=chosen)
+    if source is not None:  # an arena stores no per-class IoU (a table holds none): nothing to join
+        per_class = per_class_iou_frame(store, trial_ids=[])
+    else:
+        per_class = per_class_iou_frame(store, name, trial_ids=chosen)
     return Board(
         search=name,
         dataset=f"table {details['config'].get('table')} (arena)" if arena else details["dataset"],
@@ -174,12 +207,24 @@ def _load_board(
         trials=trials,
         epochs=epochs,
         per_class=per_class,
-        across=best_per_architecture(store, details["dataset"]) if others else pd.DataFrame(),
+        across=best_per_architecture(store, details["dataset"], top=across_top) if others else pd.DataFrame(),
         searches=searches_frame(store) if others else pd.DataFrame(),
         reused_epochs=reused,
         class_names=class_names(details, per_class),
         proxies=scores,
+        curve_source=source,
     )
+
+
+def curve_sources(trials: pd.DataFrame, shared: pd.DataFrame) -> pd.Series:
+    """trial_id -> the trial of ``shared`` (``arena_curves_frame``) with its architecture and seed."""
+    keys = ["arch_id", "seed"]
+    longest = (
+        shared.loc[:, ["trial_id", *keys]].drop_duplicates("trial_id").rename(columns={"trial_id": "source"})
+    )
+    longest = longest.astype({"seed": "Int64"})
+    found = trials.loc[:, ["trial_id", *keys]].astype({"seed": "Int64"}).merge(longest, on=keys, how="left")
+    return pd.Series(found["source"].to_numpy(dtype=float), index=found["trial_id"].to_numpy(), name="source")
 
 
 def class_names(details: Mapping[str, Any], per_class: pd.DataFrame) -> tuple[str, ...]:
@@ -193,15 +238,20 @@ def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
     """Every trial of a search as the board shows it: ``leaderboard_frame``, start and finish,
     and the spread over seeds (two small reads for the whole board, never one per trial)."""
     name = details["name"]
-    trials = leaderboard_frame(store, name)
-    times = trial_times_frame(store, name).loc[:, ["trial_id", "started_at", "finished_at"]]
-    trials = trials.merge(times, on="trial_id", how="left")
+    times = ("started_at", "finished_at")  # as trial_times_frame reads them, in the same read
+    arena = details["kind"] == ARENA_KIND  # and which strategy, scheduler and repeat each trial replays
+    trials = arena_leaderboard_frame(store, name, times) if arena else leaderboard_frame(store, name, times)
+    trials = trials.assign(
+        **{c: pd.to_datetime(trials[c], utc=True) for c in times},
+        # a category: every row selection and sort of the board copies codes, not 10^5 long texts
+        genotype_json=trials["genotype_json"].astype("category"),
+    )
     if not trials.empty:
         trials = with_seed_spread(
-            trials, seed_spread_frame(store, details["dataset"]), spread_recipe(store, name)
+            trials,
+            seed_spread_frame(store, details["dataset"], repeated_only=True),
+            spread_recipe(store, name),
         )
-    if details["kind"] == ARENA_KIND:  # which strategy, scheduler and repeat each simulated trial belongs to
-        trials = trials.merge(arena_trials_frame(store, name), on="trial_id", how="left")
     return with_pooled(trials)  # a search with confirmation runs ranks by their mean
 
 
@@ -222,14 +272,10 @@ def with_seed_spread(trials: pd.DataFrame, spread: pd.DataFrame, recipe: str | N
     )
     best = repeated.drop_duplicates("trial_key").set_index("trial_key")
     candidates = trials["arch_id"].isin(set(repeated["arch_id"])) if "arch_id" in trials else None
-    keys = pd.Series(
-        [
-            Genotype.from_json(text).trial_key if candidates is None or candidates[i] else None
-            for i, text in trials["genotype_json"].items()
-        ],
-        index=trials.index,
-        dtype=object,
-    )
+    texts = trials["genotype_json"] if candidates is None else trials.loc[candidates, "genotype_json"]
+    # once per distinct genotype: an arena's 10^5 trials re-run a table's few hundred networks
+    hashed = {text: Genotype.from_json(text).trial_key for text in set(texts.tolist())}
+    keys = trials["genotype_json"].map(hashed).astype(object)
     return trials.assign(
         seeds_n=keys.map(best["seeds"]).astype(float),
         seeds_mean=keys.map(best["miou_mean"]).astype(float),

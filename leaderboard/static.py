@@ -105,8 +105,8 @@ def render(board: Board | BenchmarkBoard) -> str:
         parts.append(f'<p class="message" id="message">{escape(message)}</p>')
     if board.trials.empty:
         return _page(f"nasfcn leaderboard · {board.search}", parts)
-    curves = board.curves()
-    plots = _plots(board, curves)
+    curves, population = _drawn_curves(board)
+    plots = _plots(board, curves, population)
     parts.append(
         "<nav>" + "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in plots) + "</nav>"
     )
@@ -223,9 +223,26 @@ def _header(board: Board) -> str:
     )
 
 
-def _plots(board: Board, curves: pd.DataFrame) -> list[tuple[str, str, list[go.Figure]]]:
+def _drawn_curves(board: Board) -> tuple[pd.DataFrame, int | None]:
+    """The epochs the plots draw from, and how many trials have curves when that is more than
+    they hold (None: all). A search's are every trial's; an arena's trials share curves
+    (``Board.curve_source``), so only those the plots show get theirs: the learning curves'
+    best and sample (``figures.curve_sample``, as the live app reads them) and the compared."""
+    if board.curve_source is None:
+        return board.curves(), None
+    trials = board.trials
+    ids = trials.loc[trials["epochs_trained"] > 0, "trial_id"].to_numpy()
+    ranked = [int(t) for t in board.scored["trial_id"]]
+    best, sample = figures.curve_sample(ids, ranked)
+    return board.curves([*best, *sample.tolist(), *ranked[:COMPARE_TOP]]), len(ids)
+
+
+def _plots(
+    board: Board, curves: pd.DataFrame, population: int | None = None
+) -> list[tuple[str, str, list[go.Figure]]]:
     """The overview plots: a fixed number of figures whatever the number of trials (big
-    searches get WebGL points and a sample of learning curves, see ``figures``)."""
+    searches get WebGL points and a sample of learning curves, see ``figures``);
+    ``population``: ``_drawn_curves``'."""
     trials = board.trials
     chosen = [int(t) for t in board.scored["trial_id"].head(COMPARE_TOP)]
     levels = figures.reference_levels(trials)
@@ -235,7 +252,9 @@ def _plots(board: Board, curves: pd.DataFrame) -> list[tuple[str, str, list[go.F
             "curves",
             "Learning curves",
             [
-                figures.learning_curves_overview(curves, board.scored["trial_id"], levels),
+                figures.learning_curves_overview(
+                    curves, board.scored["trial_id"], levels, population=population
+                ),
                 figures.best_so_far(trials),
             ],
         ),

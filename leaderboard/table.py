@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from leaderboard._proxies import VALUE, format_score, proxy_names
 from nasfcn.confirm import POOLED_COLUMNS, pooled_text
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -106,12 +109,12 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
     ``reference`` the reference design's name (rows to mark), else None.
     """
     # Only the columns each helper reads, row by row: a whole row per trial costs seconds at 10^4.
-    notes = [_note(row) for row in _rows(trials, ("reference", "error", "cached_from"))]
+    notes = _per_row(trials, ("reference", "error", "cached_from"), _note)
     spread = ("seeds_n", "seeds_mean", "seeds_std", "seeds_other_recipe")
-    seeds = [seed_spread_text(row) for row in _rows(trials, spread)]
+    seeds = _per_row(trials, spread, seed_spread_text)
     confirmed: list[str | None] = [None] * len(trials)
     if "confirmed_n" in trials and trials["confirmed_n"].notna().any():  # a search that confirmed
-        confirmed = [pooled_text(row) for row in _rows(trials, POOLED_COLUMNS)]
+        confirmed = _per_row(trials, POOLED_COLUMNS, pooled_text)
     references = trials["reference"] if "reference" in trials else [None] * len(trials)
     frame = pd.DataFrame(
         {
@@ -119,7 +122,7 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
             "rank": trials["rank"],
             "trial": trials["number"].astype(int),
             "arch_id": trials["arch_id"].astype(str),
-            "status": [status_label(s) for s in trials["status"]],
+            "status": format_column(trials["status"].astype(str), "status"),
             "status_key": trials["status"].astype(str),
             **{key: trials.get(key) for key in ARENA_COLUMNS},
             "best_miou": trials["best_miou"],
@@ -145,10 +148,20 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _rows(trials: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``trials``' rows as dicts of those of ``columns`` it has."""
+def _per_row(trials: pd.DataFrame, columns: Sequence[str], text: Callable[[dict[str, Any]], T]) -> list[T]:
+    """``text`` of each row (a dict of those of ``columns`` it has, NaN as None), worked out
+    once per distinct row: 10^5 trials have few distinct notes or seed spreads."""
     present = [c for c in columns if c in trials]
-    return trials.loc[:, present].to_dict("records")
+    if not present:
+        return [text({})] * len(trials)
+    values = [[None if _missing(v) else v for v in trials[c].tolist()] for c in present]
+    done: dict[tuple[Any, ...], T] = {}
+    out = []
+    for row in zip(*values, strict=True):
+        if row not in done:
+            done[row] = text(dict(zip(present, row, strict=True)))
+        out.append(done[row])
+    return out
 
 
 def seed_spread_text(row: Mapping[str, Any]) -> str | None:
@@ -198,22 +211,44 @@ def compact(n: float) -> str:
     return f"{'-' if n < 0 else ''}{value:.3g}{suffix}"
 
 
+#: The facts ``detail_items`` lists: (label, leaderboard column, ``format_cell`` kind; "status":
+#: ``status_label``).
+DETAIL_FACTS = (
+    ("status", "status", "status"),
+    ("val mIoU (best epoch)", "best_miou", "ratio"),
+    ("pixel accuracy", "best_pixel_accuracy", "ratio"),
+    ("parameters", "params", "count"),
+    ("FLOPs", "flops", "count"),
+    ("latency ms", "latency_ms", "ms"),
+    ("peak inference memory MB", "peak_memory_mb", "ms"),
+    ("epochs trained", "epochs_trained", "int"),
+    ("training time s", "seconds", "ms"),
+    ("checkpoint", "checkpoint", "text"),
+)
+
+
 def detail_items(trial: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, text) facts of one trial (a leaderboard row) for its detail page."""
-    items = [
-        ("status", status_label(str(trial["status"]))),
-        ("val mIoU (best epoch)", format_cell(trial["best_miou"], "ratio")),
-        ("pixel accuracy", format_cell(trial["best_pixel_accuracy"], "ratio")),
-        ("parameters", format_cell(trial["params"], "count")),
-        ("FLOPs", format_cell(trial["flops"], "count")),
-        ("latency ms", format_cell(trial["latency_ms"], "ms")),
-        ("peak inference memory MB", format_cell(trial["peak_memory_mb"], "ms")),
-        ("epochs trained", format_cell(trial["epochs_trained"], "int")),
-        ("training time s", format_cell(trial["seconds"], "ms")),
-        ("checkpoint", format_cell(trial["checkpoint"], "text")),
-    ]
+    items = [(label, fact_text(trial[key], kind)) for label, key, kind in DETAIL_FACTS]
     note = _note(trial)
     return [*items, ("note", note)] if note else items
+
+
+def fact_text(value: object, kind: str) -> str:
+    """One fact of ``DETAIL_FACTS`` as text."""
+    return status_label(str(value)) if kind == "status" else format_cell(value, kind)
+
+
+def format_column(values: pd.Series, kind: str) -> list[str]:
+    """``format_cell`` (or ``fact_text``) of each value, worked out once per distinct value: a
+    column of 10^5 cells holds a few hundred (knobs, statuses, an arena's repeated networks)."""
+    try:
+        codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists): one at a time
+        return [fact_text(_plain(v), kind) for v in values.tolist()]
+    # code -1 (missing) reads the last label: the text of None
+    labels = [fact_text(_plain(v), kind) for v in distinct.tolist()] + [fact_text(None, kind)]
+    return np.asarray(labels, dtype=object)[codes].tolist()
 
 
 _NUMBER_LIST = re.compile(r"\[\s+((?:-?[\d.eE+-]+,\s+)*-?[\d.eE+-]+)\s+\]")

@@ -42,10 +42,28 @@ def _hover(frame: pd.DataFrame) -> list[str]:
     ]
 
 
+#: What the traces read of a trial, besides its costs.
+_DRAWN = (
+    "trial_id",
+    "number",
+    "arch_id",
+    "status",
+    "best_miou",
+    "params",
+    "flops",
+    "latency_ms",
+    "reference",
+    "skip",
+    "upsample",
+    "attention",
+    "kernels",
+)
+
+
 def _is_reference(frame: pd.DataFrame) -> pd.Series:
     if "reference" not in frame:
         return pd.Series(False, index=frame.index)
-    return frame["reference"].map(lambda r: isinstance(r, str) and bool(r)).astype(bool)
+    return pd.Series([isinstance(r, str) and bool(r) for r in frame["reference"].tolist()], index=frame.index)
 
 
 def pareto_figure(
@@ -62,7 +80,8 @@ def pareto_figure(
     (name -> val mIoU; default ``reference_levels(trials)``), so a filter cannot hide the bar.
     """
     title = "Pareto front: accuracy against cost"
-    scored = trials[trials["best_miou"].notna()]
+    drawn = [c for c in (*_DRAWN, *costs) if c in trials]  # a board's frame has ~50 columns
+    scored = trials.loc[trials["best_miou"].notna(), list(dict.fromkeys(drawn))]
     if scored.empty:
         return message_figure(title, "No trial has a validation mIoU yet.")
     figure = go.Figure()

@@ -4,7 +4,14 @@ Writers (the search driver's callback, the only writer) use the idempotent funct
 this module inside ``Store.session_scope``; readers get pandas frames.
 """
 
-from nasfcn.store._arena import ARENA_KIND, arena_trials_frame, check_arena_name, write_arena
+from nasfcn.store._arena import (
+    ARENA_KIND,
+    arena_curves_frame,
+    arena_leaderboard_frame,
+    arena_trials_frame,
+    check_arena_name,
+    write_arena,
+)
 from nasfcn.store._benchmarks import (
     architecture_genotype,
     benchmark_runs_frame,
@@ -148,6 +155,8 @@ __all__ = [
     "acquire_lease",
     "add_architectures",
     "architecture_genotype",
+    "arena_curves_frame",
+    "arena_leaderboard_frame",
     "arena_trials_frame",
     "benchmark_runs_frame",
     "best_per_architecture",

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, select, text
+from sqlalchemy import JSON, ColumnElement, cast, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from nasfcn.store._bulk import insert_architectures, insert_rows
 from nasfcn.store._engine import Store
-from nasfcn.store._queries import _frame, search_id
+from nasfcn.store._queries import EPOCH_COLUMNS, _frame, leaderboard_frame, ranked_trials, search_id
 from nasfcn.store._schema import Epoch, Search, SearchLease, Trial, TrialCost
 from nasfcn.store._writes import SearchExistsError, _json, now, recipe_key, software_versions
 
@@ -99,12 +99,22 @@ def write_arena(
         return sid
 
 
+#: What ``arena_trials_frame`` reads of each trial's ``params_json`` ``{"arena": {...}}``.
+_REPLAY_FIELDS = ("strategy", "scheduler", "repeat")
+
+
 def arena_trials_frame(store: Store, name: str) -> pd.DataFrame:
-    """trial_id, strategy, scheduler and repeat of every trial of the arena ``name``."""
-    statement = select(Trial.id.label("trial_id"), Trial.params_json).where(
-        Trial.search_id == search_id(store, name)
-    )
-    frame = _frame(store, statement)
+    """trial_id, strategy, scheduler and repeat of every trial of the arena ``name``.
+
+    SQLite and PostgreSQL take the three fields out of the JSON text themselves: parsing 10^5
+    texts in Python was a second of the leaderboard's build."""
+    fields = _replay_fields(store.engine.dialect.name)
+    where = Trial.search_id == search_id(store, name)
+    if fields is not None:
+        frame = _frame(store, select(Trial.id.label("trial_id"), *fields).where(where))
+        repeat = pd.to_numeric(frame["repeat"]).astype("Int64")  # PostgreSQL's comes as text
+        return frame.astype({"strategy": object, "scheduler": object}).assign(repeat=repeat)
+    frame = _frame(store, select(Trial.id.label("trial_id"), Trial.params_json).where(where))
     facts = [json.loads(text or "{}").get(ARENA_KIND, {}) for text in frame["params_json"]]
     return pd.DataFrame(
         {
@@ -114,6 +124,62 @@ def arena_trials_frame(store: Store, name: str) -> pd.DataFrame:
             "repeat": pd.array([f.get("repeat") for f in facts], dtype="Int64"),
         }
     )
+
+
+def arena_leaderboard_frame(store: Store, name: str, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """``leaderboard_frame`` of the arena ``name`` with ``arena_trials_frame``'s strategy,
+    scheduler and repeat, read in the same statement where the database can."""
+    fields = _replay_fields(store.engine.dialect.name)
+    if fields is None:
+        frame = leaderboard_frame(store, name, keep)
+        return frame.merge(arena_trials_frame(store, name), on="trial_id", how="left")
+    frame = ranked_trials(store, name, keep, fields)
+    repeat = pd.to_numeric(frame["repeat"]).astype("Int64")  # PostgreSQL's comes as text
+    return frame.astype({"strategy": object, "scheduler": object}).assign(repeat=repeat)
+
+
+def _replay_fields(dialect: str) -> list[ColumnElement[Any]] | None:
+    """``_REPLAY_FIELDS`` read in SQL, where the database has JSON functions (None: in Python)."""
+    if dialect == "sqlite":
+        return [func.json_extract(Trial.params_json, f"$.{ARENA_KIND}.{f}").label(f) for f in _REPLAY_FIELDS]
+    if dialect == "postgresql":
+        document = cast(Trial.params_json, JSON)
+        return [func.json_extract_path_text(document, ARENA_KIND, f).label(f) for f in _REPLAY_FIELDS]
+    return None
+
+
+def arena_curves_frame(store: Store, name: str, columns: Sequence[str] = EPOCH_COLUMNS) -> pd.DataFrame:
+    """``epochs_frame`` of one trial per (architecture, table seed) of the arena ``name``: the one
+    that trained the most epochs (ties: the first), with its ``seed``.
+
+    A simulated trial's epochs are the first ``epochs_trained`` of its architecture's run for its
+    table seed (``nasfcn.arena``'s records), so these few hundred curves hold every trial's: a
+    board reads them instead of one curve per trial (10^5 trials, 2 x 10^6 epochs)."""
+    unknown = [c for c in columns if c not in EPOCH_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown epoch columns {unknown}; valid: {', '.join(EPOCH_COLUMNS)}")
+    order = func.row_number().over(
+        partition_by=(Trial.arch_id, Trial.seed),
+        order_by=(func.coalesce(Trial.epochs_trained, 0).desc(), Trial.id),
+    )
+    ranked = (
+        select(Trial.id, order.label("place")).where(Trial.search_id == search_id(store, name)).subquery()
+    )
+    longest = select(ranked.c.id).where(ranked.c.place == 1)
+    statement = (
+        select(
+            Epoch.trial_id,
+            Trial.number,
+            Trial.arch_id,
+            Trial.status,
+            Trial.seed,
+            *(getattr(Epoch, c) for c in columns),
+        )
+        .join(Trial, Trial.id == Epoch.trial_id)
+        .where(Trial.id.in_(longest))
+        .order_by(Epoch.trial_id, Epoch.epoch)
+    )
+    return _frame(store, statement)
 
 
 def _check_free(session: Session, store: Store, name: str, replace: bool) -> int | None:

@@ -71,22 +71,27 @@ def seed_spread_frame(
         Trial.best_miou.is_not(None),
         *(() if arch_ids is None else (Trial.arch_id.in_(sorted(set(arch_ids))),)),
     )
-    statement = (
-        select(Trial.arch_id, Trial.trial_key, Trial.seed, Trial.best_miou, Search.recipe_json)
-        .join(Search, Search.id == Trial.search_id)
-        .where(*full)
-    )
-    if repeated_only:
-        seeded = select(Trial.trial_key).where(*full).group_by(Trial.trial_key)
-        statement = statement.where(
-            Trial.trial_key.in_(seeded.having(func.count(func.distinct(Trial.seed)) >= 2))
+    # one row per network, search and seed (its best run), not per run: an arena's 10^5 runs
+    # re-run a few hundred networks on a few table seeds
+    keys = (Trial.arch_id, Trial.trial_key, Trial.search_id, Trial.seed)
+    grouped = select(*keys, func.max(Trial.best_miou).label("best_miou")).where(*full).group_by(*keys)
+    statement = grouped
+    if repeated_only:  # chosen from the grouped rows: one pass over the dataset's runs, not two
+        runs = grouped.cte("runs")
+        seeded = (
+            select(runs.c.trial_key)
+            .group_by(runs.c.trial_key)
+            .having(func.count(func.distinct(runs.c.seed)) >= 2)
         )
+        statement = select(runs).where(runs.c.trial_key.in_(seeded))
     frame = _frame(store, statement)
     columns = ["arch_id", "trial_key", "recipe", "seeds", "miou_mean", "miou_std"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    recipes = {text: _without_seed(text) for text in set(frame["recipe_json"].tolist())}  # a few per search
-    frame["recipe"] = frame["recipe_json"].map(recipes)
+    searches = select(Search.id, Search.recipe_json).where(Search.id.in_(set(frame["search_id"].tolist())))
+    with store.session_scope() as session:
+        recipes = {sid: _without_seed(text) for sid, text in session.execute(searches).all()}
+    frame["recipe"] = frame["search_id"].map(recipes)
     per_seed = frame.groupby(["arch_id", "trial_key", "recipe", "seed"], as_index=False)["best_miou"].max()
     grouped = per_seed.groupby(["arch_id", "trial_key", "recipe"])["best_miou"]
     spread = pd.DataFrame(

@@ -413,3 +413,69 @@ def benchmark_db(tmp_path: Path, store_tracker: list) -> str:
     set_search_status(store, single, "completed")
     benchmark("empty", ["shapes"], 2)  # still running, nothing finished
     return url
+
+
+# -- an arena: simulated trials that share their (architecture, table seed) runs --------------------
+ARENA_SPACE = """\
+name: arena4
+input: {channels: 3, min_size: 32}
+encoder: {stages: 3, width: 8, max_width: 32, kernel_size: 3, downsample: maxpool}
+skip: {choices: [none, fcn8s]}
+upsample: {choices: [bilinear, transposed]}
+"""
+ARENA_SEEDS = 2
+ARENA_EPOCHS = 6
+
+
+def _arena_cost(arch: int, seed: int) -> dict[str, object]:
+    return {
+        "params": 1000 * (arch + 1),
+        "flops": 5000 * (arch + 1),
+        "latency_ms": 1.0 + arch,
+        "peak_memory_mb": 3.0,
+        "device": "cpu",
+        "input_shape": [1, 3, 32, 32],
+    }
+
+
+def _arena_metrics(arch: int, seed: int, epoch: int) -> dict[str, object]:
+    value = round(0.2 + 0.1 * arch + 0.01 * seed + 0.02 * epoch - 0.003 * epoch * epoch, 6)
+    return {
+        "val_miou": value,
+        "val_pixel_accuracy": value + 0.1,
+        "train_loss": 1.0 / epoch,
+        "seconds": 1.0 + arch,
+    }
+
+
+@pytest.fixture(scope="session")
+def arena_db(tmp_path_factory: pytest.TempPathFactory, hand_tabulation: type):
+    """``arena_db(repeats)``: (URL, arena name) of a SQLite database holding an arena of random
+    search under FIFO and ASHA, 50 trials per replay, replayed ``repeats`` times on a table of
+    four architectures x two seeds x six epochs (``ARENA_*``): many trials per table run."""
+    from nasfcn.arena import ArenaPlan, ArenaTable, run_arena, store_arena
+    from nasfcn.store import open_store
+    from nasfcn.table import export_table, load
+
+    folder = tmp_path_factory.mktemp("arena-board")
+    store = open_store(f"sqlite:///{folder / 'table.db'}")
+    try:
+        hand_tabulation("arena4", ARENA_SPACE, ARENA_SEEDS, ARENA_EPOCHS, _arena_cost, _arena_metrics).write(
+            store, "arena4"
+        )
+        table = ArenaTable(load(export_table(store, "arena4", folder / "arena4.parquet")))
+    finally:
+        store.dispose()
+
+    @cache
+    def make(repeats: int) -> tuple[str, str]:
+        url = f"sqlite:///{folder / f'arena{repeats}.db'}"
+        run = run_arena(table, ArenaPlan(("random",), ("fifo", "asha"), 50, repeats, concurrency=2), "played")
+        arena = open_store(url)
+        try:
+            store_arena(arena, run)
+        finally:
+            arena.dispose()
+        return url, "played"
+
+    return make

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlparse
 import pytest
 
 from leaderboard.static import write_leaderboard
-from nasfcn.store import Store, leaderboard_frame
+from nasfcn.store import Store, epochs_frame, leaderboard_frame
 
 pytestmark = pytest.mark.slow
 
@@ -436,3 +436,27 @@ def test_live_server_asks_for_the_plots_only_after_the_first_rows_came(
     assert min(asked) > min(rows)  # the plots are asked for once the first rows are in
     assert plotly  # and Plotly is loaded for them, not before
     assert min(plotly) > min(asked)
+
+
+def test_static_file_of_an_arena_draws_each_trials_own_curve_from_a_shared_run(
+    browser, arena_db, tmp_path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    url, search = arena_db(2)
+    store = Store(url)
+    try:
+        trials, epochs = leaderboard_frame(store, search), epochs_frame(store, search)
+    finally:
+        store.dispose()
+    longest = trials.groupby(["arch_id", "seed"])["epochs_trained"].transform("max")
+    stopped = trials[(trials["status"] == "stopped_early") & (trials["epochs_trained"] < longest)]
+    trial = int(stopped["trial_id"].iloc[0])  # its run of the table goes on in another trial
+    mine = epochs[epochs["trial_id"] == trial].sort_values("epoch")
+    browser.get(_write(url, search, tmp_path / "arena.html").as_uri() + f"#trial-{trial}")
+    _wait(browser, lambda d: d.execute_script("return window.__boardReadyAt"), "the page never got ready")
+    figure = f'#trial-{trial} div[data-figure="curve"]'
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"{figure} .main-svg"), "no curve drawn")
+    drawn = browser.execute_script(f"var t = document.querySelector('{figure}').data[0]; return [t.x, t.y];")
+    assert drawn[0] == mine["epoch"].tolist()
+    assert drawn[1] == pytest.approx(mine["val_miou"].tolist())

@@ -412,3 +412,27 @@ def test_static_page_ranks_confirmed_networks_by_pooled_mean_with_tie_groups(con
 def test_static_page_of_a_search_without_confirmation_has_no_confirmed_column(handmade_db: str) -> None:
     table = board_data(render(load_board(Store(handmade_db), "alpha")))["table"]
     assert "confirmed" not in [c["key"] for c in table["columns"]]
+
+
+def test_seed_spread_of_trials_sharing_a_genotype_is_each_ones_alone() -> None:
+    space = load_space("search_spaces/fcn_tiny.yaml")
+    genotypes = [space.sample(i) for i in range(3)]
+    order = [2, 0, 1, 0, 0, 2, 1, 1, 0, 2, 2, 0]  # an arena's trials re-run a few networks
+    trials = pd.DataFrame(
+        {
+            "arch_id": [genotypes[k].arch_id for k in order],
+            "genotype_json": [genotypes[k].to_json() for k in order],
+            "best_miou": [0.5] * len(order),
+        }
+    )
+    keys = [g.trial_key for g in genotypes]
+    spread = _spread([(keys[0], "A", 3, 0.61, 0.01), (keys[1], "B", 2, 0.40, 0.03)])
+    spread.loc[1, "arch_id"] = genotypes[1].arch_id
+    spread.loc[0, "arch_id"] = genotypes[0].arch_id
+    out = with_seed_spread(trials, spread, "A")
+    for k, genotype in enumerate(genotypes):
+        alone = with_seed_spread(trials[trials["arch_id"] == genotype.arch_id].head(1), spread, "A")
+        mine = out[trials["arch_id"] == genotype.arch_id]
+        for column in ("seeds_n", "seeds_mean", "seeds_std", "seeds_other_recipe"):
+            assert mine[column].tolist() == pytest.approx(alone[column].tolist() * len(mine), nan_ok=True), k
+    assert out["seeds_n"].fillna(0).tolist() == [{0: 3, 1: 2, 2: 0}[k] for k in order]

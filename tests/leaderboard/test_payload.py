@@ -8,11 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaderboard._payload import encode_curves, encode_genotypes, json_script, numbers, thin
-from leaderboard.data import load_board
-from leaderboard.table import pretty_genotype
+from leaderboard._payload import (
+    board_payload,
+    encode_curves,
+    encode_genotypes,
+    encode_shared_curves,
+    json_script,
+    numbers,
+    thin,
+)
+from leaderboard.data import Board, load_board, load_view
+from leaderboard.table import pretty_genotype, table_frame
 from nasfcn.space import load_space
-from nasfcn.store import Store
+from nasfcn.store import Store, epochs_frame, open_store
 
 
 def _decode(encoded: dict, i: int) -> dict:
@@ -141,3 +149,93 @@ def test_the_block_holds_each_trials_detail_as_the_detail_page_showed_it(handmad
     assert best == [1, [0.3, 0.6, 0.5]]
     assert payload["classes"][0][:2] == [0.9, 0.6]  # at the best epoch
     assert payload["classes"][0][2] is None
+
+
+def test_genotypes_shared_by_many_trials_decode_to_each_ones_own() -> None:
+    space = load_space("search_spaces/fcn_small.yaml")
+    distinct = [space.sample(i).to_json() for i in range(4)]
+    texts = [distinct[(i * 7 + i // 5) % 4] for i in range(80)]  # an arena's trials re-run a few networks
+    encoded = encode_genotypes(texts)
+    for i, text in enumerate(texts):
+        assert _decode(encoded, i) == json.loads(text)
+    for codes, values in zip(encoded["codes"], encoded["values"], strict=True):
+        assert len(values) <= 4  # each value written once however many trials share it
+        by_text = dict(zip(texts, codes, strict=True))
+        assert [by_text[t] for t in texts] == codes  # one genotype, one code: whichever trial it is
+    single = encode_genotypes(texts[:1])
+    assert _decode(single, 0) == json.loads(texts[0])
+
+
+def _trial_curve(payload: dict, i: int) -> tuple[list[int], list[float]]:
+    """Trial ``i``'s (epochs, val mIoU) as the page script reads them (``board.js``'s ``curveOf``)."""
+    shared = payload.get("curve_of")
+    if shared is None:
+        first, values = payload["curves"][i]
+        count = len(values)
+    elif shared["curve"][i] < 0:
+        return [], []
+    else:
+        first, values = payload["curves"][shared["curve"][i]]
+        count = shared["points"][i]
+    epochs = list(range(first, first + count)) if isinstance(first, int) else first[:count]
+    return epochs, values[:count]
+
+
+def _arena_board(url: str, name: str) -> tuple[dict, pd.DataFrame, Board]:
+    """The arena's page payload, its epochs as stored (one row per trial and epoch), its board."""
+    store = open_store(url)
+    try:
+        board = load_view(store, name, curves_only=True)
+        assert isinstance(board, Board)
+        payload = board_payload(board, board.curves(), table_frame(board.trials))
+        return payload, epochs_frame(store, name, columns=("epoch", "val_miou")), board
+    finally:
+        store.dispose()
+
+
+@pytest.mark.slow
+def test_each_arena_trial_shows_its_own_curve_read_from_its_table_run(arena_db) -> None:
+    payload, epochs, board = _arena_board(*arena_db(2))
+    ids = payload["table"]["ids"]
+    assert len(ids) == 2 * 2 * 50  # pairs x repeats x trials
+    stored = {t: group.sort_values("epoch") for t, group in epochs.groupby("trial_id")}
+    cut = 0
+    for i, trial in enumerate(ids):
+        mine = stored.get(trial, epochs.iloc[0:0])
+        xs, ys = _trial_curve(payload, i)
+        assert xs == mine["epoch"].tolist()
+        assert ys == pytest.approx(mine["val_miou"].tolist())
+        cut += payload["curve_of"]["points"][i] < len(payload["curves"][payload["curve_of"]["curve"][i]][1])
+    assert cut > 0  # trials ASHA stopped read a prefix of a longer run of the same network and seed
+    expanded = board.curves()  # what the plots draw: each trial's own epochs too
+    assert len(expanded) == len(epochs)
+    merged = expanded.merge(epochs, on=["trial_id", "epoch"], suffixes=("", "_stored"))
+    assert len(merged) == len(epochs)
+    assert merged["val_miou"].tolist() == pytest.approx(merged["val_miou_stored"].tolist())
+
+
+@pytest.mark.slow
+def test_an_arena_board_reads_and_embeds_one_curve_per_table_run_not_per_trial(arena_db) -> None:
+    small, _, small_board = _arena_board(*arena_db(2))
+    big, _, big_board = _arena_board(*arena_db(20))
+    assert len(big["table"]["ids"]) == 10 * len(small["table"]["ids"])
+    runs = 4 * 2  # architectures x table seeds
+    for board, payload in ((small_board, small), (big_board, big)):
+        assert board.epochs["trial_id"].nunique() <= runs  # read from the database
+        assert len(payload["curves"]) <= runs  # written into the page
+    assert len(json.dumps(big["curves"])) < 2 * len(json.dumps(small["curves"]))
+    per_trial = len(json.dumps(big["curve_of"])) / len(big["table"]["ids"])
+    assert per_trial < 12  # a curve index and a point count
+
+
+def test_shared_curves_give_each_trial_the_points_up_to_its_last_epoch() -> None:
+    shared = pd.DataFrame(
+        {"trial_id": [10, 10, 10, 10, 20, 20, 20], "epoch": [1, 2, 3, 4, 1, 3, 5], "val_miou": [0.1] * 7}
+    )
+    source = pd.Series({1: 10.0, 2: 10.0, 3: 20.0, 4: np.nan, 5: 10.0, 6: 30.0})
+    trained = pd.Series({1: 2, 2: 4, 3: 4, 4: 3, 5: 0, 6: 2})
+    encoded = encode_shared_curves(shared, source, trained, [1, 2, 3, 4, 5, 6])
+    assert encoded["curves"] == [[1, [0.1] * 4], [[1, 3, 5], [0.1] * 3]]
+    # a prefix of its run; epochs with gaps counted up to its last; no run (NaN, or none read): none
+    assert encoded["curve_of"] == {"curve": [0, 0, 1, -1, 0, -1], "points": [2, 4, 2, 0, 0, 0]}
+    assert _trial_curve(encoded, 2) == ([1, 3], [0.1, 0.1])

@@ -12,6 +12,8 @@ from nasfcn.genotype import Genotype
 from nasfcn.space import load_space
 from nasfcn.store import (
     SearchExistsError,
+    arena_curves_frame,
+    arena_leaderboard_frame,
     arena_trials_frame,
     check_arena_name,
     create_search,
@@ -146,3 +148,34 @@ def test_a_failed_write_leaves_the_database_as_it_was(db_url: str) -> None:
     with store.session_scope() as session:
         assert session.execute(select(Search.name)).scalars().all() == ["a1"]
         assert session.execute(select(func.count()).select_from(Trial)).scalar_one() == 4
+
+
+def test_an_arena_reads_one_curve_per_network_and_seed_and_its_replay_fields_with_its_trials(
+    db_url: str,
+) -> None:
+    store = open_store(db_url)
+    archs, trials, epochs = _frames(12, epochs=4)
+    trained = [1 + (n * 5) % 4 for n in range(12)]  # ASHA stops some: prefixes of the same table run
+    trials["epochs_trained"] = trained
+    epochs = epochs[epochs["epoch"] <= epochs["number"].map(dict(enumerate(trained)))]
+    write_arena(store, "a1", SEARCH, archs, trials, epochs)
+    board = leaderboard_frame(store, "a1")
+    runs = board.groupby(["arch_id", "seed"])
+    longest = board.sort_values(["epochs_trained", "trial_id"], ascending=[False, True])
+    expected = set(longest.drop_duplicates(["arch_id", "seed"])["trial_id"])
+    curves = arena_curves_frame(store, "a1", columns=("epoch", "val_miou"))
+    assert set(curves["trial_id"]) == expected  # one per (architecture, table seed): the longest
+    assert len(expected) == runs.ngroups < len(board)
+    assert (
+        curves.groupby("trial_id").size().to_dict()
+        == board.set_index("trial_id").loc[sorted(expected), "epochs_trained"].to_dict()
+    )
+    assert list(curves.columns) == ["trial_id", "number", "arch_id", "status", "seed", "epoch", "val_miou"]
+
+    both = arena_leaderboard_frame(store, "a1", keep=("started_at",))
+    alone = leaderboard_frame(store, "a1").merge(arena_trials_frame(store, "a1"), on="trial_id")
+    assert list(both["trial_id"]) == list(alone["trial_id"])
+    for column in ("strategy", "scheduler", "repeat"):
+        assert both[column].tolist() == alone[column].tolist()
+    assert str(both["repeat"].dtype) == "Int64"
+    assert both["started_at"].notna().all()
