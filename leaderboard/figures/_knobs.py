@@ -125,12 +125,17 @@ def knob_effects(trials: pd.DataFrame, knobs: Sequence[str] = tuple(KNOBS)) -> g
 def _box_statistics(values: pd.Series, groups: pd.Series, order: Sequence[str]) -> dict[str, object]:
     """Plotly's precomputed box of each group (quartiles, and Tukey's fences at 1.5 IQR clipped
     to the data), in ``order``: the figure stays the same size whatever the number of trials."""
-    by = values.groupby(groups)
+    # by integer codes: mapping 10^5 texts back to their group's fence was most of the figure
+    codes, names = pd.factorize(groups, sort=False)
+    by = values.groupby(codes)
     q1, median, q3 = by.quantile(0.25), by.median(), by.quantile(0.75)
-    low = groups.map(q1 - 1.5 * (q3 - q1))  # each value's group's fence, one vectorised lookup
-    high = groups.map(q3 + 1.5 * (q3 - q1))
-    inside = values.where((values.to_numpy() >= low.to_numpy()) & (values.to_numpy() <= high.to_numpy()))
-    fences = inside.groupby(groups).agg(["min", "max"])
+    low = (q1 - 1.5 * (q3 - q1)).to_numpy()[codes]  # each value's group's fence
+    high = (q3 + 1.5 * (q3 - q1)).to_numpy()[codes]
+    inside = values.where((values.to_numpy() >= low) & (values.to_numpy() <= high))
+    fences = inside.groupby(codes).agg(["min", "max"])
+    index = pd.Index(names)
+    q1, median, q3 = (s.set_axis(index[s.index]) for s in (q1, median, q3))
+    fences = fences.set_axis(index[fences.index])
     return {
         "x": [esc(v) for v in order],
         "q1": q1.reindex(order).to_numpy(),

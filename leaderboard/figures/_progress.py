@@ -136,14 +136,18 @@ def _id_hash(ids: np.ndarray, seed: int) -> np.ndarray:
 
 def _sample_trace(curves: pd.DataFrame) -> go.Scattergl:
     """Many curves as one line trace, each trial's points ended by a gap."""
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for _, group in curves.sort_values(["trial_id", "epoch"]).groupby("trial_id", sort=False):
-        xs.extend([*group["epoch"].tolist(), None])
-        ys.extend([*group["val_miou"].round(4).tolist(), None])
+    ordered = curves.sort_values(["trial_id", "epoch"])
+    ids = ordered["trial_id"].to_numpy()
+    last = np.r_[ids[1:] != ids[:-1], True] if len(ids) else np.zeros(0, dtype=bool)
+    # each point moves right by the gaps before it: one ``None`` after each trial's last point
+    where = np.arange(len(ids)) + np.r_[0, np.cumsum(last)[:-1]].astype(int)[: len(ids)]
+    xs = np.full(len(ids) + int(last.sum()), None, dtype=object)
+    ys = xs.copy()
+    xs[where] = ordered["epoch"].tolist()
+    ys[where] = ordered["val_miou"].round(4).tolist()
     return go.Scattergl(
-        x=xs,
-        y=ys,
+        x=xs.tolist(),
+        y=ys.tolist(),
         mode="lines",
         name="sampled trials",
         line={"color": "rgba(120,120,120,0.35)", "width": 1},
