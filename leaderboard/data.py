@@ -33,6 +33,7 @@ from nasfcn.store import (
     leaderboard_frame,
     per_class_iou_frame,
     search_details,
+    search_list,
     searches_frame,
     seed_spread_frame,
     spread_recipe,
@@ -56,7 +57,7 @@ class Board:
     epochs: pd.DataFrame  # epochs_frame
     per_class: pd.DataFrame  # per_class_iou_frame (long: trial_id, class_index, iou)
     across: pd.DataFrame  # best_per_architecture on the same dataset
-    searches: pd.DataFrame  # searches_frame: every search in the database
+    searches: pd.DataFrame  # search_list: every search's name and kind, the latest first
     reused_epochs: pd.DataFrame  # epochs of trials in other searches whose results cached trials reused
     class_names: tuple[str, ...] = field(default=())
     proxies: pd.DataFrame = field(default_factory=pd.DataFrame)  # proxy_scores_frame of its networks
@@ -208,7 +209,7 @@ def _load_board(
         epochs=epochs,
         per_class=per_class,
         across=best_per_architecture(store, details["dataset"], top=across_top) if others else pd.DataFrame(),
-        searches=searches_frame(store) if others else pd.DataFrame(),
+        searches=search_list(store) if others else pd.DataFrame(),  # names only: no count of every trial
         reused_epochs=reused,
         class_names=class_names(details, per_class),
         proxies=scores,
