@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select
 
 from nasfcn.genotype import Genotype
 from nasfcn.space import load_space
@@ -179,3 +179,49 @@ def test_an_arena_reads_one_curve_per_network_and_seed_and_its_replay_fields_wit
         assert both[column].tolist() == alone[column].tolist()
     assert str(both["repeat"].dtype) == "Int64"
     assert both["started_at"].notna().all()
+
+
+def _varied_arena(store) -> None:
+    """An arena whose architectures differ in cost, with a failed run and per-trial times."""
+    archs, trials, epochs = _frames(12)
+    second = trials["arch_id"] == trials["arch_id"].iloc[1]
+    trials.loc[second, ["params", "flops", "latency_ms", "peak_memory_mb"]] = [2000, 9000, 4.5, 7.0]
+    trials.loc[5, ["status", "best_miou", "best_pixel_accuracy", "final_miou", "best_epoch"]] = [
+        "failed",
+        None,
+        None,
+        None,
+        None,
+    ]
+    trials.loc[5, "error"] = "training diverged: loss is NaN"
+    trials["best_epoch"] = trials["best_epoch"].astype("Int64")
+    trials["started_at"] = [
+        pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(seconds=7 * n) for n in range(12)
+    ]
+    trials["finished_at"] = trials["started_at"] + pd.to_timedelta([0.25 + n for n in range(12)], unit="s")
+    write_arena(store, "a1", SEARCH, archs, trials, epochs)
+
+
+def test_an_arena_board_frame_reads_genotype_and_cost_once_per_architecture_and_equals_the_generic_one(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(db_url)
+    _varied_arena(store)
+    statements: list[str] = []
+
+    def record(connection, cursor, statement: str, *rest) -> None:
+        statements.append(statement)
+
+    keep = ("started_at", "finished_at")
+    event.listen(store.engine, "before_cursor_execute", record)
+    slim = arena_leaderboard_frame(store, "a1", keep)
+    event.remove(store.engine, "before_cursor_execute", record)
+    genotype_reads = [s for s in statements if "trials.genotype_json" in s and "FROM trials" in s]
+    assert genotype_reads
+    assert all("trials.id IN" in s for s in genotype_reads)  # one trial's per architecture, not all
+
+    monkeypatch.setattr("nasfcn.store._arena._replay_fields", lambda dialect: None)
+    generic = arena_leaderboard_frame(store, "a1", keep)  # leaderboard_frame + the replay in Python
+    pd.testing.assert_frame_equal(slim, generic.astype({"strategy": object, "scheduler": object}))
+    assert slim.loc[slim["status"] == "failed", "error"].tolist() == ["training diverged: loss is NaN"]
+    assert sorted(set(slim["params"])) == [1000, 2000]
