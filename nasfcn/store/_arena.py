@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import JSON, ColumnElement, String, cast, delete, func, select, text, type_coerce
+from sqlalchemy import JSON, ColumnElement, Select, String, cast, delete, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from nasfcn.store._bulk import CHUNK, insert_architectures, insert_rows
@@ -171,11 +171,7 @@ def _architecture_columns(store: Store, trials: pd.DataFrame) -> pd.DataFrame:
     firsts = trials.groupby("arch_id")["trial_id"].min().tolist()
     shared = [c for c in trial_columns() if c.key in _PER_ARCHITECTURE]
     statement = select(Trial.arch_id, *shared).outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
-    parts = [  # an IN list per chunk: backends cap parameters
-        _frame(store, statement.where(Trial.id.in_(firsts[start : start + CHUNK])))
-        for start in range(0, max(len(firsts), 1), CHUNK)
-    ]
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame = _frame_of_trials(store, statement, firsts)
     knobs = [_knobs(json.loads(text)) for text in frame["genotype_json"]]
     for k, knob in enumerate(_KNOBS):
         frame[knob] = [row[k] for row in knobs]
@@ -192,24 +188,20 @@ def _replay_fields(dialect: str) -> list[ColumnElement[Any]] | None:
     return None
 
 
-def arena_curves_frame(store: Store, name: str, columns: Sequence[str] = EPOCH_COLUMNS) -> pd.DataFrame:
+def arena_curves_frame(
+    store: Store, name: str, columns: Sequence[str] = EPOCH_COLUMNS, trials: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """``epochs_frame`` of one trial per (architecture, table seed) of the arena ``name``: the one
     that trained the most epochs (ties: the first), with its ``seed``.
 
     A simulated trial's epochs are the first ``epochs_trained`` of its architecture's run for its
     table seed (``nasfcn.arena``'s records), so these few hundred curves hold every trial's: a
-    board reads them instead of one curve per trial (10^5 trials, 2 x 10^6 epochs)."""
+    board reads them instead of one curve per trial (10^5 trials, 2 x 10^6 epochs). ``trials``:
+    the arena's trials (trial_id, arch_id, seed, epochs_trained) where the caller has read them;
+    the runs are then chosen from them, not by a window over every trial in SQL."""
     unknown = [c for c in columns if c not in EPOCH_COLUMNS]
     if unknown:
         raise ValueError(f"unknown epoch columns {unknown}; valid: {', '.join(EPOCH_COLUMNS)}")
-    order = func.row_number().over(
-        partition_by=(Trial.arch_id, Trial.seed),
-        order_by=(func.coalesce(Trial.epochs_trained, 0).desc(), Trial.id),
-    )
-    ranked = (
-        select(Trial.id, order.label("place")).where(Trial.search_id == search_id(store, name)).subquery()
-    )
-    longest = select(ranked.c.id).where(ranked.c.place == 1)
     statement = (
         select(
             Epoch.trial_id,
@@ -220,10 +212,38 @@ def arena_curves_frame(store: Store, name: str, columns: Sequence[str] = EPOCH_C
             *(getattr(Epoch, c) for c in columns),
         )
         .join(Trial, Trial.id == Epoch.trial_id)
-        .where(Trial.id.in_(longest))
         .order_by(Epoch.trial_id, Epoch.epoch)
     )
-    return _frame(store, statement)
+    if trials is not None:
+        return _frame_of_trials(store, statement, longest_runs(trials))
+    order = func.row_number().over(
+        partition_by=(Trial.arch_id, Trial.seed),
+        order_by=(func.coalesce(Trial.epochs_trained, 0).desc(), Trial.id),
+    )
+    ranked = (
+        select(Trial.id, order.label("place")).where(Trial.search_id == search_id(store, name)).subquery()
+    )
+    longest = select(ranked.c.id).where(ranked.c.place == 1)
+    return _frame(store, statement.where(Trial.id.in_(longest)))
+
+
+def longest_runs(trials: pd.DataFrame) -> list[int]:
+    """The trial ids ``arena_curves_frame`` reads: per (arch_id, seed) the trial with the most
+    ``epochs_trained`` (None counts as 0; ties: the lowest trial_id), in id order."""
+    trained = trials["epochs_trained"].fillna(0).astype(float)
+    ranked = trials.assign(trained=trained).sort_values(
+        ["trained", "trial_id"], ascending=[False, True], kind="stable"
+    )
+    return sorted(int(t) for t in ranked.drop_duplicates(["arch_id", "seed"])["trial_id"])
+
+
+def _frame_of_trials(store: Store, statement: Select[Any], ids: Sequence[int]) -> pd.DataFrame:
+    """``statement`` for the trials ``ids``: an IN list per ``CHUNK`` ids (backends cap parameters)."""
+    parts = [
+        _frame(store, statement.where(Trial.id.in_(ids[start : start + CHUNK])))
+        for start in range(0, max(len(ids), 1), CHUNK)
+    ]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _check_free(session: Session, store: Store, name: str, replace: bool) -> int | None:

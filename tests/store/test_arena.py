@@ -22,6 +22,7 @@ from nasfcn.store import (
     searches_frame,
     write_arena,
 )
+from nasfcn.store._arena import longest_runs
 from nasfcn.store._schema import Epoch, Search, Trial, TrialCost
 
 SPACE = "search_spaces/fcn_tiny.yaml"
@@ -171,6 +172,16 @@ def test_an_arena_reads_one_curve_per_network_and_seed_and_its_replay_fields_wit
         == board.set_index("trial_id").loc[sorted(expected), "epochs_trained"].to_dict()
     )
     assert list(curves.columns) == ["trial_id", "number", "arch_id", "status", "seed", "epoch", "val_miou"]
+    statements: list[str] = []
+
+    def record(connection, cursor, statement: str, *rest) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    chosen = arena_curves_frame(store, "a1", columns=("epoch", "val_miou"), trials=board)
+    event.remove(store.engine, "before_cursor_execute", record)
+    pd.testing.assert_frame_equal(chosen, curves)  # the runs chosen from the trials read, not in SQL
+    assert not any("row_number" in s for s in statements)
 
     both = arena_leaderboard_frame(store, "a1", keep=("started_at",))
     alone = leaderboard_frame(store, "a1").merge(arena_trials_frame(store, "a1"), on="trial_id")
@@ -225,3 +236,15 @@ def test_an_arena_board_frame_reads_genotype_and_cost_once_per_architecture_and_
     pd.testing.assert_frame_equal(slim, generic.astype({"strategy": object, "scheduler": object}))
     assert slim.loc[slim["status"] == "failed", "error"].tolist() == ["training diverged: loss is NaN"]
     assert sorted(set(slim["params"])) == [1000, 2000]
+
+
+def test_the_run_read_per_network_and_seed_is_the_longest_trial_and_the_first_of_a_tie() -> None:
+    trials = pd.DataFrame(
+        {
+            "trial_id": [7, 3, 9, 4, 5, 6],
+            "arch_id": ["a", "a", "a", "b", "b", "a"],
+            "seed": [0, 0, 0, 0, 0, 1],
+            "epochs_trained": [4, 4, 2, None, 1, None],
+        }
+    )
+    assert longest_runs(trials) == [3, 5, 6]  # a/0: 3 and 7 tie, 3 first; b/0: None counts as 0
