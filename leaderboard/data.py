@@ -185,7 +185,7 @@ def _load_board(
     chosen = None if pick is None else sorted({int(t) for t in pick(trials)})
     source = None
     if chosen is None and arena:  # one curve per (architecture, table seed), not per trial
-        epochs = arena_curves_frame(store, name, columns=epoch_columns)
+        epochs = arena_curves_frame(store, name, columns=epoch_columns, trials=trials)
         source = curve_sources(trials, epochs)
     elif chosen is None:
         epochs = epochs_frame(store, name, columns=epoch_columns)

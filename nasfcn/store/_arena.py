@@ -16,12 +16,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import JSON, ColumnElement, cast, delete, func, select, text
+from sqlalchemy import JSON, ColumnElement, Select, String, cast, delete, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
-from nasfcn.store._bulk import insert_architectures, insert_rows
+from nasfcn.store._bulk import CHUNK, insert_architectures, insert_rows
 from nasfcn.store._engine import Store
-from nasfcn.store._queries import EPOCH_COLUMNS, _frame, leaderboard_frame, ranked_trials, search_id
+from nasfcn.store._queries import (
+    _KNOBS,
+    EPOCH_COLUMNS,
+    _frame,
+    _knobs,
+    _rank,
+    leaderboard_frame,
+    search_id,
+    trial_columns,
+)
 from nasfcn.store._schema import Epoch, Search, SearchLease, Trial, TrialCost
 from nasfcn.store._writes import SearchExistsError, _json, now, recipe_key, software_versions
 
@@ -128,14 +137,45 @@ def arena_trials_frame(store: Store, name: str) -> pd.DataFrame:
 
 def arena_leaderboard_frame(store: Store, name: str, keep: Sequence[str] = ()) -> pd.DataFrame:
     """``leaderboard_frame`` of the arena ``name`` with ``arena_trials_frame``'s strategy,
-    scheduler and repeat, read in the same statement where the database can."""
+    scheduler and repeat, read in the same statement where the database can; there each
+    trial's genotype and cost come from one trial of its architecture (``_PER_ARCHITECTURE``)."""
     fields = _replay_fields(store.engine.dialect.name)
     if fields is None:
         frame = leaderboard_frame(store, name, keep)
         return frame.merge(arena_trials_frame(store, name), on="trial_id", how="left")
-    frame = ranked_trials(store, name, keep, fields)
+    own = [c for c in trial_columns() if c.key not in _PER_ARCHITECTURE]
+    own = [type_coerce(c, String).label(c.key) if c.key in _TIMES else c for c in own]
+    # in number order: SQLite then walks the (search, number) index, the order the rows were
+    # written in, not the one it would pick by itself (a third faster at 10^5 trials)
+    statement = select(*own, *fields).where(Trial.search_id == search_id(store, name)).order_by(Trial.number)
+    frame = _frame(store, statement)
+    frame = frame.merge(_architecture_columns(store, frame), on="arch_id", how="left")
+    for column in _TIMES:  # as text, parsed by pandas in one step (as ``ranked_trials`` does)
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["seconds"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds()
     repeat = pd.to_numeric(frame["repeat"]).astype("Int64")  # PostgreSQL's comes as text
-    return frame.astype({"strategy": object, "scheduler": object}).assign(repeat=repeat)
+    frame = frame.astype({"strategy": object, "scheduler": object}).assign(repeat=repeat)
+    return _rank(frame, (*keep, *_REPLAY_FIELDS))
+
+
+#: What an arena's trials take from their architecture: ``nasfcn.arena``'s records write each
+#: trial's genotype and cost from the table's architecture (``write_arena``'s ``trials``).
+_PER_ARCHITECTURE = ("params", "flops", "latency_ms", "peak_memory_mb", "genotype_json")
+_TIMES = ("started_at", "finished_at")
+
+
+def _architecture_columns(store: Store, trials: pd.DataFrame) -> pd.DataFrame:
+    """arch_id, ``_PER_ARCHITECTURE`` and the genotype's knobs, read from one trial per
+    architecture (its first): 10^5 simulated trials re-run a table's few hundred networks, so
+    reading their genotype and cost per trial was most of an arena board's read."""
+    firsts = trials.groupby("arch_id")["trial_id"].min().tolist()
+    shared = [c for c in trial_columns() if c.key in _PER_ARCHITECTURE]
+    statement = select(Trial.arch_id, *shared).outerjoin(TrialCost, TrialCost.trial_id == Trial.id)
+    frame = _frame_of_trials(store, statement, firsts)
+    knobs = [_knobs(json.loads(text)) for text in frame["genotype_json"]]
+    for k, knob in enumerate(_KNOBS):
+        frame[knob] = [row[k] for row in knobs]
+    return frame
 
 
 def _replay_fields(dialect: str) -> list[ColumnElement[Any]] | None:
@@ -148,24 +188,20 @@ def _replay_fields(dialect: str) -> list[ColumnElement[Any]] | None:
     return None
 
 
-def arena_curves_frame(store: Store, name: str, columns: Sequence[str] = EPOCH_COLUMNS) -> pd.DataFrame:
+def arena_curves_frame(
+    store: Store, name: str, columns: Sequence[str] = EPOCH_COLUMNS, trials: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """``epochs_frame`` of one trial per (architecture, table seed) of the arena ``name``: the one
     that trained the most epochs (ties: the first), with its ``seed``.
 
     A simulated trial's epochs are the first ``epochs_trained`` of its architecture's run for its
     table seed (``nasfcn.arena``'s records), so these few hundred curves hold every trial's: a
-    board reads them instead of one curve per trial (10^5 trials, 2 x 10^6 epochs)."""
+    board reads them instead of one curve per trial (10^5 trials, 2 x 10^6 epochs). ``trials``:
+    the arena's trials (trial_id, arch_id, seed, epochs_trained) where the caller has read them;
+    the runs are then chosen from them, not by a window over every trial in SQL."""
     unknown = [c for c in columns if c not in EPOCH_COLUMNS]
     if unknown:
         raise ValueError(f"unknown epoch columns {unknown}; valid: {', '.join(EPOCH_COLUMNS)}")
-    order = func.row_number().over(
-        partition_by=(Trial.arch_id, Trial.seed),
-        order_by=(func.coalesce(Trial.epochs_trained, 0).desc(), Trial.id),
-    )
-    ranked = (
-        select(Trial.id, order.label("place")).where(Trial.search_id == search_id(store, name)).subquery()
-    )
-    longest = select(ranked.c.id).where(ranked.c.place == 1)
     statement = (
         select(
             Epoch.trial_id,
@@ -176,10 +212,38 @@ def arena_curves_frame(store: Store, name: str, columns: Sequence[str] = EPOCH_C
             *(getattr(Epoch, c) for c in columns),
         )
         .join(Trial, Trial.id == Epoch.trial_id)
-        .where(Trial.id.in_(longest))
         .order_by(Epoch.trial_id, Epoch.epoch)
     )
-    return _frame(store, statement)
+    if trials is not None:
+        return _frame_of_trials(store, statement, longest_runs(trials))
+    order = func.row_number().over(
+        partition_by=(Trial.arch_id, Trial.seed),
+        order_by=(func.coalesce(Trial.epochs_trained, 0).desc(), Trial.id),
+    )
+    ranked = (
+        select(Trial.id, order.label("place")).where(Trial.search_id == search_id(store, name)).subquery()
+    )
+    longest = select(ranked.c.id).where(ranked.c.place == 1)
+    return _frame(store, statement.where(Trial.id.in_(longest)))
+
+
+def longest_runs(trials: pd.DataFrame) -> list[int]:
+    """The trial ids ``arena_curves_frame`` reads: per (arch_id, seed) the trial with the most
+    ``epochs_trained`` (None counts as 0; ties: the lowest trial_id), in id order."""
+    trained = trials["epochs_trained"].fillna(0).astype(float)
+    ranked = trials.assign(trained=trained).sort_values(
+        ["trained", "trial_id"], ascending=[False, True], kind="stable"
+    )
+    return sorted(int(t) for t in ranked.drop_duplicates(["arch_id", "seed"])["trial_id"])
+
+
+def _frame_of_trials(store: Store, statement: Select[Any], ids: Sequence[int]) -> pd.DataFrame:
+    """``statement`` for the trials ``ids``: an IN list per ``CHUNK`` ids (backends cap parameters)."""
+    parts = [
+        _frame(store, statement.where(Trial.id.in_(ids[start : start + CHUNK])))
+        for start in range(0, max(len(ids), 1), CHUNK)
+    ]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _check_free(session: Session, store: Store, name: str, replace: bool) -> int | None:

@@ -64,3 +64,15 @@ def test_big_overview_plots_use_webgl_and_sample_the_learning_curves(bulk_db, tm
     roles = [t.get("meta", {}).get("role") for t in curves["data"]]
     assert roles[0] == "sample"  # the sample underneath, then the best 20 one by one
     assert len(roles) == 21
+
+
+@pytest.mark.slow
+def test_an_arena_page_is_the_same_whether_its_trials_share_their_architectures_reads_or_not(
+    arena_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, search = arena_db(2)
+    slim = _write(url, search, tmp_path / "slim.html")  # genotype and cost read once per architecture
+    monkeypatch.setattr("nasfcn.store._arena._replay_fields", lambda dialect: None)
+    generic = _write(url, search, tmp_path / "generic.html")  # every trial's own row, as any search's
+    assert len(_data(slim)["table"]["ids"]) == 2 * 2 * 50
+    assert slim == generic

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select
 
 from nasfcn.genotype import Genotype
 from nasfcn.space import load_space
@@ -22,6 +22,7 @@ from nasfcn.store import (
     searches_frame,
     write_arena,
 )
+from nasfcn.store._arena import longest_runs
 from nasfcn.store._schema import Epoch, Search, Trial, TrialCost
 
 SPACE = "search_spaces/fcn_tiny.yaml"
@@ -171,6 +172,16 @@ def test_an_arena_reads_one_curve_per_network_and_seed_and_its_replay_fields_wit
         == board.set_index("trial_id").loc[sorted(expected), "epochs_trained"].to_dict()
     )
     assert list(curves.columns) == ["trial_id", "number", "arch_id", "status", "seed", "epoch", "val_miou"]
+    statements: list[str] = []
+
+    def record(connection, cursor, statement: str, *rest) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    chosen = arena_curves_frame(store, "a1", columns=("epoch", "val_miou"), trials=board)
+    event.remove(store.engine, "before_cursor_execute", record)
+    pd.testing.assert_frame_equal(chosen, curves)  # the runs chosen from the trials read, not in SQL
+    assert not any("row_number" in s for s in statements)
 
     both = arena_leaderboard_frame(store, "a1", keep=("started_at",))
     alone = leaderboard_frame(store, "a1").merge(arena_trials_frame(store, "a1"), on="trial_id")
@@ -179,3 +190,61 @@ def test_an_arena_reads_one_curve_per_network_and_seed_and_its_replay_fields_wit
         assert both[column].tolist() == alone[column].tolist()
     assert str(both["repeat"].dtype) == "Int64"
     assert both["started_at"].notna().all()
+
+
+def _varied_arena(store) -> None:
+    """An arena whose architectures differ in cost, with a failed run and per-trial times."""
+    archs, trials, epochs = _frames(12)
+    second = trials["arch_id"] == trials["arch_id"].iloc[1]
+    trials.loc[second, ["params", "flops", "latency_ms", "peak_memory_mb"]] = [2000, 9000, 4.5, 7.0]
+    trials.loc[5, ["status", "best_miou", "best_pixel_accuracy", "final_miou", "best_epoch"]] = [
+        "failed",
+        None,
+        None,
+        None,
+        None,
+    ]
+    trials.loc[5, "error"] = "training diverged: loss is NaN"
+    trials["best_epoch"] = trials["best_epoch"].astype("Int64")
+    trials["started_at"] = [
+        pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(seconds=7 * n) for n in range(12)
+    ]
+    trials["finished_at"] = trials["started_at"] + pd.to_timedelta([0.25 + n for n in range(12)], unit="s")
+    write_arena(store, "a1", SEARCH, archs, trials, epochs)
+
+
+def test_an_arena_board_frame_reads_genotype_and_cost_once_per_architecture_and_equals_the_generic_one(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(db_url)
+    _varied_arena(store)
+    statements: list[str] = []
+
+    def record(connection, cursor, statement: str, *rest) -> None:
+        statements.append(statement)
+
+    keep = ("started_at", "finished_at")
+    event.listen(store.engine, "before_cursor_execute", record)
+    slim = arena_leaderboard_frame(store, "a1", keep)
+    event.remove(store.engine, "before_cursor_execute", record)
+    genotype_reads = [s for s in statements if "trials.genotype_json" in s and "FROM trials" in s]
+    assert genotype_reads
+    assert all("trials.id IN" in s for s in genotype_reads)  # one trial's per architecture, not all
+
+    monkeypatch.setattr("nasfcn.store._arena._replay_fields", lambda dialect: None)
+    generic = arena_leaderboard_frame(store, "a1", keep)  # leaderboard_frame + the replay in Python
+    pd.testing.assert_frame_equal(slim, generic.astype({"strategy": object, "scheduler": object}))
+    assert slim.loc[slim["status"] == "failed", "error"].tolist() == ["training diverged: loss is NaN"]
+    assert sorted(set(slim["params"])) == [1000, 2000]
+
+
+def test_the_run_read_per_network_and_seed_is_the_longest_trial_and_the_first_of_a_tie() -> None:
+    trials = pd.DataFrame(
+        {
+            "trial_id": [7, 3, 9, 4, 5, 6],
+            "arch_id": ["a", "a", "a", "b", "b", "a"],
+            "seed": [0, 0, 0, 0, 0, 1],
+            "epochs_trained": [4, 4, 2, None, 1, None],
+        }
+    )
+    assert longest_runs(trials) == [3, 5, 6]  # a/0: 3 and 7 tie, 3 first; b/0: None counts as 0

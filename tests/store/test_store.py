@@ -722,3 +722,57 @@ def test_upgrade_to_proxies_and_confirmations_keeps_the_trials_and_goes_back(db_
         assert connection.execute(text("SELECT count(*) FROM trials")).scalar_one() == 3
     assert not {"confirms", "test_miou", "test_metrics_json"} & columns
     store.dispose()
+
+
+def test_the_revisions_are_alembics_own_without_importing_alembic(db_url: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from nasfcn.store._engine import _alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    empty = Store(db_url)
+    assert empty.revision() is None  # no version table
+    store = open_store(db_url)
+    with store.engine.connect() as connection:
+        assert (
+            store.revision()
+            == MigrationContext.configure(connection).get_current_revision()
+            == head_revision()
+        )
+    with store.engine.begin() as connection:  # two heads: refused as alembic refuses them
+        connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0005')"))
+    with pytest.raises(CommandError, match="more than one head"):
+        store.revision()
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version"))
+    assert store.revision() is None  # an empty version table: as alembic reads it
+
+
+@pytest.mark.slow
+def test_opening_a_store_imports_no_alembic(tmp_path: Path) -> None:
+    """Every command opens a store; alembic (~0.15 s to import) is only needed to migrate."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    open_store(url).dispose()  # made at the head revision here; the child only checks it
+    opened = f"from nasfcn.store import open_store; open_store({url!r})"
+    check = f"import sys; {opened}; print('alembic' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
+
+
+def test_a_store_mapped_for_reads_reads_sqlite_through_a_memory_map_and_the_same_rows(db_url: str) -> None:
+    from nasfcn.store._engine import READ_MAP_BYTES
+
+    store = open_store(db_url)
+    search = create_search(store, "mapped", "shapes", config={})
+    _trial(store, search, 0, [0.5, 0.7])
+    before = leaderboard_frame(store, "mapped")
+    store.map_for_reads()
+    if store.backend == "sqlite":
+        with store.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA mmap_size")).scalar_one() == READ_MAP_BYTES
+    pd.testing.assert_frame_equal(leaderboard_frame(store, "mapped"), before)
