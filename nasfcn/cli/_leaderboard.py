@@ -29,7 +29,6 @@ def leaderboard(
     from nasfcn.store import searches_frame
 
     store = results_store(db)
-    store.map_for_reads()  # reads only, then ends: SQLite may read the file through a memory map
     if search is None and searches_frame(store).empty:
         raise fail(f"no searches in {store.masked_url} yet: run `nasfcn search` first")
     path = write_leaderboard(store, out, search)

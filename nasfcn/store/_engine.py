@@ -155,16 +155,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-#: Bytes of a SQLite file ``Store.map_for_reads`` maps (SQLite maps at most the file's size).
-READ_MAP_BYTES = 1 << 30
-
-
-def _map_reads(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}")
-    cursor.close()
-
-
 class Store:
     """One database: SQLite (the default ``sqlite:///nasfcn.db``) or any SQLAlchemy URL."""
 
@@ -325,16 +315,6 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-    def map_for_reads(self) -> None:
-        """From now on SQLite reads this store's file through a memory map (``READ_MAP_BYTES``):
-        the board's reads that walk an index over 10^5 trials take half the time. Only for a
-        command that reads and then ends (``nasfcn leaderboard``): under a map a disk I/O error
-        stops the process instead of raising. Other backends: nothing changes."""
-        if self.backend != "sqlite":
-            return
-        self.engine.dispose()  # the pooled connections were opened without it
-        event.listen(self.engine, "connect", _map_reads)
 
 
 def open_store(url: str | None = None, create: bool = True) -> Store:

@@ -762,17 +762,3 @@ def test_opening_a_store_imports_no_alembic(tmp_path: Path) -> None:
     check = f"import sys; {opened}; print('alembic' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False"
-
-
-def test_a_store_mapped_for_reads_reads_sqlite_through_a_memory_map_and_the_same_rows(db_url: str) -> None:
-    from nasfcn.store._engine import READ_MAP_BYTES
-
-    store = open_store(db_url)
-    search = create_search(store, "mapped", "shapes", config={})
-    _trial(store, search, 0, [0.5, 0.7])
-    before = leaderboard_frame(store, "mapped")
-    store.map_for_reads()
-    if store.backend == "sqlite":
-        with store.engine.connect() as connection:
-            assert connection.execute(text("PRAGMA mmap_size")).scalar_one() == READ_MAP_BYTES
-    pd.testing.assert_frame_equal(leaderboard_frame(store, "mapped"), before)
