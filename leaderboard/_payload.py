@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -287,10 +286,6 @@ def _classes(board: Board, trial_ids: Sequence[int]) -> list[list[float | None] 
         int(t): values[k * width : (k + 1) * width] for k, t in enumerate(matrix.index)
     }
     return [rows.get(t) for t in trial_ids]
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def numbers(values: Any) -> list[Any]:
