@@ -239,14 +239,11 @@ def search_trials(store: Store, details: Mapping[str, Any]) -> pd.DataFrame:
     """Every trial of a search as the board shows it: ``leaderboard_frame``, start and finish,
     and the spread over seeds (two small reads for the whole board, never one per trial)."""
     name = details["name"]
-    times = ("started_at", "finished_at")  # as trial_times_frame reads them, in the same read
+    times = ("started_at", "finished_at")  # parsed as trial_times_frame gives them, in the same read
     arena = details["kind"] == ARENA_KIND  # and which strategy, scheduler and repeat each trial replays
     trials = arena_leaderboard_frame(store, name, times) if arena else leaderboard_frame(store, name, times)
-    trials = trials.assign(
-        **{c: pd.to_datetime(trials[c], utc=True) for c in times},
-        # a category: every row selection and sort of the board copies codes, not 10^5 long texts
-        genotype_json=trials["genotype_json"].astype("category"),
-    )
+    # a category: every row selection and sort of the board copies codes, not 10^5 long texts
+    trials = trials.assign(genotype_json=trials["genotype_json"].astype("category"))
     if not trials.empty:
         trials = with_seed_spread(
             trials,
