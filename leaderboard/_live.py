@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from leaderboard._proxies import board_scores, with_proxies
-from leaderboard.data import Board, class_names, with_seed_spread
+from leaderboard.data import ACROSS_TOP, Board, class_names, with_seed_spread
 from nasfcn.confirm import with_pooled
 from nasfcn.store import (
     ARENA_KIND,
@@ -45,8 +45,6 @@ TIMES = ("started_at", "finished_at")
 #: Searches whose boards the server holds (the latest looked at): memory does not grow with the
 #: searches a reader switches between.
 HELD_SEARCHES = 4
-#: Architectures the cross-search plot shows (``figures.cross_search_figure``'s ``top``).
-ACROSS_TOP = 25
 
 
 @dataclass

@@ -123,7 +123,8 @@ def load_board(store: Store, search: str | None = None) -> Board:
     return _load_board(store, search_details(store, search))
 
 
-#: The architectures the static board's cross-search view reads: the most ``cross_search_figure`` draws.
+#: The architectures a board's cross-search view reads (static and live): the most
+#: ``cross_search_figure`` draws (its ``top``).
 ACROSS_TOP = 25
 #: What a board reads of each epoch when it only draws learning curves (``load_view(curves_only=True)``).
 CURVE_COLUMNS = ("epoch", "val_miou")
