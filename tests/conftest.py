@@ -68,6 +68,19 @@ class HandTabulation:
     classes: tuple[str, ...] = ("background", "circle", "square")
     config: Mapping[str, Any] = field(default_factory=dict)  # stored next to the plan's own entries
 
+    @staticmethod
+    def arch_cost(arch: int, seed: int) -> dict[str, Any]:
+        """A cost row that grows with the architecture's plan index (seed aside): the arena and
+        leaderboard tests' ``cost``."""
+        return {
+            "params": 1000 * (arch + 1),
+            "flops": 5000 * (arch + 1),
+            "latency_ms": 1.0 + arch,
+            "peak_memory_mb": 3.0,
+            "device": "cpu",
+            "input_shape": [1, 3, 32, 32],
+        }
+
     def genotypes(self) -> tuple[Any, ...]:
         from nasfcn.space import parse_space
 

@@ -41,17 +41,6 @@ def genotypes() -> tuple[Genotype, ...]:
     return tuple(parse_space(SPACE_YAML).iter_genotypes(include_train=False))
 
 
-def cost(arch: int, seed: int) -> dict[str, object]:
-    return {
-        "params": 1000 * (arch + 1),
-        "flops": 5000 * (arch + 1),
-        "latency_ms": 1.0 + arch,
-        "peak_memory_mb": 3.0,
-        "device": "cpu",
-        "input_shape": [1, 3, 32, 32],
-    }
-
-
 def metrics(arch: int, seed: int, epoch: int) -> dict[str, object]:
     value = miou(arch, seed, epoch)
     return {
@@ -68,7 +57,7 @@ def table_files(tmp_path_factory: pytest.TempPathFactory, hand_tabulation: type)
     """The whole table, one that lacks the last architecture (same space), one with a failed run."""
     folder = tmp_path_factory.mktemp("arena")
     store = open_store(f"sqlite:///{folder / 'arena.db'}")
-    tables = hand_tabulation("arena8", SPACE_YAML, SEEDS, EPOCHS, cost, metrics)
+    tables = hand_tabulation("arena8", SPACE_YAML, SEEDS, EPOCHS, hand_tabulation.arch_cost, metrics)
     try:
         tables.write(store, "arena8")
         tables.write(store, "arena7", archs=7)
@@ -121,7 +110,9 @@ def lucky_file(tmp_path_factory: pytest.TempPathFactory, hand_tabulation: type) 
     folder = tmp_path_factory.mktemp("arena-lucky")
     store = open_store(f"sqlite:///{folder / 'lucky.db'}")
     try:
-        hand_tabulation("arena8", SPACE_YAML, SEEDS, EPOCHS, cost, lucky_metrics).write(store, "lucky8")
+        hand_tabulation("arena8", SPACE_YAML, SEEDS, EPOCHS, hand_tabulation.arch_cost, lucky_metrics).write(
+            store, "lucky8"
+        )
         yield export_table(store, "lucky8", folder / "lucky8.parquet")
     finally:
         store.dispose()

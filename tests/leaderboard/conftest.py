@@ -427,17 +427,6 @@ ARENA_SEEDS = 2
 ARENA_EPOCHS = 6
 
 
-def _arena_cost(arch: int, seed: int) -> dict[str, object]:
-    return {
-        "params": 1000 * (arch + 1),
-        "flops": 5000 * (arch + 1),
-        "latency_ms": 1.0 + arch,
-        "peak_memory_mb": 3.0,
-        "device": "cpu",
-        "input_shape": [1, 3, 32, 32],
-    }
-
-
 def _arena_metrics(arch: int, seed: int, epoch: int) -> dict[str, object]:
     value = round(0.2 + 0.1 * arch + 0.01 * seed + 0.02 * epoch - 0.003 * epoch * epoch, 6)
     return {
@@ -460,9 +449,9 @@ def arena_db(tmp_path_factory: pytest.TempPathFactory, hand_tabulation: type):
     folder = tmp_path_factory.mktemp("arena-board")
     store = open_store(f"sqlite:///{folder / 'table.db'}")
     try:
-        hand_tabulation("arena4", ARENA_SPACE, ARENA_SEEDS, ARENA_EPOCHS, _arena_cost, _arena_metrics).write(
-            store, "arena4"
-        )
+        hand_tabulation(
+            "arena4", ARENA_SPACE, ARENA_SEEDS, ARENA_EPOCHS, hand_tabulation.arch_cost, _arena_metrics
+        ).write(store, "arena4")
         table = ArenaTable(load(export_table(store, "arena4", folder / "arena4.parquet")))
     finally:
         store.dispose()
