@@ -74,7 +74,7 @@ SCHEDULES.add("poly", lambda progress, recipe: (1.0 - progress) ** recipe.poly_p
 
 def lr_factor(step: int, total_steps: int, steps_per_epoch: int, recipe: TrainRecipe) -> float:
     """Warm-up, then the schedule, as a factor of the base learning rate at ``step``."""
-    warmup = recipe.warmup_epochs * steps_per_epoch
+    warmup = recipe.warmup * steps_per_epoch
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1.0, total_steps - warmup)

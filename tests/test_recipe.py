@@ -1,10 +1,10 @@
-"""``Fidelity``: what ``--fidelity`` accepts, and the budget ASHA counts in."""
+"""``Fidelity``: what ``--fidelity`` accepts, and the budget ASHA counts in; the default warm-up."""
 
 from __future__ import annotations
 
 import pytest
 
-from nasfcn.recipe import Fidelity, TrainRecipeError
+from nasfcn.recipe import WARMUP_SHARE, Fidelity, TrainRecipe, TrainRecipeError
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,17 @@ def test_the_description_says_which_epochs_train_at_what() -> None:
         == "epochs 1-2 at 32 px on 25% of the train images (cost 0.0625 of an epoch each), then full size"
     )
     assert Fidelity().describe(64) == "every epoch at full size"
+
+
+def test_a_recipe_without_a_warm_up_warms_up_for_its_default_share_of_the_run() -> None:
+    # Short runs of wider networks stayed at the background level without a warm-up (RESULTS.md).
+    assert TrainRecipe(epochs=20).warmup == pytest.approx(20 * WARMUP_SHARE)
+    assert TrainRecipe(epochs=20, warmup_epochs=0).warmup == 0.0  # an explicit zero is kept
+    assert TrainRecipe(epochs=20, warmup_epochs=1.5).warmup == 1.5
+
+
+def test_a_stored_recipe_without_a_warm_up_reads_back_as_the_same_recipe() -> None:
+    recipe = TrainRecipe(epochs=8)
+    assert TrainRecipe.from_dict(recipe.to_dict()) == recipe
+    with pytest.raises(TrainRecipeError, match="warmup_epochs must be >= 0"):
+        TrainRecipe(warmup_epochs=-1)

@@ -10,6 +10,7 @@ import torch
 
 from nasfcn.data import DataConfig, load_dataset
 from nasfcn.genotype import EncoderGene, Genotype, TrainGene
+from nasfcn.recipe import WARMUP_SHARE
 from nasfcn.train import (
     TrainingDiverged,
     TrainRecipe,
@@ -92,6 +93,15 @@ def test_divergence_raises_a_clear_error(shapes) -> None:
         fit(_genotype(lr=1e12, optimizer="sgd"), shapes, RECIPE, device="cpu")
 
 
+def test_a_recipe_that_sets_no_warm_up_warms_up_for_its_default_share() -> None:
+    factors = [lr_factor(step, 200, 10, TrainRecipe(epochs=20)) for step in range(200)]
+    warmup_steps = round(20 * WARMUP_SHARE * 10)
+    assert factors[0] == pytest.approx(1 / warmup_steps)
+    assert factors[warmup_steps - 1] == pytest.approx(1.0)
+    assert all(a < b for a, b in itertools.pairwise(factors[:warmup_steps]))
+    assert lr_factor(0, 200, 10, TrainRecipe(epochs=20, warmup_epochs=0)) == pytest.approx(1.0)
+
+
 def test_schedules_warm_up_then_decay() -> None:
     recipe = TrainRecipe(epochs=10, warmup_epochs=1, schedule="cosine")
     factors = [lr_factor(step, 100, 10, recipe) for step in range(100)]
@@ -99,7 +109,7 @@ def test_schedules_warm_up_then_decay() -> None:
     assert factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert factors[-1] < 0.01
-    poly = TrainRecipe(schedule="poly")
+    poly = TrainRecipe(schedule="poly", warmup_epochs=0)
     assert lr_factor(50, 100, 10, poly) == pytest.approx(0.5**0.9)
 
 
@@ -172,7 +182,7 @@ def test_reduced_fidelity_trains_the_first_epochs_small_then_full_with_the_same_
     from nasfcn.recipe import Fidelity
 
     seen: list[dict] = []
-    recipe = TrainRecipe(epochs=3, batch_size=8, lr=1e-2, schedule="poly", poly_power=1.0)
+    recipe = TrainRecipe(epochs=3, batch_size=8, lr=1e-2, schedule="poly", poly_power=1.0, warmup_epochs=0)
     fidelity = Fidelity(resolution=0.5, subset=0.5, low_epochs=2)
     result = fit(
         _genotype(), shapes, recipe, device="cpu", report=lambda e, m: seen.append(m), fidelity=fidelity
