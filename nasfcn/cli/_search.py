@@ -57,7 +57,7 @@ _SCHEDULER_HELP = f"{one_of(SCHEDULERS.get(name).label for name in SCHEDULERS)}.
 # and the body passes each option to its SearchConfig field; split, both would be read twice.
 def search(
     ctx: typer.Context,
-    space: Annotated[Path, typer.Option(help="Search space YAML.")] = Path("search_spaces/fcn_tiny.yaml"),
+    space: Annotated[Path, typer.Option(help="Search space YAML.")] = Path("search_spaces/fcn_cpu.yaml"),
     data: DataOption = "shapes",
     name: Annotated[str | None, typer.Option(help="Search name (default: <space>-<time>).")] = None,
     trials: Annotated[int, typer.Option(min=1, help="Candidates to evaluate.")] = 12,

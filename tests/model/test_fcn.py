@@ -109,6 +109,18 @@ def test_every_fcn_bench_architecture_builds_at_the_table_sizes() -> None:
     assert count == 280
 
 
+@pytest.mark.slow
+def test_every_fcn_cpu_architecture_builds_and_keeps_size() -> None:
+    """The default search space: none of its 192 networks may fail to build at an odd size."""
+    count = 0
+    for genotype in load_space("search_spaces/fcn_cpu.yaml").iter_genotypes(include_train=False):
+        model = build_model(genotype, num_classes=4).eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 37, 53)).shape == (1, 4, 37, 53)
+        count += 1
+    assert count == 192
+
+
 @pytest.mark.parametrize("path", shipped_spaces(), ids=lambda p: p.stem)
 def test_samples_of_every_shipped_space_train_at_odd_sizes(path) -> None:
     space = load_space(path)
