@@ -16,6 +16,13 @@ A setting is ``NAME:key=value,...`` with keys ``size`` (image side), ``n`` (trai
 ``schedule`` (cosine | poly | constant), ``warmup`` (share of the run spent warming up),
 ``jitter`` (0 turns scale jitter off). Every finished run is appended to ``--out`` (JSON
 lines) and read back on a rerun, so an interrupted sweep resumes where it stopped.
+``--genotype FILE`` (repeatable) trains the networks of those genotype JSON files instead of
+samples of ``--space``, e.g. the short-run probes of ``benchmarks/genotypes/``:
+
+    python benchmarks/demo_recipe.py --genotype benchmarks/genotypes/unet3_w16_b2.json \\
+        --data folder:runs/equal_budget/data/shapes-s0 --seeds 2 \\
+        --setting warm:n=512,epochs=12,lr=4.1e-3,warmup=0.15,jitter=0 \\
+        --setting old:n=512,epochs=12,lr=4.1e-3 --out probes.jsonl
 """
 
 from __future__ import annotations
@@ -103,6 +110,15 @@ def architectures(space: Path, seeds: list[int]) -> list[Genotype]:
     return [replace(loaded.sample(seed), train=TrainGene()) for seed in seeds]
 
 
+def from_file(path: Path) -> Genotype:
+    """A genotype JSON file (``nasfcn spaces sample --out``, a bundle's genotype.json) without its
+    training knobs."""
+    try:
+        return replace(Genotype.from_json(path.read_text(encoding="utf-8")), train=TrainGene())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--genotype {path}: {err}") from None
+
+
 def train_one(genotype: Genotype, data: DatasetBundle, setting: Setting, seed: int) -> dict[str, Any]:
     cpu, wall = time.process_time(), time.perf_counter()
     result = fit(genotype, data, setting.recipe(seed), device="cpu")
@@ -154,6 +170,12 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=3)
     parser.add_argument("--first-arch", type=int, default=0, help="first sample seed of the space")
     parser.add_argument("--arch-seeds", help="sample seeds of the space, e.g. 2,3,15 (instead of --archs)")
+    parser.add_argument(
+        "--genotype",
+        type=Path,
+        action="append",
+        help="a genotype JSON file to train (repeatable; instead of sampling --space)",
+    )
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--setting", action="append", required=True, help="NAME:key=value,...")
@@ -168,7 +190,10 @@ def main() -> None:
         if args.arch_seeds
         else list(range(args.first_arch, args.first_arch + args.archs))
     )
-    genotypes = architectures(args.space, arch_seeds)
+    if args.genotype:
+        genotypes = [from_file(path) for path in args.genotype]
+    else:
+        genotypes = architectures(args.space, arch_seeds)
     runs = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     done = {run_key(Setting(r["setting"], tuple(r["values"].items())), r["arch_id"], r["seed"]) for r in runs}
     bundles: dict[DataConfig, DatasetBundle] = {}

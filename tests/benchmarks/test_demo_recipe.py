@@ -47,3 +47,20 @@ def test_a_rerun_reads_finished_runs_back_instead_of_training_them_again(
     dr.main()
     assert out.read_text().splitlines() == [json.dumps(first[0])]  # nothing trained twice
     assert "| s | 1 |" in capsys.readouterr().out
+
+
+def test_a_genotype_file_is_trained_without_its_searched_knobs(dr: ModuleType, tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "benchmarks" / "genotypes" / "unet3_w16_b2.json"
+    genotype = dr.from_file(shipped)
+    assert genotype.arch_id == "28ef1bb53e11"  # the id RESULTS.md's short-run probes name
+    searched = tmp_path / "searched.json"
+    searched.write_text(
+        json.dumps({**json.loads(shipped.read_text()), "train": {"lr": 0.05}}), encoding="utf-8"
+    )
+    assert dr.from_file(searched).train.as_dict() == {}
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"--genotype .*broken.json"):
+        dr.from_file(broken)
+    with pytest.raises(SystemExit, match=r"--genotype .*missing.json"):
+        dr.from_file(tmp_path / "missing.json")
