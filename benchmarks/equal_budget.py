@@ -38,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from typing import Any, TextIO
 from nasfcn.stats import Summary, summarize
 
 METHODS = ("nasfcn", "random", "reference", "baseline")
+SEARCHES = ("nasfcn", "random")  # the methods that run nasfcn search (--search-args applies)
 TITLES = {
     "nasfcn": "nasfcn search (default)",
     "random": "random search",
@@ -207,6 +209,7 @@ class Context:
     out: Path
     cpus: int
     log: TextIO
+    search_args: tuple[str, ...] = ()  # --search-args: added to both searches' commands
 
     def nasfcn(self, *args: str, log_name: str) -> None:
         self.command([sys.executable, "-m", "nasfcn.cli", *args], log_name)
@@ -269,9 +272,9 @@ def run_search(ctx: Context, cell: Cell, work: Path, strategy: str | None) -> di
     if strategy:
         argv += ["--strategy", strategy]
     start = time.monotonic()
-    ctx.nasfcn(*argv, log_name=cell.name)
+    ctx.nasfcn(*argv, *ctx.search_args, log_name=cell.name)
     wall = time.monotonic() - start
-    return {**_exported(ctx, cell.name, url, work), "wall_s": wall}
+    return {**_exported(ctx, cell.name, url, work), "wall_s": wall, "search_args": list(ctx.search_args)}
 
 
 def _epoch_seconds(url: str, name: str) -> float:
@@ -363,9 +366,15 @@ def save_cell(out: Path, cell: Cell) -> None:
     partial.replace(path)  # a cell file is whole or absent
 
 
-def load_cell(out: Path, cell: Cell) -> Cell | None:
+def load_cell(out: Path, cell: Cell, search_args: Sequence[str] = ()) -> Cell | None:
+    """The saved cell, unless it is a search run with other ``--search-args`` (run it again)."""
     path = cell_path(out, cell)
-    return Cell(**json.loads(path.read_text())) if path.exists() else None
+    if not path.exists():
+        return None
+    saved = Cell(**json.loads(path.read_text()))
+    if cell.method in SEARCHES and saved.detail.get("search_args", []) != list(search_args):
+        return None
+    return saved
 
 
 def planned(
@@ -387,7 +396,7 @@ def run_all(ctx: Context, cells: Sequence[Cell]) -> tuple[list[Cell], list[str]]
     on: one crash should not cost the hours of the cells after it. Returns the cells (failed
     ones without scores) and one line per failure."""
     start, spent_budget, failures = time.monotonic(), 0.0, []
-    todo = [cell for cell in cells if load_cell(ctx.out, cell) is None]
+    todo = [cell for cell in cells if load_cell(ctx.out, cell, ctx.search_args) is None]
     print(f"{len(cells)} cells, {len(cells) - len(todo)} already done", file=ctx.log)
     for index, cell in enumerate(todo):
         elapsed = time.monotonic() - start
@@ -408,7 +417,7 @@ def run_all(ctx: Context, cells: Sequence[Cell]) -> tuple[list[Cell], list[str]]
             f"    test mIoU {done.test_miou:.3f} (val {done.val_miou:.3f}) in {done.wall_s:.0f} s",
             file=ctx.log,
         )
-    return [load_cell(ctx.out, cell) or cell for cell in cells], failures
+    return [load_cell(ctx.out, cell, ctx.search_args) or cell for cell in cells], failures
 
 
 def parser() -> argparse.ArgumentParser:
@@ -419,6 +428,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="the baseline's Ray CPUs")
     p.add_argument("--out", default="runs/equal_budget", help="cells, logs, data folders and the results")
+    p.add_argument(
+        "--search-args",
+        default="",
+        help="more options for both searches, e.g. '--epochs 32' (a search cell saved with "
+        "other ones is run again)",
+    )
     return p
 
 
@@ -452,9 +467,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     datasets, budgets, methods = _options(args)
     out = Path(args.out)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cells, failures = run_all(
-        Context(out, args.cpus, sys.stderr), planned(datasets, budgets, args.seeds, methods)
-    )
+    context = Context(out, args.cpus, sys.stderr, tuple(shlex.split(args.search_args)))
+    cells, failures = run_all(context, planned(datasets, budgets, args.seeds, methods))
     rows = aggregate(cells)
     command = "benchmarks/equal_budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
     block = report(rows, command)

@@ -178,3 +178,21 @@ def test_references_train_for_what_the_probe_leaves(eb, tmp_path, monkeypatch, m
     if len(runs) == 2:  # 300 s less the probe's (near zero) time, at 10 s an epoch
         assert calls[1][1] == str(result["epochs"])
         assert 28 <= result["epochs"] <= 30
+
+
+def test_search_args_reach_the_searches_and_a_search_cell_of_other_args_runs_again(eb, tmp_path, monkeypatch):
+    commands = []
+    monkeypatch.setattr(eb.Context, "command", lambda self, argv, log_name: commands.append(argv))
+    monkeypatch.setattr(eb, "_exported", lambda ctx, name, url, work: {"test_miou": 0.5, "val_miou": 0.6})
+    ctx = eb.Context(tmp_path, 2, io.StringIO(), ("--epochs", "32"))
+    search, reference = eb.planned(["shapes"], [5.0], 1, ["random", "reference"])
+    result = eb.run_search(ctx, search, tmp_path, "random")
+    assert commands[-1][-4:] == ["--strategy", "random", "--epochs", "32"]
+    assert result["search_args"] == ["--epochs", "32"]
+    saved = eb.Cell("shapes", 5.0, 0, "random", test_miou=0.5, val_miou=0.6, wall_s=1.0, detail=result)
+    eb.save_cell(tmp_path, saved)
+    eb.save_cell(tmp_path, eb.Cell("shapes", 5.0, 0, "reference", test_miou=0.7, val_miou=0.7, wall_s=1.0))
+    assert eb.load_cell(tmp_path, search, ["--epochs", "32"]) == saved
+    assert eb.load_cell(tmp_path, search) is None  # the default search: not this cell
+    assert eb.load_cell(tmp_path, reference) is not None  # no search: its args do not matter
+    assert eb.load_cell(tmp_path, reference, ["--epochs", "32"]) is not None
