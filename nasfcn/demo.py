@@ -127,7 +127,8 @@ def export_best(db: str | None, search: str, folder: Path) -> None:
     samples.mkdir(exist_ok=True)
     paths = []
     # New scenes at sizes never trained on: 1.5 x 2 times the training side, and an odd one near it.
-    for index, size in enumerate([(IMAGE_SIZE * 3 // 2, IMAGE_SIZE * 2), (IMAGE_SIZE + 5, IMAGE_SIZE - 3)]):
+    side = demo_config().image_size
+    for index, size in enumerate([(side * 3 // 2, side * 2), (side + 5, side - 3)]):
         images, _ = generate_shapes(1234, "val", 1, size, start=index)
         paths.append(samples / f"scene_{index}.png")
         Image.fromarray(images[0].permute(1, 2, 0).numpy()).save(paths[-1])
