@@ -1,7 +1,8 @@
 """``make demo``: a small, real architecture search on the embedded defaults.
 
-Validates the shipped spaces, searches ``fcn_tiny.yaml`` on the generated ``shapes``
-dataset with Ray Tune (TPE + ASHA, two trials at a time on a 2-core CPU), records every
+Validates the shipped spaces, searches ``fcn_cpu.yaml`` (the default space) on the generated
+``shapes`` dataset for 2.5 minutes with Ray Tune (TPE + ASHA, two trials at a time on a 2-core
+CPU; trials, epochs and rungs planned to the budget), records every
 trial in ``nasfcn.db``, prints the best architectures, writes ``leaderboard.html``, and
 exports the best candidate as a bundle (``runs/<name>/best_bundle``) that segments two new
 images and is ready for ``nasfcn finetune``.
@@ -24,50 +25,34 @@ from nasfcn.cost import format_count
 from nasfcn.search import Execution, SearchConfig, run_search
 from nasfcn.space import load_space, shipped_spaces, size_text
 from nasfcn.store import leaderboard_frame, open_store
-from nasfcn.train import TrainRecipe
 
 # Its own console (the demo sits beside the CLI, not on it), as wide as the CLI's when piped.
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
-TINY = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_tiny.yaml"
-# What lets the demo's candidates learn in a few CPU minutes (benchmarks/demo_recipe.py,
-# RESULTS.md "The demo's recipe"): many small steps rather than few big ones. The old 288
-# steps of 64 px scenes left every candidate near 0.3 val mIoU. A 32 px scene costs ~2.5x
-# less, batches of 8 take twice the steps per image, 2,048 scenes make an epoch long enough
-# to learn in, and the learning rate warms up over the first 15% of the run (one-cycle style)
-# before its cosine decay. ASHA judges after 2 epochs (after 1, most candidates still predict
-# only background) and keeps a third at each rung; the best get the 16 epochs (4,096 steps)
-# a width-16 U-Net needs for ~0.6.
-IMAGE_SIZE = 32
-TRAIN_SAMPLES = 2048
-BATCH_SIZE = 8
-WARMUP = 0.15  # share of the epochs
-TRIALS = 8
-EPOCHS = 16
-GRACE_PERIOD = 2
-REDUCTION_FACTOR = 3
+SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "fcn_cpu.yaml"
+# The demo is the default search given a budget: `nasfcn search --data shapes --time-budget 2.5`.
+# Its defaults are measured (benchmarks/RESULTS.md, "What holds a short run back" and "The
+# demo's recipe"): fcn_cpu's two-block U-Net / FCN-8s networks under a 15% warm-up without
+# scale jitter reach 0.72 val mIoU in 12 epochs of 64 px `shapes`, where fcn_tiny's one-block
+# networks under the old recipe stood near 0.3-0.45. The planner fits trials, epochs and ASHA's
+# rungs into the budget from the first epochs' measured cost.
+BUDGET_MIN = 2.5
 
 
 def demo_config() -> SearchConfig:
-    """The demo's search: fcn_tiny on shapes, with the recipe and ASHA rungs above."""
+    """The demo's search: the default space, strategy, scheduler and recipe, on a budget."""
     return SearchConfig(
-        space=str(TINY),
+        space=str(SPACE),
         data="shapes",
-        trials=TRIALS,
-        epochs=EPOCHS,
+        time_budget_min=BUDGET_MIN,
         strategy="tpe",
         scheduler="asha",
         execution=Execution(cpus_per_trial=1, storage_path=None),
-        image_size=IMAGE_SIZE,
-        train_samples=TRAIN_SAMPLES,
-        grace_period=GRACE_PERIOD,
-        reduction_factor=REDUCTION_FACTOR,
-        recipe=TrainRecipe(epochs=EPOCHS, batch_size=BATCH_SIZE, warmup_epochs=WARMUP * EPOCHS),
     )
 
 
 def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    console.rule("nasfcn demo: a real search on fcn_tiny.yaml + shapes")
+    console.rule(f"nasfcn demo: a real {BUDGET_MIN:g}-minute search on fcn_cpu.yaml + shapes")
     for path in shipped_spaces():
         space = load_space(path)
         console.print(f"[green]ok[/green] {path.name}: {size_text(space.size())} architectures")
@@ -142,7 +127,8 @@ def export_best(db: str | None, search: str, folder: Path) -> None:
     samples.mkdir(exist_ok=True)
     paths = []
     # New scenes at sizes never trained on: 1.5 x 2 times the training side, and an odd one near it.
-    for index, size in enumerate([(IMAGE_SIZE * 3 // 2, IMAGE_SIZE * 2), (IMAGE_SIZE + 5, IMAGE_SIZE - 3)]):
+    side = demo_config().image_size
+    for index, size in enumerate([(side * 3 // 2, side * 2), (side + 5, side - 3)]):
         images, _ = generate_shapes(1234, "val", 1, size, start=index)
         paths.append(samples / f"scene_{index}.png")
         Image.fromarray(images[0].permute(1, 2, 0).numpy()).save(paths[-1])

@@ -115,11 +115,15 @@ def test_select_defaults_to_the_best_completed_trial(store) -> None:
     assert int(select_trial(board, "s", trial=3)["number"]) == 3
     assert int(select_trial(board, "s", rank=1)["number"]) in (0, 2)
     assert int(select_trial(board, "s", max_latency_ms=5)["number"]) == 0
+    # A time budget's deadline can stop every trial early: the best of them is still a trained network.
     stopped = board.assign(status=board["status"].replace({"completed": "stopped_early", "cached": "failed"}))
-    with pytest.raises(
-        ExportError, match=r"has no completed trial yet .*export a stopped-early one with --trial"
-    ):
-        select_trial(stopped, "s")
+    assert int(select_trial(stopped, "s")["number"]) == 0
+    running = board.assign(status="running", best_miou=float("nan"))
+    with pytest.raises(ExportError, match=r"has no trained trial yet \(running 4\); let it run until"):
+        select_trial(running, "s")
+    failed = board.assign(status=board["status"].replace({"completed": "failed", "cached": "failed"}))
+    with pytest.raises(ExportError, match=r"has no trained trial yet \(failed 4\)"):
+        select_trial(failed, "s")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,14 @@ from typing import Any
 import pandas as pd
 
 from nasfcn.errors import NasfcnError, raise_problems
-from nasfcn.search import EXECUTION, Execution, ResumeRule, check_explicit, name_problem
+from nasfcn.search import (
+    EXECUTION,
+    Execution,
+    ResumeRule,
+    check_explicit,
+    name_problem,
+    scale_range_problems,
+)
 from nasfcn.train import TrainRecipe
 
 
@@ -31,6 +38,7 @@ BENCHMARK_RESUME = ResumeRule(
         "image_size",
         "train_samples",
         "val_samples",
+        "scale_range",
         "ref_width",
         "recipe",
     ),
@@ -45,6 +53,7 @@ BENCHMARK_RESUME = ResumeRule(
     ),
     options={
         "datasets": "--data",
+        "scale_range": "--scale-jitter",
         "execution.cache": "cache",
         "recipe.lr": "--lr",
         "recipe.batch_size": "--batch-size",
@@ -66,6 +75,7 @@ class BenchmarkConfig:
     image_size: int = 64
     train_samples: int = 512  # synthetic datasets only
     val_samples: int = 128
+    scale_range: tuple[float, float] = (1.0, 1.0)  # train-time scale jitter (nasfcn.data.DataConfig)
     recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=5))
     ref_width: int | None = None  # width of ref: specs without one (default 16)
     kind: str = "benchmark"  # the search row's kind: "table" for nasfcn tabulate (every arch of a space)
@@ -93,6 +103,7 @@ class BenchmarkConfig:
         if self.epochs < 1:
             problems.append(f"--epochs must be >= 1, got {self.epochs}")
         problems.extend(self.execution.problems())
+        problems.extend(scale_range_problems(self))
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         raise_problems(problems, "invalid benchmark options:\n  ", BenchmarkError, separator="\n  ")

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from nasfcn.benchmark._config import KINDS, BenchmarkError
 from nasfcn.cost import format_count
 from nasfcn.results import aggregate_ranks, benchmark_results, plan_labels
-from nasfcn.search import flat_config
+from nasfcn.search import UNRECORDED_BEFORE, flat_config
 from nasfcn.store import Store, benchmark_runs_frame, get_search, mask_url
 
 METHODS = """\
@@ -147,6 +147,9 @@ def _command(config: dict) -> str:
         parts += [f"--lr {recipe.get('lr'):g}", f"--batch-size {recipe.get('batch_size')}"]
     if config.get("ref_width"):
         parts.append(f"--ref-width {config['ref_width']}")
+    low, high = config.get("scale_range") or UNRECORDED_BEFORE["scale_range"]
+    if (low, high) != (1, 1):
+        parts.append(f"--scale-jitter {low:g},{high:g}")
     return " ".join(parts)
 
 

@@ -103,6 +103,7 @@ def _prepare(config: BenchmarkConfig, store: Store, console: Console) -> _Prepar
         "train_samples": config.train_samples,
         "val_samples": config.val_samples,
         "seed": 0,  # the data are the same for every seed: seeds vary the training only
+        "scale_range": config.scale_range,
     }
     bundles = {}
     for spec in config.datasets:

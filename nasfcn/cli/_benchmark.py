@@ -17,11 +17,13 @@ from nasfcn.cli._options import (
     DbOption,
     ImageSizeOption,
     RayAddressOption,
+    ScaleJitterOption,
     TrainSamplesOption,
     comma_list,
     execution_from,
     exit_if_interrupted,
     print_summary,
+    scale_range,
     typed,
 )
 
@@ -35,6 +37,7 @@ benchmark_app = typer.Typer(
 #: Command-line parameters whose config field has another name (a resume compares typed options).
 BENCHMARK_FIELDS = {
     "data": "datasets",
+    "scale_jitter": "scale_range",
     "no_cache": "execution.cache",
     "cpus_per_trial": "execution.cpus_per_trial",
     "gpus_per_trial": "execution.gpus_per_trial",
@@ -69,6 +72,7 @@ def benchmark(
     concurrency: Annotated[int | None, typer.Option(help="Runs at once (default: what fits).")] = None,
     image_size: ImageSizeOption = 64,
     train_samples: TrainSamplesOption = 512,
+    scale_jitter: ScaleJitterOption = "off",
     lr: Annotated[float, typer.Option(help="Learning rate unless a genotype carries its own.")] = 3e-3,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Batch size unless a genotype carries its own.")
@@ -109,6 +113,7 @@ def benchmark(
             execution=execution_from(ctx.params),
             image_size=image_size,
             train_samples=train_samples,
+            scale_range=scale_range(scale_jitter),
             recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
             ref_width=ref_width,
             explicit=typed(ctx, BENCHMARK_FIELDS),

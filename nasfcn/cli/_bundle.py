@@ -35,7 +35,8 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export a trial as a bundle: genotype, safetensors weights, ONNX, TorchScript, preprocessing,
-    metrics, fine-tuning recipe and a model card. Default: the best completed trial by val mIoU.
+    metrics, fine-tuning recipe and a model card. Default: the best completed trial by val mIoU
+    (when a time budget stopped every trial early, the best of those).
 
     Examples:
 

@@ -28,6 +28,14 @@ DataOption = Annotated[str, typer.Option(help=f"Dataset: {DATA_SPECS}.")]
 RayAddressOption = Annotated[str | None, typer.Option(help="Existing Ray cluster (ray start --head).")]
 ImageSizeOption = Annotated[int, typer.Option(min=8, help="Training image side.")]
 TrainSamplesOption = Annotated[int, typer.Option(min=1, help="Generated train images (synthetic data).")]
+ScaleJitterOption = Annotated[
+    str,
+    typer.Option(
+        "--scale-jitter",
+        help="Train-time random rescale: off, or LOW,HIGH (e.g. 0.75,1.25). Off by default: on "
+        "short runs it cost 25-28 points of val mIoU (benchmarks/RESULTS.md).",
+    ),
+]
 AmpOption = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (not on CPU).")]
 ChannelsLastOption = Annotated[
     bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format on CUDA.")
@@ -46,6 +54,16 @@ def typed(ctx: typer.Context, fields: dict[str, str]) -> frozenset[str]:
         name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
     ]
     return frozenset(fields.get(name, name) for name in given if name not in _NOT_SETTINGS)
+
+
+def scale_range(text: str) -> tuple[float, float]:
+    """``--scale-jitter`` as ``DataConfig.scale_range``; a bad value is a usage error naming it."""
+    from nasfcn.data import DatasetError, parse_scale_range
+
+    try:
+        return parse_scale_range(text)
+    except DatasetError as err:
+        raise typer.BadParameter(str(err), param_hint="'--scale-jitter'") from None
 
 
 def comma_list(text: str) -> tuple[str, ...]:

@@ -17,11 +17,13 @@ from nasfcn.cli._options import (
     DbOption,
     ImageSizeOption,
     RayAddressOption,
+    ScaleJitterOption,
     TrainSamplesOption,
     comma_list,
     execution_from,
     exit_if_interrupted,
     print_summary,
+    scale_range,
     typed,
 )
 
@@ -122,6 +124,7 @@ def search(
     ] = None,
     image_size: ImageSizeOption = 64,
     train_samples: TrainSamplesOption = 512,
+    scale_jitter: ScaleJitterOption = "off",
     lr: Annotated[float, typer.Option(help="Learning rate unless the space searches it.")] = 3e-3,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size unless the space searches it.")] = 16,
     storage_path: Annotated[
@@ -177,6 +180,7 @@ def search(
             proxies=_proxies(proxies),
             image_size=image_size,
             train_samples=train_samples,
+            scale_range=scale_range(scale_jitter),
             recipe=TrainRecipe(
                 epochs=epochs, lr=lr, batch_size=batch_size, amp=amp, channels_last=channels_last
             ),
@@ -200,6 +204,7 @@ def search(
 #: Command-line parameters whose config field has another name (a resume compares typed options).
 SEARCH_FIELDS = {
     "time_budget": "time_budget_min",
+    "scale_jitter": "scale_range",
     "no_cache": "execution.cache",
     "cpus_per_trial": "execution.cpus_per_trial",
     "gpus_per_trial": "execution.gpus_per_trial",

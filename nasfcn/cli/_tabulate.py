@@ -17,10 +17,12 @@ from nasfcn.cli._options import (
     DbOption,
     ImageSizeOption,
     RayAddressOption,
+    ScaleJitterOption,
     TrainSamplesOption,
     execution_from,
     exit_if_interrupted,
     print_summary,
+    scale_range,
     typed,
 )
 from nasfcn.cli._tables import compare_command, export_command, report_command
@@ -65,6 +67,7 @@ def tabulate(
     concurrency: Annotated[int | None, typer.Option(help="Runs at once (default: what fits).")] = None,
     image_size: ImageSizeOption = 64,
     train_samples: TrainSamplesOption = 512,
+    scale_jitter: ScaleJitterOption = "off",
     val_samples: Annotated[int, typer.Option(min=1, help="Generated val images (synthetic data).")] = 128,
     lr: Annotated[float, typer.Option(help="Learning rate unless the space sets it.")] = 3e-3,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size unless the space sets it.")] = 16,
@@ -109,6 +112,7 @@ def tabulate(
             execution=execution_from(ctx.params),
             image_size=image_size,
             train_samples=train_samples,
+            scale_range=scale_range(scale_jitter),
             val_samples=val_samples,
             recipe=TrainRecipe(epochs=epochs, lr=lr, batch_size=batch_size),
             kind="table",

@@ -21,7 +21,14 @@ from rich.table import Table
 
 from nasfcn.catalogue import LR_SCHEDULES, OPTIMIZERS, one_of
 from nasfcn.cli._console import console, fail
-from nasfcn.cli._options import AmpOption, ChannelsLastOption, DataOption, TrainSamplesOption
+from nasfcn.cli._options import (
+    AmpOption,
+    ChannelsLastOption,
+    DataOption,
+    ScaleJitterOption,
+    TrainSamplesOption,
+    scale_range,
+)
 from nasfcn.cli._spaces import load
 from nasfcn.genotype import Genotype
 
@@ -47,6 +54,7 @@ def train(
     schedule: Annotated[str, typer.Option(help=_SCHEDULE_HELP)] = "cosine",
     image_size: Annotated[int, typer.Option(min=8, help="Training and validation image side.")] = 64,
     train_samples: TrainSamplesOption = 512,
+    scale_jitter: ScaleJitterOption = "off",
     seed: Annotated[int, typer.Option(help="Training seed (weights, batches, augmentation).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     amp: AmpOption = True,
@@ -82,7 +90,12 @@ def train(
             channels_last=channels_last,
         )
         with console.status(f"loading and checking {data} ..."):
-            options = DataConfig(image_size=image_size, train_samples=train_samples, seed=seed)
+            options = DataConfig(
+                image_size=image_size,
+                train_samples=train_samples,
+                seed=seed,
+                scale_range=scale_range(scale_jitter),
+            )
             bundle = load_dataset(data, options)
     except FileNotFoundError as err:
         raise fail(f"{err.filename}: file not found") from None

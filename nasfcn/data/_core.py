@@ -44,6 +44,24 @@ def raise_problems(title: str, problems: Sequence[str]) -> None:
     raise DatasetError(f"{title}: {len(problems)} {noun}\n" + "\n".join(listed))
 
 
+def parse_scale_range(text: str) -> tuple[float, float]:
+    """``--scale-jitter``: ``off`` (or ``1``) -> (1, 1); ``0.75,1.25`` -> (0.75, 1.25)."""
+    words = [word.strip() for word in text.strip().lower().split(",")]
+    if words in (["off"], ["none"]):
+        return (1.0, 1.0)
+    try:
+        values = [float(word) for word in words]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(math.isfinite(v) for v in values) or not 0 < values[0] <= values[1]:
+        raise DatasetError(
+            f"scale jitter must be 'off' or LOW,HIGH with 0 < LOW <= HIGH (e.g. 0.75,1.25), got {text!r}"
+        )
+    return (values[0], values[1])
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Options shared by every dataset. Augmentations apply to the train split only."""

@@ -21,7 +21,8 @@ def select_trial(
 ) -> pd.Series:
     """The leaderboard row to export: by trial number, by rank, or the best completed trial
     (within ``max_latency_ms`` when given); a search with confirmation runs: the confirmed winner
-    (``confirmed_winner``)."""
+    (``confirmed_winner``). When no trial completed but some were stopped early (a time budget's
+    deadline can stop every one of them), the best of those: each is a trained network."""
     chosen = [
         name
         for name, v in (("--trial", trial), ("--rank", rank), ("--max-latency-ms", max_latency_ms))
@@ -48,12 +49,15 @@ def select_trial(
             ranked = int(board["rank"].max()) if board["rank"].notna().any() else 0
             raise ExportError(f"search {search!r} has no trial at rank {rank}; ranks go from 1 to {ranked}")
         return rows.iloc[0]
-    trained = board[board["status"].isin(RESULT_STATUSES) & board["best_miou"].notna()]
+    scored = board["best_miou"].notna()
+    trained = board[board["status"].isin(RESULT_STATUSES) & scored]
+    if trained.empty:
+        trained = board[(board["status"] == "stopped_early") & scored]
     if trained.empty:
         statuses = ", ".join(f"{k} {v}" for k, v in board["status"].value_counts().items())
         raise ExportError(
-            f"search {search!r} has no completed trial yet ({statuses}); let it finish, or export "
-            f"a stopped-early one with --trial N"
+            f"search {search!r} has no trained trial yet ({statuses}); let it run until a trial "
+            "has finished an epoch"
         )
     if max_latency_ms is not None:
         fast = trained[trained["latency_ms"] <= max_latency_ms]

@@ -16,11 +16,13 @@ from nasfcn.search._config import (
     SearchStoppedError,
     SearchSummary,
     name_problem,
+    scale_range_problems,
 )
 from nasfcn.search._driver import run_search
 from nasfcn.search._execution import EXECUTION, Execution, execution_options, flat_config, with_execution
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
 from nasfcn.search._resume import (
+    UNRECORDED_BEFORE,
     ResumeRule,
     check_explicit,
     conflict_message,
@@ -47,6 +49,7 @@ __all__ = [
     "SCHEDULERS",
     "SEARCHERS",
     "SEARCH_RESUME",
+    "UNRECORDED_BEFORE",
     "Execution",
     "KnobEncoder",
     "PlanSearch",
@@ -75,6 +78,7 @@ __all__ = [
     "optuna_strategy",
     "register_strategy",
     "run_search",
+    "scale_range_problems",
     "shippable",
     "show",
     "unregister_strategy",

@@ -70,6 +70,7 @@ SEARCH_RESUME = ResumeRule(
         "image_size",
         "train_samples",
         "val_samples",
+        "scale_range",
         "recipe",
         "latency_input",
         "references",
@@ -91,6 +92,7 @@ SEARCH_RESUME = ResumeRule(
     ),
     options={
         "time_budget_min": "--time-budget",
+        "scale_range": "--scale-jitter",
         "confirm_top": "--confirm-top",
         "confirm_seeds": "--confirm-seeds",
         "execution.cache": "cache",
@@ -115,6 +117,15 @@ def proxy_problems(names: tuple[str, ...]) -> list[str]:
     if len(set(names)) != len(names):
         problems.append(f"--proxies names a proxy twice: {','.join(names)}")
     return problems
+
+
+def scale_range_problems(config: Any) -> list[str]:
+    """``--scale-jitter`` of a search's or a benchmark's config, normalized to floats in place."""
+    low, high = (float(v) for v in config.scale_range)
+    object.__setattr__(config, "scale_range", (low, high))
+    if not (0 < low <= high and math.isfinite(high)):
+        return [f"--scale-jitter must be LOW,HIGH with 0 < LOW <= HIGH (1,1: off), got {low:g},{high:g}"]
+    return []
 
 
 class SearchConfigError(NasfcnError, ValueError):
@@ -147,6 +158,7 @@ class SearchConfig:
     image_size: int = 64
     train_samples: int = 512  # synthetic datasets only
     val_samples: int = 128
+    scale_range: tuple[float, float] = (1.0, 1.0)  # train-time scale jitter (nasfcn.data.DataConfig)
     recipe: TrainRecipe = field(default_factory=lambda: TrainRecipe(epochs=3))
     grace_period: int | None = None  # ASHA: epochs every trial gets; None: asha_grace_period
     reduction_factor: int = 2  # ASHA: keep 1/reduction_factor at each rung
@@ -195,6 +207,7 @@ class SearchConfig:
             value = getattr(self, option)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 problems.append(f"--{option.replace('_', '-')} must be positive, got {value}")
+        problems.extend(scale_range_problems(self))
         budget = self.time_budget_min
         if budget is not None and not (budget > 0 and math.isfinite(budget)):
             problems.append(f"--time-budget must be a positive number of minutes, got {budget}")

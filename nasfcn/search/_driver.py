@@ -318,6 +318,7 @@ def _prepare(config: SearchConfig, store: Store, console: Console) -> _Prepared:
         "train_samples": config.train_samples,
         "val_samples": config.val_samples,
         "seed": config.seed,
+        "scale_range": config.scale_range,
     }
     with console.status(f"checking dataset {config.data} ..."):
         bundle = load_dataset(config.data, DataConfig(**data_options))  # fails fast, names the file

@@ -88,6 +88,12 @@ def check_explicit(config: Any) -> list[str]:
     return [f"explicit names unknown fields {', '.join(unknown)}"] if unknown else []
 
 
+#: What a config stored before a setting was recorded trained with: that version's default.
+#: Scale jitter (0.75-1.25) was on for every search, benchmark and table until it became the
+#: ``--scale-jitter`` setting, off by default; their resumes keep training with it.
+UNRECORDED_BEFORE = {"scale_range": [0.75, 1.25]}
+
+
 def merge_stored(
     config: Any,
     stored: Mapping[str, Any],
@@ -99,11 +105,12 @@ def merge_stored(
 
     ``stored`` is the config as recorded with the search (JSON: lists for tuples; execution
     settings nested or, recorded by an older version, at the top level); a field it lacks
-    keeps the value of ``config``. ``normalize`` maps a field to the function that puts a
+    takes the value it had before it was recorded (``UNRECORDED_BEFORE``), else keeps the
+    value of ``config``. ``normalize`` maps a field to the function that puts a
     given value in stored form. ``execution.x`` in a rule is the field ``x`` of ``config.execution``.
     """
     normalize = normalize or {}
-    flat = flat_config(stored)
+    flat = {**UNRECORDED_BEFORE, **flat_config(stored)}
     values: dict[str, Any] = {}
     execution: dict[str, Any] = {}
     conflicts: list[str] = []

@@ -339,3 +339,21 @@ def test_benchmark_resume_keeps_the_plan_and_records_where_to_run(tmp_path, stor
     saved = get_search(store, "bench")["config"]
     assert (saved["execution"]["concurrency"], saved["image_size"], saved["train_samples"]) == (1, 32, 32)
     assert saved["execution"]["storage_path"] == str(tmp_path / "runs")
+
+
+@pytest.mark.parametrize(
+    ("stored", "flag"),
+    [
+        ({"scale_range": [1.0, 1.0]}, None),
+        ({"scale_range": [0.8, 1.2]}, "--scale-jitter 0.8,1.2"),
+        ({}, "--scale-jitter 0.75,1.25"),  # stored before the setting: it trained with the old default
+    ],
+)
+def test_the_reports_command_repeats_the_scale_jitter_the_runs_trained_with(stored, flag) -> None:
+    from nasfcn.benchmark._report import _command
+
+    config = {"name": "b", "archs": ["ref:unet"], "datasets": ["shapes"], "seeds": 1, "epochs": 2, **stored}
+    command = _command(config)
+    assert ("--scale-jitter" in command) == (flag is not None)
+    if flag is not None:
+        assert command.endswith(flag)

@@ -152,6 +152,10 @@ def test_a_table_reuses_only_results_trained_on_the_same_data(ray_local, tmp_pat
     assert again.counts == {"cached": 2}
     fewer = tabulate(space, _config(tmp_path, name="fewer", image_size=32, train_samples=8, **options))
     assert fewer.counts == {"completed": 2}
+    jitter = tabulate(
+        space, _config(tmp_path, name="jitter", image_size=32, scale_range=(0.75, 1.25), **options)
+    )
+    assert jitter.counts == {"completed": 2}  # scale jitter changes what the numbers mean
 
 
 def _exported_table_equals_the_database(store, epochs, runs, space_path: Path, tmp_path: Path) -> None:
@@ -352,6 +356,7 @@ def _stored_table(tmp_path: Path) -> str:
         (["--sample", "3"], "--sample 3 differs from the stored none"),
         (["--space", "segnet"], "--space segnet differs from the stored space eight"),
         (["--seeds", "3"], "--seeds 3 differs from the stored 2"),
+        (["--scale-jitter", "0.75,1.25"], "--scale-jitter 0.75,1.25 differs from the stored 1,1"),
     ],
 )
 def test_a_resumed_table_refuses_a_typed_setting_that_changes_it(

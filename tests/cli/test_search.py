@@ -40,6 +40,29 @@ def test_a_time_budget_that_is_no_number_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("command", "needed"),
+    [
+        ("search", ["--name", "x"]),
+        ("tabulate", ["--name", "x", "--space", "fcn_tiny"]),
+        ("benchmark", ["--name", "x", "--archs", "ref:fcn8s"]),
+        ("train", ["--space", TINY]),
+    ],
+)
+def test_a_bad_scale_jitter_is_a_usage_error_naming_the_option(
+    tmp_path: Path, command: str, needed: list[str]
+) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'n.db'}"] if command != "train" else ["--out", str(tmp_path / "t")]
+    result = runner.invoke(app, [command, *db, *needed, "--scale-jitter", "1.25,0.75"])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert "Invalid value for '--scale-jitter': scale jitter must be 'off' or LOW,HIGH" in said
+    assert "got '1.25,0.75'" in said
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "n.db").exists()
+    assert not (tmp_path / "t").exists()
+
+
 @pytest.mark.slow
 def test_a_half_minute_budget_plans_runs_and_ends_within_it(ray_local, tmp_path: Path, store_tracker) -> None:
     db = f"sqlite:///{tmp_path / 'n.db'}"

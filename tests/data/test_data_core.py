@@ -14,6 +14,7 @@ from nasfcn.data import (
     DatasetError,
     SegmentationDataset,
     load_dataset,
+    parse_scale_range,
     parse_spec,
     voc_palette,
 )
@@ -99,6 +100,32 @@ def test_config_errors_name_the_field(options, field):
 def test_unknown_option_is_named():
     with pytest.raises(DatasetError, match="did you mean 'image_size'"):
         load_dataset("shapes", imagesize=32)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("off", (1.0, 1.0)),
+        (" None ", (1.0, 1.0)),
+        ("1", (1.0, 1.0)),
+        ("0.75,1.25", (0.75, 1.25)),
+        ("0.5, 2", (0.5, 2.0)),
+    ],
+)
+def test_scale_jitter_is_off_or_a_range(text, expected):
+    assert parse_scale_range(text) == expected
+    assert DataConfig(scale_range=expected).scale_range == expected
+
+
+@pytest.mark.parametrize("text", ["", "on", "1.25,0.75", "0,1", "-1,1", "1,inf", "0.5,1,2", "nan"])
+def test_a_bad_scale_jitter_says_what_is_allowed(text):
+    with pytest.raises(DatasetError, match=r"scale jitter must be 'off' or LOW,HIGH with 0 < LOW <= HIGH"):
+        parse_scale_range(text)
+
+
+def test_scale_jitter_is_off_by_default():
+    # Measured: with it a width-16 U-Net reached 0.44-0.48 val mIoU in 12 epochs, without 0.72.
+    assert DataConfig().scale_range == (1.0, 1.0)
 
 
 def test_config_normalizes_sizes():

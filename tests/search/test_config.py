@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nasfcn.benchmark import BenchmarkConfig, BenchmarkError
 from nasfcn.cli import app
 from nasfcn.search import Execution, SearchConfig, SearchConfigError
 from nasfcn.search._driver import default_name
@@ -58,3 +59,17 @@ def test_the_cli_refuses_a_traversal_name_before_writing_anything(tmp_path: Path
     assert "--name '../../escaped_name' cannot name a run folder" in result.stderr
     assert "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []  # no runs/ folder, no nasfcn.db
+
+
+@pytest.mark.parametrize("scale_range", [(1.5, 1.0), (0.0, 1.0), (1.0, float("inf"))])
+def test_a_bad_scale_range_names_the_option(scale_range: tuple[float, float]) -> None:
+    with pytest.raises(SearchConfigError, match="--scale-jitter must be LOW,HIGH with 0 < LOW <= HIGH"):
+        SearchConfig(space="x", scale_range=scale_range)
+    with pytest.raises(BenchmarkError, match="--scale-jitter must be LOW,HIGH with 0 < LOW <= HIGH"):
+        BenchmarkConfig(name="b", archs=("ref:fcn8s",), scale_range=scale_range)
+
+
+def test_the_scale_range_is_stored_with_the_search_and_off_by_default() -> None:
+    assert SearchConfig(space="x").as_dict()["scale_range"] == (1.0, 1.0)
+    assert SearchConfig(space="x", scale_range=[0.75, 1.25]).scale_range == (0.75, 1.25)  # type: ignore[arg-type]
+    assert BenchmarkConfig(name="b", archs=("ref:fcn8s",)).as_dict()["scale_range"] == (1.0, 1.0)

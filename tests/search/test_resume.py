@@ -29,11 +29,17 @@ from nasfcn.train import TrainRecipe
 
 
 def stored_search(
-    tmp_path: Path, space: Path, finished: int = 1, flat: bool = False, **overrides
+    tmp_path: Path,
+    space: Path,
+    finished: int = 1,
+    flat: bool = False,
+    unrecorded: tuple[str, ...] = (),
+    **overrides,
 ) -> SearchConfig:
     """Record a search as ``run_search`` does, with trials 0 .. finished-1 done; returns its config.
 
     ``flat``: its config as versions before ``Execution`` stored it (execution fields at the top).
+    ``unrecorded``: fields left out of the stored config, as versions before them stored it.
     """
     options = {
         "space": str(space),
@@ -63,7 +69,11 @@ def stored_search(
         config.data,
         space_name=loaded.name,
         space_yaml=loaded.text,
-        config=flat_config(config.as_dict()) if flat else config.as_dict(),
+        config={
+            k: v
+            for k, v in (flat_config(config.as_dict()) if flat else config.as_dict()).items()
+            if k not in unrecorded
+        },
         recipe=recipe,
     )
     for number in range(finished):
@@ -189,6 +199,37 @@ def test_a_search_stored_flat_by_an_earlier_version_resumes_with_its_settings(
     assert (execution["concurrency"], execution["cpus_per_trial"]) == (2, 2.0)
     assert execution["storage_path"] == str(tmp_path / "runs")
     assert (tmp_path / "runs" / "space.yaml").is_file()  # the stored storage path, not runs/kept
+
+
+def test_a_search_stored_before_scale_jitter_was_a_setting_resumes_with_the_jitter_it_had(
+    tmp_path, micro_space, store_tracker
+) -> None:
+    """Until --scale-jitter existed every search trained with 0.75-1.25; its default is now off."""
+    config = stored_search(tmp_path, micro_space, unrecorded=("scale_range",))
+    saved = get_search(open_store(config.execution.db), "kept")["config"]
+    assert "scale_range" not in saved
+    refused = CliRunner().invoke(
+        app, ["search", "--name", "kept", "--resume", "--db", config.execution.db, "--scale-jitter", "off"]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "--scale-jitter 1,1 differs from the stored 0.75,1.25" in " ".join(refused.stderr.split())
+    output, stored = _resume(config)
+    assert "nothing left to run" in output
+    assert stored["config"]["scale_range"] == [0.75, 1.25]  # recorded now, for every later resume
+
+
+def test_scale_jitter_is_kept_on_resume_like_every_setting_that_changes_results(
+    tmp_path, micro_space, store_tracker
+) -> None:
+    config = stored_search(tmp_path, micro_space, scale_range=(0.8, 1.2))
+    refused = CliRunner().invoke(
+        app,
+        ["search", "--name", "kept", "--resume", "--db", config.execution.db, "--scale-jitter", "0.9,1.1"],
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "--scale-jitter 0.9,1.1 differs from the stored 0.8,1.2" in " ".join(refused.stderr.split())
+    _, stored = _resume(config)
+    assert stored["config"]["scale_range"] == [0.8, 1.2]
 
 
 def test_a_different_space_file_is_refused_the_same_one_accepted(
