@@ -25,11 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from nasfcn.stats import summarize
+
+Row = TypeVar("Row", bound=Mapping[str, Any])
 
 #: Networks a search confirms, and extra seeds each, when --confirm-top / --confirm-seeds are
 #: not given. Measured in the arena (benchmarks/confirm_arena.py on fcn_bench_shapes, 100
@@ -84,14 +86,13 @@ def confirmation_seeds(seed: int, count: int) -> tuple[int, ...]:
 
 
 def to_confirm(rows: Iterable[Mapping[str, Any]], top: int) -> list[Mapping[str, Any]]:
-    """The best ``top`` full runs by val mIoU, one per network + knobs, that confirm nothing themselves.
+    """The best ``top`` full runs by val mIoU, one per network + knobs, that neither confirm
+    another trial nor train one's network longer (a final run, ``extends``) themselves.
 
     ``rows``: trial rows with ``number``, ``status``, ``best_miou``, ``trial_key`` and ``confirms``.
     """
     full = [
-        row
-        for row in rows
-        if row.get("status") in FULL_RUNS and _number(row.get("best_miou")) and not _confirms(row)
+        row for row in search_proper(rows) if row.get("status") in FULL_RUNS and _number(row.get("best_miou"))
     ]
     full.sort(key=lambda row: (-float(row["best_miou"]), int(row["number"])))
     chosen: list[Mapping[str, Any]] = []
@@ -126,9 +127,13 @@ def confirmation_runs(
     return targets, runs
 
 
+def search_proper(rows: Iterable[Row]) -> list[Row]:
+    """The rows of the search proper: neither confirmation runs nor final runs."""
+    return [row for row in rows if not _confirms(row) and not _number(row.get("extends"))]
+
+
 def _confirms(row: Mapping[str, Any]) -> bool:
-    value = row.get("confirms")
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    return _number(row.get("confirms"))
 
 
 def _number(value: Any) -> bool:

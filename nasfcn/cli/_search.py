@@ -106,6 +106,14 @@ def search(
     confirm_seeds: Annotated[
         int | None, typer.Option(help="Extra seeds per confirmed network (default 2; see --confirm-top).")
     ] = None,
+    final_share: Annotated[
+        float | None,
+        typer.Option(
+            help="With --time-budget: the share of the budget kept for final runs, in which the search's "
+            "best networks (one per worker) train again from scratch for as many epochs as fill it; "
+            "export then picks the best of them. Default 0.5; 0: none."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,
     ray_address: RayAddressOption = None,
     db: DbOption = None,
@@ -151,7 +159,7 @@ def search(
 
       nasfcn search --name my-search --resume
     """
-    from nasfcn.search import SearchConfig, SearchStoppedError, run_search
+    from nasfcn.search import FINAL_SHARE, SearchConfig, SearchStoppedError, run_search
     from nasfcn.store import mask_text
     from nasfcn.train import TrainRecipe
 
@@ -174,6 +182,7 @@ def search(
             fidelity=fidelity,
             confirm_top=confirm_top,
             confirm_seeds=confirm_seeds,
+            final_share=FINAL_SHARE if final_share is None else final_share,
             seed=seed,
             execution=execution_from(ctx.params),
             references=_references(with_references, references),

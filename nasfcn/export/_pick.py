@@ -20,8 +20,9 @@ def select_trial(
     max_latency_ms: float | None = None,
 ) -> pd.Series:
     """The leaderboard row to export: by trial number, by rank, or the best completed trial
-    (within ``max_latency_ms`` when given); a search with confirmation runs: the confirmed winner
-    (``confirmed_winner``). When no trial completed but some were stopped early (a time budget's
+    (within ``max_latency_ms`` when given); a search with final runs: the best of them; else with
+    confirmation runs: the confirmed winner (``confirmed_winner``). When no trial completed
+    but some were stopped early (a time budget's
     deadline can stop every one of them), the best of those: each is a trained network."""
     chosen = [
         name
@@ -67,10 +68,24 @@ def select_trial(
                 f"takes {trained['latency_ms'].min():.3g} ms"
             )
         trained = fast
-    winner = confirmed_winner(board, trained)
-    if winner is not None:
-        return winner
+    finals = _final_runs(board, scored)
+    if max_latency_ms is not None:
+        finals = finals[finals["latency_ms"] <= max_latency_ms]
+    if not finals.empty:  # the search's best networks trained for longer (nasfcn.search._final)
+        trained = finals
+    else:
+        winner = confirmed_winner(board, trained)
+        if winner is not None:
+            return winner
     return trained.sort_values(["best_miou", "latency_ms", "number"], ascending=[False, True, True]).iloc[0]
+
+
+def _final_runs(board: pd.DataFrame, scored: pd.Series) -> pd.DataFrame:
+    """A search's final runs that trained: completed, or stopped by the budget's end after an epoch."""
+    if "extends" not in board:
+        return board.iloc[:0]
+    statuses = (*RESULT_STATUSES, "stopped_early")
+    return board[board["extends"].notna() & board["status"].isin(statuses) & scored]
 
 
 def confirmed_winner(board: pd.DataFrame, allowed: pd.DataFrame | None = None) -> pd.Series | None:

@@ -8,6 +8,7 @@ strategy is one ``@optuna_strategy`` (or ``@register_strategy``) registration.
 
 from nasfcn.search._config import (
     DEFAULT_SEARCH_PROXIES,
+    FINAL_SHARE,
     REPORTED,
     SCHEDULERS,
     SEARCH_RESUME,
@@ -45,6 +46,7 @@ from nasfcn.search._trainable import TrialSettings
 __all__ = [
     "DEFAULT_SEARCH_PROXIES",
     "EXECUTION",
+    "FINAL_SHARE",
     "REPORTED",
     "SCHEDULERS",
     "SEARCHERS",

@@ -82,6 +82,7 @@ SEARCH_RESUME = ResumeRule(
         "time_budget_min",
         "confirm_top",
         "confirm_seeds",
+        "final_share",
         "execution.concurrency",
         "execution.cpus_per_trial",
         "execution.gpus_per_trial",
@@ -95,6 +96,7 @@ SEARCH_RESUME = ResumeRule(
         "scale_range": "--scale-jitter",
         "confirm_top": "--confirm-top",
         "confirm_seeds": "--confirm-seeds",
+        "final_share": "--final-share",
         "execution.cache": "cache",
         "recipe.lr": "--lr",
         "recipe.batch_size": "--batch-size",
@@ -103,6 +105,13 @@ SEARCH_RESUME = ResumeRule(
     },
 )
 
+
+#: The share of a time budget a search keeps for its final runs (``nasfcn.search._final``) when
+#: --final-share is not given. Measured with benchmarks/equal_budget.py on shapes at 5 minutes
+#: (benchmarks/RESULTS.md, "Final runs").
+FINAL_SHARE = 0.5
+#: The most of a budget --final-share may keep: the search proper needs time to find anything.
+MAX_FINAL_SHARE = 0.9
 
 #: The smallest side a reduced-fidelity epoch may train at (``nasfcn tabulate``'s --image-size minimum).
 MIN_REDUCED_SIDE = 8
@@ -172,6 +181,9 @@ class SearchConfig:
     # on with --time-budget when its plan leaves the time (nasfcn.confirm's defaults).
     confirm_top: int | None = None
     confirm_seeds: int | None = None
+    # Final runs (nasfcn.search._final): the share of a --time-budget kept for training the
+    # search's best networks again for longer once it ends; 0: none. Without a budget: unused.
+    final_share: float = FINAL_SHARE
     proxies: tuple[str, ...] = DEFAULT_SEARCH_PROXIES  # zero-cost proxies scored at the cost step
     # On --resume: the fields the caller set (``recipe.lr`` for a recipe field); None: those
     # that differ from these defaults. Not stored. See nasfcn.search._resume.
@@ -222,6 +234,11 @@ class SearchConfig:
         for option, count in (("--confirm-top", self.confirm_top), ("--confirm-seeds", self.confirm_seeds)):
             if count is not None and count < 0:
                 problems.append(f"{option} must be >= 0 (0: no confirmation), got {count}")
+        if not 0 <= self.final_share <= MAX_FINAL_SHARE:
+            problems.append(
+                f"--final-share must be between 0 (no final runs) and {MAX_FINAL_SHARE:g}, "
+                f"got {self.final_share:g}"
+            )
         object.__setattr__(self, "references", tuple(self.references))
         from nasfcn.references import REFERENCES
 

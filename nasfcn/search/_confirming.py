@@ -62,22 +62,32 @@ def confirmation_seconds(
 RunLookup = Callable[[Genotype, dict[str, Any]], dict[str, Any] | None]
 
 
-class ConfirmSearch(_NumberedSearch, Searcher):
-    """Each confirmation run once, in order: the confirmed trial's network and knobs, another seed."""
+@dataclass(frozen=True)
+class Rerun:
+    """One run of an earlier trial's network and knobs with other recipe settings (a confirmation
+    run: another seed; a final run: more epochs), recorded with ``mark`` (``confirms``/``extends``)."""
+
+    target: Mapping[str, Any]  # the earlier trial's row
+    overrides: Mapping[str, Any]  # recipe fields this run changes
+    mark: Mapping[str, int]  # the trial row's link to the target, e.g. {"confirms": 3}
+    number: int | None = None  # an interrupted run again: its own number; None: the next
+
+
+class RerunSearch(_NumberedSearch, Searcher):
+    """Each rerun once, in order: the target's network and knobs with the run's recipe changes.
+
+    No optimizer hears of these runs; FIFO trains them to the end."""
 
     def __init__(
         self,
-        plan: ConfirmationPlan,
+        runs: Sequence[Rerun],
         recipe: dict[str, Any],
         first_number: int,
-        default_epochs: int,
         lookup: RunLookup | None = None,
     ) -> None:
         super().__init__(first_number, None, metric="val_miou", mode="max")
-        self._targets = {int(row["number"]): row for row in plan.targets}
-        self._runs = list(plan.runs)
+        self._runs = list(runs)
         self._recipe = recipe
-        self._default_epochs = default_epochs
         self._lookup = lookup
         self._next = 0
 
@@ -86,17 +96,26 @@ class ConfirmSearch(_NumberedSearch, Searcher):
             return Searcher.FINISHED  # type: ignore[return-value]  # Ray's own sentinel
         run = self._runs[self._next]
         self._next += 1
-        target = self._targets[run.confirms]
-        genotype = Genotype.from_json(target["genotype_json"])
+        genotype = Genotype.from_json(run.target["genotype_json"])
         config = self._trial_config(genotype, None, run.number)
-        overrides = {"seed": run.seed, "epochs": int(target.get("epochs_trained") or self._default_epochs)}
-        config["recipe_overrides"] = overrides
-        config["confirms"] = run.confirms
-        if target.get("reference"):
-            config["reference"] = target["reference"]
+        config["recipe_overrides"] = dict(run.overrides)
+        config.update(run.mark)
+        if run.target.get("reference"):
+            config["reference"] = run.target["reference"]
         if self._lookup is not None:
-            config["cached"] = self._lookup(genotype, {**self._recipe, **overrides})
+            config["cached"] = self._lookup(genotype, {**self._recipe, **run.overrides})
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
+
+
+def confirmation_reruns(plan: ConfirmationPlan, default_epochs: int) -> list[Rerun]:
+    """The confirmation runs as reruns: the confirmed trial's full schedule with another seed."""
+    targets = {int(row["number"]): row for row in plan.targets}
+    runs = []
+    for run in plan.runs:
+        target = targets[run.confirms]
+        overrides = {"seed": run.seed, "epochs": int(target.get("epochs_trained") or default_epochs)}
+        runs.append(Rerun(target, overrides, {"confirms": run.confirms}, run.number))
+    return runs

@@ -65,10 +65,12 @@ class BudgetKeeper:
         on_plan: Callable[[Plan, str], None] | None = None,
         fidelity: Fidelity | None = None,
         confirm_runs: int = 0,
+        final_s: float = 0.0,
     ) -> None:
         """``seconds``: the budget this driver may spend; ``shape``: a stored plan whose epochs
         and rungs a resumed search keeps; ``on_plan(plan, why)`` hears every new plan;
-        ``confirm_runs``: full trials to keep time for after the search proper (``reserved_s``)."""
+        ``confirm_runs``: full trials to keep time for after the search proper (``reserved_s``);
+        ``final_s``: seconds kept at the end for the final runs (``nasfcn.search._final``)."""
         self.seconds, self.concurrency, self.epoch_cap = seconds, concurrency, epoch_cap
         self.trials_cap, self.grace_period = trials_cap, grace_period
         self.reduction_factor, self.asha, self.shape = reduction_factor, asha, shape
@@ -84,6 +86,7 @@ class BudgetKeeper:
         self._running: dict[str, int] = {}  # trial id -> epochs trained
         self.started = 0
         self.confirm_runs = confirm_runs
+        self.final_s = final_s
         self._reserve_epochs: int | None = shape.max_epochs if shape else None
 
     # Ray pickles the searcher and scheduler with its experiment state: the database stays here.
@@ -97,8 +100,17 @@ class BudgetKeeper:
     @property
     def deadline(self) -> float:
         """When the search proper's last epoch must have ended: the budget's end less the closing
-        reserve and the time kept for the confirmation runs."""
-        return self.began + self.seconds - min(CLOSING_S, 0.1 * self.seconds) - self.reserved_s()
+        reserve and the time kept for the confirmation and the final runs."""
+        return self.phases_end - self.reserved_s() - self.final_s
+
+    @property
+    def phases_end(self) -> float:
+        """When the last run of any phase must have ended: the budget's end less the closing reserve."""
+        return self.began + self.seconds - self.closing_s
+
+    @property
+    def closing_s(self) -> float:
+        return min(CLOSING_S, 0.1 * self.seconds)
 
     def reserved_s(self, epochs: int | None = None) -> float:
         """Seconds kept for the confirmation runs: whole rounds of full trials of the plan's epochs
@@ -226,6 +238,7 @@ class BudgetKeeper:
         return (
             f"{text}; plan {self.plan.describe()}, {cost.epoch_s:.1f} s/epoch, {self.plans} plans"
             + self.confirm_text()
+            + (f"; then final runs ({_clock(self.final_s)} kept)" if self.final_s > 0 else "")
         )
 
 
@@ -353,3 +366,27 @@ class BudgetScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"time budget: {self.keeper.line()}"
+
+
+class DeadlineScheduler(FIFOScheduler):
+    """FIFO up to a deadline: a run whose next epoch would end after it stops after this one.
+
+    The phases after the search proper (final runs) train to the end of the budget; a run the
+    deadline stops keeps its epochs and best checkpoint (``stopped_early``), where Ray Tune's
+    own time limit, the backstop, would leave it ``interrupted``."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._metric, self._mode = "val_miou", "max"
+        self.deadline, self.clock = deadline, clock
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(STATUS_KEY) == "running" and "epoch" in result:
+            next_end = self.clock() + float(result.get("seconds") or 0.0)
+            if next_end > self.deadline:
+                log.info("trial %s stopped at the deadline after epoch %s", trial.trial_id, result["epoch"])
+                return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE

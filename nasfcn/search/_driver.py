@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
-from nasfcn.confirm import policy_for, with_pooled
+from nasfcn.confirm import policy_for, search_proper, with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._budgeting import (
@@ -35,11 +36,20 @@ from nasfcn.search._budgeting import (
 from nasfcn.search._config import SEARCH_RESUME, SearchConfig, SearchConfigError, SearchSummary
 from nasfcn.search._confirming import (
     ConfirmationPlan,
-    ConfirmSearch,
+    Rerun,
+    RerunSearch,
+    confirmation_reruns,
     confirmation_seconds,
     plan_confirmation,
 )
-from nasfcn.search._deadline import BudgetKeeper, BudgetScheduler, BudgetSearch, overrun_allowance_s
+from nasfcn.search._deadline import (
+    BudgetKeeper,
+    BudgetScheduler,
+    BudgetSearch,
+    DeadlineScheduler,
+    overrun_allowance_s,
+)
+from nasfcn.search._final import median_epoch_s, plan_final
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
@@ -123,7 +133,7 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                 space_yaml=prepared.space.text,
             )
         )
-        registered = without_confirmations(registered)
+        registered = without_reruns(registered)
         plan = _plan(config, prepared.space, store, registered)
         folder = config.execution.run_folder(name)
         with run.logging(folder, "search.log"):
@@ -133,7 +143,7 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                 console.print(nothing, markup=False)
                 interrupted = False
             else:
-                keeper = _keeper(prepared, store, stored_config, plan, started)
+                keeper = _keeper(prepared, store, registered.search_id, stored_config, plan, started)
                 interrupted = run.run_trials(
                     registered.search_id,
                     name,
@@ -143,6 +153,8 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                 )
             if not interrupted:
                 interrupted = _confirm(run, prepared, store, registered.search_id, keeper, console)
+            if not interrupted and keeper is not None:
+                interrupted = _final(run, prepared, store, registered.search_id, keeper, console)
             left = run.settle(registered.search_id, interrupted)
             if interrupted:
                 console.print(
@@ -153,10 +165,10 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
             return replace(summary, budget=_budget_used(keeper, prepared.budget)) if keeper else summary
 
 
-def without_confirmations(registered: Registered) -> Registered:
-    """The search proper's finished trials: confirmation runs count against neither --trials nor
-    the optimizer (``_confirm`` reads them from the database)."""
-    return replace(registered, finished=[row for row in registered.finished if row.get("confirms") is None])
+def without_reruns(registered: Registered) -> Registered:
+    """The search proper's finished trials: confirmation and final runs count against neither
+    --trials nor the optimizer (``_confirm`` and ``_final`` read them from the database)."""
+    return replace(registered, finished=search_proper(registered.finished))
 
 
 def _confirm(
@@ -190,6 +202,24 @@ def _confirm(
             return False
     console.print(confirmation.describe(), markup=False)
     log.info("%s", confirmation.describe())
+    reruns = confirmation_reruns(confirmation, config.epochs)
+    fifo = make_scheduler(replace(config, scheduler="fifo"))
+    return _rerun(run, prepared, store, sid, reruns, (fifo, time_budget_s), "confirmation runs", console)
+
+
+def _rerun(
+    run: RunLifecycle,
+    prepared: _Prepared,
+    store: Store,
+    sid: int,
+    reruns: list[Rerun],
+    schedule: tuple[Any, float | None],
+    noun: str,
+    console: Console,
+) -> bool:
+    """Train ``reruns`` (no optimizer) as trials of the search under ``schedule`` (a scheduler and
+    Ray Tune's time limit); True when the user interrupted."""
+    config = prepared.config
     folder = config.execution.run_folder(str(config.name))
 
     def build() -> Trials:
@@ -201,21 +231,63 @@ def _confirm(
                 found = lambda: reusable_result(store, genotype, config.data, recipe, data, sid)  # noqa: E731
                 return store.retrying(found, "looking up a cached result")
 
-        searcher = ConfirmSearch(
-            confirmation, prepared.recipe, next_trial_number(store, sid), config.epochs, lookup
-        )
+        searcher = RerunSearch(reruns, prepared.recipe, next_trial_number(store, sid), lookup)
         return Trials(
             searcher=searcher,
-            scheduler=make_scheduler(replace(config, scheduler="fifo")),
+            scheduler=schedule[0],
             settings=_settings(prepared),
-            num_samples=len(confirmation.runs),
-            epochs=config.epochs,
-            time_budget_s=time_budget_s,
+            num_samples=len(reruns),
+            epochs=max(int(rerun.overrides.get("epochs", config.epochs)) for rerun in reruns),
+            time_budget_s=schedule[1],
             datasets=shippable({config.data: prepared.bundle}),
-            noun="confirmation runs",
+            noun=noun,
         )
 
     return run.run_trials(sid, str(config.name), folder, build, console)
+
+
+def _final(
+    run: RunLifecycle, prepared: _Prepared, store: Store, sid: int, keeper: BudgetKeeper, console: Console
+) -> bool:
+    """The search's final runs (``nasfcn.search._final``); True when the user interrupted."""
+    if keeper.final_s <= 0:
+        return False
+    config = prepared.config
+    cost = keeper.cost()
+    seconds = keeper.phases_end - keeper.clock()
+    rows = [*finished_trials(store, sid), *interrupted_trials(store, sid)]
+    final = plan_final(
+        rows,
+        keeper.concurrency,
+        seconds,
+        config.seed,
+        _epoch_seconds(store, str(config.name), config),
+        cost.overhead_s if cost else 0.0,
+    )
+    if not final.runs:
+        console.print(f"final runs skipped: {final.why_none}", markup=False)
+        log.info("final runs skipped: %s", final.why_none)
+        return False
+    console.print(final.describe(), markup=False)
+    log.info("%s", final.describe())
+    # the deadline ends a run that would overrun after its last whole epoch; Ray's limit is the backstop
+    deadline = DeadlineScheduler(keeper.phases_end, keeper.clock)
+    schedule = (deadline, seconds + overrun_allowance_s(keeper.seconds))
+    return _rerun(run, prepared, store, sid, final.runs, schedule, "final runs", console)
+
+
+def _epoch_seconds(
+    store: Store, name: str, config: SearchConfig
+) -> Callable[[Mapping[str, Any]], float | None]:
+    """A trial's median full-size epoch seconds, from its recorded epochs (``plan_final``'s input)."""
+    frame = epochs_frame(store, name, columns=("epoch", "seconds"))
+    reduced = config.asha_grace_period if config.fidelity_schedule.reduced else 0
+
+    def seconds(row: Mapping[str, Any]) -> float | None:
+        own = frame[(frame["number"] == int(row["number"])) & (frame["epoch"] > reduced)]
+        return median_epoch_s(own["seconds"].tolist())
+
+    return seconds
 
 
 def _confirmation_time(
@@ -224,7 +296,7 @@ def _confirmation_time(
     """Seconds the budget leaves the confirmation runs, or None when they would not fit."""
     if keeper is None or keeper.cost() is None:
         return None
-    left = keeper.seconds - keeper.seconds_used()
+    left = keeper.phases_end - keeper.clock() - keeper.final_s
     cost = keeper.cost()
     assert cost is not None
     trained = [int(row.get("epochs_trained") or 0) for row in confirmation.targets]
@@ -254,7 +326,12 @@ def _nothing_left(prepared: _Prepared, plan: _Plan, registered: Registered) -> s
 
 
 def _keeper(
-    prepared: _Prepared, store: Store, stored_config: dict[str, Any], plan: _Plan, started: float
+    prepared: _Prepared,
+    store: Store,
+    sid: int,
+    stored_config: dict[str, Any],
+    plan: _Plan,
+    started: float,
 ) -> BudgetKeeper | None:
     """The budget's keeper; its clock started with the command (Ray's start is spent from it too)."""
     config, budget = prepared.config, prepared.budget
@@ -272,9 +349,20 @@ def _keeper(
         on_plan=plan_writer(store, str(config.name), config.data, stored_config, budget),
         fidelity=config.fidelity_schedule,
         confirm_runs=_confirm_runs(config),
+        final_s=_final_s(config, store, sid, budget),
     )
     keeper.began = started
     return keeper
+
+
+def _final_s(config: SearchConfig, store: Store, sid: int, budget: BudgetStart) -> float:
+    """Seconds this driver keeps for the final runs: ``--final-share`` of the whole budget (at most
+    what is left of it), none once a final run finished (a resume after the final phase)."""
+    if config.final_share <= 0:
+        return 0.0
+    if any(row.get("extends") is not None for row in finished_trials(store, sid)):
+        return 0.0
+    return min(config.final_share * budget.total_s, budget.seconds)
 
 
 def _confirm_runs(config: SearchConfig) -> int:
@@ -334,7 +422,7 @@ def _plan(config: SearchConfig, space: SearchSpace, store: Store, registered: Re
     references = for_space(space, config.references) if config.references else {}
     requested = config.trials + len(references)
     remaining = requested - len(finished)
-    stopped = [row for row in interrupted_trials(store, registered.search_id) if row.get("confirms") is None]
+    stopped = search_proper(interrupted_trials(store, registered.search_id))
     reruns = stopped[: max(0, remaining)]
     done_references = {row["reference"] for row in [*finished, *reruns] if row.get("reference")}
     pending_references = {n: g for n, g in references.items() if n not in done_references}
@@ -576,6 +664,9 @@ def _summary(
     frame = with_pooled(leaderboard_frame(store, name))  # the best: the confirmed winner, if any
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
     ranked = frame.dropna(subset=["best_miou"])
+    finals = ranked[ranked["extends"].notna() & ranked["status"].isin(["completed", "stopped_early"])]
+    if not finals.empty:  # what nasfcn export picks: the best final run
+        ranked = finals.sort_values(["best_miou", "number"], ascending=[False, True])
     best = ranked.iloc[0] if not ranked.empty else None
     return SearchSummary(
         name=name,

@@ -256,6 +256,7 @@ class StoreRecorder(Callback):
                     params=params,
                     reference=config.get("reference"),
                     confirms=config.get("confirms"),
+                    extends=config.get("extends"),
                     data=self.data,
                 ),
             )

@@ -90,8 +90,9 @@ def check_explicit(config: Any) -> list[str]:
 
 #: What a config stored before a setting was recorded trained with: that version's default.
 #: Scale jitter (0.75-1.25) was on for every search, benchmark and table until it became the
-#: ``--scale-jitter`` setting, off by default; their resumes keep training with it.
-UNRECORDED_BEFORE = {"scale_range": [0.75, 1.25]}
+#: ``--scale-jitter`` setting, off by default; their resumes keep training with it. Searches
+#: before ``--final-share`` had no final runs; their resumes add none.
+UNRECORDED_BEFORE: dict[str, Any] = {"scale_range": [0.75, 1.25], "final_share": 0.0}
 
 
 def merge_stored(

@@ -69,6 +69,7 @@ def seed_spread_frame(
         Trial.dataset == dataset if arch_ids is None else Trial.dataset.concat("") == dataset,
         Trial.status.in_(RESULT_STATUSES),
         Trial.best_miou.is_not(None),
+        Trial.extends.is_(None),  # a final run trains more epochs: another recipe than its search's
         *(() if arch_ids is None else (Trial.arch_id.in_(sorted(set(arch_ids))),)),
     )
     # one row per network, search and seed (its best run), not per run: an arena's 10^5 runs

@@ -128,6 +128,7 @@ class Trial(Base):
     reference: Mapped[str | None] = mapped_column(String(50))  # a named classic design, e.g. fcn8s
     cached_from: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
     confirms: Mapped[int | None] = mapped_column(Integer)  # number of the trial this run re-seeds
+    extends: Mapped[int | None] = mapped_column(Integer)  # number of the trial this run trains longer
     test_miou: Mapped[float | None] = mapped_column(Float)  # held-out test split, never selected on
     test_metrics_json: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -226,11 +226,13 @@ def upsert_trial(
     params: Mapping[str, Any] | None = None,
     reference: str | None = None,
     confirms: int | None = None,
+    extends: int | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> int:
     """Create the trial row (or update its status/ids when it exists); returns its id.
 
-    ``confirms``: the number of the trial this run re-seeds (a confirmation run), else None.
+    ``confirms``: the number of the trial this run re-seeds (a confirmation run), else None;
+    ``extends``: the number of the trial whose network this run trains for longer (a final run).
     ``data`` is the data config the trial trains on (``DataConfig.key()``), part of its reuse
     key with ``recipe`` (see ``recipe_key``). An ``interrupted`` row started again is its
     configuration re-run by a resume: it starts from scratch (the partial epochs and metrics of
@@ -252,6 +254,7 @@ def upsert_trial(
         "epochs_trained": 0,
         "reference": reference,
         "confirms": confirms,
+        "extends": extends,
     }
     if status == "running":
         values["started_at"] = now()
@@ -480,6 +483,7 @@ def _trial_rows(store: Store, search_id: int, statuses: Sequence[str]) -> list[d
                 "dataset": trial.dataset,
                 "seed": trial.seed,
                 "confirms": trial.confirms,
+                "extends": trial.extends,
                 "epochs_trained": trial.epochs_trained,
             }
             for trial, cost in rows

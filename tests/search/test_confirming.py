@@ -10,7 +10,12 @@ from sqlalchemy import text
 
 from nasfcn.confirm import ConfirmPolicy
 from nasfcn.search import SearchConfig, execution_options, run_search, with_execution
-from nasfcn.search._confirming import ConfirmSearch, confirmation_seconds, plan_confirmation
+from nasfcn.search._confirming import (
+    RerunSearch,
+    confirmation_reruns,
+    confirmation_seconds,
+    plan_confirmation,
+)
 from nasfcn.store import leaderboard_frame, open_store
 from nasfcn.train import TrainRecipe
 
@@ -115,7 +120,7 @@ def test_confirmation_runs_train_the_confirmed_trials_full_schedule_with_their_s
         }
     ]
     plan = plan_confirmation(rows, ConfirmPolicy(top=1, seeds=2), seed=0)
-    search = ConfirmSearch(plan, {"epochs": 9, "seed": 0}, first_number=7, default_epochs=9)
+    search = RerunSearch(confirmation_reruns(plan, 9), {"epochs": 9, "seed": 0}, first_number=7)
     first, second = search.suggest("t0"), search.suggest("t1")
     assert (first["number"], second["number"]) == (7, 8)
     assert first["confirms"] == second["confirms"] == 3

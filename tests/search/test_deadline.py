@@ -20,6 +20,7 @@ from nasfcn.search._deadline import (
     BudgetKeeper,
     BudgetScheduler,
     BudgetSearch,
+    DeadlineScheduler,
     overrun_allowance_s,
 )
 from nasfcn.search._scheduler import make_scheduler
@@ -278,3 +279,29 @@ def test_confirmation_over_a_third_of_the_budget_is_not_planned() -> None:
     keeper.epoch_done("t1", 1, 5.0)
     assert keeper.reserved_s() == 0.0
     assert "no time for 20 confirmation runs (over 33% of the budget)" in keeper.line()
+
+
+def test_the_plan_keeps_the_final_share_for_the_final_runs() -> None:
+    keeper, _ = _keeper(Clock(), seconds=300.0, final_s=150.0)
+    without, _ = _keeper(Clock(), seconds=300.0)
+    assert keeper.deadline == pytest.approx(without.deadline - 150.0)
+    assert keeper.phases_end == pytest.approx(without.deadline)  # the final runs may train to the end
+    for each in (keeper, without):
+        each.trial_started("t1")
+        each.clock.now += 5.0  # type: ignore[attr-defined]
+        each.epoch_done("t1", 1, 5.0)
+    assert keeper.plan is not None and without.plan is not None
+    assert keeper.plan.seconds_left == pytest.approx(without.plan.seconds_left - 150.0)
+    assert keeper.plan.trials < without.plan.trials
+    assert "then final runs (2:30 kept)" in keeper.line()
+
+
+def test_the_final_runs_stop_after_the_last_epoch_that_ends_before_the_deadline() -> None:
+    clock = Clock()
+    scheduler = DeadlineScheduler(deadline=clock.now + 30.0, clock=clock)
+    trial = FakeTrial("final")
+    clock.now += 19.0  # 11 s left: a 10 s epoch fits
+    assert scheduler.on_trial_result(None, trial, _epoch(2, 10.0)) == TrialScheduler.CONTINUE
+    clock.now += 10.0  # 1 s left
+    assert scheduler.on_trial_result(None, trial, _epoch(3, 10.0)) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, trial, {"nasfcn_status": "completed"}) == TrialScheduler.CONTINUE

@@ -293,6 +293,14 @@ def test_the_seed_spread_can_leave_single_runs_in_the_database(db_url: str) -> N
     assert sorted(spread["seeds"]) == [1, 2]
     assert repeated.equals(spread[spread["seeds"] >= 2].reset_index(drop=True))
     assert list(repeated["arch_id"]) == [SPACE.sample(0).arch_id]
+    # a final run trains network 1 for more epochs with seed 0 again: another recipe, not a seed
+    final = upsert_trial(
+        store, search, 3, SPACE.sample(1), dataset="shapes", recipe=RECIPE, status="running", extends=2
+    )
+    record_epoch(store, final, 1, _metrics(0.9, 1))
+    finish_trial(store, final, "completed")
+    assert seed_spread_frame(store, "shapes").equals(spread)
+    assert leaderboard_frame(store, "seeds").set_index("number").loc[3, "extends"] == 2
 
 
 def test_reuse_lookup_matches_network_dataset_and_recipe(db_url: str) -> None:
@@ -721,6 +729,24 @@ def test_upgrade_to_proxies_and_confirmations_keeps_the_trials_and_goes_back(db_
         assert "proxy_scores" not in inspect(connection).get_table_names()
         assert connection.execute(text("SELECT count(*) FROM trials")).scalar_one() == 3
     assert not {"confirms", "test_miou", "test_metrics_json"} & columns
+    store.dispose()
+
+
+def test_upgrade_to_final_runs_adds_extends_and_goes_back(db_url: str) -> None:
+    _at_revision(db_url, "0003")
+    store = Store(db_url)
+    with store.engine.begin() as connection:
+        for statement in _ROWS_AT_0003:
+            connection.execute(text(statement))
+    _at_revision(db_url, "0007")
+    with store.engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, extends FROM trials ORDER BY id")).all()
+    assert [tuple(row) for row in rows] == [(n, None) for n in (1, 2, 3)]
+    _at_revision(db_url, "0006")
+    with store.engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("trials")}
+        assert connection.execute(text("SELECT count(*) FROM trials")).scalar_one() == 3
+    assert "extends" not in columns and "confirms" in columns
     store.dispose()
 
 
