@@ -132,7 +132,7 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(micro_space: P
     board = leaderboard_frame(open_store(url), "f")
     finals = board[board["extends"].notna()]
     proper = board[board["extends"].isna()]
-    assert len(proper) == 3 and 1 <= len(finals) <= 2  # --trials counts the search proper only
+    assert 1 <= len(proper) <= 3 and 1 <= len(finals) <= 2  # --trials caps the search proper only
     assert set(finals["status"]) <= {"completed", "stopped_early"}
     for row in finals.itertuples():
         source = proper[proper["number"] == int(row.extends)].iloc[0]
