@@ -53,7 +53,8 @@ def test_no_final_run_for_a_network_it_would_not_train_for_longer() -> None:
     assert [run.target["number"] for run in plan.runs] == [1]  # 11 epochs at 2 s; 7 at 3 s: not > 8
     assert plan_final(ROWS, 2, seconds=5.0, seed=0, epoch_seconds=_epoch_s, overhead_s=4.0).why_none
     nothing = plan_final(ROWS[5:], 2, seconds=500.0, seed=0, epoch_seconds=_epoch_s, overhead_s=4.0)
-    assert nothing.runs == [] and "no trial" in nothing.why_none
+    assert nothing.runs == []
+    assert "no trial" in nothing.why_none
 
 
 def test_a_resume_reruns_an_interrupted_final_run_under_its_number_and_never_a_finished_one() -> None:
@@ -62,7 +63,8 @@ def test_a_resume_reruns_an_interrupted_final_run_under_its_number_and_never_a_f
     plan = plan_final([*ROWS, interrupted, finished], 2, 100.0, 0, _epoch_s, 4.0)
     assert [(run.target["number"], run.number) for run in plan.runs] == [(1, 6)]
     done = plan_final([*ROWS, {**interrupted, "status": "completed"}, finished], 2, 100.0, 0, _epoch_s, 4.0)
-    assert done.runs == [] and done.why_none == "every final run finished before"
+    assert done.runs == []
+    assert done.why_none == "every final run finished before"
     # before any final run finished, an interrupted one keeps its number among the new targets
     fresh = plan_final([*ROWS, interrupted], 2, 100.0, 0, _epoch_s, 4.0)
     assert [(run.target["number"], run.number) for run in fresh.runs] == [(1, 6), (3, None)]
@@ -132,11 +134,13 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(micro_space: P
     board = leaderboard_frame(open_store(url), "f")
     finals = board[board["extends"].notna()]
     proper = board[board["extends"].isna()]
-    assert 1 <= len(proper) <= 3 and 1 <= len(finals) <= 2  # --trials caps the search proper only
+    assert 1 <= len(proper) <= 3
+    assert 1 <= len(finals) <= 2
     assert set(finals["status"]) <= {"completed", "stopped_early"}
     for row in finals.itertuples():
         source = proper[proper["number"] == int(row.extends)].iloc[0]
-        assert row.arch_id == source.arch_id and row.seed == source.seed
+        assert row.arch_id == source.arch_id
+        assert row.seed == source.seed
         assert row.epochs_trained > source.epochs_trained  # the same network, trained for longer
     picked = select_trial(board, "f")
     assert int(picked["extends"]) in set(proper["number"].astype(int))
