@@ -109,7 +109,9 @@ def test_final_share_is_checked_and_older_searches_resume_without_final_runs() -
 
 
 @pytest.mark.slow
-def test_a_budgeted_search_ends_with_final_runs_that_export_picks(micro_space: Path, tmp_path: Path) -> None:
+def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
+    ray_local: None, micro_space: Path, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
     options = {
         "space": str(micro_space),
