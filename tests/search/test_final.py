@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from nasfcn.export._pick import select_trial
 from nasfcn.search import SearchConfig, SearchConfigError, execution_options, run_search
+from nasfcn.search._driver import confirm_policy
 from nasfcn.search._final import FILL, final_epochs, final_targets, median_epoch_s, plan_final
 from nasfcn.search._resume import UNRECORDED_BEFORE
 from nasfcn.store import leaderboard_frame, open_store
@@ -45,7 +47,7 @@ def test_each_final_run_fills_the_time_kept_at_its_own_networks_epoch_cost() -> 
     ]
     assert [run.mark for run in plan.runs] == [{"extends": 1}, {"extends": 3}]
     assert all(run.number is None for run in plan.runs)  # new trials, numbered next
-    assert "trial 1's network for 40 epochs (it trained 8)" in plan.describe()
+    assert f"trial 1's network for {int(FILL * 96 / 2.0)} epochs (it trained 8)" in plan.describe()
 
 
 def test_no_final_run_for_a_network_it_would_not_train_for_longer() -> None:
@@ -106,6 +108,15 @@ def test_final_share_is_checked_and_older_searches_resume_without_final_runs() -
     with pytest.raises(SearchConfigError, match=r"--final-share must be between 0 \(no final runs\) and 0.9"):
         SearchConfig(space="x.yaml", final_share=0.95)
     assert UNRECORDED_BEFORE["final_share"] == 0.0
+
+
+def test_final_runs_turn_the_default_confirmation_off_but_not_an_asked_one() -> None:
+    budgeted = SearchConfig(space="x.yaml", time_budget_min=15.0)
+    assert confirm_policy(budgeted) is not None  # the default with a budget
+    assert confirm_policy(replace(budgeted, final_share=0.5)) is None
+    asked = replace(budgeted, final_share=0.5, confirm_top=2)
+    assert confirm_policy(asked) is not None
+    assert confirm_policy(asked).top == 2
 
 
 @pytest.mark.slow
