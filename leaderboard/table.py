@@ -109,7 +109,7 @@ def table_frame(trials: pd.DataFrame) -> pd.DataFrame:
     ``reference`` the reference design's name (rows to mark), else None.
     """
     # Only the columns each helper reads, row by row: a whole row per trial costs seconds at 10^4.
-    notes = _per_row(trials, ("reference", "error", "cached_from"), _note)
+    notes = _per_row(trials, ("reference", "error", "cached_from", "extends"), _note)
     spread = ("seeds_n", "seeds_mean", "seeds_std", "seeds_other_recipe")
     seeds = _per_row(trials, spread, seed_spread_text)
     confirmed: list[str | None] = [None] * len(trials)
@@ -266,6 +266,9 @@ def _note(row: Mapping[str, Any]) -> str:
     reference = row.get("reference")
     if isinstance(reference, str) and reference:
         parts.append(f"reference design {reference}")
+    extends = row.get("extends")
+    if extends is not None and not (isinstance(extends, float) and math.isnan(extends)):
+        parts.append(f"final run: trial {int(extends)}'s network trained for longer")
     error = row.get("error")
     source = cached_source(row)
     if isinstance(error, str) and error:

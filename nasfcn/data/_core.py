@@ -102,9 +102,9 @@ class DataConfig:
             if getattr(self, name) < 1:
                 raise DatasetError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         low, high = (float(v) for v in self.scale_range)
-        if not 0 < low <= high:
+        if not (0 < low <= high and math.isfinite(high)):
             raise DatasetError(
-                f"data.scale_range must be (low, high) with 0 < low <= high, "
+                f"data.scale_range must be (low, high) with 0 < low <= high, both finite, "
                 f"got {self.scale_range!r}; use (1.0, 1.0) to turn scale jitter off"
             )
         object.__setattr__(self, "scale_range", (low, high))

@@ -21,7 +21,7 @@ import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
-from nasfcn.confirm import policy_for, search_proper, with_pooled
+from nasfcn.confirm import ConfirmPolicy, policy_for, search_proper, with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._budgeting import (
@@ -181,7 +181,7 @@ def _confirm(
 ) -> bool:
     """The search's confirmation phase (``nasfcn.search._confirming``); True when the user interrupted."""
     config = prepared.config
-    policy = policy_for(config.confirm_top, config.confirm_seeds, config.time_budget_min is not None)
+    policy = confirm_policy(config)
     if policy is None:
         return False
     rows = [*finished_trials(store, sid), *interrupted_trials(store, sid)]
@@ -365,9 +365,17 @@ def _final_s(config: SearchConfig, store: Store, sid: int, budget: BudgetStart) 
     return min(config.final_share * budget.total_s, budget.seconds)
 
 
+def confirm_policy(config: SearchConfig) -> ConfirmPolicy | None:
+    """The confirmation a search runs: what --confirm-top/--confirm-seeds give, else the defaults
+    with --time-budget unless final runs take the end of the budget (they are what export picks,
+    and a confirmation reserve beside theirs left a 15-minute search proper 4 trials)."""
+    default = config.time_budget_min is not None and not config.final_share
+    return policy_for(config.confirm_top, config.confirm_seeds, budgeted=default)
+
+
 def _confirm_runs(config: SearchConfig) -> int:
     """The confirmation runs a budgeted search keeps time for (all of them, as if none ran yet)."""
-    policy = policy_for(config.confirm_top, config.confirm_seeds, budgeted=True)
+    policy = confirm_policy(config)
     return policy.runs if policy is not None else 0
 
 

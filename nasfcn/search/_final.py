@@ -32,11 +32,13 @@ from nasfcn.confirm import search_proper, to_confirm
 from nasfcn.search._confirming import Rerun
 from nasfcn.store import FINISHED_STATUSES
 
-#: Of the time kept, the share the epochs are planned to fill. A trial's recorded epoch seconds
-#: leave out its reports and checkpoints, and the phase starts Ray Tune again: a final run of
-#: 19 planned epochs at 2.7 s took 3.0-3.2 s an epoch of wall time (2-minute smoke search,
-#: 2-core VM). A run that would still overrun is stopped after its last whole epoch.
-FILL = 0.85
+#: Of the time kept, the share the epochs are planned to fill. The epoch seconds measured in the
+#: search proper are only a guide: on the 2-core VM a final run of 19 planned epochs at 2.7 s
+#: took 3.0-3.2 s an epoch (2-minute smoke search: reports, checkpoints, Ray Tune's restart),
+#: while in a 15-minute search two runs planned at 7.3 and 3.7 s took 6.2 and 3.1 s, ending
+#: 2.5 minutes early at a fill of 0.85. A run that would overrun stops after its last whole
+#: epoch, its schedule all but done, which costs less than minutes left unused.
+FILL = 0.95
 
 
 @dataclass(frozen=True)

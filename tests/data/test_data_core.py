@@ -87,6 +87,7 @@ def test_parse_spec_keeps_colons_in_paths():
         ({"image_size": (8, 8, 8)}, "image_size"),
         ({"train_samples": 0}, "train_samples"),
         ({"scale_range": (1.5, 1.0)}, "scale_range"),
+        ({"scale_range": (1.0, float("inf"))}, "scale_range"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"std": (0.2, 0.0, 0.2)}, "std"),
         ({"seed": -1}, "seed"),

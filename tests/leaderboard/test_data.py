@@ -155,6 +155,11 @@ def test_notes_name_reference_designs_and_errors() -> None:
         }
     )
     assert list(table_frame(trials)["note"]) == ["reference design fcn8s", "RuntimeError: boom"]
+    final = trials.assign(extends=[np.nan, 3.0], error=[None, None])
+    assert list(table_frame(final)["note"]) == [
+        "reference design fcn8s",
+        "final run: trial 3's network trained for longer",
+    ]
 
 
 def test_genotypes_print_indented_with_per_stage_lists_on_one_line() -> None:

@@ -290,7 +290,8 @@ def test_the_plan_keeps_the_final_share_for_the_final_runs() -> None:
         each.trial_started("t1")
         each.clock.now += 5.0  # type: ignore[attr-defined]
         each.epoch_done("t1", 1, 5.0)
-    assert keeper.plan is not None and without.plan is not None
+    assert keeper.plan is not None
+    assert without.plan is not None
     assert keeper.plan.seconds_left == pytest.approx(without.plan.seconds_left - 150.0)
     assert keeper.plan.trials < without.plan.trials
     assert "then final runs (2:30 kept)" in keeper.line()

