@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
-from nasfcn.confirm import ConfirmPolicy, policy_for, search_proper, with_pooled
+from nasfcn.confirm import search_proper, with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._budgeting import (
@@ -34,33 +33,29 @@ from nasfcn.search._budgeting import (
     trials_cap,
 )
 from nasfcn.search._config import SEARCH_RESUME, SearchConfig, SearchConfigError, SearchSummary
-from nasfcn.search._confirming import (
-    ConfirmationPlan,
-    Rerun,
-    RerunSearch,
-    confirmation_reruns,
-    confirmation_seconds,
-    plan_confirmation,
-)
 from nasfcn.search._deadline import (
     BudgetKeeper,
     BudgetScheduler,
     BudgetSearch,
-    DeadlineScheduler,
     overrun_allowance_s,
 )
-from nasfcn.search._final import median_epoch_s, plan_final
 from nasfcn.search._lifecycle import Registered, Registration, RunLifecycle, Trials, shippable
+from nasfcn.search._phases import (
+    confirm_phase,
+    confirm_runs,
+    final_phase,
+    final_seconds,
+    trial_settings,
+)
 from nasfcn.search._resume import conflict_message, given_fields, merge_stored
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._searcher import ProxyLookup, Replay, grid_refusal
 from nasfcn.search._strategies import SEARCHERS, SearcherInputs
-from nasfcn.search._trainable import FIDELITY_ENTRY, TrialSettings, data_key
+from nasfcn.search._trainable import FIDELITY_ENTRY, data_key
 from nasfcn.space import SearchSpace, load_space, size_text
 from nasfcn.store import (
     Store,
     epochs_frame,
-    finished_trials,
     get_search,
     interrupted_trials,
     leaderboard_frame,
@@ -152,9 +147,9 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
                     console,
                 )
             if not interrupted:
-                interrupted = _confirm(run, prepared, store, registered.search_id, keeper, console)
+                interrupted = confirm_phase(run, prepared, store, registered.search_id, keeper, console)
             if not interrupted and keeper is not None:
-                interrupted = _final(run, prepared, store, registered.search_id, keeper, console)
+                interrupted = final_phase(run, prepared, store, registered.search_id, keeper, console)
             left = run.settle(registered.search_id, interrupted)
             if interrupted:
                 console.print(
@@ -169,142 +164,6 @@ def without_reruns(registered: Registered) -> Registered:
     """The search proper's finished trials: confirmation and final runs count against neither
     --trials nor the optimizer (``_confirm`` and ``_final`` read them from the database)."""
     return replace(registered, finished=search_proper(registered.finished))
-
-
-def _confirm(
-    run: RunLifecycle,
-    prepared: _Prepared,
-    store: Store,
-    sid: int,
-    keeper: BudgetKeeper | None,
-    console: Console,
-) -> bool:
-    """The search's confirmation phase (``nasfcn.search._confirming``); True when the user interrupted."""
-    config = prepared.config
-    policy = confirm_policy(config)
-    if policy is None:
-        return False
-    rows = [*finished_trials(store, sid), *interrupted_trials(store, sid)]
-    confirmation = plan_confirmation(rows, policy, config.seed)
-    if not confirmation.runs:
-        if confirmation.targets:
-            console.print(f"confirmation ({policy.describe()}): every run finished before", markup=False)
-        return False
-    time_budget_s = None
-    if config.time_budget_min is not None:
-        time_budget_s = _confirmation_time(keeper, confirmation, prepared)
-        if time_budget_s is None:
-            console.print(
-                f"confirmation ({policy.describe()}) skipped: the time budget leaves too little for "
-                f"{len(confirmation.runs)} runs",
-                markup=False,
-            )
-            return False
-    console.print(confirmation.describe(), markup=False)
-    log.info("%s", confirmation.describe())
-    reruns = confirmation_reruns(confirmation, config.epochs)
-    fifo = make_scheduler(replace(config, scheduler="fifo"))
-    return _rerun(run, prepared, store, sid, reruns, (fifo, time_budget_s), "confirmation runs", console)
-
-
-def _rerun(
-    run: RunLifecycle,
-    prepared: _Prepared,
-    store: Store,
-    sid: int,
-    reruns: list[Rerun],
-    schedule: tuple[Any, float | None],
-    noun: str,
-    console: Console,
-) -> bool:
-    """Train ``reruns`` (no optimizer) as trials of the search under ``schedule`` (a scheduler and
-    Ray Tune's time limit); True when the user interrupted."""
-    config = prepared.config
-    folder = config.execution.run_folder(str(config.name))
-
-    def build() -> Trials:
-        lookup = None
-        if config.execution.cache:
-            data = data_key(prepared.data_options)
-
-            def lookup(genotype: Genotype, recipe: dict[str, Any]) -> dict[str, Any] | None:
-                found = lambda: reusable_result(store, genotype, config.data, recipe, data, sid)  # noqa: E731
-                return store.retrying(found, "looking up a cached result")
-
-        searcher = RerunSearch(reruns, prepared.recipe, next_trial_number(store, sid), lookup)
-        return Trials(
-            searcher=searcher,
-            scheduler=schedule[0],
-            settings=_settings(prepared),
-            num_samples=len(reruns),
-            epochs=max(int(rerun.overrides.get("epochs", config.epochs)) for rerun in reruns),
-            time_budget_s=schedule[1],
-            datasets=shippable({config.data: prepared.bundle}),
-            noun=noun,
-        )
-
-    return run.run_trials(sid, str(config.name), folder, build, console)
-
-
-def _final(
-    run: RunLifecycle, prepared: _Prepared, store: Store, sid: int, keeper: BudgetKeeper, console: Console
-) -> bool:
-    """The search's final runs (``nasfcn.search._final``); True when the user interrupted."""
-    if keeper.final_s <= 0:
-        return False
-    config = prepared.config
-    cost = keeper.cost()
-    seconds = keeper.phases_end - keeper.clock()
-    rows = [*finished_trials(store, sid), *interrupted_trials(store, sid)]
-    final = plan_final(
-        rows,
-        keeper.concurrency,
-        seconds,
-        config.seed,
-        _epoch_seconds(store, str(config.name), config),
-        cost.overhead_s if cost else 0.0,
-    )
-    if not final.runs:
-        console.print(f"final runs skipped: {final.why_none}", markup=False)
-        log.info("final runs skipped: %s", final.why_none)
-        return False
-    console.print(final.describe(), markup=False)
-    log.info("%s", final.describe())
-    # the deadline ends a run that would overrun after its last whole epoch; Ray's limit is the backstop
-    deadline = DeadlineScheduler(keeper.phases_end, keeper.clock)
-    schedule = (deadline, seconds + overrun_allowance_s(keeper.seconds))
-    return _rerun(run, prepared, store, sid, final.runs, schedule, "final runs", console)
-
-
-def _epoch_seconds(
-    store: Store, name: str, config: SearchConfig
-) -> Callable[[Mapping[str, Any]], float | None]:
-    """A trial's median full-size epoch seconds, from its recorded epochs (``plan_final``'s input)."""
-    frame = epochs_frame(store, name, columns=("epoch", "seconds"))
-    reduced = config.asha_grace_period if config.fidelity_schedule.reduced else 0
-
-    def seconds(row: Mapping[str, Any]) -> float | None:
-        own = frame[(frame["number"] == int(row["number"])) & (frame["epoch"] > reduced)]
-        return median_epoch_s(own["seconds"].tolist())
-
-    return seconds
-
-
-def _confirmation_time(
-    keeper: BudgetKeeper | None, confirmation: ConfirmationPlan, prepared: _Prepared
-) -> float | None:
-    """Seconds the budget leaves the confirmation runs, or None when they would not fit."""
-    if keeper is None or keeper.cost() is None:
-        return None
-    left = keeper.phases_end - keeper.clock() - keeper.final_s
-    cost = keeper.cost()
-    assert cost is not None
-    trained = [int(row.get("epochs_trained") or 0) for row in confirmation.targets]
-    epochs = max(trained) or prepared.config.epochs
-    needed = confirmation_seconds(
-        len(confirmation.runs), keeper.concurrency, epochs, cost.epoch_s, cost.overhead_s
-    )
-    return left if needed <= left else None
 
 
 def _nothing_left(prepared: _Prepared, plan: _Plan, registered: Registered) -> str | None:
@@ -348,35 +207,11 @@ def _keeper(
         shape=budget.shape,
         on_plan=plan_writer(store, str(config.name), config.data, stored_config, budget),
         fidelity=config.fidelity_schedule,
-        confirm_runs=_confirm_runs(config),
-        final_s=_final_s(config, store, sid, budget),
+        confirm_runs=confirm_runs(config),
+        final_s=final_seconds(config, store, sid, budget),
     )
     keeper.began = started
     return keeper
-
-
-def _final_s(config: SearchConfig, store: Store, sid: int, budget: BudgetStart) -> float:
-    """Seconds this driver keeps for the final runs: ``--final-share`` of the whole budget (at most
-    what is left of it), none once a final run finished (a resume after the final phase)."""
-    if config.final_share <= 0:
-        return 0.0
-    if any(row.get("extends") is not None for row in finished_trials(store, sid)):
-        return 0.0
-    return min(config.final_share * budget.total_s, budget.seconds)
-
-
-def confirm_policy(config: SearchConfig) -> ConfirmPolicy | None:
-    """The confirmation a search runs: what --confirm-top/--confirm-seeds give, else the defaults
-    with --time-budget unless final runs take the end of the budget (they are what export picks,
-    and a confirmation reserve beside theirs left a 15-minute search proper 4 trials)."""
-    default = config.time_budget_min is not None and not config.final_share
-    return policy_for(config.confirm_top, config.confirm_seeds, budgeted=default)
-
-
-def _confirm_runs(config: SearchConfig) -> int:
-    """The confirmation runs a budgeted search keeps time for (all of them, as if none ran yet)."""
-    policy = confirm_policy(config)
-    return policy.runs if policy is not None else 0
 
 
 def _budget_used(keeper: BudgetKeeper, budget: BudgetStart | None) -> str:
@@ -593,7 +428,7 @@ def _trials(
     searcher.add_replays(plan.replays)
     if config.proxies:
         searcher.score_proxies(_proxy_lookup(prepared, store))
-    settings = _settings(prepared)
+    settings = trial_settings(prepared)
     histories = _histories(store, config.name, finished)
     if keeper is None:
         scheduler = make_scheduler(config, histories)
@@ -615,23 +450,6 @@ def _trials(
         datasets=shippable({config.data: prepared.bundle}),
         budget=keeper,
         fidelity=_fidelity_text(config) if config.fidelity_schedule.reduced else None,
-    )
-
-
-def _settings(prepared: _Prepared) -> TrialSettings:
-    """What every trial of the search shares (its confirmation runs too)."""
-    config, execution = prepared.config, prepared.config.execution
-    return TrialSettings(
-        data=config.data,
-        data_options=prepared.data_options,
-        recipe=prepared.recipe,
-        latency_input=config.latency_input or config.image_size,
-        max_params=config.max_params,
-        max_flops=config.max_flops,
-        max_latency_ms=config.max_latency_ms,
-        device=execution.trial_device(),
-        threads=execution.threads,
-        fidelity=asdict(config.fidelity_schedule) if config.fidelity_schedule.reduced else None,
     )
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from nasfcn.export._pick import select_trial
 from nasfcn.search import SearchConfig, SearchConfigError, execution_options, run_search
-from nasfcn.search._driver import confirm_policy
 from nasfcn.search._final import FILL, final_epochs, final_targets, median_epoch_s, plan_final
+from nasfcn.search._phases import confirm_policy
 from nasfcn.search._resume import UNRECORDED_BEFORE
 from nasfcn.store import leaderboard_frame, open_store
 from nasfcn.train import TrainRecipe
