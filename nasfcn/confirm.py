@@ -92,7 +92,7 @@ def to_confirm(rows: Iterable[Mapping[str, Any]], top: int) -> list[Mapping[str,
     ``rows``: trial rows with ``number``, ``status``, ``best_miou``, ``trial_key`` and ``confirms``.
     """
     full = [
-        row for row in search_proper(rows) if row.get("status") in FULL_RUNS and _number(row.get("best_miou"))
+        row for row in search_proper(rows) if row.get("status") in FULL_RUNS and is_set(row.get("best_miou"))
     ]
     full.sort(key=lambda row: (-float(row["best_miou"]), int(row["number"])))
     chosen: list[Mapping[str, Any]] = []
@@ -129,15 +129,25 @@ def confirmation_runs(
 
 def search_proper(rows: Iterable[Row]) -> list[Row]:
     """The rows of the search proper: neither confirmation runs nor final runs."""
-    return [row for row in rows if not _confirms(row) and not _number(row.get("extends"))]
+    return [row for row in rows if not _confirms(row) and not is_set(row.get("extends"))]
 
 
 def _confirms(row: Mapping[str, Any]) -> bool:
-    return _number(row.get("confirms"))
+    return is_set(row.get("confirms"))
 
 
-def _number(value: Any) -> bool:
+def is_set(value: Any) -> bool:
+    """A cell that holds a value: not None, not NaN (how pandas reads a missing number)."""
     return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def final_runs(board: pd.DataFrame) -> pd.DataFrame:
+    """A search's final runs (``extends``, ``nasfcn.search._final``) that trained: full runs, or
+    stopped by the budget's end after an epoch. What ``nasfcn export`` and the summary pick from."""
+    if "extends" not in board:
+        return board.iloc[:0]
+    statuses = (*FULL_RUNS, "stopped_early")
+    return board[board["extends"].notna() & board["status"].isin(statuses) & board["best_miou"].notna()]
 
 
 def pooled(trials: pd.DataFrame) -> pd.DataFrame:
@@ -219,10 +229,10 @@ def _resorted(frame: pd.DataFrame) -> pd.DataFrame:
 def pooled_text(row: Mapping[str, Any]) -> str | None:
     """``0.612 ± 0.013 [0.580, 0.644] (3), tie group 1`` for a run of a confirmed group, else None."""
     count = row.get("confirmed_n")
-    if count is None or not _number(count):
+    if count is None or not is_set(count):
         return None
     text = f"{row['confirmed_mean']:.3f}"
-    if _number(row.get("confirmed_sd")):
+    if is_set(row.get("confirmed_sd")):
         low, high = row["confirmed_ci_low"], row["confirmed_ci_high"]
         text += f" ± {row['confirmed_sd']:.3f} [{low:.3f}, {high:.3f}]"
     return f"{text} ({int(count)}), tie group {int(row['tie_group'])}"

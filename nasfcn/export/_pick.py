@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from nasfcn.confirm import FULL_RUNS, pooled
+from nasfcn.confirm import FULL_RUNS, final_runs, pooled
 from nasfcn.export._write import ExportError
 from nasfcn.store import RESULT_STATUSES, Store
 
@@ -68,7 +68,7 @@ def select_trial(
                 f"takes {trained['latency_ms'].min():.3g} ms"
             )
         trained = fast
-    finals = _final_runs(board, scored)
+    finals = final_runs(board)
     if max_latency_ms is not None:
         finals = finals[finals["latency_ms"] <= max_latency_ms]
     if not finals.empty:  # the search's best networks trained for longer (nasfcn.search._final)
@@ -78,14 +78,6 @@ def select_trial(
         if winner is not None:
             return winner
     return trained.sort_values(["best_miou", "latency_ms", "number"], ascending=[False, True, True]).iloc[0]
-
-
-def _final_runs(board: pd.DataFrame, scored: pd.Series) -> pd.DataFrame:
-    """A search's final runs that trained: completed, or stopped by the budget's end after an epoch."""
-    if "extends" not in board:
-        return board.iloc[:0]
-    statuses = (*RESULT_STATUSES, "stopped_early")
-    return board[board["extends"].notna() & board["status"].isin(statuses) & scored]
 
 
 def confirmed_winner(board: pd.DataFrame, allowed: pd.DataFrame | None = None) -> pd.Series | None:

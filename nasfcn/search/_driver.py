@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from nasfcn import catalogue
-from nasfcn.confirm import search_proper, with_pooled
+from nasfcn.confirm import final_runs, search_proper, with_pooled
 from nasfcn.genotype import Genotype
 from nasfcn.references import for_space
 from nasfcn.search._budgeting import (
@@ -490,7 +490,7 @@ def _summary(
     frame = with_pooled(leaderboard_frame(store, name))  # the best: the confirmed winner, if any
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
     ranked = frame.dropna(subset=["best_miou"])
-    finals = ranked[ranked["extends"].notna() & ranked["status"].isin(["completed", "stopped_early"])]
+    finals = final_runs(ranked)
     if not finals.empty:  # what nasfcn export picks: the best final run
         ranked = finals.sort_values(["best_miou", "number"], ascending=[False, True])
     best = ranked.iloc[0] if not ranked.empty else None

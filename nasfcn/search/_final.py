@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nasfcn.confirm import search_proper, to_confirm
+from nasfcn.confirm import is_set, search_proper, to_confirm
 from nasfcn.search._confirming import Rerun
 from nasfcn.store import FINISHED_STATUSES
 
@@ -66,7 +66,7 @@ def final_targets(rows: Sequence[Mapping[str, Any]], count: int) -> list[Mapping
     stopped = [
         row
         for row in search_proper(rows)
-        if row.get("status") == "stopped_early" and _finite(row.get("best_miou"))
+        if row.get("status") == "stopped_early" and is_set(row.get("best_miou"))
     ]
     for row in sorted(stopped, key=lambda row: (-float(row["best_miou"]), int(row["number"]))):
         if len(chosen) >= count:
@@ -98,7 +98,7 @@ def plan_final(
     Once a final run of the search finished the phase is over: a resume runs only the
     interrupted ones again.
     """
-    earlier = [row for row in rows if _finite(row.get("extends"))]
+    earlier = [row for row in rows if is_set(row.get("extends"))]
     left = [row for row in earlier if row.get("status") == "interrupted"]
     numbers = {int(row["extends"]): int(row["number"]) for row in left}  # run again under their own
     if any(row.get("status") in FINISHED_STATUSES for row in earlier):
@@ -125,9 +125,5 @@ def plan_final(
 
 def median_epoch_s(seconds: Sequence[float]) -> float | None:
     """The median of a trial's epoch seconds (None when it has none)."""
-    finite = [float(s) for s in seconds if _finite(s) and float(s) > 0]
+    finite = [float(s) for s in seconds if is_set(s) and float(s) > 0]
     return statistics.median(finite) if finite else None
-
-
-def _finite(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
