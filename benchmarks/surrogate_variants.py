@@ -15,9 +15,10 @@ for the run as strategy ``surrogate-<name>`` (the arena replays any registered s
 Every variant and TPE replay the same seeds (repeat r: seed + r), so they pair up. For each
 variant: the median epochs to the target (the top 1% of the table's architectures), the
 ratio of that median to TPE + ASHA's with a paired bootstrap 95% CI, the share of searches
-that reached it, the repeats where each got there first, the paired Wilcoxon p on epochs to
-the target (a search that never got there counts one epoch past the longest replay) and on
-regret at equal epochs (the fewest any replay trained). A markdown block on stdout.
+that reached it, the repeats where each got there first, the paired Wilcoxon p (the
+arena's own, ``nasfcn.arena.wilcoxon``) on epochs to the target (a search that never got
+there counts one epoch past the longest replay) and on regret at equal epochs (the fewest
+any replay trained). A markdown block on stdout.
 
 Tune on seeds apart from those you report: ``--seed 1000`` to choose, ``--seed 0`` (the
 README's and RESULTS.md's arena figures) to report.
@@ -36,7 +37,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from nasfcn.arena import (
     ArenaSearch,
@@ -46,6 +46,7 @@ from nasfcn.arena import (
     regret_at,
     replays,
     target_of,
+    wilcoxon,
 )
 from nasfcn.catalogue import Strategy
 from nasfcn.genotype import Genotype
@@ -73,6 +74,7 @@ class VariantSearch(_learned.SurrogateSearch):
         self._epochs: dict[str, int] = {}  # Ray trial id -> epochs reported so far
         self._trained: list[int] = []  # epochs of each observation, beside _values
         self._space_list: list[Genotype] | None = None
+        self._pending_epochs = 1  # the completing trial's epochs, for _observe (1: a resumed row)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         super().on_trial_result(trial_id, result)
@@ -87,7 +89,7 @@ class VariantSearch(_learned.SurrogateSearch):
 
     def _observe(self, genotype: Genotype, value: float) -> None:
         super()._observe(genotype, value)
-        self._trained.append(getattr(self, "_pending_epochs", 1))
+        self._trained.append(self._pending_epochs)
 
     def _next(self) -> Genotype | None:
         if len(self._values) < self.startup:
@@ -111,7 +113,7 @@ class VariantSearch(_learned.SurrogateSearch):
         return [g for g in self._space_list if g.trial_key not in self._tried]
 
     def _features(self, genotypes: list[Genotype], epochs: list[int]) -> np.ndarray:
-        codes = self._encoder.matrix(genotypes).reshape(len(genotypes), -1)
+        codes = self._encoder.matrix(genotypes)
         if not self.fidelity:
             return codes
         return np.hstack([codes, np.log(np.maximum(np.asarray(epochs, dtype=float), 1.0)).reshape(-1, 1)])
@@ -167,14 +169,15 @@ def paired_row(
         ratios.append(_ratio(np.median(e_mine[rows]), np.median(e_base[rows])))
     with np.errstate(invalid="ignore"):  # inf - inf inside the percentile of a never/never resample
         low, high = np.nanpercentile(ratios, [2.5, 97.5])
-    diff = np.minimum(e_mine, cap) - np.minimum(e_base, cap)
+    capped = np.minimum(e_mine, cap)
+    diff = capped - np.minimum(e_base, cap)
     regret = np.asarray([regret_at(a, "epochs", np.asarray([budget]))[0] for a in mine])
     regret_base = np.asarray([regret_at(b, "epochs", np.asarray([budget]))[0] for b in base])
     return (
         f"| {name} | {_epochs(np.median(e_mine))} | {_ratio(np.median(e_mine), np.median(e_base)):.2f} "
         f"[{low:.2f}, {high:.2f}] | {np.isfinite(e_mine).mean():.0%} "
-        f"| {(diff < 0).sum()} / {(diff > 0).sum()} | {_wilcoxon(diff):.2g} "
-        f"| {np.median(regret):.4f} | {_wilcoxon(regret - regret_base):.2g} |"
+        f"| {(diff < 0).sum()} / {(diff > 0).sum()} | {wilcoxon(capped, np.minimum(e_base, cap)):.2g} "
+        f"| {np.median(regret):.4f} | {wilcoxon(regret, regret_base):.2g} |"
     )
 
 
@@ -186,11 +189,6 @@ def _ratio(mine: float, base: float) -> float:
 
 def _epochs(value: float) -> str:
     return "never" if not math.isfinite(value) else f"{value:.0f}"
-
-
-def _wilcoxon(diff: np.ndarray) -> float:
-    diff = diff[diff != 0]
-    return float(stats.wilcoxon(diff).pvalue) if len(diff) else 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
