@@ -169,11 +169,10 @@ def _confirmation_time(
     keeper: BudgetKeeper | None, confirmation: ConfirmationPlan, prepared: _Prepared
 ) -> float | None:
     """Seconds the budget leaves the confirmation runs, or None when they would not fit."""
-    if keeper is None or keeper.cost() is None:
+    cost = keeper.cost() if keeper is not None else None
+    if keeper is None or cost is None:
         return None
     left = keeper.phases_end - keeper.clock() - keeper.final_s
-    cost = keeper.cost()
-    assert cost is not None
     trained = [int(row.get("epochs_trained") or 0) for row in confirmation.targets]
     epochs = max(trained) or prepared.config.epochs
     needed = confirmation_seconds(
