@@ -121,16 +121,10 @@ def test_final_runs_turn_the_default_confirmation_off_but_not_an_asked_one() -> 
     assert confirm_policy(asked).top == 2
 
 
-@pytest.mark.slow
-def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
-    ray_local: None, micro_space: Path, tmp_path: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+def _budgeted(micro_space: Path, tmp_path: Path, **changes) -> SearchConfig:
+    """A budgeted random search of ``micro_space`` with final runs on half its budget."""
     options = {
         "space": str(micro_space),
-        "name": "f",
-        "time_budget_min": 1.0,
-        "trials": 3,
         "epochs": 2,
         "strategy": "random",
         "image_size": 32,
@@ -139,13 +133,22 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
         "recipe": TrainRecipe(epochs=2, batch_size=8),
         "confirm_top": 0,
         "final_share": 0.5,
-        "db": url,
+        "db": f"sqlite:///{tmp_path / 'nasfcn.db'}",
         "storage_path": str(tmp_path / "runs"),
         "concurrency": 2,
         "quiet": True,
+        **changes,
     }
     execution, rest = execution_options(options)
-    summary = run_search(SearchConfig(**rest, execution=execution))
+    return SearchConfig(**rest, execution=execution)
+
+
+@pytest.mark.slow
+def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
+    ray_local: None, micro_space: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    summary = run_search(_budgeted(micro_space, tmp_path, name="f", time_budget_min=1.0, trials=3))
     board = leaderboard_frame(open_store(url), "f")
     finals = board[board["extends"].notna()]
     proper = board[board["extends"].isna()]
@@ -170,26 +173,7 @@ def test_a_resume_after_the_trials_ran_trains_an_interrupted_final_run_again(
     the resume still has a budget keeper and time for the final phase, and trains that one run
     again under its number, without repeating the finished one."""
     url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
-    options = {
-        "space": str(micro_space),
-        "name": "r",
-        "time_budget_min": 0.75,
-        "trials": 2,
-        "epochs": 2,
-        "strategy": "random",
-        "image_size": 32,
-        "train_samples": 16,
-        "val_samples": 8,
-        "recipe": TrainRecipe(epochs=2, batch_size=8),
-        "confirm_top": 0,
-        "final_share": 0.5,
-        "db": url,
-        "storage_path": str(tmp_path / "runs"),
-        "concurrency": 2,
-        "quiet": True,
-    }
-    execution, rest = execution_options(options)
-    config = SearchConfig(**rest, execution=execution)
+    config = _budgeted(micro_space, tmp_path, name="r", time_budget_min=0.75, trials=2)
     run_search(config)
     store = open_store(url)
     before = leaderboard_frame(store, "r")
