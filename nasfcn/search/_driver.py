@@ -133,12 +133,13 @@ def run_search(config: SearchConfig, console: Console | None = None) -> SearchSu
         folder = config.execution.run_folder(name)
         with run.logging(folder, "search.log"):
             _announce(prepared, plan, registered, store, folder, console)
-            keeper = None
+            # built even when --trials is reached: a resume still runs the phases left (an
+            # interrupted final or confirmation run) in the time the budget has left
+            keeper = _keeper(prepared, store, registered.search_id, stored_config, plan, started)
             if (nothing := _nothing_left(prepared, plan, registered)) is not None:
                 console.print(nothing, markup=False)
                 interrupted = False
             else:
-                keeper = _keeper(prepared, store, registered.search_id, stored_config, plan, started)
                 interrupted = run.run_trials(
                     registered.search_id,
                     name,
@@ -192,9 +193,10 @@ def _keeper(
     plan: _Plan,
     started: float,
 ) -> BudgetKeeper | None:
-    """The budget's keeper; its clock started with the command (Ray's start is spent from it too)."""
+    """The budget's keeper (None without a budget or once it is spent); its clock started with the
+    command (Ray's start is spent from it too)."""
     config, budget = prepared.config, prepared.budget
-    if budget is None:
+    if budget is None or budget.seconds <= 0:
         return None
     keeper = BudgetKeeper(
         budget.seconds,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from nasfcn.confirm import ConfirmPolicy, policy_for
+from nasfcn.confirm import ConfirmPolicy, is_set, policy_for
 from nasfcn.genotype import Genotype
 from nasfcn.search._budgeting import BudgetStart
 from nasfcn.search._config import SearchConfig
@@ -183,12 +183,18 @@ def _confirmation_time(
 
 def final_seconds(config: SearchConfig, store: Store, sid: int, budget: BudgetStart) -> float:
     """Seconds this driver keeps for the final runs: ``--final-share`` of the whole budget (at most
-    what is left of it), none once a final run finished (a resume after the final phase)."""
+    what is left of it); none once the final phase is over (a final run finished and none is
+    left interrupted: a resume after the final phase). A resume after a driver was stopped
+    between two final runs keeps the time for the one left."""
     if config.final_share <= 0:
         return 0.0
-    if any(row.get("extends") is not None for row in finished_trials(store, sid)):
+    if _has_final(finished_trials(store, sid)) and not _has_final(interrupted_trials(store, sid)):
         return 0.0
     return min(config.final_share * budget.total_s, budget.seconds)
+
+
+def _has_final(rows: list[dict[str, Any]]) -> bool:
+    return any(is_set(row.get("extends")) for row in rows)
 
 
 def confirm_policy(config: SearchConfig) -> ConfirmPolicy | None:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from nasfcn.export._pick import select_trial
-from nasfcn.search import SearchConfig, SearchConfigError, execution_options, run_search
+from nasfcn.search import SearchConfig, SearchConfigError, execution_options, run_search, with_execution
+from nasfcn.search._budgeting import used_before
 from nasfcn.search._final import FILL, final_epochs, final_targets, median_epoch_s, plan_final
 from nasfcn.search._phases import confirm_policy
 from nasfcn.search._resume import UNRECORDED_BEFORE
@@ -119,16 +121,10 @@ def test_final_runs_turn_the_default_confirmation_off_but_not_an_asked_one() -> 
     assert confirm_policy(asked).top == 2
 
 
-@pytest.mark.slow
-def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
-    ray_local: None, micro_space: Path, tmp_path: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+def _budgeted(micro_space: Path, tmp_path: Path, **changes) -> SearchConfig:
+    """A budgeted random search of ``micro_space`` with final runs on half its budget."""
     options = {
         "space": str(micro_space),
-        "name": "f",
-        "time_budget_min": 1.0,
-        "trials": 3,
         "epochs": 2,
         "strategy": "random",
         "image_size": 32,
@@ -137,13 +133,22 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
         "recipe": TrainRecipe(epochs=2, batch_size=8),
         "confirm_top": 0,
         "final_share": 0.5,
-        "db": url,
+        "db": f"sqlite:///{tmp_path / 'nasfcn.db'}",
         "storage_path": str(tmp_path / "runs"),
         "concurrency": 2,
         "quiet": True,
+        **changes,
     }
     execution, rest = execution_options(options)
-    summary = run_search(SearchConfig(**rest, execution=execution))
+    return SearchConfig(**rest, execution=execution)
+
+
+@pytest.mark.slow
+def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
+    ray_local: None, micro_space: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    summary = run_search(_budgeted(micro_space, tmp_path, name="f", time_budget_min=1.0, trials=3))
     board = leaderboard_frame(open_store(url), "f")
     finals = board[board["extends"].notna()]
     proper = board[board["extends"].isna()]
@@ -158,3 +163,38 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
     picked = select_trial(board, "f")
     assert int(picked["extends"]) in set(proper["number"].astype(int))
     assert summary.best_trial == int(picked["number"])
+
+
+@pytest.mark.slow
+def test_a_resume_after_the_trials_ran_trains_an_interrupted_final_run_again(
+    ray_local: None, micro_space: Path, tmp_path: Path
+) -> None:
+    """--trials reached and one final run left interrupted (a driver stopped between the two):
+    the resume still has a budget keeper and time for the final phase, and trains that one run
+    again under its number, without repeating the finished one."""
+    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
+    config = _budgeted(micro_space, tmp_path, name="r", time_budget_min=0.75, trials=2)
+    run_search(config)
+    store = open_store(url)
+    before = leaderboard_frame(store, "r")
+    proper = before[before["extends"].isna()]
+    finals = before[before["extends"].notna()].sort_values("number")
+    assert len(proper) == 2
+    assert set(proper["status"]) == {"completed"}
+    assert len(finals) >= 1
+    last = int(finals["number"].iloc[-1])
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE trials SET status = 'interrupted' WHERE number = :n"), {"n": last})
+
+    budget = (used_before(store, "r") + 30.0) / 60  # a longer budget: half a minute more
+    again = replace(config, time_budget_min=budget, explicit=frozenset({"name", "time_budget_min"}))
+    run_search(with_execution(again, resume=True))
+    after = leaderboard_frame(open_store(url), "r")
+    assert len(after) == len(before)  # nothing repeated, nothing new in the search proper
+    rerun = after[after["number"] == last].iloc[0]
+    assert rerun["status"] in {"completed", "stopped_early"}  # trained again under its own number
+    assert int(rerun["extends"]) == int(finals["extends"].iloc[-1])
+    for row in finals.iloc[:-1].itertuples():  # a final run that finished is not trained again
+        same = after[after["number"] == int(row.number)].iloc[0]
+        assert same["status"] == row.status
+        assert same["epochs_trained"] == row.epochs_trained
