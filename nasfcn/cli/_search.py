@@ -111,8 +111,10 @@ def search(
         typer.Option(
             help="With --time-budget: the share of the budget kept for final runs, in which the search's "
             "best networks (one per worker) train again from scratch for as many epochs as fill it; "
-            "export then picks the best of them. Default 0 (none): at 5 minutes on shapes, half the "
-            "budget kept lowered what the search exported (benchmarks/RESULTS.md)."
+            "export then picks the best of them. Default: 0 (none) below 15 minutes, 0.5 from 15 "
+            "minutes up; on shapes half the budget kept lowered what the search exported at 5 "
+            "minutes and raised it at 15 (benchmarks/RESULTS.md, 'Final runs'). A resume keeps the "
+            "search's share."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the optimizer, the data and training.")] = 0,

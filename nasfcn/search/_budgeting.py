@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from nasfcn.search._budget import UNCAPPED_TRIALS, Plan, seconds_used
-from nasfcn.search._config import SearchConfig
+from nasfcn.search._config import SearchConfig, default_final_share
 from nasfcn.store import Store, create_search, epochs_frame, get_search, trial_times_frame
 
 log = logging.getLogger("nasfcn.search")
@@ -82,7 +82,9 @@ def used_before(store: Store, name: str) -> float:
 
 
 def budgeted(config: SearchConfig, given: frozenset[str]) -> SearchConfig:
-    """A new budgeted search without --epochs trains up to the cap; without --trials, as many as fit."""
+    """A new budgeted search without --epochs trains up to the cap; without --trials, as many as
+    fit; without --final-share, keeps the share its budget's length calls for. A resume keeps
+    what the search stored (a longer --time-budget does not switch its final runs on or off)."""
     from nasfcn.search._budget import DEFAULT_EPOCH_CAP
 
     if not config.time_budget_min or config.execution.resume:
@@ -92,6 +94,8 @@ def budgeted(config: SearchConfig, given: frozenset[str]) -> SearchConfig:
         changes["epochs"] = DEFAULT_EPOCH_CAP
     if "trials" not in given:
         changes["trials"] = UNCAPPED_TRIALS
+    if "final_share" not in given:
+        changes["final_share"] = default_final_share(config.time_budget_min)
     return replace(config, **changes) if changes else config
 
 

@@ -10,9 +10,10 @@ from rich.console import Console
 from sqlalchemy import update
 
 from nasfcn.genotype import EncoderGene, Genotype
-from nasfcn.search import SearchConfig, execution_options, run_search
+from nasfcn.search import SearchConfig, execution_options, run_search, with_execution
 from nasfcn.search._budget import DEFAULT_EPOCH_CAP, UNCAPPED_TRIALS, Cost, plan
 from nasfcn.search._budgeting import BUDGET, budget_start, budgeted, used_before
+from nasfcn.search._config import FINAL_SHARE, LONG_BUDGET_MIN, LONG_FINAL_SHARE
 from nasfcn.store import create_search, finish_trial, get_search, open_store, record_epoch, upsert_trial
 from nasfcn.store._schema import Trial
 
@@ -67,6 +68,18 @@ def test_a_new_budgeted_search_plans_epochs_and_trials_unless_given(tmp_path: Pa
     assert (capped.epochs, capped.trials) == (5, 7)
     unbudgeted = _config(tmp_path)
     assert budgeted(unbudgeted, frozenset()) is unbudgeted
+
+
+def test_final_runs_default_on_from_a_long_budget_and_a_resume_keeps_its_share(tmp_path: Path) -> None:
+    short = budgeted(_config(tmp_path, time_budget_min=LONG_BUDGET_MIN - 5), frozenset({"time_budget_min"}))
+    assert short.final_share == FINAL_SHARE == 0.0  # at 5 minutes final runs lost (RESULTS.md)
+    long = budgeted(_config(tmp_path, time_budget_min=LONG_BUDGET_MIN), frozenset({"time_budget_min"}))
+    assert long.final_share == LONG_FINAL_SHARE
+    asked = _config(tmp_path, time_budget_min=30.0, final_share=0.0)
+    assert budgeted(asked, frozenset({"time_budget_min", "final_share"})).final_share == 0.0
+    # a resume given a longer budget keeps the stored share: budgeted() leaves it to merge_stored
+    resumed = with_execution(_config(tmp_path, time_budget_min=30.0), resume=True)
+    assert budgeted(resumed, frozenset({"time_budget_min"})).final_share == FINAL_SHARE
 
 
 def test_a_resume_has_what_the_earlier_trials_did_not_use(tmp_path: Path) -> None:

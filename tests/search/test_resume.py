@@ -184,6 +184,16 @@ def test_adjustable_settings_are_recorded_for_the_next_resume(tmp_path, micro_sp
     assert (again["config"]["execution"]["concurrency"], again["config"]["time_budget_min"]) == (1, 5.0)
 
 
+def test_a_longer_budget_on_resume_keeps_the_final_share(tmp_path, micro_space, store_tracker) -> None:
+    """--final-share's default depends on the budget's length (on from 15 minutes): a resume
+    given a longer budget continues the search it was, with its final runs off."""
+    config = stored_search(tmp_path, micro_space, time_budget_min=5.0)
+    output, stored = _resume(config, time_budget_min=30.0)
+    assert "--time-budget 30 (stored 5)" in output
+    assert stored["config"]["final_share"] == 0.0
+    assert "final runs" not in output
+
+
 def test_a_search_stored_flat_by_an_earlier_version_resumes_with_its_settings(
     tmp_path, micro_space, store_tracker
 ) -> None:
