@@ -77,6 +77,14 @@ def final_targets(rows: Sequence[Mapping[str, Any]], count: int) -> list[Mapping
     return chosen
 
 
+def final_phase_over(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """A final run finished and none is left interrupted: nothing for a resume to train again
+    (``plan_final``'s rule, read before a driver keeps time for the phase)."""
+    earlier = [row for row in rows if is_set(row.get("extends"))]
+    finished = any(row.get("status") in FINISHED_STATUSES for row in earlier)
+    return finished and not any(row.get("status") == "interrupted" for row in earlier)
+
+
 def final_epochs(seconds: float, epoch_s: float, overhead_s: float) -> int:
     """Epochs one run can train in ``seconds``: its start-up, then ``FILL`` of the rest in epochs."""
     if epoch_s <= 0 or not math.isfinite(epoch_s):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from nasfcn.confirm import ConfirmPolicy, is_set, policy_for
+from nasfcn.confirm import ConfirmPolicy, policy_for
 from nasfcn.genotype import Genotype
 from nasfcn.search._budgeting import BudgetStart
 from nasfcn.search._config import SearchConfig
@@ -27,7 +27,7 @@ from nasfcn.search._confirming import (
     plan_confirmation,
 )
 from nasfcn.search._deadline import BudgetKeeper, DeadlineScheduler, overrun_allowance_s
-from nasfcn.search._final import median_epoch_s, plan_final
+from nasfcn.search._final import final_phase_over, median_epoch_s, plan_final
 from nasfcn.search._lifecycle import RunLifecycle, Trials, shippable
 from nasfcn.search._scheduler import make_scheduler
 from nasfcn.search._trainable import TrialSettings, data_key
@@ -188,13 +188,9 @@ def final_seconds(config: SearchConfig, store: Store, sid: int, budget: BudgetSt
     between two final runs keeps the time for the one left."""
     if config.final_share <= 0:
         return 0.0
-    if _has_final(finished_trials(store, sid)) and not _has_final(interrupted_trials(store, sid)):
+    if final_phase_over([*finished_trials(store, sid), *interrupted_trials(store, sid)]):
         return 0.0
     return min(config.final_share * budget.total_s, budget.seconds)
-
-
-def _has_final(rows: list[dict[str, Any]]) -> bool:
-    return any(is_set(row.get("extends")) for row in rows)
 
 
 def confirm_policy(config: SearchConfig) -> ConfirmPolicy | None:
