@@ -133,15 +133,17 @@ def test_device_selection() -> None:
 def test_skips_matter_on_shapes() -> None:
     """A U-Net-like net clearly beats an FCN-32s-like one on ``shapes`` after the same training.
 
-    Floors, never times: on 2 CPU cores the two runs take about a minute and a half.
+    Floors, never times. At 32x32 a 4-stage encoder ends at 2x2, so FCN-32s has little to
+    upsample from: measured 0.448 against 0.213 (about 40 s on 2 CPU cores; at 64x64 and 20
+    epochs the same contrast took three minutes).
     """
-    data = load_dataset("shapes", DataConfig(image_size=64, train_samples=512, val_samples=128))
-    recipe = TrainRecipe(epochs=20, batch_size=16, lr=3e-3)
+    data = load_dataset("shapes", DataConfig(image_size=32, train_samples=512, val_samples=128))
+    recipe = TrainRecipe(epochs=16, batch_size=16, lr=3e-3)
     encoder = EncoderGene(stages=4, width=16)
     unet = fit(Genotype(encoder=encoder, skip="unet_concat"), data, recipe, device="cpu")
     fcn32 = fit(Genotype(encoder=encoder, skip="none"), data, recipe, device="cpu")
-    assert unet.best.val.miou >= 0.5
-    assert unet.best.val.miou > fcn32.best.val.miou + 0.05
+    assert unet.best.val.miou >= 0.4
+    assert unet.best.val.miou > fcn32.best.val.miou + 0.1
     assert math.isfinite(fcn32.best.val.miou)
 
 
