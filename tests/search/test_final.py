@@ -144,15 +144,23 @@ def _budgeted(micro_space: Path, tmp_path: Path, **changes) -> SearchConfig:
 
 
 @pytest.mark.slow
-def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
+def test_final_runs_extend_the_best_trials_export_picks_them_and_a_resume_trains_an_interrupted_one(
     ray_local: None, micro_space: Path, tmp_path: Path
 ) -> None:
+    """A budgeted search ends with final runs: the same networks and seeds as trials of the
+    search proper, trained for longer, and export picks among them. Then --trials reached and
+    one final run left interrupted (a driver stopped between the two): the resume still has a
+    budget keeper and time for the final phase, and trains that one run again under its
+    number, without repeating the finished one. (One search for both: each takes ~50 s.)"""
     url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
-    summary = run_search(_budgeted(micro_space, tmp_path, name="f", time_budget_min=1.0, trials=3))
-    board = leaderboard_frame(open_store(url), "f")
-    finals = board[board["extends"].notna()]
-    proper = board[board["extends"].isna()]
-    assert 1 <= len(proper) <= 3
+    config = _budgeted(micro_space, tmp_path, name="r", time_budget_min=0.75, trials=2)
+    summary = run_search(config)
+    store = open_store(url)
+    before = leaderboard_frame(store, "r")
+    proper = before[before["extends"].isna()]
+    finals = before[before["extends"].notna()].sort_values("number")
+    assert len(proper) == 2
+    assert set(proper["status"]) <= {"completed", "stopped_early"}  # both count against --trials
     assert 1 <= len(finals) <= 2
     assert set(finals["status"]) <= {"completed", "stopped_early"}
     for row in finals.itertuples():
@@ -160,28 +168,10 @@ def test_a_budgeted_search_ends_with_final_runs_that_export_picks(
         assert row.arch_id == source.arch_id
         assert row.seed == source.seed
         assert row.epochs_trained > source.epochs_trained  # the same network, trained for longer
-    picked = select_trial(board, "f")
+    picked = select_trial(before, "r")
     assert int(picked["extends"]) in set(proper["number"].astype(int))
     assert summary.best_trial == int(picked["number"])
 
-
-@pytest.mark.slow
-def test_a_resume_after_the_trials_ran_trains_an_interrupted_final_run_again(
-    ray_local: None, micro_space: Path, tmp_path: Path
-) -> None:
-    """--trials reached and one final run left interrupted (a driver stopped between the two):
-    the resume still has a budget keeper and time for the final phase, and trains that one run
-    again under its number, without repeating the finished one."""
-    url = f"sqlite:///{tmp_path / 'nasfcn.db'}"
-    config = _budgeted(micro_space, tmp_path, name="r", time_budget_min=0.75, trials=2)
-    run_search(config)
-    store = open_store(url)
-    before = leaderboard_frame(store, "r")
-    proper = before[before["extends"].isna()]
-    finals = before[before["extends"].notna()].sort_values("number")
-    assert len(proper) == 2
-    assert set(proper["status"]) <= {"completed", "stopped_early"}  # both count against --trials
-    assert len(finals) >= 1
     last = int(finals["number"].iloc[-1])
     with store.engine.begin() as connection:
         connection.execute(text("UPDATE trials SET status = 'interrupted' WHERE number = :n"), {"n": last})
