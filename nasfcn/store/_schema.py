@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,6 +100,13 @@ class Trial(Base):
         Index("ix_trials_search_started", "search_id", "started_at"),  # the live board's watermark
         Index("ix_trials_search_finished", "search_id", "finished_at"),
         Index("ix_trials_dataset_best", "dataset", "best_miou"),  # across searches of a dataset
+        # deleting a trial looks up the trials cached from it (the foreign key's SET NULL)
+        Index(
+            "ix_trials_cached_from",
+            "cached_from",
+            sqlite_where=text("cached_from IS NOT NULL"),
+            postgresql_where=text("cached_from IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

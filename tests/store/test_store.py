@@ -749,6 +749,22 @@ def test_upgrade_to_final_runs_adds_extends_and_goes_back(db_url: str) -> None:
     store.dispose()
 
 
+def test_upgrade_indexes_the_trials_cached_from_another_and_goes_back(db_url: str) -> None:
+    store = _store_at_0003(db_url)
+    _at_revision(db_url, "0008")
+    with store.engine.connect() as connection:
+        indexes = {index["name"] for index in inspect(connection).get_indexes("trials")}
+        assert "ix_trials_cached_from" in indexes
+        assert connection.execute(text("SELECT count(*) FROM trials")).scalar_one() == 3
+        if connection.dialect.name == "sqlite":  # the foreign key's SET NULL lookup probes it
+            plan = connection.execute(text("EXPLAIN QUERY PLAN SELECT id FROM trials WHERE cached_from = 2"))
+            assert "ix_trials_cached_from" in " ".join(str(row[-1]) for row in plan)
+    _at_revision(db_url, "0007")
+    with store.engine.connect() as connection:
+        assert "ix_trials_cached_from" not in {i["name"] for i in inspect(connection).get_indexes("trials")}
+    store.dispose()
+
+
 def test_the_revisions_are_alembics_own_without_importing_alembic(db_url: str) -> None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
