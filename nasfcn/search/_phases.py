@@ -67,7 +67,7 @@ def confirm_phase(
         return False
     time_budget_s = None
     if config.time_budget_min is not None:
-        time_budget_s = _confirmation_time(keeper, confirmation, prepared)
+        time_budget_s = _confirmation_time(keeper, confirmation, prepared, store)
         if time_budget_s is None:
             console.print(
                 f"confirmation ({policy.describe()}) skipped: the time budget leaves too little for "
@@ -166,18 +166,29 @@ def _epoch_seconds(
 
 
 def _confirmation_time(
-    keeper: BudgetKeeper | None, confirmation: ConfirmationPlan, prepared: _Prepared
+    keeper: BudgetKeeper | None, confirmation: ConfirmationPlan, prepared: _Prepared, store: Store
 ) -> float | None:
-    """Seconds the budget leaves the confirmation runs, or None when they would not fit."""
-    cost = keeper.cost() if keeper is not None else None
-    if keeper is None or cost is None:
+    """Seconds the budget leaves the confirmation runs, or None when they would not fit.
+
+    The cost is this driver's measure; a resume that trained nothing before its confirmation
+    (--trials reached) has none, and then plans from the targets' own recorded epochs, the
+    slowest of them (as ``final_phase`` plans from each run's), with no start-up measured.
+    """
+    if keeper is None:
         return None
+    cost = keeper.cost()
+    if cost is not None:
+        epoch_s, overhead_s = cost.epoch_s, cost.overhead_s
+    else:
+        recorded = _epoch_seconds(store, str(prepared.config.name), prepared.config)
+        measured = [s for s in map(recorded, confirmation.targets) if s is not None]
+        if not measured:
+            return None
+        epoch_s, overhead_s = max(measured), 0.0
     left = keeper.phases_end - keeper.clock() - keeper.final_s
     trained = [int(row.get("epochs_trained") or 0) for row in confirmation.targets]
     epochs = max(trained) or prepared.config.epochs
-    needed = confirmation_seconds(
-        len(confirmation.runs), keeper.concurrency, epochs, cost.epoch_s, cost.overhead_s
-    )
+    needed = confirmation_seconds(len(confirmation.runs), keeper.concurrency, epochs, epoch_s, overhead_s)
     return left if needed <= left else None
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from nasfcn.confirm import ConfirmPolicy
 from nasfcn.search import SearchConfig, execution_options, run_search, with_execution
+from nasfcn.search._budgeting import used_before
 from nasfcn.search._confirming import (
     RerunSearch,
     confirmation_reruns,
@@ -85,6 +86,32 @@ def test_confirmation_reseeds_the_top_networks_and_a_resume_neither_repeats_nor_
     assert len(board) == 3 + 4  # nothing repeated, nothing lost
     assert sorted(again["number"].astype(int)) == numbers
     assert set(again["status"]) == {"completed"}  # the interrupted one ran again under its number
+
+
+@pytest.mark.slow
+def test_a_budgeted_resume_with_the_trials_run_confirms_from_the_recorded_epochs(
+    ray_local, tmp_path, micro_space
+) -> None:
+    """--trials reached, the confirmation runs left interrupted (or never started): the resume
+    trains nothing before its confirmation, so it measures no epoch; it plans the confirmation
+    from the epochs the search recorded instead of skipping it."""
+    config = _config(tmp_path, micro_space, trials=2, time_budget_min=0.75, final_share=0.0)
+    run_search(config)
+    url = config.execution.db
+    store = open_store(url)
+    board, runs = _confirmations(url)
+    assert len(board[board["confirms"].isna()]) == 2
+    earlier = sorted(runs["number"].astype(int))
+    with store.engine.begin() as connection:  # a driver killed during its confirmation
+        connection.execute(text("UPDATE trials SET status = 'interrupted' WHERE confirms IS NOT NULL"))
+
+    budget = (used_before(store, "c") + 45.0) / 60
+    again = replace(config, time_budget_min=budget, explicit=frozenset({"name", "time_budget_min"}))
+    run_search(with_execution(again, resume=True))
+    board, runs = _confirmations(url)
+    assert len(board) == 2 + 4  # nothing repeated in the search proper, every confirmation run there
+    assert set(runs["status"]) <= {"completed", "stopped_early"}
+    assert set(runs["number"].astype(int)) >= set(earlier)  # an interrupted run trains under its number
 
 
 def test_a_plan_confirms_distinct_networks_and_skips_what_finished() -> None:
