@@ -89,6 +89,10 @@ class Architecture(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+#: The rows of ``ix_trials_cached_from``: only cached trials point at another (migration 0008).
+_CACHED = text("cached_from IS NOT NULL")
+
+
 class Trial(Base):
     __tablename__ = "trials"
     __table_args__ = (
@@ -101,12 +105,7 @@ class Trial(Base):
         Index("ix_trials_search_finished", "search_id", "finished_at"),
         Index("ix_trials_dataset_best", "dataset", "best_miou"),  # across searches of a dataset
         # deleting a trial looks up the trials cached from it (the foreign key's SET NULL)
-        Index(
-            "ix_trials_cached_from",
-            "cached_from",
-            sqlite_where=text("cached_from IS NOT NULL"),
-            postgresql_where=text("cached_from IS NOT NULL"),
-        ),
+        Index("ix_trials_cached_from", "cached_from", sqlite_where=_CACHED, postgresql_where=_CACHED),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
